@@ -1,0 +1,112 @@
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import { AppError } from '../errors.js';
+import { randomId } from '../ids.js';
+import type { Logger } from '../logger.js';
+import { STREAMS, type Subjects } from '../subjects.js';
+
+/** The audit envelope of `events.proto`, as it travels (proto3 JSON). */
+export interface AuditEnvelope {
+  id: string;
+  type: string;
+  time: string;
+  source: string;
+  subject: string;
+  data: Record<string, unknown>;
+}
+
+export interface AuditStreamOptions {
+  /** Seconds events are kept; default 30 days. */
+  maxAgeSeconds: number;
+  /** Bytes before the stream refuses new events (discard new: fail closed). */
+  maxBytes: number;
+}
+
+export const DEFAULT_AUDIT_STREAM: AuditStreamOptions = {
+  maxAgeSeconds: 30 * 86400,
+  maxBytes: 8 * 1024 ** 3,
+};
+
+/**
+ * Creates `AOA_AUDIT` with the contract's settings from the start (2.9 cannot change retention later);
+ * when it exists, adjusts only what may change (age and size).
+ */
+export async function ensureAuditStream(
+  jsm: JetStreamManager,
+  subjects: Subjects,
+  options: AuditStreamOptions = DEFAULT_AUDIT_STREAM,
+): Promise<void> {
+  const config = {
+    name: STREAMS.audit,
+    subjects: [subjects.auditAll()],
+    retention: 'limits' as const,
+    storage: 'file' as const,
+    discard: 'new' as const,
+    max_age: options.maxAgeSeconds * 1e9,
+    max_bytes: options.maxBytes,
+    duplicate_window: 120 * 1e9,
+    deny_delete: true,
+    deny_purge: true,
+  };
+  try {
+    const info = await jsm.streams.info(STREAMS.audit);
+    if (info.config.max_age !== config.max_age || info.config.max_bytes !== config.max_bytes) {
+      await jsm.streams.update(STREAMS.audit, {
+        ...info.config,
+        max_age: config.max_age,
+        max_bytes: config.max_bytes,
+      });
+    }
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    await jsm.streams.add(config);
+  }
+}
+
+const isNotFound = (error: unknown): boolean =>
+  error instanceof Error && /not found/i.test(error.message) && !/no responders/i.test(error.message);
+
+/**
+ * Publishes audit events and waits for JetStream's acknowledgement: the fail-closed gate. A missing
+ * acknowledgement (NATS down, stream full, timeout) is `unavailable`, and the caller gets no credential.
+ *
+ * @example
+ * await audit.publish('delegation.issued', jti, { jti, sub, child });
+ */
+export class AuditPublisher {
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly subjects: Subjects,
+    private readonly source: string,
+    private readonly log: Logger,
+    private readonly timeoutMs = 2000,
+  ) {}
+
+  envelope(type: string, subject: string, data: Record<string, unknown>): AuditEnvelope {
+    return { id: randomId(), type, time: new Date().toISOString(), source: this.source, subject, data };
+  }
+
+  async publish(type: string, subject: string, data: Record<string, unknown>): Promise<AuditEnvelope> {
+    const event = this.envelope(type, subject, data);
+    await this.publishEnvelope(event);
+    return event;
+  }
+
+  async publishEnvelope(event: AuditEnvelope): Promise<void> {
+    try {
+      await this.js.publish(this.subjects.audit(event.type), JSON.stringify(event), {
+        msgID: event.id,
+        timeout: this.timeoutMs,
+      });
+    } catch (error) {
+      this.log.warn(
+        { err: summarize(error), eventType: event.type, eventId: event.id },
+        'audit publish failed',
+      );
+      throw new AppError('unavailable', 'audit log unavailable: request refused (fail closed)', {
+        cause: error,
+      });
+    }
+  }
+}
+
+const summarize = (error: unknown): string => (error instanceof Error ? error.message : String(error));

@@ -1,0 +1,55 @@
+/** One ancestor of a token, root first (contract section 3, `aoa_lineage`). */
+export interface LineageEntry {
+  jti: string;
+  app: string;
+  env: string;
+  iat_ms: number;
+  kid: string;
+  grant?: string;
+}
+
+/** RFC 8693 actor chain: the outermost `sub` is the current actor. */
+export interface ActorClaim {
+  sub: string;
+  act?: ActorClaim;
+}
+
+/** The claims of an aoa access token (RFC 9068 plus aoa's own). */
+export interface AoaClaims {
+  iss: string;
+  sub: string;
+  aud: string[];
+  client_id: string;
+  env: string;
+  scope: string;
+  iat: number;
+  nbf: number;
+  exp: number;
+  jti: string;
+  act: ActorClaim;
+  aoa_lineage: LineageEntry[];
+  aoa_iat_ms: number;
+  /** Deepest lineage length this token's descendants may reach; equal to its own depth when it may not delegate. */
+  aoa_max_depth: number;
+  /** The policy rule that allowed it. */
+  aoa_rule: string;
+  aoa_grant?: string;
+  cnf?: { jkt: string };
+}
+
+export const TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
+export const TOKEN_TYPE_ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
+
+/** The app id of `app:<app>` actors, or undefined for anything else. */
+export const actorApp = (actor: string): string | undefined =>
+  actor.startsWith('app:') ? actor.slice(4) : undefined;
+
+/** Actor chain flattened, current actor first. */
+export function actorList(act: ActorClaim | undefined): string[] {
+  const out: string[] = [];
+  for (let a = act; a; a = a.act) out.push(a.sub);
+  return out;
+}
+
+/** Depth of a token: the length of its lineage; a root delegation has depth 0. */
+export const depthOf = (claims: Pick<AoaClaims, 'aoa_lineage'>): number => claims.aoa_lineage.length;

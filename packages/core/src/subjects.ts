@@ -1,0 +1,50 @@
+import { assertName } from './names.js';
+
+/** NATS subject names under a configurable prefix (contract section 5). */
+export class Subjects {
+  constructor(readonly prefix: string = 'aoa') {
+    if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(prefix)) {
+      throw new TypeError(`subject prefix ${JSON.stringify(prefix)} is not a plain NATS subject`);
+    }
+  }
+
+  /** `aoa.audit.<type>`; types are dotted lowercase words. */
+  audit(type: string): string {
+    if (!/^[a-z0-9_]+(\.[a-z0-9_]+)*$/.test(type)) throw new TypeError(`bad audit type ${type}`);
+    return `${this.prefix}.audit.${type}`;
+  }
+
+  auditAll(): string {
+    return `${this.prefix}.audit.>`;
+  }
+
+  creds(env: string, app: string, agent: string): string {
+    return `${this.prefix}.creds.${assertName('environment', env)}.${assertName('app', app)}.${assertName('agent', agent)}`;
+  }
+
+  credsAll(): string {
+    return `${this.prefix}.creds.>`;
+  }
+
+  revoked(env: string, app: string): string {
+    return `${this.prefix}.revoked.${assertName('environment', env)}.${assertName('app', app)}`;
+  }
+
+  revokedAll(): string {
+    return `${this.prefix}.revoked.all`;
+  }
+
+  issuerMint(): string {
+    return `${this.prefix}.issuer.mint`;
+  }
+}
+
+/** Stream and bucket names (contract section 5). */
+export const STREAMS = { audit: 'AOA_AUDIT', creds: 'AOA_CREDS' } as const;
+export const BUCKETS = {
+  revocations: 'aoa_revocations',
+  keys: 'aoa_keys',
+  signingKeys: 'aoa_signing_keys',
+  grants: 'aoa_grants',
+  replay: 'aoa_replay',
+} as const;

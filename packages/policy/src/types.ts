@@ -1,0 +1,116 @@
+import type { KeyObject } from 'node:crypto';
+import type { JWK } from 'jose';
+
+/** A trusted IdP. `namespace` prefixes its subjects: `idp:<namespace>:<sub>`. */
+export interface IdpConfig {
+  namespace: string;
+  issuer: string;
+  audience: string;
+  groupsClaim: string;
+  /** JWS algorithms accepted from this IdP (never `none`, never HS*). */
+  algorithms: string[];
+}
+
+/** An IdP identity a client may present: by subject, or by membership of a group. */
+export interface PresentRule {
+  idp: string;
+  subjects: string[];
+  groups: string[];
+}
+
+/** A client's registered public key, imported once at load. */
+export interface ClientKey {
+  kid: string | undefined;
+  alg: string | undefined;
+  jwk: JWK;
+  key: KeyObject;
+}
+
+export interface ClientConfig {
+  id: string;
+  admin: boolean;
+  keys: ClientKey[];
+  mayPresent: PresentRule[];
+  dpopBoundAccessTokens: boolean;
+}
+
+export interface RoleConfig {
+  name: string;
+  /** groups as `<namespace>:<group>`, subjects as `idp:<namespace>:<sub>`, client ids, app ids. */
+  members: { groups: string[]; subjects: string[]; clients: string[]; apps: string[] };
+}
+
+export interface AppConfig {
+  name: string;
+  environments: string[];
+  audiences: string[];
+}
+
+export interface RuleConfig {
+  name: string;
+  role: string;
+  children: string[];
+  environments: string[];
+  /** Scopes per environment. */
+  scopes: Record<string, string[]>;
+  maxTtlSeconds: number;
+  mayDelegate: boolean;
+  /** Deepest `aoa_lineage` length a token minted under this rule may have, and its descendants. */
+  maxDepth: number;
+  bearerAllowed: boolean;
+}
+
+export interface Policy {
+  version: 1;
+  /** Hex SHA-256 of the source bytes. */
+  hash: string;
+  path: string;
+  limits: { maxTokenTtlSeconds: number };
+  idps: IdpConfig[];
+  clients: ClientConfig[];
+  roles: RoleConfig[];
+  apps: AppConfig[];
+  rules: RuleConfig[];
+}
+
+/** Who is asking for a token: an IdP identity (root delegation) or an aoa app (sub-delegation). */
+export type Principal =
+  | { kind: 'idp'; idp: string; sub: string; groups: string[] }
+  | { kind: 'app'; app: string };
+
+/** What the presented aoa token allows its holder to pass on (sub-delegation only). */
+export interface ParentBounds {
+  env: string;
+  scopes: string[];
+  audience: string[];
+  expSeconds: number;
+  depth: number;
+  maxDepth: number;
+}
+
+export interface DelegationRequest {
+  principal: Principal;
+  child: string;
+  env: string;
+  scopes: string[];
+  /** Empty: every audience of the child app (within the parent's). */
+  audience: string[];
+  /** 0: the longest the rule and the parent allow. */
+  ttlSeconds: number;
+  holderJkt: string | undefined;
+  parent: ParentBounds | undefined;
+  nowSeconds: number;
+}
+
+export type Decision =
+  | {
+      allow: true;
+      rule: string;
+      scopes: string[];
+      audience: string[];
+      expSeconds: number;
+      bearer: boolean;
+      depth: number;
+      maxDepth: number;
+    }
+  | { allow: false; reason: string; rule: string | undefined };
