@@ -55,7 +55,7 @@ export interface RuleConfig {
   scopes: Record<string, string[]>;
   maxTtlSeconds: number;
   mayDelegate: boolean;
-  /** Deepest `aoa_lineage` length a token minted under this rule may have, and its descendants. */
+  /** How many further levels of sub-delegation a token minted under this rule may start (0 unless may_delegate). */
   maxDepth: number;
   bearerAllowed: boolean;
 }

@@ -1,0 +1,171 @@
+import { findApp } from './lookup.js';
+import type { AppConfig, Decision, DelegationRequest, Policy, Principal, RuleConfig } from './types.js';
+
+type Deny = Extract<Decision, { allow: false }>;
+
+const deny = (reason: string, rule?: string): Deny => ({ allow: false, reason, rule });
+
+/** `idp:<namespace>:<sub>` or `app:<app>`: how a principal is named in reasons and tokens. */
+export const principalName = (principal: Principal): string =>
+  principal.kind === 'idp' ? `idp:${principal.idp}:${principal.sub}` : `app:${principal.app}`;
+
+/**
+ * The roles a principal holds: an IdP identity by its subject (`idp:<namespace>:<sub>`) or any of its
+ * groups (`<namespace>:<group>`), an app by name.
+ *
+ * @example
+ * rolesOf(policy, { kind: 'app', app: 'dashboards' }); // ['deployers']
+ */
+export function rolesOf(policy: Policy, principal: Principal): string[] {
+  if (principal.kind === 'app') {
+    return policy.roles.filter((role) => role.members.apps.includes(principal.app)).map((role) => role.name);
+  }
+  const subject = principalName(principal);
+  const groups = new Set(principal.groups.map((group) => `${principal.idp}:${group}`));
+  return policy.roles
+    .filter(
+      (role) => role.members.subjects.includes(subject) || role.members.groups.some((g) => groups.has(g)),
+    )
+    .map((role) => role.name);
+}
+
+/**
+ * Decides a delegation: may this principal have a token for `child` in `env` with these scopes? Pure;
+ * the caller supplies the clock. The first rule in file order that allows the whole request wins; when
+ * none does, the reason comes from the rule that came closest.
+ *
+ * A root delegation (IdP principal) starts at depth 0; a sub-delegation (app principal) must present
+ * its parent's bounds and stays inside them: same environment, scopes and audience within the parent's,
+ * expiry no later, depth one more and within the parent's max depth.
+ *
+ * @example
+ * const decision = decide(policy, {
+ *   principal: { kind: 'idp', idp: 'corp', sub: 'alice', groups: ['platform'] },
+ *   child: 'dashboards', env: 'prod', scopes: ['read:metrics'], audience: [], ttlSeconds: 0,
+ *   holderJkt: jkt, parent: undefined, nowSeconds: Math.floor(Date.now() / 1000),
+ * });
+ * if (!decision.allow) throw new AppError('permission_denied', decision.reason, { rule: decision.rule });
+ */
+export function decide(policy: Policy, request: DelegationRequest): Decision {
+  const { child, env } = request;
+  const app = findApp(policy, child);
+  if (!app) return deny(`unknown app ${child}`);
+  if (!app.environments.includes(env)) return deny(`app ${child} has no environment ${env}`);
+  const refused = checkChain(request) ?? checkTtl(request);
+  if (refused) return refused;
+
+  const scopes = sortedUnique(request.scopes);
+  if (scopes.length === 0) return deny('no scopes requested');
+  const parent = request.parent;
+  const beyondParent = parent ? scopes.filter((scope) => !parent.scopes.includes(scope)) : [];
+  if (beyondParent.length > 0)
+    return deny(`scope ${beyondParent.join(' ')} is not granted to the presented token`);
+  const audience = resolveAudience(app, request);
+  if (!Array.isArray(audience)) return audience;
+
+  const roles = new Set(rolesOf(policy, request.principal));
+  const candidates = policy.rules.filter(
+    (rule) => roles.has(rule.role) && rule.children.includes(child) && rule.environments.includes(env),
+  );
+  let nearest: { stage: number; deny: Deny } | undefined;
+  for (const rule of candidates) {
+    const outcome = evaluateRule(policy, rule, request, scopes, audience);
+    if (outcome.allow) return outcome;
+    if (!nearest || outcome.stage > nearest.stage) nearest = { stage: outcome.stage, deny: outcome.deny };
+  }
+  return (
+    nearest?.deny ?? deny(`no rule lets ${principalName(request.principal)} delegate to ${child} in ${env}`)
+  );
+}
+
+/** The parts of a chain that hold whatever the rule: who may present a parent, and what it allows. */
+function checkChain({ principal, parent, env, nowSeconds }: DelegationRequest): Deny | undefined {
+  if (principal.kind === 'idp' && parent)
+    return deny('an IdP identity delegates at the root, not within a token');
+  if (principal.kind === 'app' && !parent) {
+    return deny(`${principalName(principal)} can only delegate within the token it presents`);
+  }
+  if (!parent) return undefined;
+  if (env !== parent.env)
+    return deny(`environment cannot change down a chain: the presented token is for ${parent.env}`);
+  if (parent.expSeconds <= nowSeconds) return deny('the presented token has expired');
+  if (parent.depth + 1 > parent.maxDepth) {
+    return deny(`the presented token may not be delegated further (max depth ${parent.maxDepth})`);
+  }
+  return undefined;
+}
+
+function checkTtl({ ttlSeconds }: DelegationRequest): Deny | undefined {
+  return Number.isFinite(ttlSeconds) && ttlSeconds >= 0
+    ? undefined
+    : deny('ttl must be 0 or a number of seconds');
+}
+
+function resolveAudience(app: AppConfig, { audience, parent, child }: DelegationRequest): string[] | Deny {
+  for (const aud of audience) {
+    if (!app.audiences.includes(aud)) return deny(`audience ${aud} is not an audience of app ${child}`);
+    if (parent && !parent.audience.includes(aud))
+      return deny(`audience ${aud} is not in the presented token`);
+  }
+  const resolved = sortedUnique(
+    audience.length > 0 ? audience : app.audiences.filter((aud) => !parent || parent.audience.includes(aud)),
+  );
+  if (resolved.length === 0) return deny(`no audience of app ${child} is within the presented token`);
+  return resolved;
+}
+
+/** How far a rule got (later stages give more specific reasons), or the decision it allows. */
+type RuleOutcome = Extract<Decision, { allow: true }> | { allow: false; stage: number; deny: Deny };
+
+function evaluateRule(
+  policy: Policy,
+  rule: RuleConfig,
+  request: DelegationRequest,
+  scopes: string[],
+  audience: string[],
+): RuleOutcome {
+  const { env, parent, nowSeconds, ttlSeconds } = request;
+  const refuse = (stage: number, reason: string): RuleOutcome => ({
+    allow: false,
+    stage,
+    deny: deny(reason, rule.name),
+  });
+  const allowed = rule.scopes[env] ?? [];
+  const missing = scopes.filter((scope) => !allowed.includes(scope));
+  if (missing.length > 0)
+    return refuse(1, `rule ${rule.name} does not allow scope ${missing.join(' ')} in ${env}`);
+
+  const depth = parent ? parent.depth + 1 : 0;
+  const bearer = !request.holderJkt;
+  if (bearer && !rule.bearerAllowed) {
+    return refuse(3, `rule ${rule.name} requires a key-bound token: holder_jkt is required`);
+  }
+  const bounds = [
+    { seconds: rule.maxTtlSeconds, name: `rule ${rule.name} max_ttl` },
+    { seconds: policy.limits.maxTokenTtlSeconds, name: 'limits.max_token_ttl' },
+    ...(parent
+      ? [{ seconds: parent.expSeconds - nowSeconds, name: "the presented token's remaining lifetime" }]
+      : []),
+  ];
+  const binding = bounds.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+  if (ttlSeconds > binding.seconds) {
+    return refuse(4, `ttl ${ttlSeconds}s exceeds ${binding.name} (${binding.seconds}s)`);
+  }
+  const lifetime = ttlSeconds > 0 ? ttlSeconds : binding.seconds;
+  const expSeconds = parent ? Math.min(nowSeconds + lifetime, parent.expSeconds) : nowSeconds + lifetime;
+  return {
+    allow: true,
+    rule: rule.name,
+    scopes,
+    audience,
+    expSeconds,
+    bearer,
+    depth,
+    maxDepth: Math.min(
+      depth + (rule.mayDelegate ? rule.maxDepth : 0),
+      parent?.maxDepth ?? Number.POSITIVE_INFINITY,
+    ),
+  };
+}
+
+const sortedUnique = (values: readonly string[]): string[] => [...new Set(values)].sort();

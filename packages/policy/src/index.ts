@@ -1,0 +1,9 @@
+export { decide, principalName, rolesOf } from './decide.js';
+export { formatPath, PolicyError } from './errors.js';
+export { importClientJwk, type JwkProblem } from './jwk.js';
+export { loadPolicyFile, parsePolicy } from './load.js';
+export { findApp, findClient, findIdp, findIdpByIssuer, findRole, findRule } from './lookup.js';
+export { mayPresent, type PresentDecision, type PresentedIdentity } from './present.js';
+export { DEFAULT_IDP_ALGORITHMS, DEFAULT_MAX_TOKEN_TTL_SECONDS, SCOPE_TOKEN } from './schema.js';
+export { PolicyStore, type PolicyStoreEvents } from './store.js';
+export type * from './types.js';

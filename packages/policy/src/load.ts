@@ -1,0 +1,211 @@
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { sha256Hex } from '@aoa/core';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { checkPolicy, type RawSections } from './checks.js';
+import { type PathSegment, PolicyError, Problems, quote } from './errors.js';
+import {
+  LimitsSchema,
+  type RawApp,
+  type RawClient,
+  type RawIdp,
+  type RawRole,
+  type RawRule,
+  ROOT_KEYS,
+  SECTIONS,
+  type SectionName,
+} from './schema.js';
+import type { Policy } from './types.js';
+
+/** Aliases a policy may expand before it is refused: enough for reuse, too few for an alias bomb. */
+const MAX_ALIASES = 100;
+
+/**
+ * Parses and validates a policy file's text. Every problem in the file is reported at once, each as
+ * `<file>: <path>: <problem>`; `path` is only used for its base name in those messages and is kept on
+ * the result.
+ *
+ * @example
+ * const policy = parsePolicy(await readFile('policy.yaml', 'utf8'), 'policy.yaml');
+ * policy.rules[0]?.maxTtlSeconds; // 900
+ * @throws PolicyError listing every problem
+ */
+export function parsePolicy(text: string, path: string): Policy {
+  const problems = new Problems(basename(path));
+  const data = readYaml(text, problems);
+  if (!problems.empty) throw new PolicyError(problems.list);
+  const { raw, parsed } = readSections(data, problems);
+  checkPolicy(raw, problems);
+  if (!problems.empty || parsed.maxTokenTtlSeconds === undefined) throw new PolicyError(problems.list);
+  return deepFreeze(buildPolicy(parsed, parsed.maxTokenTtlSeconds, sha256Hex(text), path));
+}
+
+/**
+ * Reads and parses a policy file.
+ *
+ * @example
+ * const policy = await loadPolicyFile('/etc/aoa/policy.yaml');
+ * @throws PolicyError when the file cannot be read or is invalid
+ */
+export async function loadPolicyFile(path: string): Promise<Policy> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new PolicyError([`${basename(path)}: (file): cannot read the policy file (${code})`]);
+  }
+  return parsePolicy(text, path);
+}
+
+function readYaml(text: string, problems: Problems): unknown {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  for (const error of doc.errors) {
+    // The pretty message quotes the offending lines; keep only its first line, without the position.
+    const message = (error.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+    const at = error.linePos?.[0];
+    problems.add(at ? `line ${at.line}, column ${at.col}` : '(yaml)', `YAML syntax: ${message}`);
+  }
+  if (!problems.empty) return undefined;
+  try {
+    return doc.toJS({ maxAliasCount: MAX_ALIASES });
+  } catch (error) {
+    problems.add('(yaml)', `YAML: ${((error as Error).message.split('\n')[0] ?? '').slice(0, 120)}`);
+    return undefined;
+  }
+}
+
+/** The items of each section that passed their schema, in file order. */
+interface Parsed {
+  maxTokenTtlSeconds: number | undefined;
+  idps: RawIdp[];
+  clients: RawClient[];
+  roles: RawRole[];
+  apps: RawApp[];
+  rules: RawRule[];
+}
+
+function readSections(data: unknown, problems: Problems): { raw: RawSections; parsed: Parsed } {
+  const raw: RawSections = {
+    maxTokenTtlSeconds: undefined,
+    sections: { idps: [], clients: [], roles: [], apps: [], rules: [] },
+    broken: new Set(),
+  };
+  const parsed: Parsed = {
+    maxTokenTtlSeconds: undefined,
+    idps: [],
+    clients: [],
+    roles: [],
+    apps: [],
+    rules: [],
+  };
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    problems.add([], `must be a mapping with the keys ${ROOT_KEYS.join(', ')}`);
+    return { raw, parsed };
+  }
+  const root = data as Record<string, unknown>;
+  for (const key of Object.keys(root)) if (!ROOT_KEYS.includes(key)) problems.add([key], 'unknown key');
+  if (root.version === undefined) problems.add(['version'], 'required');
+  else if (root.version !== 1)
+    problems.add(['version'], `unsupported version ${quote(root.version)}: expected 1`);
+
+  const limits = parseWith(LimitsSchema, root.limits ?? {}, ['limits'], problems);
+  raw.maxTokenTtlSeconds = limits?.max_token_ttl;
+  parsed.maxTokenTtlSeconds = limits?.max_token_ttl;
+
+  for (const section of Object.keys(SECTIONS) as SectionName[]) {
+    const list = root[section] ?? [];
+    if (!Array.isArray(list)) {
+      problems.add([section], 'must be a list');
+      raw.broken.add(section);
+      continue;
+    }
+    raw.sections[section] = list;
+    const schema = SECTIONS[section] as z.ZodType;
+    const items = parsed[section] as unknown[];
+    list.forEach((value: unknown, index) => {
+      const item = parseWith(schema, value, [section, index], problems);
+      if (item !== undefined) items.push(item);
+    });
+  }
+  return { raw, parsed };
+}
+
+function parseWith<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  at: PathSegment[],
+  problems: Problems,
+): z.output<S> | undefined {
+  const result = schema.safeParse(value, { reportInput: true });
+  if (result.success) return result.data;
+  for (const issue of result.error.issues) {
+    const path = [...at, ...issue.path];
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) problems.add([...path, key], 'unknown key');
+    } else if (issue.code === 'invalid_type' && issue.input === undefined) {
+      problems.add(path, 'required');
+    } else if (issue.code === 'invalid_type' && issue.expected === 'int' && typeof issue.input === 'number') {
+      problems.add(path, 'must be a whole number');
+    } else if (issue.code === 'invalid_type') {
+      problems.add(path, `expected ${issue.expected}, got ${describe(issue.input)}`);
+    } else {
+      problems.add(path, issue.message);
+    }
+  }
+  return undefined;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return typeof value;
+}
+
+function buildPolicy(s: Parsed, maxTokenTtlSeconds: number, hash: string, path: string): Policy {
+  return {
+    version: 1,
+    hash,
+    path,
+    limits: { maxTokenTtlSeconds },
+    idps: s.idps.map((idp) => ({
+      namespace: idp.namespace,
+      issuer: idp.issuer,
+      audience: idp.audience,
+      groupsClaim: idp.groups_claim,
+      algorithms: idp.algorithms,
+    })),
+    clients: s.clients.map((client) => ({
+      id: client.id,
+      admin: client.admin,
+      keys: client.jwks,
+      mayPresent: client.may_present,
+      dpopBoundAccessTokens: client.dpop_bound_access_tokens,
+    })),
+    roles: s.roles.map((role) => ({ name: role.name, members: role.members })),
+    apps: s.apps.map((app) => ({ name: app.name, environments: app.environments, audiences: app.audiences })),
+    rules: s.rules.map((rule) => ({
+      name: rule.name,
+      role: rule.role,
+      children: rule.children,
+      environments: rule.environments,
+      scopes: Object.fromEntries(
+        Object.entries(rule.scopes).map(([env, scopes]) => [env, [...scopes].sort()]),
+      ),
+      maxTtlSeconds: rule.max_ttl === 0 ? maxTokenTtlSeconds : rule.max_ttl,
+      mayDelegate: rule.may_delegate,
+      maxDepth: rule.max_depth,
+      bearerAllowed: rule.bearer_allowed,
+    })),
+  };
+}
+
+/** Freezes the plain data of a policy so no consumer can change a policy another one is reading. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value;
+  if (!Array.isArray(value) && Object.getPrototypeOf(value) !== Object.prototype) return value;
+  for (const child of Object.values(value)) deepFreeze(child);
+  return Object.freeze(value);
+}

@@ -1,0 +1,219 @@
+import { isName, parseDurationSeconds } from '@aoa/core';
+import { z } from 'zod';
+import { quote } from './errors.js';
+import { importClientJwk } from './jwk.js';
+
+/** RFC 6749 section 3.3 `scope-token`. */
+export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+export const DEFAULT_MAX_TOKEN_TTL_SECONDS = 3600;
+export const DEFAULT_IDP_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'];
+const IDP_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+];
+const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '[::1]'];
+
+const name = (what: string) =>
+  z.string().superRefine((value, ctx) => {
+    if (!isName(value)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${quote(value)} is not a valid ${what} name (lowercase letters, digits and inner dashes, 1 to 63)`,
+      });
+    }
+  });
+
+const text = z.string().min(1, { error: 'must not be empty' });
+
+/** A list with no repeated entries; a repeat is reported at its own index. */
+const uniqueList = <T extends z.ZodType<string>>(item: T, what: string) =>
+  z.array(item).superRefine((values, ctx) => {
+    values.forEach((value, index) => {
+      if (values.indexOf(value) !== index) {
+        ctx.addIssue({ code: 'custom', path: [index], message: `${what} ${quote(value)} is listed twice` });
+      }
+    });
+  });
+
+/** A lifetime as `15m`, `1h`, ... or whole seconds; at least one second. */
+const duration = (fallback: number | undefined) =>
+  z
+    .unknown()
+    .optional()
+    .transform((value, ctx): number => {
+      if (value === undefined && fallback !== undefined) return fallback;
+      if (value === undefined) return fail(ctx, 'required');
+      if (typeof value !== 'string' && typeof value !== 'number') {
+        return fail(ctx, 'must be a duration like 15m or a whole number of seconds');
+      }
+      let seconds: number;
+      try {
+        seconds = parseDurationSeconds(value);
+      } catch (error) {
+        return fail(ctx, `${quote(value)}: ${(error as Error).message}`);
+      }
+      if (seconds < 1) return fail(ctx, `${quote(value)} is shorter than 1s`);
+      if (!Number.isInteger(seconds)) return fail(ctx, `${quote(value)} is not a whole number of seconds`);
+      return seconds;
+    });
+
+function fail(ctx: z.RefinementCtx, message: string): never {
+  ctx.addIssue({ code: 'custom', message });
+  return z.NEVER;
+}
+
+function issuerProblem(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return `${quote(value)} is not an absolute URL`;
+  }
+  if (
+    url.protocol === 'http:' &&
+    !LOOPBACK_HOSTS.includes(url.hostname) &&
+    !url.hostname.startsWith('127.')
+  ) {
+    return `${quote(value)} must use https (http only for loopback hosts)`;
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return `${quote(value)} must use https`;
+  if (url.search || url.hash || url.username || url.password) {
+    return `${quote(value)} must not carry a query, fragment or credentials`;
+  }
+  return undefined;
+}
+
+const issuer = z.string().superRefine((value, ctx) => {
+  const problem = issuerProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+const algorithm = z.string().superRefine((value, ctx) => {
+  if (IDP_ALGORITHMS.includes(value)) return;
+  const refused = value.toLowerCase() === 'none' || /^HS\d+$/i.test(value);
+  ctx.addIssue({
+    code: 'custom',
+    message: refused
+      ? `algorithm ${quote(value)} is refused: IdP tokens must be signed with an asymmetric key`
+      : `unsupported algorithm ${quote(value)}: use ${IDP_ALGORITHMS.join(', ')}`,
+  });
+});
+
+export const LimitsSchema = z.strictObject({ max_token_ttl: duration(DEFAULT_MAX_TOKEN_TTL_SECONDS) });
+
+export const IdpSchema = z.strictObject({
+  namespace: name('idp namespace'),
+  issuer,
+  audience: text,
+  groups_claim: text.default('groups'),
+  algorithms: uniqueList(algorithm, 'algorithm')
+    .min(1, { error: 'must list at least one algorithm' })
+    .default(DEFAULT_IDP_ALGORITHMS),
+});
+
+const clientJwk = z.record(z.string(), z.unknown()).transform((jwk, ctx) => {
+  const result = importClientJwk(jwk);
+  if ('key' in result) return result.key;
+  for (const { path, problem } of result.problems) ctx.addIssue({ code: 'custom', path, message: problem });
+  return z.NEVER;
+});
+
+const presentRule = z
+  .strictObject({
+    idp: name('idp namespace'),
+    subjects: uniqueList(text, 'subject').default([]),
+    groups: uniqueList(text, 'group').default([]),
+  })
+  .superRefine((entry, ctx) => {
+    if (entry.subjects.length === 0 && entry.groups.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'lists neither subjects nor groups, so it allows nothing' });
+    }
+  });
+
+export const ClientSchema = z.strictObject({
+  id: name('client'),
+  admin: z.boolean().default(false),
+  dpop_bound_access_tokens: z.boolean().default(false),
+  jwks: z.array(clientJwk).min(1, { error: 'a client needs at least one public key' }),
+  may_present: z.array(presentRule).default([]),
+});
+
+const groupMember = z.string().superRefine((value, ctx) => {
+  const colon = value.indexOf(':');
+  if (colon < 1 || colon === value.length - 1 || !isName(value.slice(0, colon))) {
+    ctx.addIssue({ code: 'custom', message: `group ${quote(value)} must read <idp namespace>:<group>` });
+  }
+});
+
+const subjectMember = z.string().superRefine((value, ctx) => {
+  const match = /^idp:([^:]+):(.+)$/.exec(value);
+  if (!match || !isName(match[1])) {
+    ctx.addIssue({ code: 'custom', message: `subject ${quote(value)} must read idp:<idp namespace>:<sub>` });
+  }
+});
+
+export const RoleSchema = z.strictObject({
+  name: name('role'),
+  members: z
+    .strictObject({
+      groups: uniqueList(groupMember, 'group').default([]),
+      subjects: uniqueList(subjectMember, 'subject').default([]),
+      clients: uniqueList(name('client'), 'client').default([]),
+      apps: uniqueList(name('app'), 'app').default([]),
+    })
+    .default({ groups: [], subjects: [], clients: [], apps: [] }),
+});
+
+export const AppSchema = z.strictObject({
+  name: name('app'),
+  environments: uniqueList(name('environment'), 'environment').min(1, {
+    error: 'an app needs at least one environment',
+  }),
+  audiences: uniqueList(text, 'audience').min(1, { error: 'an app needs at least one audience' }),
+});
+
+const scopeToken = z.string().superRefine((value, ctx) => {
+  if (!SCOPE_TOKEN.test(value)) {
+    ctx.addIssue({ code: 'custom', message: `scope ${quote(value)} is not a valid RFC 6749 scope token` });
+  }
+});
+
+export const RuleSchema = z.strictObject({
+  name: name('rule'),
+  role: name('role'),
+  children: uniqueList(name('app'), 'app').min(1, { error: 'a rule needs at least one child app' }),
+  environments: uniqueList(name('environment'), 'environment').min(1, {
+    error: 'a rule needs at least one environment',
+  }),
+  scopes: z.record(z.string(), uniqueList(scopeToken, 'scope')),
+  /** Absent: the policy's `limits.max_token_ttl`, filled in after limits are known. */
+  max_ttl: duration(0),
+  may_delegate: z.boolean().default(false),
+  max_depth: z.int({ error: 'must be a whole number' }).min(0, { error: 'must not be negative' }).default(0),
+  bearer_allowed: z.boolean().default(false),
+});
+
+/** The sections of a policy file, each checked item by item so every problem is found in one pass. */
+export const SECTIONS = {
+  idps: IdpSchema,
+  clients: ClientSchema,
+  roles: RoleSchema,
+  apps: AppSchema,
+  rules: RuleSchema,
+} as const;
+export type SectionName = keyof typeof SECTIONS;
+export const ROOT_KEYS = ['version', 'limits', ...Object.keys(SECTIONS)];
+
+export type RawIdp = z.output<typeof IdpSchema>;
+export type RawClient = z.output<typeof ClientSchema>;
+export type RawRole = z.output<typeof RoleSchema>;
+export type RawApp = z.output<typeof AppSchema>;
+export type RawRule = z.output<typeof RuleSchema>;

@@ -1,0 +1,92 @@
+/** A client of the test IdP: a confidential client allowed the client_credentials grant. */
+export interface IdpClient {
+  clientId: string;
+  clientSecret: string;
+  /** Put in the access token's `groups` claim; empty when absent. */
+  groups?: string[];
+  /** The access token's `sub`; the client id when absent. */
+  sub?: string;
+}
+
+/** The shape oidc-provider expects of a storage adapter, one instance per model name. */
+interface Adapter {
+  upsert(id: string, payload: Record<string, unknown>, expiresIn?: number): Promise<void>;
+  find(id: string): Promise<Record<string, unknown> | undefined>;
+  findByUid(uid: string): Promise<Record<string, unknown> | undefined>;
+  findByUserCode(userCode: string): Promise<Record<string, unknown> | undefined>;
+  consume(id: string): Promise<void>;
+  destroy(id: string): Promise<void>;
+  revokeByGrantId(grantId: string): Promise<void>;
+}
+
+/**
+ * The oidc-provider metadata of a test client: secret in the Authorization header, no redirects.
+ */
+export function clientMetadata(client: IdpClient): Record<string, unknown> {
+  return {
+    client_id: client.clientId,
+    client_secret: client.clientSecret,
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+  };
+}
+
+/**
+ * An in-memory oidc-provider adapter factory for one IdP instance. The `Client` model reads the
+ * live `clients` map, which is what lets `addClient` work on a running provider; every other model
+ * is a plain map (client_credentials JWTs are never stored, so these stay small).
+ */
+export function createIdpAdapter(clients: ReadonlyMap<string, IdpClient>): (model: string) => Adapter {
+  const stores = new Map<string, Adapter>();
+  return (model) => {
+    let adapter = stores.get(model);
+    if (adapter === undefined) {
+      adapter = model === 'Client' ? clientAdapter(clients) : mapAdapter();
+      stores.set(model, adapter);
+    }
+    return adapter;
+  };
+}
+
+function clientAdapter(clients: ReadonlyMap<string, IdpClient>): Adapter {
+  const found = clients.get.bind(clients);
+  return {
+    ...mapAdapter(),
+    async find(id) {
+      const client = found(id);
+      return client === undefined ? undefined : clientMetadata(client);
+    },
+  };
+}
+
+function mapAdapter(): Adapter {
+  const rows = new Map<string, Record<string, unknown>>();
+  const where = (field: string, value: string) =>
+    [...rows.values()].find((payload) => payload[field] === value);
+  return {
+    async upsert(id, payload) {
+      rows.set(id, payload);
+    },
+    async find(id) {
+      return rows.get(id);
+    },
+    async findByUid(uid) {
+      return where('uid', uid);
+    },
+    async findByUserCode(userCode) {
+      return where('userCode', userCode);
+    },
+    async consume(id) {
+      const payload = rows.get(id);
+      if (payload !== undefined) payload.consumed = Math.floor(Date.now() / 1000);
+    },
+    async destroy(id) {
+      rows.delete(id);
+    },
+    async revokeByGrantId(grantId) {
+      for (const [id, payload] of rows) if (payload.grantId === grantId) rows.delete(id);
+    },
+  };
+}
