@@ -41,8 +41,9 @@ export async function startContainerNats(options: StartNatsOptions): Promise<Nat
     port,
     storeDir: STORE_DIR,
     stop,
-    async restart() {
+    async restart(options = {}) {
       if (stopped !== undefined) throw new Error('restart: this NATS server was stopped');
+      if (options.whileDown) throw new Error('restart: whileDown needs a local nats-server binary');
       await started.restart();
     },
     [Symbol.asyncDispose]: stop,

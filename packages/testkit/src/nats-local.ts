@@ -64,10 +64,14 @@ function wrap(
     port,
     storeDir,
     stop,
-    async restart() {
+    async restart(options = {}) {
       if (stopped !== undefined) throw new Error('restart: this NATS server was stopped');
       await proc.stop();
-      proc = await launch();
+      try {
+        await options.whileDown?.();
+      } finally {
+        proc = await launch();
+      }
     },
     [Symbol.asyncDispose]: stop,
   };

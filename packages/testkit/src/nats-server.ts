@@ -19,8 +19,11 @@ export interface NatsServer {
   readonly storeDir: string;
   /** Stops the server and removes its store directory. Idempotent. */
   stop(): Promise<void>;
-  /** Stops the server, then starts it again on the same port and store; resolves once it is ready. */
-  restart(): Promise<void>;
+  /**
+   * Stops the server, runs `whileDown` (if given) while nothing listens, then starts it again on the
+   * same port and store; resolves once it is ready.
+   */
+  restart(options?: { whileDown?: () => Promise<void> }): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
 

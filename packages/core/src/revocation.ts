@@ -1,0 +1,124 @@
+import type { KV, KvEntry } from '@nats-io/kv';
+import { type AoaClaims, actorApp } from './claims.js';
+import { sha256Hex } from './ids.js';
+import type { Logger } from './logger.js';
+
+/**
+ * Keys of KV `aoa_revocations` (contract section 5). `jti`, `kid` and `grant` entries are absolute;
+ * `app` and `sub` entries are not-before watermarks in milliseconds, compared with `aoa_iat_ms`.
+ */
+export const revocationKeys = {
+  jti: (jti: string) => `jti.${jti}`,
+  app: (env: string, app: string) => `app.${env}.${app}`,
+  sub: (sub: string) => `sub.${sha256Hex(sub)}`,
+  kid: (kid: string) => `kid.${kid}`,
+  grant: (grant: string) => `grant.${grant}`,
+};
+
+/** The value stored under every revocation key. */
+export interface RevocationRecord {
+  id: string;
+  /** Revocation time; for watermarks, tokens issued at or before it are revoked. */
+  at_ms: number;
+  reason: string;
+}
+
+/** The fields of a token that revocation rules look at. */
+export type RevocableToken = Pick<
+  AoaClaims,
+  'jti' | 'sub' | 'env' | 'aoa_iat_ms' | 'aoa_lineage' | 'act' | 'aoa_grant'
+> & {
+  kid: string;
+};
+
+/**
+ * A local, watch-fed copy of `aoa_revocations` that answers "is this token, or any ancestor, revoked?"
+ * in O(depth) with no network call. Before its first full sync it reports `ready() === false`; callers
+ * refuse until then.
+ */
+export class RevocationMirror {
+  private readonly entries = new Map<string, RevocationRecord>();
+  private synced = false;
+  private stopWatch: (() => void) | undefined;
+  private readonly syncWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly kv: KV,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    const status = await this.kv.status();
+    const lastSeq = status.streamInfo.state.last_seq;
+    const watcher = await this.kv.watch();
+    this.stopWatch = () => watcher.stop();
+    if (status.values === 0) this.markSynced();
+    void (async () => {
+      for await (const entry of watcher) {
+        this.apply(entry);
+        if (!this.synced && entry.revision >= lastSeq) this.markSynced();
+      }
+    })().catch((error: unknown) => this.log.error({ err: error }, 'revocation watch ended'));
+  }
+
+  /** Resolves once the mirror holds every revocation that existed when it started. */
+  async whenSynced(): Promise<void> {
+    if (this.synced) return;
+    await new Promise<void>((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  ready(): boolean {
+    return this.synced;
+  }
+
+  stop(): void {
+    this.stopWatch?.();
+  }
+
+  private markSynced(): void {
+    this.synced = true;
+    for (const resolve of this.syncWaiters.splice(0)) resolve();
+  }
+
+  private apply(entry: KvEntry): void {
+    if (entry.operation !== 'PUT') {
+      this.entries.delete(entry.key);
+      return;
+    }
+    try {
+      const record = entry.json<RevocationRecord>();
+      if (typeof record?.at_ms !== 'number') throw new TypeError('at_ms missing');
+      this.entries.set(entry.key, record);
+    } catch {
+      this.log.warn({ key: entry.key, revision: entry.revision }, 'ignoring malformed revocation entry');
+    }
+  }
+
+  /** The first revocation that applies to the token or one of its ancestors, or undefined. */
+  check(token: RevocableToken): { key: string; record: RevocationRecord } | undefined {
+    const subWatermark = this.entries.get(revocationKeys.sub(token.sub));
+    const self = {
+      jti: token.jti,
+      app: actorApp(token.act.sub) ?? '',
+      env: token.env,
+      iat_ms: token.aoa_iat_ms,
+      kid: token.kid,
+      grant: token.aoa_grant,
+    };
+    for (const link of [...token.aoa_lineage, self]) {
+      const absolute = [revocationKeys.jti(link.jti), revocationKeys.kid(link.kid)];
+      if (link.grant) absolute.push(revocationKeys.grant(link.grant));
+      for (const key of absolute) {
+        const record = this.entries.get(key);
+        if (record) return { key, record };
+      }
+      const appKey = revocationKeys.app(link.env, link.app);
+      const appWatermark = this.entries.get(appKey);
+      if (appWatermark && link.iat_ms <= appWatermark.at_ms) return { key: appKey, record: appWatermark };
+      if (subWatermark && link.iat_ms <= subWatermark.at_ms) {
+        return { key: revocationKeys.sub(token.sub), record: subWatermark };
+      }
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,241 @@
+import { readFile } from 'node:fs/promises';
+import {
+  AuditPublisher,
+  BUCKETS,
+  type Clock,
+  connectNats,
+  ensureAuditStream,
+  GrpcServer,
+  KeySetMirror,
+  type Logger,
+  ReplayGuard,
+  RevocationMirror,
+  randomId,
+  Subjects,
+  startHttpServer,
+  systemClock,
+} from '@aoa/core';
+import { type Policy, PolicyStore } from '@aoa/policy';
+import { issuer as pb } from '@aoa/proto';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { IssuerConfig } from './config.js';
+import type { IssuerContext } from './domain/delegate.js';
+import { IdpKeySets } from './domain/idp-keys.js';
+import { SubjectTokenVerifier } from './domain/subject-token.js';
+import { issuerHandlers } from './grpc/issuer-service.js';
+import { issuerRoutes } from './http/routes.js';
+import { KeyManager } from './keys/key-manager.js';
+import { MemoryKeyStore } from './keys/memory-store.js';
+import { SealedKeyStore } from './keys/sealed-store.js';
+import { IssuerMetrics } from './metrics.js';
+
+export interface IssuerDeps {
+  logger: Logger;
+  clock?: Clock;
+  /** Collect process-wide default metrics (off when several instances share a process). */
+  defaultMetrics?: boolean;
+}
+
+export interface RunningIssuer {
+  /** The issuer identifier: `iss` of every token and the metadata document. */
+  issuer: string;
+  grpcPort: number;
+  httpPort: number;
+  /** Base URL of the gRPC endpoint, the prefix of every DPoP `htu`. */
+  grpcUrl: string;
+  keys: KeyManager;
+  policy(): Policy;
+  stop(): Promise<void>;
+}
+
+/**
+ * Composes the issuer: NATS (audit stream, key, replay and revocation stores), policy, keys, the
+ * Delegate domain, and the gRPC and HTTP adapters. Nothing happens until `start()`.
+ */
+export function buildIssuer(config: IssuerConfig, deps: IssuerDeps): { start(): Promise<RunningIssuer> } {
+  return { start: () => startIssuer(config, deps) };
+}
+
+async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<RunningIssuer> {
+  const clock = deps.clock ?? systemClock;
+  const log = deps.logger.child({ component: 'issuer' });
+  const metrics = new IssuerMetrics(deps.defaultMetrics ?? false);
+  const subjects = new Subjects(config.subjectPrefix);
+  const cleanup: Array<() => Promise<void> | void> = [];
+  try {
+    const pass = config.natsPasswordFile
+      ? (await readFile(config.natsPasswordFile, 'utf8')).trim()
+      : undefined;
+    const nc: NatsConnection = await connectNats(
+      {
+        url: config.natsUrl,
+        name: 'aoa-issuer',
+        ...(config.natsUser ? { user: config.natsUser, pass } : {}),
+      },
+      log,
+    );
+    cleanup.push(() => nc.drain().catch(() => undefined));
+    const js = jetstream(nc);
+    await ensureAuditStream(await jetstreamManager(nc), subjects, {
+      maxAgeSeconds: config.auditMaxAgeSeconds,
+      maxBytes: config.auditMaxBytes,
+    });
+    const kvm = new Kvm(nc);
+    const [keysKv, signingKv, replayKv, revocationsKv] = await Promise.all([
+      kvm.create(BUCKETS.keys, { history: 1, storage: 'file' }),
+      kvm.create(BUCKETS.signingKeys, { history: 1, storage: 'file' }),
+      kvm.create(BUCKETS.replay, { history: 1, storage: 'file', ttl: config.replayWindowSeconds * 1000 }),
+      kvm.create(BUCKETS.revocations, {
+        history: 1,
+        storage: 'file',
+        ttl: config.revocationMaxAgeSeconds * 1000,
+      }),
+    ]);
+    const revocationMaxAgeSeconds = (await revocationsKv.status()).ttl / 1000 || Number.POSITIVE_INFINITY;
+    const audit = new AuditPublisher(js, subjects, `issuer/${randomId(6)}`, log);
+
+    const policyStore = await openPolicy(config.policyFile, revocationMaxAgeSeconds, audit, metrics, log);
+    cleanup.push(() => policyStore.close());
+
+    const keySet = new KeySetMirror(keysKv, log);
+    await keySet.start();
+    cleanup.push(() => keySet.stop());
+    const store =
+      config.keyManager === 'sealed'
+        ? new SealedKeyStore(signingKv, await readKek(config.kekFile))
+        : new MemoryKeyStore();
+    const keys = new KeyManager(
+      store,
+      keysKv,
+      async (type, key) => {
+        await audit.publish(type, key.kid, {
+          kid: key.kid,
+          alg: key.alg,
+          state: key.state,
+          key_manager: store.kind,
+        });
+      },
+      clock,
+      log,
+    );
+    await keys.start();
+    if (!(await keySet.waitFor(keys.active().kid)))
+      throw new Error('active signing key not visible in aoa_keys');
+
+    const revocations = new RevocationMirror(revocationsKv, log);
+    await revocations.start();
+    cleanup.push(() => revocations.stop());
+
+    const grpc = new GrpcServer(log, ['aoa/v1/issuer.proto']);
+    const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.tls);
+    cleanup.push(() => grpc.stop());
+    const scheme = config.tls ? 'https' : 'http';
+    const grpcUrl = config.grpcUrl ?? `${scheme}://${hostForUrl(config.grpcListen.host)}:${grpcPort}`;
+
+    let issuer = config.issuerUrl ?? '';
+    const http = await startHttpServer({
+      listen: config.httpListen,
+      log,
+      tls: config.tls,
+      routes: issuerRoutes({
+        issuer: () => issuer,
+        issuerPath: config.issuerUrl ? new URL(config.issuerUrl).pathname : '/',
+        grpcUrl,
+        keys: keySet,
+        metrics,
+        notReady: () => [
+          ...(nc.isClosed() ? ['nats connection closed'] : []),
+          ...(revocations.ready() ? [] : ['revocation view not synchronised']),
+        ],
+      }),
+    });
+    cleanup.push(() => http.close());
+    issuer ||= `${scheme}://${hostForUrl(config.httpListen.host)}:${http.port}`;
+
+    const ctx: IssuerContext = {
+      issuer,
+      policy: () => policyStore.current(),
+      signingKey: () => keys.active(),
+      subjects: new SubjectTokenVerifier(issuer, new IdpKeySets(), keySet, clock),
+      revocations,
+      replay: new ReplayGuard(replayKv),
+      audit,
+      clock,
+      windowSeconds: config.replayWindowSeconds,
+    };
+    grpc.server.addService(pb.IssuerService, issuerHandlers(ctx, grpcUrl, metrics, log));
+    grpc.setServing(true, ['aoa.v1.Issuer']);
+    policyStore.watch();
+    log.info({ issuer, grpcUrl, httpPort: http.port, keyManager: store.kind }, 'issuer started');
+    return {
+      issuer,
+      grpcPort,
+      httpPort: http.port,
+      grpcUrl,
+      keys,
+      policy: () => policyStore.current(),
+      stop: () => runCleanup(cleanup),
+    };
+  } catch (error) {
+    await runCleanup(cleanup);
+    throw error;
+  }
+}
+
+async function runCleanup(steps: Array<() => Promise<void> | void>): Promise<void> {
+  for (const step of steps.splice(0).reverse()) await step();
+}
+
+const hostForUrl = (host: string): string =>
+  host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+
+async function readKek(file: string | undefined): Promise<Buffer> {
+  if (!file) throw new Error('AOA_KEK_FILE: required for the sealed key manager');
+  const text = (await readFile(file, 'utf8')).trim();
+  const kek = Buffer.from(text, /^[0-9a-f]{64}$/i.test(text) ? 'hex' : 'base64');
+  if (kek.length !== 32) throw new Error('AOA_KEK_FILE: must hold 32 bytes as hex or base64');
+  return kek;
+}
+
+/**
+ * Opens the policy and audits every load and refusal with its hash. A policy allowing tokens that
+ * outlive the revocation bucket is refused: a revocation could expire before the token it revokes.
+ */
+async function openPolicy(
+  path: string,
+  revocationMaxAgeSeconds: number,
+  audit: AuditPublisher,
+  metrics: IssuerMetrics,
+  log: Logger,
+): Promise<PolicyStore> {
+  const report = (promise: Promise<unknown>) =>
+    promise.catch(() => log.error('policy audit event not acknowledged'));
+  return PolicyStore.open(path, {
+    validate: (policy) =>
+      policy.limits.maxTokenTtlSeconds > revocationMaxAgeSeconds
+        ? [
+            `limits.max_token_ttl (${policy.limits.maxTokenTtlSeconds}s) exceeds the revocation bucket's max age (${revocationMaxAgeSeconds}s)`,
+          ]
+        : [],
+    onLoaded: (policy) => {
+      metrics.policyLoads.inc({ result: 'loaded' });
+      log.info({ hash: policy.hash, rules: policy.rules.length }, 'policy loaded');
+      void report(
+        audit.publish('policy.loaded', policy.hash, {
+          hash: policy.hash,
+          path: policy.path,
+          rules: policy.rules.length,
+          clients: policy.clients.length,
+          apps: policy.apps.length,
+        }),
+      );
+    },
+    onRejected: (problems, hash) => {
+      metrics.policyLoads.inc({ result: 'rejected' });
+      log.warn({ hash, problems }, 'policy change rejected; previous policy stays in force');
+      void report(audit.publish('policy.rejected', hash || 'unreadable', { hash, path, problems }));
+    },
+  });
+}

@@ -1,0 +1,123 @@
+import { parseConfig, parseDurationSeconds, parseListen } from '@aoa/core';
+import { z } from 'zod';
+
+const duration = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value, ctx) => {
+      try {
+        return parseDurationSeconds(value);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    });
+
+const listen = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value, ctx) => {
+      try {
+        return parseListen(value);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    });
+
+const url = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+
+/** The issuer's environment variables; only `main.ts` reads `process.env`. */
+export const IssuerEnv = z
+  .object({
+    NATS_URL: z.string().min(1, 'required'),
+    NATS_USER: z.string().optional(),
+    NATS_PASSWORD_FILE: z.string().optional(),
+    AOA_SUBJECT_PREFIX: z.string().default('aoa'),
+    AOA_POLICY_FILE: z.string().min(1, 'required'),
+    AOA_ISSUER_URL: url.optional(),
+    AOA_ISSUER_GRPC_LISTEN: listen('127.0.0.1:7401'),
+    AOA_ISSUER_HTTP_LISTEN: listen('127.0.0.1:7402'),
+    AOA_ISSUER_GRPC_URL: url.optional(),
+    AOA_KEY_MANAGER: z.enum(['memory', 'sealed']).default('memory'),
+    AOA_KEK_FILE: z.string().optional(),
+    AOA_REPLAY_WINDOW: duration('5m'),
+    AOA_REVOCATION_MAX_AGE: duration('24h'),
+    AOA_AUDIT_MAX_AGE: duration('30d'),
+    AOA_AUDIT_MAX_BYTES: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(8 * 1024 ** 3),
+    AOA_TLS_CERT_FILE: z.string().optional(),
+    AOA_TLS_KEY_FILE: z.string().optional(),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .superRefine((env, ctx) => {
+    if (env.AOA_KEY_MANAGER === 'sealed' && !env.AOA_KEK_FILE) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['AOA_KEK_FILE'],
+        message: 'required when AOA_KEY_MANAGER=sealed',
+      });
+    }
+    if (Boolean(env.AOA_TLS_CERT_FILE) !== Boolean(env.AOA_TLS_KEY_FILE)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['AOA_TLS_KEY_FILE'],
+        message: 'TLS needs both AOA_TLS_CERT_FILE and AOA_TLS_KEY_FILE',
+      });
+    }
+    if (env.AOA_REPLAY_WINDOW < 10 || env.AOA_REPLAY_WINDOW > 3600) {
+      ctx.addIssue({ code: 'custom', path: ['AOA_REPLAY_WINDOW'], message: 'must be between 10s and 1h' });
+    }
+  });
+
+/** Issuer configuration after validation, with URLs derived from the listeners when not given. */
+export interface IssuerConfig {
+  natsUrl: string;
+  natsUser: string | undefined;
+  natsPasswordFile: string | undefined;
+  subjectPrefix: string;
+  policyFile: string;
+  issuerUrl: string | undefined;
+  grpcListen: { host: string; port: number };
+  httpListen: { host: string; port: number };
+  grpcUrl: string | undefined;
+  keyManager: 'memory' | 'sealed';
+  kekFile: string | undefined;
+  replayWindowSeconds: number;
+  revocationMaxAgeSeconds: number;
+  auditMaxAgeSeconds: number;
+  auditMaxBytes: number;
+  tls: { certFile: string; keyFile: string } | undefined;
+  logLevel: string;
+}
+
+export function loadIssuerConfig(env: Record<string, string | undefined>): IssuerConfig {
+  const e = parseConfig(IssuerEnv, env);
+  return {
+    natsUrl: e.NATS_URL,
+    natsUser: e.NATS_USER,
+    natsPasswordFile: e.NATS_PASSWORD_FILE,
+    subjectPrefix: e.AOA_SUBJECT_PREFIX,
+    policyFile: e.AOA_POLICY_FILE,
+    issuerUrl: e.AOA_ISSUER_URL,
+    grpcListen: e.AOA_ISSUER_GRPC_LISTEN,
+    httpListen: e.AOA_ISSUER_HTTP_LISTEN,
+    grpcUrl: e.AOA_ISSUER_GRPC_URL,
+    keyManager: e.AOA_KEY_MANAGER,
+    kekFile: e.AOA_KEK_FILE,
+    replayWindowSeconds: e.AOA_REPLAY_WINDOW,
+    revocationMaxAgeSeconds: e.AOA_REVOCATION_MAX_AGE,
+    auditMaxAgeSeconds: e.AOA_AUDIT_MAX_AGE,
+    auditMaxBytes: e.AOA_AUDIT_MAX_BYTES,
+    tls:
+      e.AOA_TLS_CERT_FILE && e.AOA_TLS_KEY_FILE
+        ? { certFile: e.AOA_TLS_CERT_FILE, keyFile: e.AOA_TLS_KEY_FILE }
+        : undefined,
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,275 @@
+import {
+  type AoaClaims,
+  AppError,
+  type AuditPublisher,
+  actorApp,
+  actorList,
+  type Clock,
+  depthOf,
+  isName,
+  type ReplayGuard,
+  type RevocationMirror,
+  type SigningKey,
+  TOKEN_TYPE_ACCESS_TOKEN,
+  verifyDpopProof,
+} from '@aoa/core';
+import { type ClientConfig, decide, mayPresent, type Policy } from '@aoa/policy';
+import { authenticateClient } from './client-assertion.js';
+import { buildClaims, type Origin, signAccessToken } from './mint.js';
+import {
+  type DelegateInput,
+  type RawDelegateRequest,
+  SCOPE_TOKEN,
+  validateDelegateRequest,
+} from './request.js';
+import type { SubjectTokenVerifier, VerifiedSubject } from './subject-token.js';
+
+/** How the caller proves who it is (contract section 3): a client assertion, or a DPoP proof. */
+export interface CallerProof {
+  clientAssertion: string | undefined;
+  dpop: { proof: string; htm: string; htu: string } | undefined;
+}
+
+export interface IssuerContext {
+  issuer: string;
+  policy(): Policy;
+  signingKey(): SigningKey;
+  subjects: SubjectTokenVerifier;
+  revocations: RevocationMirror;
+  replay: ReplayGuard;
+  audit: AuditPublisher;
+  clock: Clock;
+  windowSeconds: number;
+}
+
+export interface DelegateResult {
+  accessToken: string;
+  tokenType: 'DPoP' | 'Bearer';
+  expiresAt: number;
+  scopes: string[];
+  jti: string;
+  issuedTokenType: string;
+  rule: string;
+  depth: number;
+  kid: string;
+  claims: AoaClaims;
+}
+
+/** What the denial audit event can say about a refused request, filled in as the request is understood. */
+interface Facts {
+  sub?: string;
+  clientId?: string;
+  parentJti?: string;
+  rule?: string;
+}
+
+/**
+ * The one Delegate path behind gRPC and the HTTP token endpoint: prove the caller, verify the subject
+ * token, check revocation, ask policy, mint, and answer only after the audit event is acknowledged.
+ * Every refusal is audited too, before the caller hears of it.
+ */
+export async function delegate(
+  ctx: IssuerContext,
+  raw: RawDelegateRequest,
+  proof: CallerProof,
+): Promise<DelegateResult> {
+  const facts: Facts = {};
+  try {
+    const input = validateDelegateRequest(raw);
+    const result = await issue(ctx, input, proof, facts);
+    await ctx.audit.publish('delegation.issued', result.jti, issuedEvent(input, result));
+    return result;
+  } catch (error) {
+    if (error instanceof AppError && error.code !== 'internal' && error.code !== 'unavailable') {
+      await ctx.audit.publish('delegation.denied', facts.sub ?? 'unknown', deniedEvent(raw, error, facts));
+    }
+    throw error;
+  }
+}
+
+async function issue(
+  ctx: IssuerContext,
+  input: DelegateInput,
+  proof: CallerProof,
+  facts: Facts,
+): Promise<DelegateResult> {
+  const policy = ctx.policy();
+  if (proof.clientAssertion && proof.dpop) {
+    throw new AppError('invalid_argument', 'present either a client assertion or a DPoP proof, not both');
+  }
+  if (!proof.clientAssertion && !proof.dpop) {
+    throw new AppError(
+      'unauthenticated',
+      'caller proof required: a bearer token alone mints nothing (send client-assertion or dpop)',
+    );
+  }
+  const client = proof.clientAssertion
+    ? await authenticateClient(proof.clientAssertion, assertionContext(ctx, policy))
+    : undefined;
+  if (client) facts.clientId = `client:${client.id}`;
+  const subject = await ctx.subjects.verify(input.subjectToken, input.subjectTokenType, policy);
+  const origin = client
+    ? rootOrigin(policy, client, subject, facts)
+    : await childOrigin(ctx, input, subject, proof, facts);
+  const nowMs = ctx.clock.nowMs();
+  const parent = origin.kind === 'child' ? origin.parent : undefined;
+  const decision = decide(policy, {
+    principal:
+      subject.kind === 'idp'
+        ? { kind: 'idp', idp: subject.idp.namespace, sub: subject.sub, groups: subject.groups }
+        : { kind: 'app', app: actorApp(subject.claims.act.sub) ?? '' },
+    child: input.child,
+    env: input.environment,
+    scopes: input.scopes,
+    audience: input.audience,
+    ttlSeconds: input.ttlSeconds,
+    holderJkt: input.holderJkt,
+    parent: parent && {
+      env: parent.env,
+      scopes: parent.scope.split(' ').filter(Boolean),
+      audience: parent.aud,
+      expSeconds: parent.exp,
+      depth: depthOf(parent),
+      maxDepth: parent.aoa_max_depth,
+    },
+    nowSeconds: Math.floor(nowMs / 1000),
+  });
+  if (!decision.allow) {
+    if (decision.rule) facts.rule = decision.rule;
+    throw new AppError('permission_denied', decision.reason, decision.rule ? { rule: decision.rule } : {});
+  }
+  facts.rule = decision.rule;
+  const key = ctx.signingKey();
+  const claims = buildClaims({
+    issuer: ctx.issuer,
+    origin,
+    child: input.child,
+    env: input.environment,
+    decision,
+    holderJkt: input.holderJkt,
+    nowMs,
+  });
+  return {
+    accessToken: signAccessToken(claims, key),
+    tokenType: claims.cnf ? 'DPoP' : 'Bearer',
+    expiresAt: claims.exp,
+    scopes: decision.scopes,
+    jti: claims.jti,
+    issuedTokenType: TOKEN_TYPE_ACCESS_TOKEN,
+    rule: decision.rule,
+    depth: decision.depth,
+    kid: key.kid,
+    claims,
+  };
+}
+
+function rootOrigin(policy: Policy, client: ClientConfig, subject: VerifiedSubject, facts: Facts): Origin {
+  if (subject.kind !== 'idp') {
+    throw new AppError(
+      'unauthenticated',
+      'an aoa subject token is presented by its holder with a DPoP proof, not by a client',
+    );
+  }
+  facts.sub = `idp:${subject.idp.namespace}:${subject.sub}`;
+  const identity = { idp: subject.idp.namespace, sub: subject.sub, groups: subject.groups };
+  const allowed = mayPresent(policy, client.id, identity);
+  if (!allowed.ok) throw new AppError('permission_denied', allowed.reason);
+  return { kind: 'root', idp: subject.idp.namespace, sub: subject.sub, clientId: client.id };
+}
+
+/**
+ * Sub-delegation: the presented aoa token must be key-bound, the DPoP proof made by that key over
+ * this very token (`ath`), and neither the token nor any ancestor revoked.
+ */
+async function childOrigin(
+  ctx: IssuerContext,
+  input: DelegateInput,
+  subject: VerifiedSubject,
+  proof: CallerProof,
+  facts: Facts,
+): Promise<Origin> {
+  if (subject.kind !== 'aoa') {
+    throw new AppError(
+      'unauthenticated',
+      'an IdP subject token must be presented by a registered client with a client assertion',
+    );
+  }
+  const parent = subject.claims;
+  facts.sub = parent.sub;
+  facts.clientId = parent.act.sub;
+  facts.parentJti = parent.jti;
+  if (!parent.cnf)
+    throw new AppError('unauthenticated', 'an unbound (bearer) aoa token cannot be a subject token');
+  const dpop = proof.dpop;
+  if (!dpop) throw new AppError('unauthenticated', 'DPoP proof required');
+  const jkt = await verifyDpopProof({
+    proof: dpop.proof,
+    htm: dpop.htm,
+    htu: dpop.htu,
+    accessToken: input.subjectToken,
+    windowSeconds: ctx.windowSeconds,
+    clock: ctx.clock,
+    replay: ctx.replay,
+  });
+  if (jkt !== parent.cnf.jkt)
+    throw new AppError('unauthenticated', 'DPoP proof key is not the key the subject token is bound to');
+  assertNotRevoked(ctx.revocations, parent, subject.kid);
+  return { kind: 'child', parent, parentKid: subject.kid };
+}
+
+/** Refuses a token when it, or any ancestor, is revoked; an unsynced mirror refuses everything. */
+export function assertNotRevoked(revocations: RevocationMirror, claims: AoaClaims, kid: string): void {
+  if (!revocations.ready()) throw new AppError('unavailable', 'revocation view not yet synchronised');
+  const hit = revocations.check({ ...claims, kid });
+  if (hit)
+    throw new AppError('permission_denied', `subject token revoked (${hit.key.split('.')[0]} revocation)`);
+}
+
+function assertionContext(ctx: IssuerContext, policy: Policy) {
+  return {
+    policy,
+    issuer: ctx.issuer,
+    windowSeconds: ctx.windowSeconds,
+    clock: ctx.clock,
+    replay: ctx.replay,
+  };
+}
+
+function issuedEvent(input: DelegateInput, result: DelegateResult): Record<string, unknown> {
+  const { claims } = result;
+  return {
+    jti: claims.jti,
+    sub: claims.sub,
+    actors: actorList(claims.act),
+    client_id: claims.client_id,
+    child: input.child,
+    env: claims.env,
+    scopes_requested: input.scopes,
+    scopes_granted: result.scopes,
+    audience: claims.aud,
+    exp: claims.exp,
+    depth: result.depth,
+    rule: result.rule,
+    kid: result.kid,
+    cnf_jkt: claims.cnf?.jkt ?? '',
+    lineage: claims.aoa_lineage.map((l) => l.jti),
+    parent_jti: claims.aoa_lineage.at(-1)?.jti ?? '',
+  };
+}
+
+/** Only fields that passed their own validation are echoed, so no input can smuggle a token into audit. */
+function deniedEvent(raw: RawDelegateRequest, error: AppError, facts: Facts): Record<string, unknown> {
+  const safe = (value: string) => (isName(value) ? value : '(invalid)');
+  return {
+    code: error.code,
+    reason: error.message,
+    sub: facts.sub ?? '',
+    client_id: facts.clientId ?? '',
+    child: safe(raw.child),
+    env: safe(raw.environment),
+    scopes_requested: raw.scopes.slice(0, 32).map((s) => (SCOPE_TOKEN.test(s) ? s : '(invalid)')),
+    audience: raw.audience.slice(0, 16).map((a) => a.slice(0, 512)),
+    rule: facts.rule ?? '',
+    parent_jti: facts.parentJti ?? '',
+  };
+}

@@ -1,0 +1,105 @@
+import { type AoaClaims, AppError, type Logger, toAppError, toGrpcError } from '@aoa/core';
+import { issuer as pb } from '@aoa/proto';
+import type { Metadata, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
+import { type CallerProof, delegate, type IssuerContext } from '../domain/delegate.js';
+import { introspect } from '../domain/introspect.js';
+import type { IssuerMetrics } from '../metrics.js';
+
+/** gRPC `aoa.v1.Issuer`: reads the caller's proof from metadata, calls the domain, maps errors once. */
+export function issuerHandlers(
+  ctx: IssuerContext,
+  grpcBaseUrl: string,
+  metrics: IssuerMetrics,
+  log: Logger,
+): pb.IssuerServer {
+  const base = grpcBaseUrl.replace(/\/$/, '');
+  return {
+    delegate: async (
+      call: ServerUnaryCall<pb.DelegateRequest, pb.DelegateResponse>,
+      callback: sendUnaryData<pb.DelegateResponse>,
+    ) => {
+      const stop = metrics.delegateSeconds.startTimer();
+      try {
+        const proof = callerProof(call.metadata, `${base}/aoa.v1.Issuer/Delegate`);
+        const result = await delegate(ctx, call.request, proof);
+        metrics.delegations.inc({ outcome: 'issued', code: 'ok' });
+        log.info({ jti: result.jti, rule: result.rule, depth: result.depth }, 'delegation issued');
+        callback(null, {
+          accessToken: result.accessToken,
+          tokenType: result.tokenType,
+          expiresAt: result.expiresAt,
+          scopes: result.scopes,
+          jti: result.jti,
+          issuedTokenType: result.issuedTokenType,
+          rule: result.rule,
+          depth: result.depth,
+        });
+      } catch (error) {
+        metrics.delegations.inc({ outcome: 'denied', code: toAppError(error).code });
+        callback(toGrpcError(error, log));
+      } finally {
+        stop();
+      }
+    },
+    introspect: async (
+      call: ServerUnaryCall<pb.IntrospectRequest, pb.IntrospectResponse>,
+      callback: sendUnaryData<pb.IntrospectResponse>,
+    ) => {
+      try {
+        const proof = callerProof(call.metadata, `${base}/aoa.v1.Issuer/Introspect`);
+        const result = await introspect(ctx, call.request.token, proof);
+        metrics.introspections.inc({ active: String(result.active) });
+        callback(
+          null,
+          result.active
+            ? introspectionResponse(result.claims)
+            : pb.IntrospectResponse.fromPartial({ active: false }),
+        );
+      } catch (error) {
+        callback(toGrpcError(error, log));
+      }
+    },
+  };
+}
+
+const single = (metadata: Metadata, key: string): string | undefined => {
+  const values = metadata.get(key);
+  if (values.length > 1) throw new AppError('invalid_argument', `${key}: send one value`);
+  const value = values[0];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new AppError('invalid_argument', `${key}: must be ASCII text`);
+  return value;
+};
+
+function callerProof(metadata: Metadata, htu: string): CallerProof {
+  const clientAssertion = single(metadata, 'client-assertion');
+  const dpop = single(metadata, 'dpop');
+  return { clientAssertion, dpop: dpop ? { proof: dpop, htm: 'POST', htu } : undefined };
+}
+
+function introspectionResponse(claims: AoaClaims): pb.IntrospectResponse {
+  return pb.IntrospectResponse.fromPartial({
+    active: true,
+    iss: claims.iss,
+    sub: claims.sub,
+    clientId: claims.client_id,
+    scope: claims.scope,
+    aud: claims.aud,
+    exp: claims.exp,
+    iat: claims.iat,
+    jti: claims.jti,
+    env: claims.env,
+    actor: claims.act.sub,
+    tokenType: claims.cnf ? 'DPoP' : 'Bearer',
+    cnfJkt: claims.cnf?.jkt ?? '',
+    grant: claims.aoa_grant ?? '',
+    lineage: claims.aoa_lineage.map((l) => ({
+      jti: l.jti,
+      app: l.app,
+      env: l.env,
+      iatMs: l.iat_ms,
+      kid: l.kid,
+      grant: l.grant ?? '',
+    })),
+  });
+}

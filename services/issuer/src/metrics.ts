@@ -1,0 +1,34 @@
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+
+/** The issuer's Prometheus metrics, on one registry per instance (tests run several in one process). */
+export class IssuerMetrics {
+  readonly registry = new Registry();
+  readonly delegations = new Counter({
+    name: 'aoa_issuer_delegations_total',
+    help: 'Delegate outcomes by result and error code',
+    labelNames: ['outcome', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly delegateSeconds = new Histogram({
+    name: 'aoa_issuer_delegate_seconds',
+    help: 'Delegate latency, caller proof to audited answer',
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+  readonly introspections = new Counter({
+    name: 'aoa_issuer_introspections_total',
+    help: 'Introspect answers by result',
+    labelNames: ['active'] as const,
+    registers: [this.registry],
+  });
+  readonly policyLoads = new Counter({
+    name: 'aoa_issuer_policy_loads_total',
+    help: 'Policy loads by result',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(defaultMetrics = true) {
+    if (defaultMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+}
