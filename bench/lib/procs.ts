@@ -1,0 +1,122 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { READY_MARKER } from '../servers/child.js';
+
+export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const READY_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 15_000;
+const TAIL_LINES = 40;
+
+/** Pins every thread of this process to one core; children it spawns inherit the mask. */
+export function pinSelf(core: number): void {
+  execFileSync('taskset', ['-a', '-cp', String(core), String(process.pid)], { stdio: 'ignore' });
+}
+
+/** A server under test in its own process, pinned to one core. */
+export interface PinnedChild<T> {
+  readonly name: string;
+  readonly pid: number;
+  readonly info: T;
+  /** SIGTERM, wait for a clean exit (profiles are written then), SIGKILL after a timeout. */
+  stop(): Promise<number | string>;
+}
+
+/**
+ * Runs `node [nodeArgs] --import tsx <script>` under `taskset -c <core>` (taskset execs node, so the
+ * pid is node's) and resolves with the JSON the script announces. Its other output is kept, and
+ * shown when it fails; lines that look like warnings or errors are passed on at once.
+ */
+export function startPinnedChild<T>(
+  name: string,
+  script: string,
+  options: { core: number; env?: Record<string, string>; nodeArgs?: string[] },
+): Promise<PinnedChild<T>> {
+  const args = ['-c', String(options.core), process.execPath, ...(options.nodeArgs ?? []), '--import', 'tsx'];
+  const child = spawn('taskset', [...args, script], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...options.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const tail: string[] = [];
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
+  );
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${name}: not ready after ${READY_TIMEOUT_MS} ms\n${tail.join('\n')}`));
+    }, READY_TIMEOUT_MS);
+    const onLine = (line: string, stream: 'stdout' | 'stderr') => {
+      if (stream === 'stdout' && line.startsWith(READY_MARKER)) {
+        clearTimeout(timer);
+        const info = JSON.parse(line.slice(READY_MARKER.length)) as T;
+        resolve({ name, pid: child.pid ?? -1, info, stop: () => stopChild(child, exited) });
+        return;
+      }
+      tail.push(line);
+      if (tail.length > TAIL_LINES) tail.shift();
+      if (/"level":(40|50|60)|error|fatal/i.test(line)) console.error(`[${name}] ${line}`);
+    };
+    lines(child, 'stdout', onLine);
+    lines(child, 'stderr', onLine);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name}: exited (${code}) before it was ready\n${tail.join('\n')}`));
+    });
+  });
+}
+
+function lines(child: ChildProcess, stream: 'stdout' | 'stderr', onLine: (line: string, s: typeof stream) => void) {
+  let buffered = '';
+  child[stream]?.setEncoding('utf8');
+  child[stream]?.on('data', (chunk: string) => {
+    buffered += chunk;
+    let newline = buffered.indexOf('\n');
+    while (newline >= 0) {
+      const line = buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+      if (line.trim() !== '') onLine(line, stream);
+      newline = buffered.indexOf('\n');
+    }
+  });
+}
+
+async function stopChild(child: ChildProcess, exited: Promise<number | string>): Promise<number | string> {
+  if (child.exitCode !== null || child.signalCode !== null) return exited;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+  try {
+    return await exited;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** User + system CPU time of a process so far, in microseconds (from /proc/<pid>/stat). */
+export function processCpuUs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks * 1e6) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** Busy and total jiffies per core, from /proc/stat. */
+export function coreTimes(): Array<{ busy: number; total: number }> {
+  const cores: Array<{ busy: number; total: number }> = [];
+  for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
+    const match = /^cpu(\d+) (.*)$/.exec(line);
+    if (!match) continue;
+    const v = (match[2] ?? '').trim().split(/\s+/).map(Number);
+    const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+    const idle = (v[3] ?? 0) + (v[4] ?? 0);
+    cores[Number(match[1])] = { busy: total - idle, total };
+  }
+  return cores;
+}

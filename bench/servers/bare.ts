@@ -1,0 +1,82 @@
+// The floor: a bare grpc-js server serving the same generated aoa.v1.Issuer definition, whose Delegate
+// verifies one Ed25519 client assertion (jose jwtVerify, key imported once as the policy does) and signs
+// one token of the same shape with node:crypto (core's signCompact). Nothing else: no NATS, no policy.
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { randomId, type SigningKey, signCompact } from '@aoa/core';
+import { issuer as pb } from '@aoa/proto';
+import { Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData, status } from '@grpc/grpc-js';
+import { jwtVerify } from 'jose';
+import { announce, requiredEnv, stopOn } from './child.js';
+
+const clientKey = createPublicKey({ key: JSON.parse(requiredEnv('BENCH_CLIENT_JWK')), format: 'jwk' });
+const clientId = requiredEnv('BENCH_CLIENT_ID');
+const issuerUrl = 'http://127.0.0.1:1';
+const signingKey: SigningKey = {
+  kid: 'bare-1',
+  alg: 'EdDSA',
+  privateKey: generateKeyPairSync('ed25519').privateKey,
+};
+
+const handlers: pb.IssuerServer = {
+  delegate: async (
+    call: ServerUnaryCall<pb.DelegateRequest, pb.DelegateResponse>,
+    callback: sendUnaryData<pb.DelegateResponse>,
+  ) => {
+    const assertion = call.metadata.get('client-assertion')[0];
+    if (typeof assertion !== 'string') return callback({ code: status.UNAUTHENTICATED, details: 'no assertion' });
+    try {
+      await jwtVerify(assertion, clientKey, {
+        algorithms: ['EdDSA'],
+        issuer: clientId,
+        subject: clientId,
+        requiredClaims: ['exp', 'jti', 'aud'],
+        clockTolerance: 5,
+      });
+    } catch (error) {
+      return callback({ code: status.UNAUTHENTICATED, details: String(error) });
+    }
+    const { request } = call;
+    const nowMs = Date.now();
+    const iat = Math.floor(nowMs / 1000);
+    const jti = randomId();
+    const claims = {
+      iss: issuerUrl,
+      sub: 'idp:corp:argocd-sa',
+      aud: ['https://dashboards.internal', 'https://metrics.internal'],
+      client_id: `client:${clientId}`,
+      env: request.environment,
+      scope: request.scopes.join(' '),
+      iat,
+      nbf: iat,
+      exp: iat + 900,
+      jti,
+      act: { sub: `app:${request.child}` },
+      aoa_lineage: [],
+      aoa_iat_ms: nowMs,
+      aoa_max_depth: 2,
+      aoa_rule: 'deployers-dashboards',
+      cnf: { jkt: request.holderJkt },
+    };
+    callback(null, {
+      accessToken: signCompact({ typ: 'at+jwt' }, claims, signingKey),
+      tokenType: 'DPoP',
+      expiresAt: claims.exp,
+      scopes: request.scopes,
+      jti,
+      issuedTokenType: 'urn:ietf:params:oauth:token-type:access_token',
+      rule: claims.aoa_rule,
+      depth: 0,
+    });
+  },
+  introspect: (_call, callback) => callback({ code: status.UNIMPLEMENTED, details: 'not in the bench' }),
+};
+
+const server = new Server({ 'grpc.max_receive_message_length': 256 * 1024 });
+server.addService(pb.IssuerService, handlers);
+const port = await new Promise<number>((resolve, reject) =>
+  server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) =>
+    error ? reject(error) : resolve(bound),
+  ),
+);
+stopOn(() => new Promise<void>((resolve) => server.tryShutdown(() => resolve())));
+announce({ grpcPort: port });

@@ -1,0 +1,112 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { credentials, Metadata, status } from '@grpc/grpc-js';
+import { issuer as pb } from '@aoa/proto';
+import { calculateJwkThumbprint, exportJWK, importJWK, type JWK, SignJWT } from 'jose';
+import type { DevFacts } from './dev.js';
+
+export interface DelegateOptions {
+  grpc: string;
+  issuer: string;
+  clientId: string;
+  clientJwk: JWK;
+  subjectToken: string;
+  child: string;
+  env: string;
+  scopes: string[];
+  audience: string[];
+  ttlSeconds: number;
+  /** Bind to this key thumbprint; undefined generates a holder key; null asks for a bearer token. */
+  holderJkt: string | null | undefined;
+}
+
+export interface DelegateOutcome {
+  response: pb.DelegateResponse;
+  /** The holder key generated for the child, when none was given (development convenience). */
+  holderPrivateJwk: JWK | undefined;
+}
+
+/** Thrown for a gRPC refusal; `code` is the gRPC status, `details` its public message. */
+export class RpcError extends Error {
+  override readonly name = 'RpcError';
+  constructor(
+    readonly code: number,
+    readonly details: string,
+  ) {
+    super(`${status[code] ?? code}: ${details}`);
+  }
+}
+
+/** Signs a single-use RFC 7523 client assertion for `aud` = the issuer identifier. */
+export async function signClientAssertion(clientId: string, jwk: JWK, issuer: string): Promise<string> {
+  const alg = jwk.alg ?? (jwk.kty === 'OKP' ? 'EdDSA' : 'ES256');
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ jti: randomBytes(16).toString('base64url') })
+    .setProtectedHeader({ alg, ...(jwk.kid ? { kid: jwk.kid } : {}) })
+    .setIssuer(clientId)
+    .setSubject(clientId)
+    .setAudience(issuer)
+    .setIssuedAt(now)
+    .setExpirationTime(now + 60)
+    .sign(await importJWK(jwk, alg));
+}
+
+/** Calls `aoa.v1.Issuer/Delegate` as a registered parent controller. */
+export async function delegateOnce(options: DelegateOptions): Promise<DelegateOutcome> {
+  let holderJkt = options.holderJkt ?? '';
+  let holderPrivateJwk: JWK | undefined;
+  if (options.holderJkt === undefined) {
+    const { privateKey } = generateKeyPairSync('ed25519');
+    holderPrivateJwk = await exportJWK(privateKey);
+    const { d: _d, ...publicJwk } = holderPrivateJwk;
+    holderJkt = await calculateJwkThumbprint(publicJwk, 'sha256');
+  }
+  const metadata = new Metadata();
+  metadata.set('client-assertion', await signClientAssertion(options.clientId, options.clientJwk, options.issuer));
+  const client = new pb.IssuerClient(options.grpc, credentials.createInsecure());
+  try {
+    const response = await new Promise<pb.DelegateResponse>((resolve, reject) =>
+      client.delegate(
+        pb.DelegateRequest.fromPartial({
+          subjectToken: options.subjectToken,
+          child: options.child,
+          environment: options.env,
+          scopes: options.scopes,
+          audience: options.audience,
+          ttlSeconds: options.ttlSeconds,
+          holderJkt,
+        }),
+        metadata,
+        { deadline: Date.now() + 10_000 },
+        (error, value) => (error ? reject(new RpcError(error.code, error.details)) : resolve(value)),
+      ),
+    );
+    return { response, holderPrivateJwk };
+  } finally {
+    client.close();
+  }
+}
+
+/** Gets the demo orchestrator's IdP token from the `aoa dev` IdP (client_credentials). */
+export async function devIdpToken(facts: DevFacts, who: 'orchestrator' | 'admin' = 'orchestrator'): Promise<string> {
+  const identity = facts[who];
+  const response = await fetch(facts.idp.tokenEndpoint, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${identity.idpClientId}:${identity.idpClientSecret}`).toString('base64')}`,
+    },
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource: facts.idp.audience }),
+  });
+  const body = (await response.json()) as { access_token?: string; error?: string };
+  if (!response.ok || !body.access_token) throw new Error(`dev IdP refused: ${body.error ?? response.status}`);
+  return body.access_token;
+}
+
+export async function readDevFacts(path: string): Promise<DevFacts> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as DevFacts;
+  } catch {
+    throw new Error(`cannot read ${path}: is \`aoa dev\` (npm start) running?`);
+  }
+}

@@ -1,0 +1,165 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { createLogger, type Logger } from '@aoa/core';
+import { startIdp } from '@aoa/testkit';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { exportJWK } from 'jose';
+import { buildIssuer, loadIssuerConfig } from '@aoa/issuer';
+import { devPolicy } from './dev-policy.js';
+import { type DevNats, startDevNats } from './dev-nats.js';
+
+export const DEV_IDP_AUDIENCE = 'https://aoa.dev';
+
+/** What `aoa dev` writes to `.aoa/dev.json`, so scripts (and `aoa delegate --dev`) can drive it. */
+export interface DevFacts {
+  warning: string;
+  dataDir: string;
+  natsUrl: string;
+  policyFile: string;
+  issuer: { issuer: string; grpc: string; grpcUrl: string; http: string; jwksUri: string; metadata: string };
+  idp: { issuer: string; tokenEndpoint: string; audience: string };
+  orchestrator: { clientId: string; idpClientId: string; idpClientSecret: string; privateJwk: object };
+  admin: { clientId: string; idpClientId: string; idpClientSecret: string; privateJwk: object };
+}
+
+/**
+ * `aoa dev`: the whole credential plane on this machine with embedded defaults, like `vault server
+ * -dev`. Plaintext on loopback only. Resolves once everything is up; the returned stop() tears down.
+ */
+export async function startDev(options: { dataDir: string; logLevel: string }): Promise<{ facts: DevFacts; stop(): Promise<void> }> {
+  const dataDir = resolve(options.dataDir);
+  await mkdir(dataDir, { recursive: true });
+  const logger = createLogger({ service: 'aoa-dev', level: options.logLevel });
+  const stops: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const step of stops.splice(0).reverse()) await step().catch(() => undefined);
+  };
+  try {
+    let natsUrl = process.env.NATS_URL;
+    if (!natsUrl) {
+      const nats: DevNats = await startDevNats(join(dataDir, 'nats'));
+      stops.push(nats.stop);
+      natsUrl = nats.url;
+    }
+    await waitForJetStream(natsUrl, logger);
+
+    const secret = () => randomBytes(18).toString('base64url');
+    const orchestratorSecret = secret();
+    const adminSecret = secret();
+    const idp = await startIdp({
+      clients: [
+        { clientId: 'orchestrator', clientSecret: orchestratorSecret, groups: ['platform'] },
+        { clientId: 'admin', clientSecret: adminSecret, groups: ['sre'] },
+      ],
+    });
+    stops.push(() => idp.stop());
+
+    const orchestratorKey = generateKeyPairSync('ed25519').privateKey;
+    const adminKey = generateKeyPairSync('ed25519').privateKey;
+    const publicOf = async (key: typeof orchestratorKey, kid: string) => {
+      const { d: _private, ...pub } = await exportJWK(key);
+      return { ...pub, kid };
+    };
+    const policyFile = join(dataDir, 'policy.yaml');
+    await writeFile(
+      policyFile,
+      devPolicy(idp.issuer, DEV_IDP_AUDIENCE, await publicOf(orchestratorKey, 'orchestrator-1'), await publicOf(adminKey, 'admin-1')),
+    );
+
+    const issuer = await buildIssuer(
+      loadIssuerConfig({
+        NATS_URL: natsUrl,
+        AOA_POLICY_FILE: policyFile,
+        AOA_ISSUER_GRPC_LISTEN: process.env.AOA_ISSUER_GRPC_LISTEN ?? '127.0.0.1:0',
+        AOA_ISSUER_HTTP_LISTEN: process.env.AOA_ISSUER_HTTP_LISTEN ?? '127.0.0.1:0',
+        LOG_LEVEL: options.logLevel,
+      }),
+      { logger, defaultMetrics: true },
+    ).start();
+    stops.push(() => issuer.stop());
+
+    const http = `http://127.0.0.1:${issuer.httpPort}`;
+    const facts: DevFacts = {
+      warning: 'development only: plaintext on loopback, keys in memory, secrets in this file',
+      dataDir,
+      natsUrl,
+      policyFile,
+      issuer: {
+        issuer: issuer.issuer,
+        grpc: `127.0.0.1:${issuer.grpcPort}`,
+        grpcUrl: issuer.grpcUrl,
+        http,
+        jwksUri: `${http}/jwks`,
+        metadata: `${http}/.well-known/oauth-authorization-server`,
+      },
+      idp: { issuer: idp.issuer, tokenEndpoint: idp.tokenEndpoint, audience: DEV_IDP_AUDIENCE },
+      orchestrator: {
+        clientId: 'orchestrator',
+        idpClientId: 'orchestrator',
+        idpClientSecret: orchestratorSecret,
+        privateJwk: { ...(await exportJWK(orchestratorKey)), kid: 'orchestrator-1', alg: 'EdDSA' },
+      },
+      admin: {
+        clientId: 'admin',
+        idpClientId: 'admin',
+        idpClientSecret: adminSecret,
+        privateJwk: { ...(await exportJWK(adminKey)), kid: 'admin-1', alg: 'EdDSA' },
+      },
+    };
+    await writeFile(join(dataDir, 'dev.json'), `${JSON.stringify(facts, null, 2)}\n`, { mode: 0o600 });
+    return { facts, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function waitForJetStream(url: string, log: Logger): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  const nc = await connect({ servers: url });
+  try {
+    for (;;) {
+      try {
+        await (await jetstreamManager(nc)).getAccountInfo();
+        return;
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+        log.debug('waiting for JetStream');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  } finally {
+    await nc.close();
+  }
+}
+
+/** The short guide `aoa dev` prints, like `vault server -dev`. */
+export function devGuide(f: DevFacts): string {
+  return `
+aoa dev is running (development only: plaintext on loopback, signing keys in memory, embedded defaults)
+
+  NATS          ${f.natsUrl}
+  issuer        ${f.issuer.issuer}
+    gRPC        ${f.issuer.grpc}   (aoa.v1.Issuer, health, reflection)
+    metadata    ${f.issuer.metadata}
+    JWKS        ${f.issuer.jwksUri}
+    metrics     ${f.issuer.http}/metrics
+  dev IdP       ${f.idp.issuer}   (token endpoint ${f.idp.tokenEndpoint})
+  policy        ${f.policyFile}
+  facts (JSON)  ${join(f.dataDir, 'dev.json')}
+
+Try it (in another terminal):
+  # an orchestrator exchanges its IdP token for a key-bound credential for child app "dashboards"
+  npx aoa delegate --dev --child dashboards --env prod --scope read:metrics
+  # the same as JSON: the token, and the holder key generated for the child
+  npx aoa delegate --dev --child dashboards --env prod --scope read:metrics --json
+  # a refusal names the rule: prod dashboards may not get write:config
+  npx aoa delegate --dev --child dashboards --env prod --scope write:config
+  # look at the published keys
+  curl -s ${f.issuer.jwksUri}
+
+Press Ctrl-C to stop everything.
+`;
+}
