@@ -95,15 +95,13 @@ describe('memory key manager', () => {
   });
 
   it('activating the standby signs with it, publishes a new standby at once and keeps the old key as retired', async () => {
-    const before = await delegateThrough(sys, sys.issuer, sys.client);
-    const oldActive = kidOf(before.accessToken);
+    const earlier = await delegateThrough(sys, sys.issuer, sys.client);
+    const oldActive = kidOf(earlier.accessToken);
     const oldStandby = sys.issuer.keys.standbyKid();
 
     const switched = await sys.issuer.keys.activateStandby();
-    assert.deepEqual({ retired: switched.retired, active: switched.active }, {
-      retired: oldActive,
-      active: oldStandby,
-    });
+    assert.equal(switched.retired, oldActive);
+    assert.equal(switched.active, oldStandby);
     assert.notEqual(switched.standby, oldActive);
     assert.notEqual(switched.standby, oldStandby);
 
@@ -114,10 +112,10 @@ describe('memory key manager', () => {
     assert.ok(published.get(oldActive)?.retired_ms, 'the retired key has no retired_ms');
     assert.deepEqual(kidsIn(published, 'active'), [oldStandby]);
 
-    const after = await delegateThrough(sys, sys.issuer, sys.client);
-    assert.equal(kidOf(after.accessToken), oldStandby);
-    await verifyThroughJwksUri(sys.issuer, after.accessToken);
-    const { protectedHeader } = await verifyThroughJwksUri(sys.issuer, before.accessToken);
+    const later = await delegateThrough(sys, sys.issuer, sys.client);
+    assert.equal(kidOf(later.accessToken), oldStandby);
+    await verifyThroughJwksUri(sys.issuer, later.accessToken);
+    const { protectedHeader } = await verifyThroughJwksUri(sys.issuer, earlier.accessToken);
     assert.equal(protectedHeader.kid, oldActive);
 
     const prepared = await bus.lastAudit('key.prepared');
@@ -211,9 +209,37 @@ describe('sealed key manager', () => {
       try {
         const published = await publishedKeys(other);
         assert.deepEqual(kidsIn(published, 'active'), [a.keys.active().kid]);
+        assert.deepEqual(
+          kidsIn(published, 'standby'),
+          [a.keys.standbyKid()],
+          'a lost race left a stray standby',
+        );
       } finally {
         await other.close();
       }
+    } finally {
+      for (const client of clients) client.close();
+      await Promise.all(replicas.map((issuer) => issuer.stop()));
+      await nats.stop();
+    }
+  });
+
+  it('a key switch on one replica is followed by every other replica before it signs again', async () => {
+    const nats = await startNats();
+    const replicas = await Promise.all([
+      sys.startIssuer({ NATS_URL: nats.url }),
+      sys.startIssuer({ NATS_URL: nats.url }),
+    ]);
+    const clients = replicas.map(issuerClient);
+    try {
+      const [a, b] = replicas as [RunningIssuer, RunningIssuer];
+      const { active } = await a.keys.activateStandby();
+      for (let i = 0; i < 200 && b.keys.active().kid !== active; i++)
+        await new Promise((r) => setTimeout(r, 10));
+      assert.equal(b.keys.active().kid, active, 'replica b still signs with the retired key');
+      assert.equal(b.keys.standbyKid(), a.keys.standbyKid());
+      const token = await delegateThrough(sys, b, clients[1] as pb.IssuerClient);
+      assert.equal(kidOf(token.accessToken), active);
     } finally {
       for (const client of clients) client.close();
       await Promise.all(replicas.map((issuer) => issuer.stop()));
@@ -241,7 +267,10 @@ describe('sealed key manager', () => {
       const raw = stored.get(`key.${kid}`) ?? '';
       const ciphertext = Buffer.from((JSON.parse(raw) as { sealed: string }).sealed, 'base64url');
       assert.ok(!raw.includes(d), `${kid}: private scalar stored in the clear`);
-      assert.ok(!ciphertext.includes(Buffer.from(d, 'base64url')), `${kid}: private scalar in the sealed bytes`);
+      assert.ok(
+        !ciphertext.includes(Buffer.from(d, 'base64url')),
+        `${kid}: private scalar in the sealed bytes`,
+      );
       assert.ok(!ciphertext.includes(Buffer.from(d)), `${kid}: private JWK in the sealed bytes`);
     }
     for (const text of (await bus.entries(BUCKETS.keys)).values()) {
@@ -267,4 +296,3 @@ describe('sealed key manager', () => {
     }
   });
 });
-

@@ -1,4 +1,4 @@
-import { type AuditEnvelope, BUCKETS, STREAMS } from '@aoa/core';
+import { type AuditEnvelope, type BUCKETS, STREAMS } from '@aoa/core';
 import { issuer as pb } from '@aoa/proto';
 import { credentials } from '@grpc/grpc-js';
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';

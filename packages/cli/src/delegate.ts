@@ -1,7 +1,7 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { credentials, Metadata, status } from '@grpc/grpc-js';
 import { issuer as pb } from '@aoa/proto';
+import { credentials, Metadata, status } from '@grpc/grpc-js';
 import { calculateJwkThumbprint, exportJWK, importJWK, type JWK, SignJWT } from 'jose';
 import type { DevFacts } from './dev.js';
 
@@ -62,7 +62,10 @@ export async function delegateOnce(options: DelegateOptions): Promise<DelegateOu
     holderJkt = await calculateJwkThumbprint(publicJwk, 'sha256');
   }
   const metadata = new Metadata();
-  metadata.set('client-assertion', await signClientAssertion(options.clientId, options.clientJwk, options.issuer));
+  metadata.set(
+    'client-assertion',
+    await signClientAssertion(options.clientId, options.clientJwk, options.issuer),
+  );
   const client = new pb.IssuerClient(options.grpc, credentials.createInsecure());
   try {
     const response = await new Promise<pb.DelegateResponse>((resolve, reject) =>
@@ -88,7 +91,10 @@ export async function delegateOnce(options: DelegateOptions): Promise<DelegateOu
 }
 
 /** Gets the demo orchestrator's IdP token from the `aoa dev` IdP (client_credentials). */
-export async function devIdpToken(facts: DevFacts, who: 'orchestrator' | 'admin' = 'orchestrator'): Promise<string> {
+export async function devIdpToken(
+  facts: DevFacts,
+  who: 'orchestrator' | 'admin' = 'orchestrator',
+): Promise<string> {
   const identity = facts[who];
   const response = await fetch(facts.idp.tokenEndpoint, {
     method: 'POST',
@@ -99,7 +105,8 @@ export async function devIdpToken(facts: DevFacts, who: 'orchestrator' | 'admin'
     body: new URLSearchParams({ grant_type: 'client_credentials', resource: facts.idp.audience }),
   });
   const body = (await response.json()) as { access_token?: string; error?: string };
-  if (!response.ok || !body.access_token) throw new Error(`dev IdP refused: ${body.error ?? response.status}`);
+  if (!response.ok || !body.access_token)
+    throw new Error(`dev IdP refused: ${body.error ?? response.status}`);
   return body.access_token;
 }
 

@@ -2,13 +2,13 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createLogger, type Logger } from '@aoa/core';
+import { buildIssuer, loadIssuerConfig } from '@aoa/issuer';
 import { startIdp } from '@aoa/testkit';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { exportJWK } from 'jose';
-import { buildIssuer, loadIssuerConfig } from '@aoa/issuer';
-import { devPolicy } from './dev-policy.js';
 import { type DevNats, startDevNats } from './dev-nats.js';
+import { devPolicy } from './dev-policy.js';
 
 export const DEV_IDP_AUDIENCE = 'https://aoa.dev';
 
@@ -28,7 +28,10 @@ export interface DevFacts {
  * `aoa dev`: the whole credential plane on this machine with embedded defaults, like `vault server
  * -dev`. Plaintext on loopback only. Resolves once everything is up; the returned stop() tears down.
  */
-export async function startDev(options: { dataDir: string; logLevel: string }): Promise<{ facts: DevFacts; stop(): Promise<void> }> {
+export async function startDev(options: {
+  dataDir: string;
+  logLevel: string;
+}): Promise<{ facts: DevFacts; stop(): Promise<void> }> {
   const dataDir = resolve(options.dataDir);
   await mkdir(dataDir, { recursive: true });
   const logger = createLogger({ service: 'aoa-dev', level: options.logLevel });
@@ -65,7 +68,12 @@ export async function startDev(options: { dataDir: string; logLevel: string }): 
     const policyFile = join(dataDir, 'policy.yaml');
     await writeFile(
       policyFile,
-      devPolicy(idp.issuer, DEV_IDP_AUDIENCE, await publicOf(orchestratorKey, 'orchestrator-1'), await publicOf(adminKey, 'admin-1')),
+      devPolicy(
+        idp.issuer,
+        DEV_IDP_AUDIENCE,
+        await publicOf(orchestratorKey, 'orchestrator-1'),
+        await publicOf(adminKey, 'admin-1'),
+      ),
     );
 
     const issuer = await buildIssuer(

@@ -50,7 +50,10 @@ async function main(argv: string[]): Promise<number> {
 async function dev(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { 'data-dir': { type: 'string', default: '.aoa' }, 'log-level': { type: 'string', default: 'warn' } },
+    options: {
+      'data-dir': { type: 'string', default: '.aoa' },
+      'log-level': { type: 'string', default: 'warn' },
+    },
   });
   let running: Awaited<ReturnType<typeof startDev>>;
   try {
@@ -109,9 +112,13 @@ async function delegate(args: string[]): Promise<number> {
       subjectToken: await devIdpToken(facts),
     };
   } else {
-    const missing = ['grpc', 'issuer', 'client-id', 'client-key', 'subject-token-file'].filter((k) => !values[k as keyof typeof values]);
+    const missing = ['grpc', 'issuer', 'client-id', 'client-key', 'subject-token-file'].filter(
+      (k) => !values[k as keyof typeof values],
+    );
     if (missing.length > 0) {
-      process.stderr.write(`aoa delegate: without --dev, also give ${missing.map((m) => `--${m}`).join(', ')}\n`);
+      process.stderr.write(
+        `aoa delegate: without --dev, also give ${missing.map((m) => `--${m}`).join(', ')}\n`,
+      );
       return EXIT.usage;
     }
     target = {
@@ -134,7 +141,9 @@ async function delegate(args: string[]): Promise<number> {
     });
     const r = outcome.response;
     if (values.json) {
-      process.stdout.write(`${JSON.stringify({ ...r, holderPrivateJwk: outcome.holderPrivateJwk }, null, 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ ...r, holderPrivateJwk: outcome.holderPrivateJwk }, null, 2)}\n`,
+      );
     } else {
       process.stdout.write(
         `issued ${r.tokenType} token for ${values.child} in ${values.env}\n  jti      ${r.jti}\n  scopes   ${r.scopes.join(' ')}\n` +

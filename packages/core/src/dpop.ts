@@ -11,7 +11,8 @@ import type { ReplayGuard } from './bus/replay.js';
 import type { Clock } from './clock.js';
 import { AppError } from './errors.js';
 
-export const DPOP_ALGORITHMS = ['EdDSA', 'ES256', 'ES384', 'PS256', 'RS256'];
+// 'Ed25519' is the fully-specified name (RFC 9864) that current clients such as oauth4webapi send.
+export const DPOP_ALGORITHMS = ['EdDSA', 'Ed25519', 'ES256', 'ES384', 'PS256', 'RS256'];
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'];
 const MAX_PROOF_BYTES = 4096;
 
@@ -26,7 +27,8 @@ export interface DpopCheck {
   /** Seconds a proof stays acceptable after its `iat` (the replay window W). */
   windowSeconds: number;
   clock: Clock;
-  replay: ReplayGuard;
+  /** Claims the proof's `jti` once: KV-backed across replicas, or a verifier-local cache. */
+  replay: Pick<ReplayGuard, 'claim'>;
 }
 
 /**

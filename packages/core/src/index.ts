@@ -1,3 +1,4 @@
+export * from './aoa-token.js';
 export * from './bus/audit.js';
 export * from './bus/connect.js';
 export * from './bus/replay.js';
@@ -5,6 +6,7 @@ export * from './claims.js';
 export * from './claims-schema.js';
 export * from './clock.js';
 export * from './config.js';
+export * from './config-fields.js';
 export * from './dpop.js';
 export * from './errors.js';
 export * from './grpc-server.js';

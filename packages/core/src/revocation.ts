@@ -21,6 +21,10 @@ export interface RevocationRecord {
   /** Revocation time; for watermarks, tokens issued at or before it are revoked. */
   at_ms: number;
   reason: string;
+  /** Additive: what was revoked (`jti`, `app`, `sub`, `kid`, `grant`). */
+  kind?: string;
+  /** Additive: who revoked, `client:<id>` or `jkt:<thumbprint>`. */
+  by?: string;
 }
 
 /** The fields of a token that revocation rules look at. */
@@ -39,6 +43,8 @@ export type RevocableToken = Pick<
 export class RevocationMirror {
   private readonly entries = new Map<string, RevocationRecord>();
   private synced = false;
+  private syncedAtMs: number | undefined;
+  private revision = 0;
   private stopWatch: (() => void) | undefined;
   private readonly syncWaiters: Array<() => void> = [];
 
@@ -56,6 +62,7 @@ export class RevocationMirror {
     void (async () => {
       for await (const entry of watcher) {
         this.apply(entry);
+        this.revision = Math.max(this.revision, entry.revision);
         if (!this.synced && entry.revision >= lastSeq) this.markSynced();
       }
     })().catch((error: unknown) => this.log.error({ err: error }, 'revocation watch ended'));
@@ -75,8 +82,42 @@ export class RevocationMirror {
     this.stopWatch?.();
   }
 
+  /** When the first full sync completed (ms since the epoch), or undefined before it. */
+  syncedAt(): number | undefined {
+    return this.syncedAtMs;
+  }
+
+  /** The highest bucket revision applied so far: compare with the bucket's last sequence to catch up. */
+  lastRevision(): number {
+    return this.revision;
+  }
+
+  /**
+   * Resolves once every entry written up to now has been applied (after a reconnect, a missed notice
+   * is caught up from the bucket itself), or false after `timeoutMs`.
+   */
+  async catchUp(timeoutMs = 5000): Promise<boolean> {
+    const target = (await this.kv.status()).streamInfo.state.last_seq;
+    const deadline = Date.now() + timeoutMs;
+    while (this.revision < target && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    return this.revision >= target;
+  }
+
+  /** Every revocation in force, sorted by key: for listings, not for the hot path. */
+  list(): Array<{ key: string; record: RevocationRecord }> {
+    return [...this.entries.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([key, record]) => ({ key, record }));
+  }
+
+  /** The revocation stored under one key, if any. */
+  get(key: string): RevocationRecord | undefined {
+    return this.entries.get(key);
+  }
+
   private markSynced(): void {
     this.synced = true;
+    this.syncedAtMs = Date.now();
     for (const resolve of this.syncWaiters.splice(0)) resolve();
   }
 

@@ -6,6 +6,8 @@ export interface IdpClient {
   groups?: string[];
   /** The access token's `sub`; the client id when absent. */
   sub?: string;
+  /** When set, the access token carries RFC 8693 `may_act: { sub }`. */
+  mayAct?: string;
 }
 
 /** The shape oidc-provider expects of a storage adapter, one instance per model name. */

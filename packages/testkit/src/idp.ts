@@ -154,8 +154,9 @@ async function providerConfiguration(
       customizers: {
         // oidc-provider puts `sub: clientId` for client_credentials and lets no extra claim override it.
         jwt: async (_ctx: unknown, token: unknown, jwt: { payload: Record<string, unknown> }) => {
-          const sub = clientOf(token)?.sub;
-          if (sub !== undefined) jwt.payload.sub = sub;
+          const client = clientOf(token);
+          if (client?.sub !== undefined) jwt.payload.sub = client.sub;
+          if (client?.mayAct !== undefined) jwt.payload.may_act = { sub: client.mayAct };
         },
       },
     },

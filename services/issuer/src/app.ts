@@ -25,6 +25,8 @@ import type { IssuerContext } from './domain/delegate.js';
 import { IdpKeySets } from './domain/idp-keys.js';
 import { SubjectTokenVerifier } from './domain/subject-token.js';
 import { issuerHandlers } from './grpc/issuer-service.js';
+import { DpopNonces } from './http/dpop-nonce.js';
+import { RateLimiter } from './http/rate-limit.js';
 import { issuerRoutes } from './http/routes.js';
 import { KeyManager } from './keys/key-manager.js';
 import { MemoryKeyStore } from './keys/memory-store.js';
@@ -121,6 +123,7 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
       log,
     );
     await keys.start();
+    cleanup.push(() => keys.stop());
     if (!(await keySet.waitFor(keys.active().kid)))
       throw new Error('active signing key not visible in aoa_keys');
 
@@ -135,6 +138,8 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
     const grpcUrl = config.grpcUrl ?? `${scheme}://${hostForUrl(config.grpcListen.host)}:${grpcPort}`;
 
     let issuer = config.issuerUrl ?? '';
+    // The HTTP listener binds before the domain exists (the issuer URL may come from its port).
+    let ctx: IssuerContext | undefined;
     const http = await startHttpServer({
       listen: config.httpListen,
       log,
@@ -149,12 +154,19 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
           ...(nc.isClosed() ? ['nats connection closed'] : []),
           ...(revocations.ready() ? [] : ['revocation view not synchronised']),
         ],
+        oauth: {
+          context: () => ctx,
+          nonces: new DpopNonces(clock, await readNonceSecret(config.dpopNonceSecretFile)),
+          perClient: new RateLimiter({ perSecond: config.tokenRatePerClient }, clock),
+          perSource: new RateLimiter({ perSecond: config.tokenRatePerSource }, clock),
+          log: log.child({ component: 'oauth' }),
+        },
       }),
     });
     cleanup.push(() => http.close());
     issuer ||= `${scheme}://${hostForUrl(config.httpListen.host)}:${http.port}`;
 
-    const ctx: IssuerContext = {
+    ctx = {
       issuer,
       policy: () => policyStore.current(),
       signingKey: () => keys.active(),
@@ -190,6 +202,14 @@ async function runCleanup(steps: Array<() => Promise<void> | void>): Promise<voi
 
 const hostForUrl = (host: string): string =>
   host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+
+/** A shared DPoP nonce secret lets replicas accept each other's nonces; absent, each draws its own. */
+async function readNonceSecret(file: string | undefined): Promise<Buffer | undefined> {
+  if (!file) return undefined;
+  const secret = Buffer.from((await readFile(file, 'utf8')).trim(), 'utf8');
+  if (secret.length < 16) throw new Error('AOA_DPOP_NONCE_SECRET_FILE: must hold at least 16 bytes');
+  return secret;
+}
 
 async function readKek(file: string | undefined): Promise<Buffer> {
   if (!file) throw new Error('AOA_KEK_FILE: required for the sealed key manager');

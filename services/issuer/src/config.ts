@@ -51,6 +51,9 @@ export const IssuerEnv = z
       .int()
       .positive()
       .default(8 * 1024 ** 3),
+    AOA_TOKEN_RATE_PER_CLIENT: z.coerce.number().min(0).default(200),
+    AOA_TOKEN_RATE_PER_SOURCE: z.coerce.number().min(0).default(500),
+    AOA_DPOP_NONCE_SECRET_FILE: z.string().optional(),
     AOA_TLS_CERT_FILE: z.string().optional(),
     AOA_TLS_KEY_FILE: z.string().optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -94,6 +97,11 @@ export interface IssuerConfig {
   auditMaxBytes: number;
   tls: { certFile: string; keyFile: string } | undefined;
   logLevel: string;
+  /** Token endpoint requests per second (burst twice that) per client and per source; 0 disables. */
+  tokenRatePerClient: number;
+  tokenRatePerSource: number;
+  /** Shared secret for DPoP nonces across replicas; a per-process random one when absent. */
+  dpopNonceSecretFile: string | undefined;
 }
 
 export function loadIssuerConfig(env: Record<string, string | undefined>): IssuerConfig {
@@ -119,5 +127,8 @@ export function loadIssuerConfig(env: Record<string, string | undefined>): Issue
         ? { certFile: e.AOA_TLS_CERT_FILE, keyFile: e.AOA_TLS_KEY_FILE }
         : undefined,
     logLevel: e.LOG_LEVEL,
+    tokenRatePerClient: e.AOA_TOKEN_RATE_PER_CLIENT,
+    tokenRatePerSource: e.AOA_TOKEN_RATE_PER_SOURCE,
+    dpopNonceSecretFile: e.AOA_DPOP_NONCE_SECRET_FILE,
   };
 }

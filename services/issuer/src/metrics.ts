@@ -21,6 +21,24 @@ export class IssuerMetrics {
     labelNames: ['active'] as const,
     registers: [this.registry],
   });
+  readonly tokenRequests = new Counter({
+    name: 'aoa_issuer_token_requests_total',
+    help: 'Token endpoint answers by outcome and OAuth error code',
+    labelNames: ['outcome', 'error'] as const,
+    registers: [this.registry],
+  });
+  readonly tokenRateLimited = new Counter({
+    name: 'aoa_issuer_token_rate_limited_total',
+    help: 'Token requests refused with 429, by the bucket that was empty (client or source)',
+    labelNames: ['scope'] as const,
+    registers: [this.registry],
+  });
+  readonly tokenSeconds = new Histogram({
+    name: 'aoa_issuer_token_seconds',
+    help: 'Token endpoint latency, body read to answer',
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
   readonly policyLoads = new Counter({
     name: 'aoa_issuer_policy_loads_total',
     help: 'Policy loads by result',

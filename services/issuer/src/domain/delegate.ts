@@ -1,3 +1,4 @@
+import { authenticateClient } from '@aoa/auth';
 import {
   type AoaClaims,
   AppError,
@@ -14,7 +15,6 @@ import {
   verifyDpopProof,
 } from '@aoa/core';
 import { type ClientConfig, decide, mayPresent, type Policy } from '@aoa/policy';
-import { authenticateClient } from './client-assertion.js';
 import { buildClaims, type Origin, signAccessToken } from './mint.js';
 import {
   type DelegateInput,
@@ -28,6 +28,11 @@ import type { SubjectTokenVerifier, VerifiedSubject } from './subject-token.js';
 export interface CallerProof {
   clientAssertion: string | undefined;
   dpop: { proof: string; htm: string; htu: string } | undefined;
+  /**
+   * A client the adapter already authenticated with `authenticateClient` (the HTTP token endpoint
+   * does so first, to answer `401 invalid_client` and to rate-limit per client). Only adapters set it.
+   */
+  authenticatedClient?: ClientConfig | undefined;
 }
 
 export interface IssuerContext {
@@ -94,18 +99,21 @@ async function issue(
   facts: Facts,
 ): Promise<DelegateResult> {
   const policy = ctx.policy();
-  if (proof.clientAssertion && proof.dpop) {
+  const clientProved = Boolean(proof.clientAssertion || proof.authenticatedClient);
+  if (clientProved && proof.dpop) {
     throw new AppError('invalid_argument', 'present either a client assertion or a DPoP proof, not both');
   }
-  if (!proof.clientAssertion && !proof.dpop) {
+  if (!clientProved && !proof.dpop) {
     throw new AppError(
       'unauthenticated',
       'caller proof required: a bearer token alone mints nothing (send client-assertion or dpop)',
     );
   }
-  const client = proof.clientAssertion
-    ? await authenticateClient(proof.clientAssertion, assertionContext(ctx, policy))
-    : undefined;
+  const client =
+    proof.authenticatedClient ??
+    (proof.clientAssertion
+      ? await authenticateClient(proof.clientAssertion, assertionContext(ctx, policy))
+      : undefined);
   if (client) facts.clientId = `client:${client.id}`;
   const subject = await ctx.subjects.verify(input.subjectToken, input.subjectTokenType, policy);
   const origin = client
@@ -171,6 +179,13 @@ function rootOrigin(policy: Policy, client: ClientConfig, subject: VerifiedSubje
     );
   }
   facts.sub = `idp:${subject.idp.namespace}:${subject.sub}`;
+  if (
+    subject.mayAct !== undefined &&
+    subject.mayAct !== client.id &&
+    subject.mayAct !== `client:${client.id}`
+  ) {
+    throw new AppError('permission_denied', `subject token's may_act does not name client ${client.id}`);
+  }
   const identity = { idp: subject.idp.namespace, sub: subject.sub, groups: subject.groups };
   const allowed = mayPresent(policy, client.id, identity);
   if (!allowed.ok) throw new AppError('permission_denied', allowed.reason);

@@ -1,5 +1,5 @@
+import { authenticateClient } from '@aoa/auth';
 import { type AoaClaims, AppError, verifyDpopProof } from '@aoa/core';
-import { authenticateClient } from './client-assertion.js';
 import { assertNotRevoked, type CallerProof, type IssuerContext } from './delegate.js';
 
 export type Introspection = { active: false } | { active: true; claims: AoaClaims };

@@ -18,7 +18,15 @@ export const MAX_TOKEN_BYTES = 16 * 1024;
 const AOA_ALGORITHMS = ['EdDSA', 'ES256'];
 
 export type VerifiedSubject =
-  | { kind: 'idp'; idp: IdpConfig; sub: string; groups: string[]; expMs: number }
+  | {
+      kind: 'idp';
+      idp: IdpConfig;
+      sub: string;
+      groups: string[];
+      expMs: number;
+      /** RFC 8693 `may_act.sub`: when present, the only party allowed to present this token. */
+      mayAct?: string;
+    }
   | { kind: 'aoa'; claims: AoaClaims; kid: string; expMs: number };
 
 /**
@@ -95,7 +103,15 @@ export class SubjectTokenVerifier {
       const groups = Array.isArray(rawGroups)
         ? rawGroups.filter((g): g is string => typeof g === 'string')
         : [];
-      return { kind: 'idp', idp, sub: payload.sub as string, groups, expMs: (payload.exp as number) * 1000 };
+      const mayAct = mayActSubject(payload.may_act);
+      return {
+        kind: 'idp',
+        idp,
+        sub: payload.sub as string,
+        groups,
+        expMs: (payload.exp as number) * 1000,
+        ...(mayAct === undefined ? {} : { mayAct }),
+      };
     } catch (error) {
       throw idpError(error, idp);
     }
@@ -128,6 +144,17 @@ export class SubjectTokenVerifier {
       );
     }
   }
+}
+
+/**
+ * Reads `may_act.sub` (RFC 8693 section 4.4). A `may_act` that is present but names no subject is
+ * kept as an empty string, so it matches no caller: a malformed restriction never widens access.
+ */
+function mayActSubject(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null) return '';
+  const sub = (value as { sub?: unknown }).sub;
+  return typeof sub === 'string' ? sub : '';
 }
 
 function idpError(error: unknown, idp: IdpConfig): AppError {

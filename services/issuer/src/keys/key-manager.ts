@@ -16,6 +16,7 @@ export type KeyAuditor = (
  */
 export class KeyManager {
   private current: { ring: RingState; keys: Map<string, SigningKey>; revision: number } | undefined;
+  private stopWatch: (() => void) | undefined;
 
   constructor(
     private readonly store: PrivateKeyStore,
@@ -40,7 +41,10 @@ export class KeyManager {
       const active = await this.prepare();
       const standby = await this.prepare();
       const revision = await this.store.saveRing({ active: active.kid, standby: standby.kid }, 0);
-      if (revision === false) continue;
+      if (revision === false) {
+        await this.retireUnused([active, standby]);
+        continue;
+      }
       await this.publish(active, 'active');
       await this.audit('key.activated', await this.record(active, 'active'));
       this.current = {
@@ -54,10 +58,33 @@ export class KeyManager {
     }
     if (!this.current) throw new Error('could not establish a signing key ring');
     await this.ensurePublished();
+    this.stopWatch ??= await this.store.watchRing(() => void this.follow());
     this.log.info(
       { active: this.current.ring.active, standby: this.current.ring.standby, store: this.kind },
       'signing keys ready',
     );
+  }
+
+  /**
+   * Another replica switched keys (a scheduled or emergency rotation): sign with the ring's new active
+   * key at once, so no replica keeps signing with a retired, possibly revoked, key.
+   */
+  private async follow(): Promise<void> {
+    try {
+      const loaded = await this.store.load();
+      if (!loaded || (this.current && loaded.revision <= this.current.revision)) return;
+      this.current = loaded;
+      this.log.info(
+        { active: loaded.ring.active, standby: loaded.ring.standby },
+        'following key ring change',
+      );
+    } catch (error) {
+      this.log.error({ err: error }, 'could not follow a key ring change');
+    }
+  }
+
+  stop(): void {
+    this.stopWatch?.();
   }
 
   /** The key that signs now. */
@@ -83,6 +110,7 @@ export class KeyManager {
     const ring = { active: current.ring.standby, standby: next.kid };
     const revision = await this.store.saveRing(ring, current.revision);
     if (revision === false) {
+      await this.retireUnused([next]);
       this.current = undefined;
       await this.start();
       return { retired: current.ring.active, active: this.active().kid, standby: this.standbyKid() };
@@ -114,6 +142,17 @@ export class KeyManager {
     await this.publish(key, 'standby');
     await this.audit('key.prepared', await this.record(key, 'standby'));
     return key;
+  }
+
+  /**
+   * Another replica changed the ring first, so keys prepared for it will never sign: mark them retired
+   * rather than leave them advertised as the standby for good.
+   */
+  private async retireUnused(keys: SigningKey[]): Promise<void> {
+    for (const key of keys) {
+      await this.publish(key, 'retired');
+      await this.audit('key.retired', await this.record(key, 'retired'));
+    }
   }
 
   private async ensurePublished(): Promise<void> {

@@ -16,6 +16,11 @@ export class MemoryKeyStore implements PrivateKeyStore {
     this.keys.set(key.kid, key);
   }
 
+  /** Memory keys belong to one process: no other replica can change the ring. */
+  async watchRing(): Promise<() => void> {
+    return () => undefined;
+  }
+
   async saveRing(ring: RingState, expectedRevision: number): Promise<number | false> {
     if ((this.ring?.revision ?? 0) !== expectedRevision) return false;
     this.ring = { ring, revision: expectedRevision + 1 };

@@ -28,12 +28,12 @@ export class SealedKeyStore implements PrivateKeyStore {
 
   async load() {
     const ringEntry = await this.kv.get(RING_KEY);
-    if (!ringEntry || ringEntry.operation !== 'PUT') return undefined;
+    if (ringEntry?.operation !== 'PUT') return undefined;
     const ring = ringEntry.json<RingState>();
     const keys = new Map<string, SigningKey>();
     for (const kid of [ring.active, ring.standby]) {
       const entry = await this.kv.get(`key.${kid}`);
-      if (!entry || entry.operation !== 'PUT') {
+      if (entry?.operation !== 'PUT') {
         throw new AppError('internal', `sealed key ${kid} named by the ring is missing`);
       }
       keys.set(kid, this.unseal(entry.json<SealedRecord>()));
@@ -43,6 +43,14 @@ export class SealedKeyStore implements PrivateKeyStore {
 
   async saveKey(key: SigningKey): Promise<void> {
     await this.kv.put(`key.${key.kid}`, JSON.stringify(this.seal(key)));
+  }
+
+  async watchRing(onChange: () => void): Promise<() => void> {
+    const watcher = await this.kv.watch({ key: RING_KEY, include: 'updates' });
+    void (async () => {
+      for await (const _ of watcher) onChange();
+    })();
+    return () => watcher.stop();
   }
 
   async saveRing(ring: RingState, expectedRevision: number): Promise<number | false> {

@@ -17,4 +17,6 @@ export interface PrivateKeyStore {
   saveKey(key: SigningKey): Promise<void>;
   /** Compare-and-set of the ring; false when another replica changed it first. */
   saveRing(ring: RingState, expectedRevision: number): Promise<number | false>;
+  /** Calls `onChange` whenever another replica changes the ring; returns a stop function. */
+  watchRing(onChange: () => void): Promise<() => void>;
 }

@@ -91,6 +91,27 @@ export interface PolicyRejected {
   problems: string[];
 }
 
+/**
+ * Audit event `revocation.issued`, and (without `by` and `reason`) the notice pushed on
+ * `aoa.revoked.<env>.<app>` and `aoa.revoked.all`: agents compare `key` with their own lineage.
+ */
+export interface RevocationIssued {
+  revocationId: string;
+  /** The KV key in `aoa_revocations`, e.g. `jti.<jti>`, `app.<env>.<app>`, `sub.<sha256>`. */
+  key: string;
+  /** jti, grant, app, sub, kid. */
+  kind: string;
+  atMs: number;
+  reason: string;
+  /** `client:<id>` or `jkt:<thumbprint>`. */
+  by: string;
+  /** Known for app targets and for jti targets whose token was presented. */
+  environment: string;
+  app: string;
+  /** True when the target was already revoked (idempotent repeat): nothing new was written. */
+  repeated: boolean;
+}
+
 function createBaseAuditEvent(): AuditEvent {
   return { id: "", type: "", time: undefined, source: "", subject: "", data: undefined };
 }
@@ -1175,6 +1196,221 @@ export const PolicyRejected: MessageFns<PolicyRejected> = {
     message.hash = object.hash ?? "";
     message.path = object.path ?? "";
     message.problems = object.problems?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseRevocationIssued(): RevocationIssued {
+  return {
+    revocationId: "",
+    key: "",
+    kind: "",
+    atMs: 0,
+    reason: "",
+    by: "",
+    environment: "",
+    app: "",
+    repeated: false,
+  };
+}
+
+export const RevocationIssued: MessageFns<RevocationIssued> = {
+  encode(message: RevocationIssued, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.revocationId !== "") {
+      writer.uint32(10).string(message.revocationId);
+    }
+    if (message.key !== "") {
+      writer.uint32(18).string(message.key);
+    }
+    if (message.kind !== "") {
+      writer.uint32(26).string(message.kind);
+    }
+    if (message.atMs !== 0) {
+      writer.uint32(32).int64(message.atMs);
+    }
+    if (message.reason !== "") {
+      writer.uint32(42).string(message.reason);
+    }
+    if (message.by !== "") {
+      writer.uint32(50).string(message.by);
+    }
+    if (message.environment !== "") {
+      writer.uint32(58).string(message.environment);
+    }
+    if (message.app !== "") {
+      writer.uint32(66).string(message.app);
+    }
+    if (message.repeated !== false) {
+      writer.uint32(72).bool(message.repeated);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevocationIssued {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevocationIssued();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.revocationId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.atMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.by = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.environment = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.app = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.repeated = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevocationIssued {
+    return {
+      revocationId: isSet(object.revocationId)
+        ? globalThis.String(object.revocationId)
+        : isSet(object.revocation_id)
+        ? globalThis.String(object.revocation_id)
+        : "",
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      atMs: isSet(object.atMs)
+        ? globalThis.Number(object.atMs)
+        : isSet(object.at_ms)
+        ? globalThis.Number(object.at_ms)
+        : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      by: isSet(object.by) ? globalThis.String(object.by) : "",
+      environment: isSet(object.environment) ? globalThis.String(object.environment) : "",
+      app: isSet(object.app) ? globalThis.String(object.app) : "",
+      repeated: isSet(object.repeated) ? globalThis.Boolean(object.repeated) : false,
+    };
+  },
+
+  toJSON(message: RevocationIssued): unknown {
+    const obj: any = {};
+    if (message.revocationId !== "") {
+      obj.revocationId = message.revocationId;
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.atMs !== 0) {
+      obj.atMs = Math.round(message.atMs);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.by !== "") {
+      obj.by = message.by;
+    }
+    if (message.environment !== "") {
+      obj.environment = message.environment;
+    }
+    if (message.app !== "") {
+      obj.app = message.app;
+    }
+    if (message.repeated !== false) {
+      obj.repeated = message.repeated;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevocationIssued>, I>>(base?: I): RevocationIssued {
+    return RevocationIssued.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevocationIssued>, I>>(object: I): RevocationIssued {
+    const message = createBaseRevocationIssued();
+    message.revocationId = object.revocationId ?? "";
+    message.key = object.key ?? "";
+    message.kind = object.kind ?? "";
+    message.atMs = object.atMs ?? 0;
+    message.reason = object.reason ?? "";
+    message.by = object.by ?? "";
+    message.environment = object.environment ?? "";
+    message.app = object.app ?? "";
+    message.repeated = object.repeated ?? false;
     return message;
   },
 };

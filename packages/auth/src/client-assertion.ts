@@ -2,7 +2,8 @@ import { AppError, type Clock, joseReason, type ReplayGuard } from '@aoa/core';
 import type { ClientConfig, Policy } from '@aoa/policy';
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 
-export const CLIENT_ASSERTION_ALGORITHMS = ['EdDSA', 'ES256', 'PS256', 'RS256'];
+// 'Ed25519' is the fully-specified name (RFC 9864) that current clients such as oauth4webapi send.
+export const CLIENT_ASSERTION_ALGORITHMS = ['EdDSA', 'Ed25519', 'ES256', 'PS256', 'RS256'];
 const MAX_ASSERTION_BYTES = 8192;
 
 export interface AssertionContext {
@@ -11,7 +12,7 @@ export interface AssertionContext {
   issuer: string;
   windowSeconds: number;
   clock: Clock;
-  replay: ReplayGuard;
+  replay: Pick<ReplayGuard, 'claim'>;
 }
 
 /**

@@ -1,0 +1,5 @@
+export {
+  type AssertionContext,
+  authenticateClient,
+  CLIENT_ASSERTION_ALGORITHMS,
+} from './client-assertion.js';

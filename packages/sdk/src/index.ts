@@ -1,0 +1,5 @@
+export { Freshness, type StaleReason } from './freshness.js';
+export { type ProtectOptions, protect, requestOf } from './node-http.js';
+export { MemoryReplayCache } from './replay-cache.js';
+export { createVerifier, type Verifier, type VerifierOptions, type VerifyRequest } from './verifier.js';
+export { CHALLENGE_DPOP_ALGS, VerifyError, type VerifyErrorCode } from './verify-error.js';

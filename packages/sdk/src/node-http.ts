@@ -1,0 +1,59 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AoaClaims } from '@aoa/core';
+import type { Verifier } from './verifier.js';
+import { VerifyError } from './verify-error.js';
+
+export interface ProtectOptions {
+  /**
+   * The externally visible origin (e.g. `https://jobs.internal`), so the proof's `htu` is compared
+   * with what the client called even behind a proxy; by default `http://<Host header>`.
+   */
+  origin?: string;
+}
+
+/**
+ * Wraps a `node:http` handler: verifies each request and calls `handler` with its claims, or answers
+ * the RFC 6750 / RFC 9449 error with its `WWW-Authenticate` challenge and a small JSON body.
+ *
+ * @example
+ * createServer(protect(verifier, (req, res, claims) => res.end(claims.sub), { origin: 'https://jobs.internal' }));
+ */
+export function protect(
+  verifier: Verifier,
+  handler: (req: IncomingMessage, res: ServerResponse, claims: AoaClaims) => void | Promise<void>,
+  options: ProtectOptions = {},
+): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    void (async () => {
+      let claims: AoaClaims;
+      try {
+        claims = await verifier.verify(requestOf(req, options));
+      } catch (error) {
+        const refusal = error instanceof VerifyError ? error : new VerifyError('invalid_token', 'invalid');
+        const body = JSON.stringify({ error: refusal.code, error_description: refusal.reason });
+        res.writeHead(refusal.status, {
+          'www-authenticate': refusal.wwwAuthenticate,
+          'content-type': 'application/json',
+          'cache-control': 'no-store',
+        });
+        res.end(body);
+        return;
+      }
+      await handler(req, res, claims);
+    })().catch(() => {
+      if (!res.headersSent) res.writeHead(500).end();
+    });
+  };
+}
+
+/** The verify request of a `node:http` request; a repeated `DPoP` header is refused by RFC 9449. */
+export function requestOf(req: IncomingMessage, options: ProtectOptions = {}) {
+  const origin = options.origin ?? `http://${req.headers.host ?? 'localhost'}`;
+  const dpop = req.headersDistinct.dpop;
+  return {
+    authorization: req.headers.authorization,
+    dpop: dpop && dpop.length === 1 ? dpop[0] : undefined,
+    method: req.method ?? 'GET',
+    url: new URL(req.url ?? '/', origin).href,
+  };
+}

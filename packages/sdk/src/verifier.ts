@@ -1,0 +1,208 @@
+import {
+  type AoaClaims,
+  AppError,
+  BUCKETS,
+  type Clock,
+  createLogger,
+  KeySetMirror,
+  type Logger,
+  RevocationMirror,
+  systemClock,
+  verifyAoaToken,
+  verifyDpopProof,
+} from '@aoa/core';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { Freshness } from './freshness.js';
+import { MemoryReplayCache } from './replay-cache.js';
+import { VerifyError } from './verify-error.js';
+
+export interface VerifierOptions {
+  /** The issuer identifier: `iss` must equal it exactly. */
+  issuer: string;
+  /** This resource server's identifier(s): `aud` must contain one. */
+  audience: string | string[];
+  /** A connection this verifier may use to read `aoa_keys` and `aoa_revocations`. */
+  nats: NatsConnection;
+  /** How long a disconnected verifier keeps serving from its local view; default 30000. */
+  stalenessMs?: number;
+  /** Seconds a DPoP proof stays acceptable after its `iat`; default 300. */
+  dpopWindowSeconds?: number;
+  clock?: Clock;
+  logger?: Logger;
+  /** Where to register metrics; a fresh registry by default. */
+  registry?: Registry;
+}
+
+/** What `verify` reads from a request. */
+export interface VerifyRequest {
+  authorization: string | undefined;
+  dpop: string | undefined;
+  /** HTTP method, upper case. */
+  method: string;
+  /** The full URL the client called (scheme, host, path), as it must appear in the proof's `htu`. */
+  url: string;
+}
+
+export interface Verifier {
+  /** Verifies a request's access token; resolves its claims or rejects with a {@link VerifyError}. */
+  verify(request: VerifyRequest): Promise<AoaClaims>;
+  /** Resolves once keys and revocations are synchronised. */
+  whenReady(): Promise<void>;
+  /** Why verification would refuse right now, or undefined. */
+  notReadyReason(): string | undefined;
+  readonly registry: Registry;
+  close(): void;
+}
+
+const AUTHORIZATION = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*)$/i;
+
+/**
+ * A resource server's local verifier: mirrors of `aoa_keys` and `aoa_revocations` fed by KV watches,
+ * so `verify` makes no network call. Checks RFC 9068 (`typ`, `iss`, `aud`, `exp`, `nbf`, EdDSA/ES256),
+ * the aoa claim shape, RFC 9449 DPoP when the token is bound (Bearer downgrade refused), and every
+ * revocation rule over the token and its whole lineage. Refuses before its first sync and when
+ * disconnected longer than `stalenessMs`.
+ *
+ * @example
+ * const verifier = createVerifier({ issuer, audience: 'https://jobs.internal', nats: nc });
+ * const claims = await verifier.verify({ authorization, dpop, method: 'GET', url });
+ */
+export function createVerifier(options: VerifierOptions): Verifier {
+  const clock = options.clock ?? systemClock;
+  const log = (options.logger ?? createLogger({ service: 'verifier', level: 'warn' })).child({
+    component: 'verifier',
+  });
+  const windowSeconds = options.dpopWindowSeconds ?? 300;
+  const replay = new MemoryReplayCache(clock, (windowSeconds + 10) * 1000);
+  const registry = options.registry ?? new Registry();
+  const verifications = new Counter({
+    name: 'aoa_verifier_verifications_total',
+    help: 'Verifications by result, error code and (for unavailable) reason',
+    labelNames: ['result', 'code', 'reason'] as const,
+    registers: [registry],
+  });
+  let keys: KeySetMirror | undefined;
+  let revocations: RevocationMirror | undefined;
+  let freshness: Freshness | undefined;
+  let closed = false;
+  const notReadyReason = (): string | undefined =>
+    closed ? 'verifier_closed' : freshness ? freshness.staleReason() : 'not_synchronised';
+  new Gauge({
+    name: 'aoa_verifier_ready',
+    help: '1 when the verifier can vouch for revocation, 0 when it refuses (not synchronised or stale)',
+    registers: [registry],
+    collect() {
+      this.set(notReadyReason() === undefined ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'aoa_verifier_disconnected_seconds',
+    help: 'Seconds since the verifier lost NATS (0 while connected and caught up)',
+    registers: [registry],
+    collect() {
+      this.set((freshness?.lagMs() ?? 0) / 1000);
+    },
+  });
+
+  const stopAll = () => {
+    keys?.stop();
+    revocations?.stop();
+    freshness?.stop();
+  };
+
+  const ready = (async () => {
+    const kvm = new Kvm(options.nats);
+    const [keysKv, revocationsKv] = await Promise.all([
+      kvm.open(BUCKETS.keys),
+      kvm.open(BUCKETS.revocations),
+    ]);
+    keys = new KeySetMirror(keysKv, log);
+    revocations = new RevocationMirror(revocationsKv, log);
+    await Promise.all([keys.start(), revocations.start()]);
+    await revocations.whenSynced();
+    freshness = new Freshness(options.nats, revocations, clock, options.stalenessMs ?? 30_000, log);
+    freshness.start();
+    if (closed) stopAll();
+  })();
+  ready.catch((error: unknown) => log.error({ err: error }, 'verifier could not start its mirrors'));
+
+  const refuse = (error: VerifyError): never => {
+    verifications.inc({
+      result: 'refused',
+      code: error.code,
+      reason: error.code === 'unavailable' ? error.reason : '',
+    });
+    throw error;
+  };
+
+  async function verify(request: VerifyRequest): Promise<AoaClaims> {
+    if (!request.authorization) return refuse(new VerifyError('missing_token', 'no access token'));
+    const match = AUTHORIZATION.exec(request.authorization);
+    if (!match?.[1] || !match[2]) {
+      return refuse(new VerifyError('invalid_request', 'authorization must be Bearer or DPoP with a token'));
+    }
+    const scheme = match[1].toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer';
+    const token = match[2];
+    const stale = notReadyReason();
+    if (stale || !keys || !revocations)
+      return refuse(new VerifyError('unavailable', stale ?? 'not_synchronised'));
+    let claims: AoaClaims;
+    let kid: string;
+    try {
+      ({ claims, kid } = await verifyAoaToken(token, {
+        issuer: options.issuer,
+        keys,
+        clock,
+        audience: options.audience,
+      }));
+    } catch (error) {
+      return refuse(new VerifyError('invalid_token', publicReason(error), scheme));
+    }
+    if (claims.cnf) {
+      if (scheme !== 'DPoP') {
+        return refuse(new VerifyError('invalid_token', 'DPoP-bound token presented as Bearer', 'DPoP'));
+      }
+      if (!request.dpop) return refuse(new VerifyError('invalid_dpop_proof', 'DPoP proof required', 'DPoP'));
+      try {
+        const jkt = await verifyDpopProof({
+          proof: request.dpop,
+          htm: request.method.toUpperCase(),
+          htu: request.url,
+          accessToken: token,
+          windowSeconds,
+          clock,
+          replay,
+        });
+        if (jkt !== claims.cnf.jkt)
+          throw new AppError('unauthenticated', 'DPoP proof: key is not the token binding');
+      } catch (error) {
+        return refuse(new VerifyError('invalid_dpop_proof', publicReason(error), 'DPoP'));
+      }
+    } else if (scheme === 'DPoP') {
+      return refuse(new VerifyError('invalid_token', 'token is not DPoP-bound', 'DPoP'));
+    }
+    const hit = revocations.check({ ...claims, kid });
+    if (hit)
+      return refuse(
+        new VerifyError('invalid_token', `token revoked (${hit.key.split('.')[0]} revocation)`, scheme),
+      );
+    verifications.inc({ result: 'ok', code: 'ok', reason: '' });
+    return claims;
+  }
+
+  return {
+    verify,
+    whenReady: () => ready,
+    notReadyReason,
+    registry,
+    close: () => {
+      closed = true;
+      stopAll();
+    },
+  };
+}
+
+const publicReason = (error: unknown): string =>
+  error instanceof AppError && error.code !== 'internal' ? error.message : 'invalid';

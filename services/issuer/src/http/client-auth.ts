@@ -1,0 +1,60 @@
+import { authenticateClient } from '@aoa/auth';
+import { AppError } from '@aoa/core';
+import type { ClientConfig } from '@aoa/policy';
+import { decodeJwt } from 'jose';
+import type { IssuerContext } from '../domain/delegate.js';
+import { OAuthError, type OAuthForm } from './oauth-form.js';
+
+export const JWT_BEARER_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+/**
+ * Client authentication from the form (RFC 7521 section 4.2, RFC 7523 `private_key_jwt`):
+ * `client_assertion_type` and `client_assertion` together, `client_id` optional but equal to the
+ * assertion's issuer. Answers undefined when the form carries no client authentication at all, so
+ * the token endpoint can accept a sub-delegating child's DPoP proof instead; every failure is
+ * `401 invalid_client`, an unreachable replay store `503`.
+ *
+ * @example
+ * const client = await authenticateFormClient(ctx, form);
+ */
+export async function authenticateFormClient(
+  ctx: IssuerContext,
+  form: OAuthForm,
+): Promise<ClientConfig | undefined> {
+  const assertion = form.one('client_assertion');
+  const assertionType = form.one('client_assertion_type');
+  const clientId = form.one('client_id');
+  if (!assertion && !assertionType) {
+    if (clientId) throw invalidClient('client authentication required (private_key_jwt)');
+    return undefined;
+  }
+  if (assertionType !== JWT_BEARER_ASSERTION)
+    throw invalidClient(`client_assertion_type must be ${JWT_BEARER_ASSERTION}`);
+  if (!assertion) throw invalidClient('client_assertion: required');
+  if (clientId !== undefined && clientId !== assertionIssuer(assertion))
+    throw invalidClient('client_id does not match the client assertion');
+  try {
+    return await authenticateClient(assertion, {
+      policy: ctx.policy(),
+      issuer: ctx.issuer,
+      windowSeconds: ctx.windowSeconds,
+      clock: ctx.clock,
+      replay: ctx.replay,
+    });
+  } catch (error) {
+    if (error instanceof AppError && error.code === 'unauthenticated') throw invalidClient(error.message);
+    throw error;
+  }
+}
+
+export const invalidClient = (description: string): OAuthError =>
+  new OAuthError(401, 'invalid_client', description);
+
+/** The assertion's `iss`, unverified: only to compare with a `client_id` before authenticating. */
+export function assertionIssuer(assertion: string): unknown {
+  try {
+    return decodeJwt(assertion).iss;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,73 @@
+import { type AoaClaims, AppError, type HttpHandler, sendJson } from '@aoa/core';
+import { introspect } from '../domain/introspect.js';
+import { assertionIssuer, JWT_BEARER_ASSERTION } from './client-auth.js';
+import { OAuthError, readOAuthForm, sendOAuthError } from './oauth-form.js';
+import type { OAuthEndpointDeps } from './token-endpoint.js';
+
+/**
+ * RFC 7662 introspection at `POST /introspect` over the same `introspect()` as gRPC. The caller
+ * authenticates with `private_key_jwt` (otherwise `401 invalid_client`); a token that is revoked,
+ * expired, unknown, or neither requested by the caller nor visible to an admin is exactly
+ * `{"active": false}`.
+ */
+export function introspectionEndpoint(deps: OAuthEndpointDeps): HttpHandler {
+  return async (req, res) => {
+    try {
+      const ctx = deps.context();
+      if (!ctx) throw new OAuthError(503, 'temporarily_unavailable', 'issuer starting');
+      const form = await readOAuthForm(req, []);
+      const assertion = form.one('client_assertion');
+      if (form.one('client_assertion_type') !== JWT_BEARER_ASSERTION || !assertion)
+        throw new OAuthError(401, 'invalid_client', 'client authentication required (private_key_jwt)');
+      const token = form.one('token');
+      if (!token) throw new OAuthError(400, 'invalid_request', 'token: required');
+      const clientId = form.one('client_id');
+      if (clientId !== undefined && clientId !== assertionIssuer(assertion))
+        throw new OAuthError(401, 'invalid_client', 'client_id does not match the client assertion');
+      const result = await introspect(ctx, token, { clientAssertion: assertion, dpop: undefined });
+      deps.metrics.introspections.inc({ active: String(result.active) });
+      sendJson(res, 200, result.active ? activeBody(result.claims) : { active: false }, {
+        pragma: 'no-cache',
+      });
+    } catch (error) {
+      sendOAuthError(res, introspectionError(error));
+    }
+  };
+}
+
+function introspectionError(error: unknown): OAuthError {
+  if (error instanceof OAuthError) return error;
+  if (!(error instanceof AppError)) return new OAuthError(500, 'server_error');
+  switch (error.code) {
+    case 'unauthenticated':
+      return new OAuthError(401, 'invalid_client', error.message);
+    case 'invalid_argument':
+      return new OAuthError(400, 'invalid_request', error.message);
+    case 'unavailable':
+      return new OAuthError(503, 'temporarily_unavailable', error.message, { 'retry-after': '1' });
+    default:
+      return new OAuthError(500, 'server_error');
+  }
+}
+
+/** RFC 7662 section 2.2 members, plus the aoa claims a resource server may want. */
+function activeBody(claims: AoaClaims): Record<string, unknown> {
+  return {
+    active: true,
+    iss: claims.iss,
+    sub: claims.sub,
+    client_id: claims.client_id,
+    scope: claims.scope,
+    aud: claims.aud,
+    exp: claims.exp,
+    iat: claims.iat,
+    nbf: claims.nbf,
+    jti: claims.jti,
+    token_type: claims.cnf ? 'DPoP' : 'Bearer',
+    ...(claims.cnf ? { cnf: { jkt: claims.cnf.jkt } } : {}),
+    act: claims.act,
+    env: claims.env,
+    aoa_lineage: claims.aoa_lineage,
+    ...(claims.aoa_grant ? { aoa_grant: claims.aoa_grant } : {}),
+  };
+}

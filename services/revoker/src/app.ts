@@ -1,0 +1,192 @@
+import { readFile } from 'node:fs/promises';
+import {
+  AuditPublisher,
+  BUCKETS,
+  type Clock,
+  connectNats,
+  ensureAuditStream,
+  GrpcServer,
+  KeySetMirror,
+  type Logger,
+  ReplayGuard,
+  RevocationMirror,
+  randomId,
+  Subjects,
+  startHttpServer,
+  systemClock,
+} from '@aoa/core';
+import { PolicyStore } from '@aoa/policy';
+import { revoker as pb } from '@aoa/proto';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { RevokerConfig } from './config.js';
+import type { RevokerContext } from './domain/revoke.js';
+import { revokerHandlers } from './grpc/revoker-service.js';
+import { revokerRoutes } from './http/routes.js';
+import { RevokerMetrics } from './metrics.js';
+import { AuditOutbox } from './nats/audit-outbox.js';
+import { KvRevocationStore } from './nats/revocation-store.js';
+
+/** The outbox of revocation audit events not yet acknowledged by JetStream. */
+export const OUTBOX_BUCKET = 'aoa_revoker_outbox';
+
+export interface RevokerDeps {
+  logger: Logger;
+  clock?: Clock;
+  /** Collect process-wide default metrics (off when several instances share a process). */
+  defaultMetrics?: boolean;
+}
+
+export interface RunningRevoker {
+  grpcPort: number;
+  httpPort: number;
+  /** Base URL of the gRPC endpoint, the prefix of every DPoP `htu`. */
+  grpcUrl: string;
+  /** Audit events still waiting for JetStream. */
+  outboxPending(): number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Composes the revoker: NATS (audit stream, `aoa_revocations`, `aoa_keys`, `aoa_replay`, the outbox),
+ * policy (registered clients), the Revoke domain, and the gRPC and HTTP adapters. Nothing happens
+ * until `start()`.
+ */
+export function buildRevoker(config: RevokerConfig, deps: RevokerDeps): { start(): Promise<RunningRevoker> } {
+  return { start: () => startRevoker(config, deps) };
+}
+
+async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<RunningRevoker> {
+  const clock = deps.clock ?? systemClock;
+  const log = deps.logger.child({ component: 'revoker' });
+  const metrics = new RevokerMetrics(deps.defaultMetrics ?? false);
+  const subjects = new Subjects(config.subjectPrefix);
+  const cleanup: Array<() => Promise<void> | void> = [];
+  try {
+    const pass = config.natsPasswordFile
+      ? (await readFile(config.natsPasswordFile, 'utf8')).trim()
+      : undefined;
+    const nc: NatsConnection = await connectNats(
+      {
+        url: config.natsUrl,
+        name: 'aoa-revoker',
+        ...(config.natsUser ? { user: config.natsUser, pass } : {}),
+      },
+      log,
+    );
+    cleanup.push(() => nc.drain().catch(() => undefined));
+    await ensureAuditStream(await jetstreamManager(nc), subjects, {
+      maxAgeSeconds: config.auditMaxAgeSeconds,
+      maxBytes: config.auditMaxBytes,
+    });
+    const kvm = new Kvm(nc);
+    const [keysKv, replayKv, revocationsKv, outboxKv] = await Promise.all([
+      kvm.create(BUCKETS.keys, { history: 1, storage: 'file' }),
+      kvm.create(BUCKETS.replay, { history: 1, storage: 'file', ttl: config.replayWindowSeconds * 1000 }),
+      kvm.create(BUCKETS.revocations, {
+        history: 1,
+        storage: 'file',
+        ttl: config.revocationMaxAgeSeconds * 1000,
+      }),
+      kvm.create(OUTBOX_BUCKET, { history: 1, storage: 'file', ttl: config.auditMaxAgeSeconds * 1000 }),
+    ]);
+    const bucketAge = (await revocationsKv.status()).ttl / 1000;
+    if (bucketAge !== 0 && bucketAge < config.revocationMaxAgeSeconds) {
+      throw new Error(
+        `AOA_REVOCATION_MAX_AGE: bucket ${BUCKETS.revocations} keeps entries ${bucketAge}s, less than the configured ${config.revocationMaxAgeSeconds}s`,
+      );
+    }
+
+    const policyStore = await PolicyStore.open(config.policyFile, {
+      onLoaded: (policy) => log.info({ hash: policy.hash }, 'policy loaded'),
+      onRejected: (problems, hash) =>
+        log.warn({ hash, problems }, 'policy change rejected; previous policy stays'),
+    });
+    cleanup.push(() => policyStore.close());
+    const keys = new KeySetMirror(keysKv, log);
+    await keys.start();
+    cleanup.push(() => keys.stop());
+    const revocations = new RevocationMirror(revocationsKv, log);
+    await revocations.start();
+    cleanup.push(() => revocations.stop());
+
+    const audit = new AuditPublisher(jetstream(nc), subjects, `revoker/${randomId(6)}`, log);
+    const outbox = new AuditOutbox(outboxKv, audit, metrics, log, config.outboxRetryMs);
+    outbox.start();
+    cleanup.push(() => outbox.stop());
+
+    const ctx: RevokerContext = {
+      issuer: config.issuerUrl,
+      policy: () => policyStore.current(),
+      keys,
+      replay: new ReplayGuard(replayKv),
+      clock,
+      windowSeconds: config.replayWindowSeconds,
+      store: new KvRevocationStore(revocationsKv),
+      notify: (notice, place) => {
+        try {
+          const body = JSON.stringify(notice);
+          if (place) nc.publish(subjects.revoked(place.environment, place.app), body);
+          nc.publish(subjects.revokedAll(), body);
+        } catch (error) {
+          log.warn(
+            { err: error, key: notice.key },
+            'revocation notice not published; the bucket still has it',
+          );
+        }
+      },
+      audit: async (type, subject, data) => {
+        try {
+          return await outbox.enqueue(type, subject, data);
+        } catch (error) {
+          log.error({ err: error, subject }, 'revocation audit event could not be queued');
+          return undefined;
+        }
+      },
+    };
+
+    const grpc = new GrpcServer(log, ['aoa/v1/revoker.proto']);
+    const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.tls);
+    cleanup.push(() => grpc.stop());
+    const scheme = config.tls ? 'https' : 'http';
+    const grpcUrl = config.grpcUrl ?? `${scheme}://${hostForUrl(config.grpcListen.host)}:${grpcPort}`;
+    grpc.server.addService(
+      pb.RevokerService,
+      revokerHandlers({ ctx, list: () => revocations.list(), grpcBaseUrl: grpcUrl, metrics, log }),
+    );
+    const http = await startHttpServer({
+      listen: config.httpListen,
+      log,
+      tls: config.tls,
+      routes: revokerRoutes({
+        metrics,
+        notReady: () => [
+          ...(nc.isClosed() ? ['nats connection closed'] : []),
+          ...(revocations.ready() ? [] : ['revocation view not synchronised']),
+        ],
+      }),
+    });
+    cleanup.push(() => http.close());
+    grpc.setServing(true, ['aoa.v1.Revoker']);
+    policyStore.watch();
+    log.info({ grpcUrl, httpPort: http.port }, 'revoker started');
+    return {
+      grpcPort,
+      httpPort: http.port,
+      grpcUrl,
+      outboxPending: () => outbox.pending(),
+      stop: () => runCleanup(cleanup),
+    };
+  } catch (error) {
+    await runCleanup(cleanup);
+    throw error;
+  }
+}
+
+async function runCleanup(steps: Array<() => Promise<void> | void>): Promise<void> {
+  for (const step of steps.splice(0).reverse()) await step();
+}
+
+const hostForUrl = (host: string): string =>
+  host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;

@@ -1,0 +1,92 @@
+import { durationField, listenField, parseConfig } from '@aoa/core';
+import { z } from 'zod';
+
+const url = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+
+/** The revoker's environment variables; only `main.ts` reads `process.env`. */
+export const RevokerEnv = z
+  .object({
+    NATS_URL: z.string().min(1, 'required'),
+    NATS_USER: z.string().optional(),
+    NATS_PASSWORD_FILE: z.string().optional(),
+    AOA_SUBJECT_PREFIX: z.string().default('aoa'),
+    AOA_POLICY_FILE: z.string().min(1, 'required'),
+    // The issuer identifier: client assertions name it as `aud`, aoa tokens as `iss`.
+    AOA_ISSUER_URL: url,
+    AOA_REVOKER_GRPC_LISTEN: listenField('127.0.0.1:7411'),
+    AOA_REVOKER_HTTP_LISTEN: listenField('127.0.0.1:7412'),
+    AOA_REVOKER_GRPC_URL: url.optional(),
+    AOA_REPLAY_WINDOW: durationField('5m'),
+    AOA_REVOCATION_MAX_AGE: durationField('24h'),
+    AOA_AUDIT_MAX_AGE: durationField('30d'),
+    AOA_AUDIT_MAX_BYTES: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(8 * 1024 ** 3),
+    AOA_AUDIT_OUTBOX_RETRY: durationField('1s'),
+    AOA_TLS_CERT_FILE: z.string().optional(),
+    AOA_TLS_KEY_FILE: z.string().optional(),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .superRefine((env, ctx) => {
+    if (Boolean(env.AOA_TLS_CERT_FILE) !== Boolean(env.AOA_TLS_KEY_FILE)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['AOA_TLS_KEY_FILE'],
+        message: 'TLS needs both AOA_TLS_CERT_FILE and AOA_TLS_KEY_FILE',
+      });
+    }
+    if (env.AOA_REPLAY_WINDOW < 10 || env.AOA_REPLAY_WINDOW > 3600) {
+      ctx.addIssue({ code: 'custom', path: ['AOA_REPLAY_WINDOW'], message: 'must be between 10s and 1h' });
+    }
+    if (env.AOA_REVOCATION_MAX_AGE < 60) {
+      ctx.addIssue({ code: 'custom', path: ['AOA_REVOCATION_MAX_AGE'], message: 'must be at least 1m' });
+    }
+  });
+
+/** Revoker configuration after validation. */
+export interface RevokerConfig {
+  natsUrl: string;
+  natsUser: string | undefined;
+  natsPasswordFile: string | undefined;
+  subjectPrefix: string;
+  policyFile: string;
+  issuerUrl: string;
+  grpcListen: { host: string; port: number };
+  httpListen: { host: string; port: number };
+  grpcUrl: string | undefined;
+  replayWindowSeconds: number;
+  revocationMaxAgeSeconds: number;
+  auditMaxAgeSeconds: number;
+  auditMaxBytes: number;
+  outboxRetryMs: number;
+  tls: { certFile: string; keyFile: string } | undefined;
+  logLevel: string;
+}
+
+/** Parses and validates the revoker's environment; throws `ConfigError` listing every problem. */
+export function loadRevokerConfig(env: Record<string, string | undefined>): RevokerConfig {
+  const e = parseConfig(RevokerEnv, env);
+  return {
+    natsUrl: e.NATS_URL,
+    natsUser: e.NATS_USER,
+    natsPasswordFile: e.NATS_PASSWORD_FILE,
+    subjectPrefix: e.AOA_SUBJECT_PREFIX,
+    policyFile: e.AOA_POLICY_FILE,
+    issuerUrl: e.AOA_ISSUER_URL,
+    grpcListen: e.AOA_REVOKER_GRPC_LISTEN,
+    httpListen: e.AOA_REVOKER_HTTP_LISTEN,
+    grpcUrl: e.AOA_REVOKER_GRPC_URL,
+    replayWindowSeconds: e.AOA_REPLAY_WINDOW,
+    revocationMaxAgeSeconds: e.AOA_REVOCATION_MAX_AGE,
+    auditMaxAgeSeconds: e.AOA_AUDIT_MAX_AGE,
+    auditMaxBytes: e.AOA_AUDIT_MAX_BYTES,
+    outboxRetryMs: Math.max(50, e.AOA_AUDIT_OUTBOX_RETRY * 1000),
+    tls:
+      e.AOA_TLS_CERT_FILE && e.AOA_TLS_KEY_FILE
+        ? { certFile: e.AOA_TLS_CERT_FILE, keyFile: e.AOA_TLS_KEY_FILE }
+        : undefined,
+    logLevel: e.LOG_LEVEL,
+  };
+}

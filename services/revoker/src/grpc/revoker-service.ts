@@ -1,0 +1,101 @@
+import { AppError, type Logger, type RevocationRecord, toAppError, toGrpcError } from '@aoa/core';
+import type { revoker as pb } from '@aoa/proto';
+import type { Metadata, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
+import { type CallerProof, proveCaller } from '../domain/caller.js';
+import { listRevocations } from '../domain/list.js';
+import { type RevokerContext, revoke } from '../domain/revoke.js';
+import type { RevokerMetrics } from '../metrics.js';
+
+export interface RevokerServiceDeps {
+  ctx: RevokerContext;
+  /** The revocations in force, sorted by key (the revoker's own mirror of the bucket). */
+  list(): Array<{ key: string; record: RevocationRecord }>;
+  grpcBaseUrl: string;
+  metrics: RevokerMetrics;
+  log: Logger;
+}
+
+/** gRPC `aoa.v1.Revoker`: reads the caller's proof from metadata, calls the domain, maps errors once. */
+export function revokerHandlers(deps: RevokerServiceDeps): pb.RevokerServer {
+  const { ctx, metrics, log } = deps;
+  const base = deps.grpcBaseUrl.replace(/\/$/, '');
+  return {
+    revoke: async (
+      call: ServerUnaryCall<pb.RevokeRequest, pb.RevokeResponse>,
+      callback: sendUnaryData<pb.RevokeResponse>,
+    ) => {
+      const kind = targetKind(call.request);
+      try {
+        const proof = callerProof(call.metadata, `${base}/aoa.v1.Revoker/Revoke`);
+        const result = await revoke(ctx, call.request, proof);
+        metrics.revocations.inc({ kind, code: 'ok' });
+        log.info(
+          { key: result.key, revocationId: result.revocationId, repeated: result.repeated },
+          'revocation in force',
+        );
+        callback(null, { revocationId: result.revocationId, atMs: result.atMs, key: result.key });
+      } catch (error) {
+        metrics.revocations.inc({ kind, code: toAppError(error).code });
+        callback(toGrpcError(error, log));
+      }
+    },
+    listRevocations: async (
+      call: ServerUnaryCall<pb.ListRevocationsRequest, pb.ListRevocationsResponse>,
+      callback: sendUnaryData<pb.ListRevocationsResponse>,
+    ) => {
+      try {
+        const proof = callerProof(call.metadata, `${base}/aoa.v1.Revoker/ListRevocations`);
+        const { caller } = await proveCaller(ctx, proof);
+        const page = listRevocations(caller, deps.list(), call.request);
+        callback(null, {
+          revocations: page.items.map(({ key, record }) => ({
+            key,
+            revocationId: record.id,
+            atMs: record.at_ms,
+            reason: record.reason,
+            kind: record.kind ?? key.slice(0, key.indexOf('.')),
+            by: record.by ?? '',
+          })),
+          nextPageToken: page.nextPageToken,
+        });
+      } catch (error) {
+        callback(toGrpcError(error, log));
+      }
+    },
+  };
+}
+
+function targetKind(request: pb.RevokeRequest): string {
+  if (request.jti) return 'jti';
+  if (request.grantId) return 'grant';
+  if (request.app) return 'app';
+  if (request.subject) return 'sub';
+  if (request.kid) return 'kid';
+  return 'none';
+}
+
+const single = (metadata: Metadata, key: string): string | undefined => {
+  const values = metadata.get(key);
+  if (values.length > 1) throw new AppError('invalid_argument', `${key}: send one value`);
+  const value = values[0];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new AppError('invalid_argument', `${key}: must be ASCII text`);
+  return value;
+};
+
+function callerProof(metadata: Metadata, htu: string): CallerProof {
+  const dpop = single(metadata, 'dpop');
+  const tokens = metadata.get('aoa-token').flatMap((v) => {
+    if (typeof v !== 'string') throw new AppError('invalid_argument', 'aoa-token: must be ASCII text');
+    return v
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean);
+  });
+  return {
+    clientAssertion: single(metadata, 'client-assertion'),
+    dpop: dpop ? { proof: dpop, htm: 'POST', htu } : undefined,
+    authorization: single(metadata, 'authorization'),
+    tokens,
+  };
+}
