@@ -71,7 +71,11 @@ export function startPinnedChild<T>(
   });
 }
 
-function lines(child: ChildProcess, stream: 'stdout' | 'stderr', onLine: (line: string, s: typeof stream) => void) {
+function lines(
+  child: ChildProcess,
+  stream: 'stdout' | 'stderr',
+  onLine: (line: string, s: typeof stream) => void,
+) {
   let buffered = '';
   child[stream]?.setEncoding('utf8');
   child[stream]?.on('data', (chunk: string) => {

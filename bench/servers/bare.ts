@@ -1,14 +1,15 @@
 // The floor: a bare grpc-js server serving the same generated aoa.v1.Issuer definition, whose Delegate
-// verifies one Ed25519 client assertion (jose jwtVerify, key imported once as the policy does) and signs
+// verifies one Ed25519 client assertion (jose jwtVerify, public key imported once) and signs
 // one token of the same shape with node:crypto (core's signCompact). Nothing else: no NATS, no policy.
-import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { randomId, type SigningKey, signCompact } from '@aoa/core';
 import { issuer as pb } from '@aoa/proto';
 import { Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData, status } from '@grpc/grpc-js';
-import { jwtVerify } from 'jose';
+import { importJWK, jwtVerify } from 'jose';
 import { announce, requiredEnv, stopOn } from './child.js';
 
-const clientKey = createPublicKey({ key: JSON.parse(requiredEnv('BENCH_CLIENT_JWK')), format: 'jwk' });
+// Imported once, the way jose documents it (a CryptoKey in jose 6).
+const clientKey = await importJWK(JSON.parse(requiredEnv('BENCH_CLIENT_JWK')), 'EdDSA');
 const clientId = requiredEnv('BENCH_CLIENT_ID');
 const issuerUrl = 'http://127.0.0.1:1';
 const signingKey: SigningKey = {
@@ -23,7 +24,8 @@ const handlers: pb.IssuerServer = {
     callback: sendUnaryData<pb.DelegateResponse>,
   ) => {
     const assertion = call.metadata.get('client-assertion')[0];
-    if (typeof assertion !== 'string') return callback({ code: status.UNAUTHENTICATED, details: 'no assertion' });
+    if (typeof assertion !== 'string')
+      return callback({ code: status.UNAUTHENTICATED, details: 'no assertion' });
     try {
       await jwtVerify(assertion, clientKey, {
         algorithms: ['EdDSA'],

@@ -14,4 +14,9 @@ const issuer = await buildIssuer(
   { logger: createLogger({ service: 'issuer', level: 'warn' }) },
 ).start();
 stopOn(() => issuer.stop());
-announce({ issuer: issuer.issuer, grpcPort: issuer.grpcPort, httpPort: issuer.httpPort, grpcUrl: issuer.grpcUrl });
+announce({
+  issuer: issuer.issuer,
+  grpcPort: issuer.grpcPort,
+  httpPort: issuer.httpPort,
+  grpcUrl: issuer.grpcUrl,
+});

@@ -1,10 +1,14 @@
-import { AppError, type Clock, joseReason, type ReplayGuard } from '@aoa/core';
+import { AppError, type Clock, JwsError, type ReplayGuard, verifyCompactJws } from '@aoa/core';
 import type { ClientConfig, Policy } from '@aoa/policy';
-import { decodeJwt, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 
 // 'Ed25519' is the fully-specified name (RFC 9864) that current clients such as oauth4webapi send.
 export const CLIENT_ASSERTION_ALGORITHMS = ['EdDSA', 'Ed25519', 'ES256', 'PS256', 'RS256'];
 const MAX_ASSERTION_BYTES = 8192;
+const CLOCK_TOLERANCE_SECONDS = 5;
+
+/** A key registered with `alg: EdDSA` also verifies assertions that name it by its RFC 9864 name. */
+const acceptedNames = (alg: string): string[] =>
+  alg === 'EdDSA' || alg === 'Ed25519' ? ['EdDSA', 'Ed25519'] : [alg];
 
 export interface AssertionContext {
   policy: Policy;
@@ -21,19 +25,34 @@ export interface AssertionContext {
  * life no longer than the replay window, and a `jti` never seen before on any replica.
  */
 export async function authenticateClient(assertion: string, ctx: AssertionContext): Promise<ClientConfig> {
+  const { client, jti } = verifyClientAssertion(assertion, ctx);
+  await ctx.replay.claim('ca', client.id, jti);
+  return client;
+}
+
+/**
+ * Everything {@link authenticateClient} checks except single use: the caller must still claim the
+ * returned `jti` (`replay.claim('ca', client.id, jti)`) before acting on the assertion. Lets a hot
+ * path overlap that network round trip with its own work.
+ */
+export function verifyClientAssertion(
+  assertion: string,
+  ctx: Omit<AssertionContext, 'replay'>,
+): { client: ClientConfig; jti: string } {
   const fail = (reason: string): never => {
     throw new AppError('unauthenticated', `client assertion: ${reason}`);
   };
-  if (assertion.length > MAX_ASSERTION_BYTES || assertion.split('.').length !== 3) fail('malformed');
-  let unverified: ReturnType<typeof decodeJwt>;
-  let kid: string | undefined;
+  if (assertion.length > MAX_ASSERTION_BYTES) fail('malformed');
+  let unverified: Record<string, unknown>;
+  let kid: unknown;
   try {
-    unverified = decodeJwt(assertion);
-    kid = decodeProtectedHeader(assertion).kid;
+    const [headerSegment, payloadSegment] = assertion.split('.');
+    kid = JSON.parse(Buffer.from(headerSegment ?? '', 'base64url').toString()).kid;
+    unverified = JSON.parse(Buffer.from(payloadSegment ?? '', 'base64url').toString());
   } catch {
     return fail('malformed');
   }
-  const clientId = unverified.iss;
+  const clientId = unverified?.iss;
   if (typeof clientId !== 'string' || clientId !== unverified.sub)
     fail('iss and sub must both be the client id');
   const client = ctx.policy.clients.find((c) => c.id === clientId);
@@ -44,31 +63,33 @@ export async function authenticateClient(assertion: string, ctx: AssertionContex
   let lastError: unknown;
   for (const candidate of candidates) {
     try {
-      ({ payload } = await jwtVerify(assertion, candidate.key, {
-        algorithms: candidate.alg ? [candidate.alg] : CLIENT_ASSERTION_ALGORITHMS,
-        issuer: client.id,
-        subject: client.id,
-        requiredClaims: ['exp', 'jti', 'aud'],
-        currentDate: new Date(ctx.clock.nowMs()),
-        clockTolerance: 5,
-      }));
+      ({ payload } = verifyCompactJws(
+        assertion,
+        candidate.key,
+        candidate.alg ? acceptedNames(candidate.alg) : CLIENT_ASSERTION_ALGORITHMS,
+      ));
       break;
     } catch (error) {
       lastError = error;
     }
   }
-  if (!payload) return fail(lastError instanceof errors.JOSEError ? joseReason(lastError) : 'invalid');
+  if (!payload) return fail(lastError instanceof JwsError ? lastError.reason : 'invalid');
+  if (payload.iss !== client.id || payload.sub !== client.id) fail('iss and sub must both be the client id');
+  const now = ctx.clock.nowMs() / 1000;
+  if (typeof payload.exp !== 'number') return fail('claim check failed (exp)');
+  if (payload.exp <= now - CLOCK_TOLERANCE_SECONDS) fail('expired');
+  if (typeof payload.nbf === 'number' && payload.nbf > now + CLOCK_TOLERANCE_SECONDS)
+    fail('claim check failed (nbf)');
+  if (payload.iat !== undefined && typeof payload.iat !== 'number') fail('claim check failed (iat)');
   const aud = payload.aud;
   if (!(aud === ctx.issuer || (Array.isArray(aud) && aud.length === 1 && aud[0] === ctx.issuer))) {
     fail('aud must be exactly the issuer identifier');
   }
-  const now = ctx.clock.nowMs() / 1000;
   const exp = payload.exp as number;
   const start = typeof payload.iat === 'number' ? Math.min(payload.iat, now) : now;
   if (exp - start > ctx.windowSeconds)
     fail(`claims a life longer than the replay window (${ctx.windowSeconds}s)`);
   const jti = payload.jti;
   if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) return fail('jti missing');
-  await ctx.replay.claim('ca', client.id, jti);
-  return client;
+  return { client, jti };
 }

@@ -1,9 +1,8 @@
-import { errors, jwtVerify } from 'jose';
 import type { AoaClaims } from './claims.js';
 import { parseAoaClaims } from './claims-schema.js';
 import type { Clock } from './clock.js';
-import { joseReason } from './dpop.js';
 import { AppError } from './errors.js';
+import { JwsError, verifyCompactJws } from './jws-verify.js';
 import type { KeySetMirror } from './key-set.js';
 
 /** Algorithms aoa signs access tokens with (contract section 3); anything else is refused. */
@@ -39,33 +38,40 @@ export interface VerifiedAoaToken {
  * const { claims, kid } = await verifyAoaToken(token, { issuer, keys, clock: systemClock });
  */
 export async function verifyAoaToken(token: string, check: AoaTokenCheck): Promise<VerifiedAoaToken> {
-  if (token.length > MAX_TOKEN_BYTES || token.split('.').length !== 3) {
-    throw new AppError('unauthenticated', 'access token: malformed');
-  }
+  const fail = (reason: string): never => {
+    throw new AppError('unauthenticated', `access token: ${reason}`, { detail: { reason } });
+  };
+  if (token.length > MAX_TOKEN_BYTES) fail('malformed');
+  let verified: ReturnType<typeof verifyCompactJws>;
   try {
-    const { payload, protectedHeader } = await jwtVerify(
+    verified = verifyCompactJws(
       token,
       (header) => {
-        const published = header.kid ? check.keys.get(header.kid) : undefined;
-        if (!published) throw new errors.JWKSNoMatchingKey();
-        if (published.record.alg !== header.alg) throw new errors.JOSEAlgNotAllowed('alg mismatch');
+        const published = typeof header.kid === 'string' ? check.keys.get(header.kid) : undefined;
+        if (!published) throw new AppError('unauthenticated', 'access token: unknown signing key (kid)');
+        if (published.record.alg !== header.alg) throw new JwsError('algorithm not allowed');
         return published.key;
       },
-      {
-        issuer: check.issuer,
-        algorithms: [...AOA_TOKEN_ALGORITHMS],
-        typ: 'at+jwt',
-        requiredClaims: ['exp', 'iat', 'nbf', 'jti', 'sub', 'aud', 'client_id'],
-        currentDate: new Date(check.clock.nowMs()),
-        clockTolerance: check.clockToleranceSeconds ?? 5,
-        ...(check.audience === undefined ? {} : { audience: check.audience }),
-      },
+      AOA_TOKEN_ALGORITHMS,
     );
-    const claims = parseAoaClaims(payload);
-    return { claims, kid: protectedHeader.kid as string, alg: protectedHeader.alg };
   } catch (error) {
     if (error instanceof AppError) throw error;
-    const reason = error instanceof errors.JOSEError ? joseReason(error) : 'invalid';
-    throw new AppError('unauthenticated', `access token: ${reason}`, { detail: { reason } });
+    return fail(error instanceof JwsError ? error.reason : 'malformed');
   }
+  const { header, payload } = verified;
+  if (header.typ !== 'at+jwt' && header.typ !== 'application/at+jwt') fail('claim check failed (typ)');
+  if (payload.iss !== check.issuer) fail('claim check failed (iss)');
+  for (const claim of ['exp', 'iat', 'nbf', 'jti', 'sub', 'aud', 'client_id']) {
+    if (!(claim in payload)) fail(`claim check failed (${claim})`);
+  }
+  const claims = parseAoaClaims(payload);
+  const now = check.clock.nowMs() / 1000;
+  const tolerance = check.clockToleranceSeconds ?? 5;
+  if (claims.exp <= now - tolerance) fail('expired');
+  if (claims.nbf > now + tolerance) fail('claim check failed (nbf)');
+  if (check.audience !== undefined) {
+    const wanted = Array.isArray(check.audience) ? check.audience : [check.audience];
+    if (!claims.aud.some((a) => wanted.includes(a))) fail('claim check failed (aud)');
+  }
+  return { claims, kid: header.kid as string, alg: header.alg as string };
 }

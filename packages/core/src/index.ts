@@ -14,6 +14,7 @@ export * from './grpc-status.js';
 export * from './http-server.js';
 export * from './ids.js';
 export * from './jws.js';
+export * from './jws-verify.js';
 export * from './key-set.js';
 export * from './logger.js';
 export * from './names.js';

@@ -24,6 +24,8 @@ export async function connectNats(options: NatsOptions, log: Logger): Promise<Na
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     pingInterval: 10_000,
+    // Async stack traces cost two Error objects per request: 13% of the issuer's CPU under load.
+    noAsyncTraces: true,
     ...(options.user ? { user: options.user, pass: options.pass } : {}),
     ...(options.tls
       ? { tls: { caFile: options.tls.ca, certFile: options.tls.cert, keyFile: options.tls.key } }

@@ -1,4 +1,4 @@
-import { authenticateClient } from '@aoa/auth';
+import { verifyClientAssertion } from '@aoa/auth';
 import {
   type AoaClaims,
   AppError,
@@ -109,12 +109,35 @@ async function issue(
       'caller proof required: a bearer token alone mints nothing (send client-assertion or dpop)',
     );
   }
-  const client =
-    proof.authenticatedClient ??
-    (proof.clientAssertion
-      ? await authenticateClient(proof.clientAssertion, assertionContext(ctx, policy))
-      : undefined);
+  let client = proof.authenticatedClient;
+  let singleUse: Promise<void> | undefined;
+  if (!client && proof.clientAssertion) {
+    const verified = verifyClientAssertion(proof.clientAssertion, assertionContext(ctx, policy));
+    client = verified.client;
+    // Claiming the jti is a NATS round trip: overlap it with the rest of the request, and let its
+    // refusal (a replay) win over any other, so a replayed assertion never learns anything more.
+    singleUse = ctx.replay.claim('ca', client.id, verified.jti);
+    singleUse.catch(() => undefined);
+  }
   if (client) facts.clientId = `client:${client.id}`;
+  try {
+    const result = await mint(ctx, input, proof, facts, policy, client);
+    await singleUse;
+    return result;
+  } catch (error) {
+    await singleUse;
+    throw error;
+  }
+}
+
+async function mint(
+  ctx: IssuerContext,
+  input: DelegateInput,
+  proof: CallerProof,
+  facts: Facts,
+  policy: Policy,
+  client: ClientConfig | undefined,
+): Promise<DelegateResult> {
   const subject = await ctx.subjects.verify(input.subjectToken, input.subjectTokenType, policy);
   const origin = client
     ? rootOrigin(policy, client, subject, facts)

@@ -4,10 +4,10 @@ import {
   type Clock,
   joseReason,
   type KeySetMirror,
-  parseAoaClaims,
   sha256Hex,
   TOKEN_TYPE_ACCESS_TOKEN,
   TOKEN_TYPE_JWT,
+  verifyAoaToken,
 } from '@aoa/core';
 import type { IdpConfig, Policy } from '@aoa/policy';
 import { decodeJwt, errors, jwtVerify } from 'jose';
@@ -15,7 +15,6 @@ import { decodeJwt, errors, jwtVerify } from 'jose';
 import type { IdpKeySets } from './idp-keys.js';
 
 export const MAX_TOKEN_BYTES = 16 * 1024;
-const AOA_ALGORITHMS = ['EdDSA', 'ES256'];
 
 export type VerifiedSubject =
   | {
@@ -119,29 +118,16 @@ export class SubjectTokenVerifier {
 
   private async verifyAoa(token: string): Promise<VerifiedSubject> {
     try {
-      const { payload, protectedHeader } = await jwtVerify(
-        token,
-        (header) => {
-          const key = header.kid ? this.aoaKeys.get(header.kid) : undefined;
-          if (!key) throw new errors.JWKSNoMatchingKey();
-          return key.key;
-        },
-        {
-          issuer: this.issuer,
-          algorithms: AOA_ALGORITHMS,
-          typ: 'at+jwt',
-          currentDate: new Date(this.clock.nowMs()),
-          clockTolerance: 5,
-        },
-      );
-      const claims = parseAoaClaims(payload);
-      return { kind: 'aoa', claims, kid: protectedHeader.kid as string, expMs: claims.exp * 1000 };
+      const { claims, kid } = await verifyAoaToken(token, {
+        issuer: this.issuer,
+        keys: this.aoaKeys,
+        clock: this.clock,
+      });
+      return { kind: 'aoa', claims, kid, expMs: claims.exp * 1000 };
     } catch (error) {
-      if (error instanceof AppError) throw error;
-      throw new AppError(
-        'unauthenticated',
-        `subject token: ${error instanceof errors.JOSEError ? joseReason(error) : 'invalid'}`,
-      );
+      if (error instanceof AppError)
+        throw new AppError(error.code, error.message.replace(/^access token:/, 'subject token:'));
+      throw error;
     }
   }
 }

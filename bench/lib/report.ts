@@ -1,0 +1,197 @@
+import type { ProfileSummary } from './cpuprofile.js';
+
+export const TARGETS = ['delegate', 'empty', 'bare', 'peer'] as const;
+export type Target = (typeof TARGETS)[number];
+
+export const TARGET_LABELS: Record<Target, string> = {
+  delegate: 'Delegate (issuer)',
+  empty: 'empty call: Health/Check (issuer)',
+  bare: 'bare grpc-js verify+sign',
+  peer: 'peer: oidc-provider client_credentials (HTTP)',
+};
+
+/** Medians over the repeats of one (target, concurrency). */
+export interface TargetSummary {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  serverCpuUsPerCall: number;
+  serverCpuPct: number;
+  core0Pct: number;
+  /** Core time used by processes other than the bench's own (other sessions on the machine). */
+  noisePct: number;
+  loadgenCpuPct: number;
+  runs: number;
+}
+
+export interface ConcurrencySummary {
+  concurrency: number;
+  targets: Record<Target, TargetSummary>;
+  ratios: {
+    delegateToBare: number;
+    delegateToEmpty: number;
+    delegateToPeer: number;
+    p99DelegateToPeer: number;
+    /** Server CPU per call, Delegate over bare: the noise-robust view of Delegate/bare. */
+    cpuPerCallDelegateToBare: number;
+  };
+  checks: Array<{ name: string; pass: boolean; detail: string }>;
+}
+
+export function summarizeConcurrency(
+  concurrency: number,
+  targets: Record<Target, TargetSummary>,
+): ConcurrencySummary {
+  const { delegate, empty, bare, peer } = targets;
+  const floor = 0.85 * bare.rps;
+  const peerOrFloor = Math.min(peer.rps, floor);
+  return {
+    concurrency,
+    targets,
+    ratios: {
+      delegateToBare: delegate.rps / bare.rps,
+      delegateToEmpty: delegate.rps / empty.rps,
+      delegateToPeer: delegate.rps / peer.rps,
+      p99DelegateToPeer: delegate.p99Ms / peer.p99Ms,
+      cpuPerCallDelegateToBare: delegate.serverCpuUsPerCall / bare.serverCpuUsPerCall,
+    },
+    checks: [
+      {
+        name: 'Delegate ≥ 85% of bare verify+sign',
+        pass: delegate.rps >= floor,
+        detail: `${fmtRps(delegate.rps)} vs ${fmtRps(floor)} (${pct(delegate.rps / bare.rps)} of bare)`,
+      },
+      {
+        name: 'Delegate ≥ min(peer, 0.85×bare)',
+        pass: delegate.rps >= peerOrFloor,
+        detail: `${fmtRps(delegate.rps)} vs ${fmtRps(peerOrFloor)}`,
+      },
+      {
+        name: 'Delegate p99 < peer p99',
+        pass: delegate.p99Ms < peer.p99Ms,
+        detail: `${fmtMs(delegate.p99Ms)} vs ${fmtMs(peer.p99Ms)} ms`,
+      },
+    ],
+  };
+}
+
+export interface ReportMeta {
+  date: string;
+  commit: string;
+  node: string;
+  cpu: string;
+  repeats: number;
+  warmupMs: number;
+  measureMs: number;
+  durationS: number;
+  nice: string;
+  retries: number;
+  noisyRuns: number;
+  totalRuns: number;
+  noiseLimitPct: number;
+  invalidRuns: string[];
+}
+
+export interface ProfileReport {
+  file: string;
+  rps: number;
+  summary: ProfileSummary;
+}
+
+export function renderMarkdown(
+  meta: ReportMeta,
+  rows: ConcurrencySummary[],
+  profile?: ProfileReport,
+): string {
+  const out: string[] = [];
+  out.push('# Delegate benchmark', '');
+  out.push(
+    `${meta.date} · commit ${meta.commit} · Node ${meta.node} · ${meta.cpu} · ` +
+      `medians of ${meta.repeats} runs, each ${meta.warmupMs / 1000} s warm-up + ${meta.measureMs / 1000} s measured · ` +
+      `total ${Math.round(meta.durationS)} s`,
+    '',
+    'Layout: every server under test in its own process on core 1 (`taskset -c 1`); the load generator ' +
+      '(one Node process, closed loop) and nats-server share core 0. gRPC targets use one plaintext ' +
+      'HTTP/2 connection; the peer uses one keep-alive HTTP/1.1 connection per worker. ' +
+      '"srv µs/call" is the server process CPU time per successful call, "cap/s" the rate that cost allows ' +
+      'on one full core (1e6 / µs per call: robust to noise, meaningful once the server is saturated), ' +
+      '"srv core" the server\'s CPU share, "loadgen" the load generator\'s, "core 0" all of core 0, and ' +
+      '"noise" the share of a core used by processes outside the bench (other sessions on this machine).',
+    '',
+    `Noise: ${meta.noisyRuns} of ${meta.totalRuns} kept runs above ${meta.noiseLimitPct}% noise after ` +
+      `${meta.retries} retries (a noisy run is retried up to twice, the quietest kept); nice ${meta.nice}.`,
+    '',
+  );
+  if (meta.invalidRuns.length > 0) {
+    out.push('**Invalid runs (errors or exhausted assertion pools):**', '');
+    for (const r of meta.invalidRuns) out.push(`- ${r}`);
+    out.push('');
+  }
+  out.push('## Throughput and latency', '');
+  out.push(
+    '| c | target | req/s | p50 ms | p99 ms | srv µs/call | cap/s | srv core | loadgen | core 0 | noise |',
+  );
+  out.push('| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const row of rows) {
+    for (const [name, t] of Object.entries(row.targets) as Array<
+      [keyof typeof TARGET_LABELS, TargetSummary]
+    >) {
+      out.push(
+        `| ${row.concurrency} | ${TARGET_LABELS[name]} | ${fmtRps(t.rps)} | ${fmtMs(t.p50Ms)} | ${fmtMs(t.p99Ms)} | ` +
+          `${Math.round(t.serverCpuUsPerCall)} | ${fmtRps(1e6 / t.serverCpuUsPerCall)} | ${Math.round(t.serverCpuPct)}% | ` +
+          `${Math.round(t.loadgenCpuPct)}% | ${Math.round(t.core0Pct)}% | ${Math.round(t.noisePct)}% |`,
+      );
+    }
+  }
+  out.push('', '## Ratios', '');
+  out.push(
+    '| c | Delegate/bare | Delegate/empty | Delegate/peer | p99 Delegate | p99 bare | p99 empty | p99 peer | p99 Delegate/peer | CPU/call Delegate/bare |',
+  );
+  out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const { concurrency, ratios: r, targets: t } of rows) {
+    out.push(
+      `| ${concurrency} | ${pct(r.delegateToBare)} | ${pct(r.delegateToEmpty)} | ${r.delegateToPeer.toFixed(2)}× | ` +
+        `${fmtMs(t.delegate.p99Ms)} | ${fmtMs(t.bare.p99Ms)} | ${fmtMs(t.empty.p99Ms)} | ${fmtMs(t.peer.p99Ms)} | ` +
+        `${r.p99DelegateToPeer.toFixed(2)}× | ${r.cpuPerCallDelegateToBare.toFixed(2)}× |`,
+    );
+  }
+  out.push('', '## Targets', '');
+  const names = rows[0]?.checks.map((c) => c.name) ?? [];
+  out.push(`| c | ${names.join(' | ')} |`);
+  out.push(`| ---: | ${names.map(() => '---').join(' | ')} |`);
+  for (const row of rows) {
+    out.push(
+      `| ${row.concurrency} | ${row.checks.map((c) => `**${c.pass ? 'PASS' : 'FAIL'}** ${c.detail}`).join(' | ')} |`,
+    );
+  }
+  if (profile) {
+    const s = profile.summary;
+    out.push('', '## Where the issuer spends CPU (Delegate, c=16)', '');
+    out.push(
+      `\`--cpu-prof\` of a separate issuer process under one c=16 Delegate run (${fmtRps(profile.rps)} req/s while ` +
+        `profiled; profile \`${profile.file}\`, not committed). ${s.windowed ? 'Samples limited to the measured window' : 'Whole profile (window not matched)'}: ` +
+        `${Math.round(s.sampledMs)} ms sampled, ${Math.round(s.busyMs)} ms busy, ${Math.round(s.idleMs)} ms idle. ` +
+        'Shares are of busy time.',
+      '',
+    );
+    out.push('| # | function (self time) | location | self ms | share |');
+    out.push('| ---: | --- | --- | ---: | ---: |');
+    s.top.forEach((f, i) => {
+      out.push(
+        `| ${i + 1} | \`${f.function}\` | ${f.location} | ${f.selfMs.toFixed(0)} | ${f.pct.toFixed(1)}% |`,
+      );
+    });
+    out.push('', 'Self time by package:', '');
+    out.push('| package / area | self ms | share |');
+    out.push('| --- | ---: | ---: |');
+    for (const g of s.byGroup.slice(0, 12)) {
+      out.push(`| ${g.group} | ${g.selfMs.toFixed(0)} | ${g.pct.toFixed(1)}% |`);
+    }
+  }
+  out.push('');
+  return out.join('\n');
+}
+
+export const fmtRps = (rps: number): string => (Number.isFinite(rps) ? Math.round(rps).toString() : 'n/a');
+export const fmtMs = (ms: number): string => (Number.isFinite(ms) ? ms.toFixed(2) : 'n/a');
+const pct = (ratio: number): string => (Number.isFinite(ratio) ? `${(ratio * 100).toFixed(0)}%` : 'n/a');
