@@ -11,12 +11,24 @@ import { makeKey, type TestKey } from './oauth.js';
 
 export const IDP_AUDIENCE = 'https://aoa.test';
 
-/** A policy for the system tests: the real test IdP, two parent clients, an admin, three apps. */
+/**
+ * A policy for the system tests: the real test IdP, two parent clients, an admin, three apps; with an
+ * `edge` key, also a client registered with `dpop_bound_access_tokens` (it presents argocd-sa too).
+ */
 export function testPolicy(
   idpIssuer: string,
-  keys: { argocd: TestKey; ci: TestKey; admin: TestKey },
+  keys: { argocd: TestKey; ci: TestKey; admin: TestKey; edge?: TestKey },
 ): string {
   const jwk = (k: TestKey, kid: string) => JSON.stringify({ ...k.publicJwk, kid });
+  const edge = keys.edge
+    ? `
+  - id: edge
+    dpop_bound_access_tokens: true
+    jwks: [${jwk(keys.edge, 'edge-1')}]
+    may_present:
+      - idp: corp
+        subjects: [argocd-sa]`
+    : '';
   return `version: 1
 limits:
   max_token_ttl: 1h
@@ -42,7 +54,7 @@ clients:
     jwks: [${jwk(keys.admin, 'ops-1')}]
     may_present:
       - idp: corp
-        groups: [sre]
+        groups: [sre]${edge}
 roles:
   - name: deployers
     members:
@@ -112,7 +124,7 @@ export interface TestSystem {
   issuer: RunningIssuer;
   dir: string;
   policyPath: string;
-  keys: { argocd: TestKey; ci: TestKey; admin: TestKey };
+  keys: { argocd: TestKey; ci: TestKey; admin: TestKey; edge: TestKey };
   logs: ReturnType<typeof captureLogs>;
   client: pb.IssuerClient;
   /** A token from the real IdP for an IdP client (argocd-sa is in group platform). */
@@ -133,7 +145,12 @@ export async function startSystem(env: Record<string, string> = {}): Promise<Tes
       { clientId: 'intruder', clientSecret: 'intruder-secret', groups: [] },
     ],
   });
-  const keys = { argocd: await makeKey(), ci: await makeKey('ES256'), admin: await makeKey() };
+  const keys = {
+    argocd: await makeKey(),
+    ci: await makeKey('ES256'),
+    admin: await makeKey(),
+    edge: await makeKey('ES256'),
+  };
   const policyPath = join(dir, 'policy.yaml');
   await writeFile(policyPath, testPolicy(idp.issuer, keys));
   const logs = captureLogs();

@@ -17,6 +17,7 @@ import {
 } from '@aoa/core';
 import { type Policy, PolicyStore } from '@aoa/policy';
 import { issuer as pb } from '@aoa/proto';
+import { openRevocationWriter, type RevocationWriter } from '@aoa/revocation';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -140,6 +141,7 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
     let issuer = config.issuerUrl ?? '';
     // The HTTP listener binds before the domain exists (the issuer URL may come from its port).
     let ctx: IssuerContext | undefined;
+    let writer: RevocationWriter | undefined;
     const http = await startHttpServer({
       listen: config.httpListen,
       log,
@@ -156,6 +158,7 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
         ],
         oauth: {
           context: () => ctx,
+          revocationWriter: () => writer?.ctx,
           nonces: new DpopNonces(clock, await readNonceSecret(config.dpopNonceSecretFile)),
           perClient: new RateLimiter({ perSecond: config.tokenRatePerClient }, clock),
           perSource: new RateLimiter({ perSecond: config.tokenRatePerSource }, clock),
@@ -177,6 +180,21 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
       clock,
       windowSeconds: config.replayWindowSeconds,
     };
+    // RFC 7009 revocations are written here as by the revoker, so this process drains the outbox too.
+    writer = await openRevocationWriter({
+      nc,
+      kvm,
+      revocationsKv,
+      subjects,
+      audit,
+      metrics,
+      clock,
+      log,
+      outboxMaxAgeSeconds: config.auditMaxAgeSeconds,
+      retryMs: config.outboxRetryMs,
+    });
+    const openedWriter = writer;
+    cleanup.push(() => openedWriter.stop());
     grpc.server.addService(pb.IssuerService, issuerHandlers(ctx, grpcUrl, metrics, log));
     grpc.setServing(true, ['aoa.v1.Issuer']);
     policyStore.watch();

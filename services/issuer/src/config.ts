@@ -51,6 +51,7 @@ export const IssuerEnv = z
       .int()
       .positive()
       .default(8 * 1024 ** 3),
+    AOA_AUDIT_OUTBOX_RETRY: duration('1s'),
     AOA_TOKEN_RATE_PER_CLIENT: z.coerce.number().min(0).default(200),
     AOA_TOKEN_RATE_PER_SOURCE: z.coerce.number().min(0).default(500),
     AOA_DPOP_NONCE_SECRET_FILE: z.string().optional(),
@@ -95,6 +96,8 @@ export interface IssuerConfig {
   revocationMaxAgeSeconds: number;
   auditMaxAgeSeconds: number;
   auditMaxBytes: number;
+  /** How often the revocation audit outbox retries (RFC 7009 revocations are audited through it). */
+  outboxRetryMs: number;
   tls: { certFile: string; keyFile: string } | undefined;
   logLevel: string;
   /** Token endpoint requests per second (burst twice that) per client and per source; 0 disables. */
@@ -122,6 +125,7 @@ export function loadIssuerConfig(env: Record<string, string | undefined>): Issue
     revocationMaxAgeSeconds: e.AOA_REVOCATION_MAX_AGE,
     auditMaxAgeSeconds: e.AOA_AUDIT_MAX_AGE,
     auditMaxBytes: e.AOA_AUDIT_MAX_BYTES,
+    outboxRetryMs: Math.max(50, e.AOA_AUDIT_OUTBOX_RETRY * 1000),
     tls:
       e.AOA_TLS_CERT_FILE && e.AOA_TLS_KEY_FILE
         ? { certFile: e.AOA_TLS_CERT_FILE, keyFile: e.AOA_TLS_KEY_FILE }

@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** The issuer's Prometheus metrics, on one registry per instance (tests run several in one process). */
 export class IssuerMetrics {
@@ -43,6 +43,28 @@ export class IssuerMetrics {
     name: 'aoa_issuer_policy_loads_total',
     help: 'Policy loads by result',
     labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly revocations = new Counter({
+    name: 'aoa_issuer_revocations_total',
+    help: 'RFC 7009 revocation requests by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly outboxPending = new Gauge({
+    name: 'aoa_issuer_audit_outbox_pending',
+    help: 'Revocation audit events waiting for a JetStream acknowledgement',
+    registers: [this.registry],
+  });
+  readonly outboxDelivered = new Counter({
+    name: 'aoa_issuer_audit_outbox_delivered_total',
+    help: 'Revocation audit events acknowledged by JetStream',
+    registers: [this.registry],
+  });
+  readonly outboxFailures = new Counter({
+    name: 'aoa_issuer_audit_outbox_failures_total',
+    help: 'Outbox delivery rounds stopped by a refusal or an unreachable stream',
     registers: [this.registry],
   });
 

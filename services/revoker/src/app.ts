@@ -17,6 +17,7 @@ import {
 } from '@aoa/core';
 import { PolicyStore } from '@aoa/policy';
 import { revoker as pb } from '@aoa/proto';
+import { openRevocationWriter } from '@aoa/revocation';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -25,11 +26,8 @@ import type { RevokerContext } from './domain/revoke.js';
 import { revokerHandlers } from './grpc/revoker-service.js';
 import { revokerRoutes } from './http/routes.js';
 import { RevokerMetrics } from './metrics.js';
-import { AuditOutbox } from './nats/audit-outbox.js';
-import { KvRevocationStore } from './nats/revocation-store.js';
 
-/** The outbox of revocation audit events not yet acknowledged by JetStream. */
-export const OUTBOX_BUCKET = 'aoa_revoker_outbox';
+export { OUTBOX_BUCKET } from '@aoa/revocation';
 
 export interface RevokerDeps {
   logger: Logger;
@@ -81,7 +79,7 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
       maxBytes: config.auditMaxBytes,
     });
     const kvm = new Kvm(nc);
-    const [keysKv, replayKv, revocationsKv, outboxKv] = await Promise.all([
+    const [keysKv, replayKv, revocationsKv] = await Promise.all([
       kvm.create(BUCKETS.keys, { history: 1, storage: 'file' }),
       kvm.create(BUCKETS.replay, { history: 1, storage: 'file', ttl: config.replayWindowSeconds * 1000 }),
       kvm.create(BUCKETS.revocations, {
@@ -89,7 +87,6 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
         storage: 'file',
         ttl: config.revocationMaxAgeSeconds * 1000,
       }),
-      kvm.create(OUTBOX_BUCKET, { history: 1, storage: 'file', ttl: config.auditMaxAgeSeconds * 1000 }),
     ]);
     const bucketAge = (await revocationsKv.status()).ttl / 1000;
     if (bucketAge !== 0 && bucketAge < config.revocationMaxAgeSeconds) {
@@ -112,38 +109,27 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
     cleanup.push(() => revocations.stop());
 
     const audit = new AuditPublisher(jetstream(nc), subjects, `revoker/${randomId(6)}`, log);
-    const outbox = new AuditOutbox(outboxKv, audit, metrics, log, config.outboxRetryMs);
-    outbox.start();
-    cleanup.push(() => outbox.stop());
+    const writer = await openRevocationWriter({
+      nc,
+      kvm,
+      revocationsKv,
+      subjects,
+      audit,
+      metrics,
+      clock,
+      log,
+      outboxMaxAgeSeconds: config.auditMaxAgeSeconds,
+      retryMs: config.outboxRetryMs,
+    });
+    cleanup.push(() => writer.stop());
 
     const ctx: RevokerContext = {
       issuer: config.issuerUrl,
       policy: () => policyStore.current(),
       keys,
       replay: new ReplayGuard(replayKv),
-      clock,
       windowSeconds: config.replayWindowSeconds,
-      store: new KvRevocationStore(revocationsKv),
-      notify: (notice, place) => {
-        try {
-          const body = JSON.stringify(notice);
-          if (place) nc.publish(subjects.revoked(place.environment, place.app), body);
-          nc.publish(subjects.revokedAll(), body);
-        } catch (error) {
-          log.warn(
-            { err: error, key: notice.key },
-            'revocation notice not published; the bucket still has it',
-          );
-        }
-      },
-      audit: async (type, subject, data) => {
-        try {
-          return await outbox.enqueue(type, subject, data);
-        } catch (error) {
-          log.error({ err: error, subject }, 'revocation audit event could not be queued');
-          return undefined;
-        }
-      },
+      ...writer.ctx,
     };
 
     const grpc = new GrpcServer(log, ['aoa/v1/revoker.proto']);
@@ -175,7 +161,7 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
       grpcPort,
       httpPort: http.port,
       grpcUrl,
-      outboxPending: () => outbox.pending(),
+      outboxPending: () => writer.pending(),
       stop: () => runCleanup(cleanup),
     };
   } catch (error) {

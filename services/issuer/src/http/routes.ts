@@ -2,6 +2,7 @@ import { CLIENT_ASSERTION_ALGORITHMS } from '@aoa/auth';
 import { DPOP_ALGORITHMS, type HttpHandler, type KeySetMirror, sendJson } from '@aoa/core';
 import type { IssuerMetrics } from '../metrics.js';
 import { introspectionEndpoint } from './introspection-endpoint.js';
+import { revocationEndpoint } from './revocation-endpoint.js';
 import { type OAuthEndpointDeps, TOKEN_EXCHANGE_GRANT, tokenEndpoint } from './token-endpoint.js';
 
 export interface IssuerHttpDeps {
@@ -14,7 +15,7 @@ export interface IssuerHttpDeps {
   metrics: IssuerMetrics;
   /** Reasons the issuer is not ready; empty when ready. */
   notReady(): string[];
-  /** The OAuth endpoints (token, introspection); their URLs are derived here from the issuer. */
+  /** The OAuth endpoints (token, introspection, revocation); their URLs are derived here from the issuer. */
   oauth: Omit<OAuthEndpointDeps, 'urls' | 'metrics'>;
 }
 
@@ -52,6 +53,9 @@ export function issuerRoutes(deps: IssuerHttpDeps): Record<string, HttpHandler> 
     token_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGORITHMS,
     introspection_endpoint_auth_methods_supported: ['private_key_jwt'],
     introspection_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGORITHMS,
+    revocation_endpoint: urls().revocation,
+    revocation_endpoint_auth_methods_supported: ['private_key_jwt'],
+    revocation_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGORITHMS,
     dpop_signing_alg_values_supported: DPOP_ALGORITHMS,
     aoa_token_exchange_parameters: EXCHANGE_PARAMETERS,
     aoa_grpc_endpoint: deps.grpcUrl,
@@ -63,6 +67,7 @@ export function issuerRoutes(deps: IssuerHttpDeps): Record<string, HttpHandler> 
     [`GET /.well-known/oauth-authorization-server${issuerPath}`]: metadataHandler,
     [`POST ${issuerPath}/token`]: tokenEndpoint(oauth),
     [`POST ${issuerPath}/introspect`]: introspectionEndpoint(oauth),
+    [`POST ${issuerPath}/revoke`]: revocationEndpoint(oauth),
     [`GET ${jwksPath}`]: (_req, res) =>
       sendJson(res, 200, deps.keys.jwks(), { 'cache-control': 'public, max-age=60' }),
     'GET /healthz': (_req, res) => sendJson(res, 200, { status: 'ok' }),

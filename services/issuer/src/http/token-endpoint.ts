@@ -8,6 +8,7 @@ import {
   verifyDpopProof,
 } from '@aoa/core';
 import type { ClientConfig } from '@aoa/policy';
+import type { RevocationWriteContext } from '@aoa/revocation';
 import { type CallerProof, delegate, type IssuerContext } from '../domain/delegate.js';
 import type { RawDelegateRequest } from '../domain/request.js';
 import type { IssuerMetrics } from '../metrics.js';
@@ -24,6 +25,8 @@ const ISSUABLE_TOKEN_TYPES = [TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT];
 /** What the OAuth endpoints need; the domain context appears once the issuer has finished starting. */
 export interface OAuthEndpointDeps {
   context(): IssuerContext | undefined;
+  /** Where RFC 7009 revocations are written; appears with the context. */
+  revocationWriter(): RevocationWriteContext | undefined;
   /** The published endpoint URLs: DPoP `htu` is compared with these. */
   urls(): { token: string; introspection: string; revocation: string };
   metrics: IssuerMetrics;

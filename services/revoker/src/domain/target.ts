@@ -1,12 +1,7 @@
-import { AppError, assertName, revocationKeys } from '@aoa/core';
+import { AppError, assertName } from '@aoa/core';
+import type { RevokeTarget } from '@aoa/revocation';
 
-/** What a Revoke call names (contract section 4), validated. */
-export type RevokeTarget =
-  | { kind: 'jti'; jti: string }
-  | { kind: 'grant'; grant: string }
-  | { kind: 'app'; environment: string; app: string }
-  | { kind: 'sub'; subject: string }
-  | { kind: 'kid'; kid: string };
+export { type RevokeTarget, targetKey } from '@aoa/revocation';
 
 /** The request as the adapter hands it over (generated proto shape, all fields optional). */
 export interface RawRevokeRequest {
@@ -78,20 +73,4 @@ function parseTarget(raw: RawRevokeRequest): RevokeTarget {
     environment: assertName('app.environment', app.environment),
     app: assertName('app.child', app.child),
   };
-}
-
-/** The KV key of a target and whether it is absolute (`jti`, `grant`, `kid`) or a watermark. */
-export function targetKey(target: RevokeTarget): { key: string; absolute: boolean } {
-  switch (target.kind) {
-    case 'jti':
-      return { key: revocationKeys.jti(target.jti), absolute: true };
-    case 'grant':
-      return { key: revocationKeys.grant(target.grant), absolute: true };
-    case 'kid':
-      return { key: revocationKeys.kid(target.kid), absolute: true };
-    case 'app':
-      return { key: revocationKeys.app(target.environment, target.app), absolute: false };
-    case 'sub':
-      return { key: revocationKeys.sub(target.subject), absolute: false };
-  }
 }

@@ -1,6 +1,6 @@
 import { AppError, type RevocationRecord } from '@aoa/core';
 import type { KV } from '@nats-io/kv';
-import type { RevocationStore } from '../domain/revoke.js';
+import type { RevocationStore } from './write.js';
 
 /**
  * `aoa_revocations` through KV: absolute entries by `create()` (compare-and-set on "no value", so two

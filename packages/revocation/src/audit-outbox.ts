@@ -1,10 +1,16 @@
 import type { AuditEnvelope, AuditPublisher, Logger } from '@aoa/core';
 import type { KV } from '@nats-io/kv';
-import type { RevokerMetrics } from '../metrics.js';
+
+/** The counters an outbox reports to (each process names its own metrics). */
+export interface OutboxMetrics {
+  outboxPending: { set(value: number): void };
+  outboxDelivered: { inc(): void };
+  outboxFailures: { inc(): void };
+}
 
 /**
  * Revocation audit events wait here until JetStream acknowledges them, so revocation is never blocked
- * by audit. Pending events live in a KV bucket (`aoa_revoker_outbox`, file storage), not in memory or
+ * by audit. Pending events live in a KV bucket (`aoa_revoker_outbox`, file storage, shared by every process that writes revocations), not in memory or
  * on a local disk: they survive a restart of this process, any replica drains what another left, and
  * the bucket shares the fate of `aoa_revocations` (if NATS is down, nothing was revoked either). An
  * event is deleted only after its acknowledgement; redelivery after a crash is deduplicated by
@@ -21,7 +27,7 @@ export class AuditOutbox {
   constructor(
     private readonly kv: KV,
     private readonly audit: AuditPublisher,
-    private readonly metrics: RevokerMetrics,
+    private readonly metrics: OutboxMetrics,
     private readonly log: Logger,
     private readonly retryMs = 1000,
   ) {}
@@ -37,9 +43,22 @@ export class AuditOutbox {
     tick();
   }
 
-  stop(): void {
+  /**
+   * Stops retrying and waits (bounded) for a round in flight: its key listing is a JetStream consumer
+   * that would outlive a connection closed under it and keep the process alive.
+   */
+  async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    if (!this.draining) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.draining,
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, STOP_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   /** Stores the event, then tries to deliver it at once; never throws. */
@@ -104,5 +123,8 @@ export class AuditOutbox {
     this.metrics.outboxPending.set(this.pendingCount);
   }
 }
+
+/** How long `stop()` waits for a delivery round in flight. */
+const STOP_WAIT_MS = 2000;
 
 const outboxKey = (eventId: string): string => `evt.${eventId}`;

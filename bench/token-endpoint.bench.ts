@@ -1,0 +1,281 @@
+// RFC 8693 token exchange over HTTP (`POST /token`, private_key_jwt, the parent acting alone) against
+// the peer, oidc-provider's client_credentials grant with JWT access tokens, in the same run and with
+// the same load generator (autocannon). Each server runs pinned to core 1; this process (the load
+// generator) and nats-server run on core 0. Target: at least 2x the peer's requests/s at equal
+// concurrency, with a lower p99.
+//
+//   npx tsx bench/token-endpoint.bench.ts [--quick] [--duration-s 10] [--concurrency 16,64]
+import { randomBytes, sign } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startNats } from '@aoa/testkit';
+import { makeKey } from '../test/support/oauth.js';
+import { IDP_AUDIENCE, testPolicy } from '../test/support/system.js';
+import { pinSelf, REPO_ROOT, startPinnedChild } from './lib/procs.js';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean' },
+    'duration-s': { type: 'string' },
+    'warmup-s': { type: 'string' },
+    concurrency: { type: 'string' },
+  },
+});
+const DURATION_S = Number(args['duration-s'] ?? (args.quick ? 3 : 10));
+const WARMUP_S = Number(args['warmup-s'] ?? (args.quick ? 1 : 3));
+const CONCURRENCY = (args.concurrency ?? '16,64').split(',').map(Number);
+const LOADGEN_CORE = 0;
+const SERVER_CORE = 1;
+const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
+const IDP_CLIENT = { id: 'argocd-sa', secret: 'argocd-secret' };
+const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
+/** Pre-signed assertions per second of run time: far above any rate one core reaches. */
+const POOL_PER_SECOND = 6000;
+
+const log = (message: string) => console.error(`[bench] ${message}`);
+
+// autocannon ships no type declarations; this is the part of its API the bench uses.
+interface CannonRequest {
+  method?: string;
+  path?: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+interface CannonResult {
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number; average: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+type Autocannon = (options: {
+  url: string;
+  connections: number;
+  duration: number;
+  requests: Array<CannonRequest & { setupRequest?: (req: CannonRequest) => CannonRequest }>;
+}) => Promise<CannonResult>;
+const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+
+const b64u = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+/** Single-use RFC 7523 assertions, each with its own jti, signed before any timing starts. */
+function signAssertions(count: number, privateKey: Parameters<typeof sign>[2], audience: string): string[] {
+  const header = b64u({ alg: 'EdDSA', kid: 'argocd-1' });
+  const random = randomBytes(16 * count);
+  const iat = Math.floor(Date.now() / 1000);
+  return Array.from({ length: count }, (_, i) => {
+    const jti = random.subarray(16 * i, 16 * i + 16).toString('base64url');
+    const input = `${header}.${b64u({ iss: 'argocd', sub: 'argocd', aud: audience, jti, iat, exp: iat + 240 })}`;
+    return `${input}.${sign(null, Buffer.from(input), privateKey).toString('base64url')}`;
+  });
+}
+
+const basic = `Basic ${Buffer.from(`${IDP_CLIENT.id}:${IDP_CLIENT.secret}`).toString('base64')}`;
+const FORM = 'application/x-www-form-urlencoded';
+
+async function fetchIdpToken(tokenEndpoint: string): Promise<string> {
+  const response = await fetch(tokenEndpoint, {
+    method: 'POST',
+    headers: { authorization: basic, 'content-type': FORM },
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource: IDP_AUDIENCE }),
+  });
+  const body = (await response.json()) as { access_token?: string };
+  if (!response.ok || !body.access_token) throw new Error(`IdP refused a token: ${JSON.stringify(body)}`);
+  return body.access_token;
+}
+
+interface Measured {
+  target: 'aoa' | 'peer';
+  concurrency: number;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  total: number;
+  non2xx: number;
+  errors: number;
+  exhausted: boolean;
+}
+
+/** A token-exchange request per call, each with the next pre-signed assertion; the pool is never reused. */
+function aoaRequests(exchangeBody: string, pool: string[], state: { used: number }) {
+  return [
+    {
+      method: 'POST',
+      path: '/token',
+      headers: { 'content-type': FORM },
+      setupRequest: (req: CannonRequest): CannonRequest => {
+        const assertion = pool[state.used++] ?? pool[pool.length - 1] ?? '';
+        return { ...req, body: `${exchangeBody}&client_assertion=${assertion}` };
+      },
+    },
+  ];
+}
+
+const started = Date.now();
+pinSelf(LOADGEN_CORE);
+mkdirSync(RESULTS_DIR, { recursive: true });
+const workDir = mkdtempSync(join(tmpdir(), 'aoa-bench-token-'));
+const cleanup: Array<() => Promise<unknown>> = [];
+const results: Measured[] = [];
+let exitCode = 0;
+try {
+  // nats-server inherits this process's core-0 mask.
+  const nats = await startNats();
+  cleanup.push(() => nats.stop());
+  const idp = await startPinnedChild<{ issuer: string; tokenEndpoint: string }>(
+    'idp',
+    'bench/servers/idp.ts',
+    {
+      core: SERVER_CORE,
+      env: { BENCH_IDP_CLIENT_ID: IDP_CLIENT.id, BENCH_IDP_CLIENT_SECRET: IDP_CLIENT.secret },
+    },
+  );
+  cleanup.push(() => idp.stop());
+  const keys = { argocd: await makeKey(), ci: await makeKey('ES256'), admin: await makeKey() };
+  const policyPath = join(workDir, 'policy.yaml');
+  writeFileSync(policyPath, testPolicy(idp.info.issuer, keys));
+  const issuer = await startPinnedChild<{ issuer: string; httpPort: number }>(
+    'issuer',
+    'bench/servers/token-issuer.ts',
+    {
+      core: SERVER_CORE,
+      env: {
+        NATS_URL: nats.url,
+        AOA_POLICY_FILE: policyPath,
+        AOA_TOKEN_RATE_PER_SOURCE: '0',
+        AOA_TOKEN_RATE_PER_CLIENT: '0',
+      },
+    },
+  );
+  cleanup.push(() => issuer.stop());
+
+  const holderJkt = (await makeKey()).jkt;
+  const exchangeBody = new URLSearchParams({
+    grant_type: EXCHANGE,
+    subject_token: await fetchIdpToken(idp.info.tokenEndpoint),
+    subject_token_type: ACCESS_TOKEN,
+    aoa_child: 'dashboards',
+    aoa_environment: 'prod',
+    aoa_holder_jkt: holderJkt,
+    scope: 'read:metrics',
+    audience: 'https://dashboards.internal',
+    client_assertion_type: JWT_BEARER,
+  }).toString();
+  const peerBody = new URLSearchParams({
+    grant_type: 'client_credentials',
+    resource: IDP_AUDIENCE,
+  }).toString();
+  const peerRequests = [
+    {
+      method: 'POST',
+      path: new URL(idp.info.tokenEndpoint).pathname,
+      headers: { authorization: basic, 'content-type': FORM },
+      body: peerBody,
+    },
+  ];
+  const aoaUrl = `http://127.0.0.1:${issuer.info.httpPort}`;
+
+  // One of each before any timing: a broken setup fails here, loudly.
+  const [first] = signAssertions(1, keys.argocd.privateKey, issuer.info.issuer);
+  const smoke = await fetch(`${aoaUrl}/token`, {
+    method: 'POST',
+    headers: { 'content-type': FORM },
+    body: `${exchangeBody}&client_assertion=${first}`,
+  });
+  if (smoke.status !== 200) throw new Error(`aoa /token answered ${smoke.status}: ${await smoke.text()}`);
+  await fetchIdpToken(idp.info.tokenEndpoint);
+
+  const run = async (target: Measured['target'], concurrency: number, seconds: number): Promise<Measured> => {
+    const state = { used: 0 };
+    let pool: string[] = [];
+    if (target === 'aoa') {
+      const t0 = performance.now();
+      pool = signAssertions(POOL_PER_SECOND * seconds + 1000, keys.argocd.privateKey, issuer.info.issuer);
+      log(`signed ${pool.length} client assertions in ${Math.round(performance.now() - t0)} ms`);
+    }
+    const result = await autocannon({
+      url: target === 'aoa' ? aoaUrl : new URL(idp.info.tokenEndpoint).origin,
+      connections: concurrency,
+      duration: seconds,
+      requests: target === 'aoa' ? aoaRequests(exchangeBody, pool, state) : peerRequests,
+    });
+    return {
+      target,
+      concurrency,
+      rps: result.requests.average,
+      p50Ms: result.latency.p50,
+      p99Ms: result.latency.p99,
+      total: result.requests.total,
+      non2xx: result.non2xx,
+      errors: result.errors + result.timeouts,
+      exhausted: target === 'aoa' && state.used > pool.length,
+    };
+  };
+
+  for (const concurrency of CONCURRENCY) {
+    for (const target of ['aoa', 'peer'] as const) {
+      await run(target, concurrency, WARMUP_S);
+      const measured = await run(target, concurrency, DURATION_S);
+      results.push(measured);
+      log(
+        `${target} c=${concurrency}: ${Math.round(measured.rps)} req/s, p50 ${measured.p50Ms} ms, ` +
+          `p99 ${measured.p99Ms} ms, non-2xx ${measured.non2xx}, errors ${measured.errors}`,
+      );
+    }
+  }
+} catch (error) {
+  log(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  exitCode = 1;
+} finally {
+  for (const step of cleanup.reverse()) await step().catch(() => undefined);
+  rmSync(workDir, { recursive: true, force: true });
+}
+
+if (results.length > 0) {
+  const rows = CONCURRENCY.map((concurrency) => {
+    const aoa = results.find((r) => r.target === 'aoa' && r.concurrency === concurrency);
+    const peer = results.find((r) => r.target === 'peer' && r.concurrency === concurrency);
+    const valid = [aoa, peer].every((r) => r && r.non2xx === 0 && r.errors === 0 && !r.exhausted);
+    const ratio = aoa && peer && peer.rps > 0 ? aoa.rps / peer.rps : Number.NaN;
+    const p99Ratio = aoa && peer && peer.p99Ms > 0 ? aoa.p99Ms / peer.p99Ms : Number.NaN;
+    const pass = valid && ratio >= 2 && p99Ratio < 1;
+    return { concurrency, aoa, peer, valid, ratio, p99Ratio, pass };
+  });
+  const fmt = (n: number | undefined, digits = 0) =>
+    n === undefined || !Number.isFinite(n) ? 'n/a' : n.toFixed(digits);
+  const table = [
+    '| concurrency | aoa token exchange req/s | aoa p99 ms | peer (oidc-provider) req/s | peer p99 ms | req/s ratio (≥ 2) | p99 ratio (< 1) | verdict |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    ...rows.map(
+      (r) =>
+        `| ${r.concurrency} | ${fmt(r.aoa?.rps)} | ${fmt(r.aoa?.p99Ms, 1)} | ${fmt(r.peer?.rps)} | ${fmt(r.peer?.p99Ms, 1)} | ${fmt(r.ratio, 2)}x | ${fmt(r.p99Ratio, 2)} | ${r.pass ? 'PASS' : r.valid ? 'FAIL' : 'INVALID (errors)'} |`,
+    ),
+  ].join('\n');
+  const markdown = `# Token endpoint benchmark
+
+RFC 8693 token exchange over HTTP (\`POST /token\`, private_key_jwt with one pre-signed assertion per
+request, the parent acting alone with \`aoa_child\`, \`aoa_environment\`, \`aoa_holder_jkt\`, no DPoP,
+rate limits off) next to the peer, oidc-provider's client_credentials grant with JWT access tokens,
+both driven by autocannon for ${DURATION_S} s per cell after a ${WARMUP_S} s warm-up. Servers pinned to
+core ${SERVER_CORE}; load generator and nats-server on core ${LOADGEN_CORE}. Target: at least 2x the
+peer's requests/s at equal concurrency and a lower p99.
+
+${table}
+
+Overall: **${rows.every((r) => r.pass) ? 'PASS' : 'FAIL'}**. Run at ${new Date(started).toISOString()}, node ${process.version}.
+`;
+  writeFileSync(join(RESULTS_DIR, 'token-endpoint.md'), markdown);
+  writeFileSync(
+    join(RESULTS_DIR, 'token-endpoint.json'),
+    `${JSON.stringify({ startedAt: new Date(started).toISOString(), durationS: DURATION_S, warmupS: WARMUP_S, node: process.version, results, rows: rows.map(({ aoa: _a, peer: _p, ...r }) => r) }, null, 2)}\n`,
+  );
+  process.stdout.write(`${table}\n`);
+  process.stdout.write(`overall: ${rows.every((r) => r.pass) ? 'PASS' : 'FAIL'}\n`);
+  if (rows.some((r) => !r.valid)) exitCode = 1;
+}
+process.exit(exitCode);

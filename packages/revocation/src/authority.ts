@@ -1,0 +1,78 @@
+import { AppError, actorApp, type VerifiedAoaToken } from '@aoa/core';
+import type { RevokeTarget } from './target.js';
+
+/** A proved caller: a registered client (client assertion) or the holder of a key (DPoP proof). */
+export type Caller = { kind: 'client'; id: string; admin: boolean } | { kind: 'holder'; jkt: string };
+
+/** How a caller is named in records and audit: `client:<id>` or `jkt:<thumbprint>`. */
+export const callerName = (caller: Caller): string =>
+  caller.kind === 'client' ? `client:${caller.id}` : `jkt:${caller.jkt}`;
+
+export const isAdmin = (caller: Caller): boolean => caller.kind === 'client' && caller.admin;
+
+/** Where a revoked token lives, for the notice subject `aoa.revoked.<env>.<app>`. */
+export interface TargetPlace {
+  environment: string;
+  app: string;
+}
+
+/** Does the caller hold or have requested this token? */
+function owns(caller: Caller, token: VerifiedAoaToken): boolean {
+  return caller.kind === 'client'
+    ? token.claims.client_id === `client:${caller.id}`
+    : token.claims.cnf?.jkt === caller.jkt;
+}
+
+/**
+ * Who may revoke (contract section 3): an administrator anything; otherwise only a `jti`, and only when
+ * a presented, verified token D carries the target in its chain (its lineage or itself) at or below a
+ * token the caller owns (holds by key, or requested as `client:<id>`). The lineage is signed, so a
+ * caller can neither invent ancestry nor reach a sibling branch. Grants are for administrators until
+ * grants exist; app, subject and key revocations are for administrators.
+ *
+ * @example
+ * const place = authorizeRevoke(caller, { kind: 'jti', jti }, presentedTokens);
+ */
+export function authorizeRevoke(
+  caller: Caller,
+  target: RevokeTarget,
+  presented: VerifiedAoaToken[],
+): TargetPlace | undefined {
+  if (target.kind === 'app') {
+    if (!isAdmin(caller)) throw denied(`${target.kind} revocation is for administrators`);
+    return { environment: target.environment, app: target.app };
+  }
+  if (target.kind !== 'jti') {
+    const what = target.kind === 'sub' ? 'subject' : target.kind === 'kid' ? 'key' : 'grant';
+    if (!isAdmin(caller)) throw denied(`${what} revocation is for administrators`);
+    return undefined;
+  }
+  for (const token of presented) {
+    const chain = [...token.claims.aoa_lineage.map((l) => l.jti), token.claims.jti];
+    const at = chain.indexOf(target.jti);
+    if (at < 0) continue;
+    const ownsAncestorOrSelf = presented.some((o) => {
+      const index = chain.indexOf(o.claims.jti);
+      return index >= 0 && index <= at && owns(caller, o);
+    });
+    if (ownsAncestorOrSelf || isAdmin(caller)) return placeOf(token, at);
+  }
+  if (isAdmin(caller)) return undefined;
+  throw denied(
+    'only the holder or requester of the token or of an ancestor may revoke it: present the token (or a descendant) and the one you own in aoa-token metadata',
+  );
+}
+
+function placeOf(token: VerifiedAoaToken, at: number): TargetPlace | undefined {
+  const entry = token.claims.aoa_lineage[at];
+  if (entry) return { environment: entry.env, app: entry.app };
+  const app = actorApp(token.claims.act.sub);
+  return app ? { environment: token.claims.env, app } : undefined;
+}
+
+/** Listings: administrators see everything; others what they revoked, or one token's entry by jti. */
+export function mayList(caller: Caller, recordBy: string | undefined, lookupJti: boolean): boolean {
+  return isAdmin(caller) || lookupJti || recordBy === callerName(caller);
+}
+
+const denied = (message: string) => new AppError('permission_denied', message, { rule: 'revoke-authority' });

@@ -1,0 +1,6 @@
+export * from './audit-outbox.js';
+export * from './authority.js';
+export * from './kv-store.js';
+export * from './target.js';
+export * from './write.js';
+export * from './writer.js';
