@@ -68,14 +68,12 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
   const subjects = new Subjects(config.subjectPrefix);
   const cleanup: Array<() => Promise<void> | void> = [];
   try {
-    const pass = config.natsPasswordFile
-      ? (await readFile(config.natsPasswordFile, 'utf8')).trim()
-      : undefined;
     const nc: NatsConnection = await connectNats(
       {
         url: config.natsUrl,
         name: 'aoa-issuer',
-        ...(config.natsUser ? { user: config.natsUser, pass } : {}),
+        user: config.natsUser,
+        passwordFile: config.natsPasswordFile,
       },
       log,
     );

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import {
   AuditPublisher,
   BUCKETS,
@@ -62,14 +61,12 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
   const subjects = new Subjects(config.subjectPrefix);
   const cleanup: Array<() => Promise<void> | void> = [];
   try {
-    const pass = config.natsPasswordFile
-      ? (await readFile(config.natsPasswordFile, 'utf8')).trim()
-      : undefined;
     const nc: NatsConnection = await connectNats(
       {
         url: config.natsUrl,
         name: 'aoa-revoker',
-        ...(config.natsUser ? { user: config.natsUser, pass } : {}),
+        user: config.natsUser,
+        passwordFile: config.natsPasswordFile,
       },
       log,
     );
