@@ -19,4 +19,5 @@ export * from './key-set.js';
 export * from './logger.js';
 export * from './names.js';
 export * from './revocation.js';
+export * from './service-main.js';
 export * from './subjects.js';

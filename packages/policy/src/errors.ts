@@ -62,3 +62,7 @@ export class Problems {
     return this.list.length === 0;
   }
 }
+
+/** The operator-facing text for a policy refused at startup, or undefined for any other error. */
+export const explainPolicyError = (error: unknown): string | undefined =>
+  error instanceof PolicyError ? `policy refused:\n  ${error.problems.join('\n  ')}` : undefined;

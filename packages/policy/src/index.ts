@@ -1,5 +1,5 @@
 export { decide, principalName, rolesOf } from './decide.js';
-export { formatPath, PolicyError } from './errors.js';
+export { explainPolicyError, formatPath, PolicyError } from './errors.js';
 export { importClientJwk, type JwkProblem } from './jwk.js';
 export { loadPolicyFile, parsePolicy } from './load.js';
 export { findApp, findClient, findIdp, findIdpByIssuer, findRole, findRule } from './lookup.js';

@@ -1,31 +1,5 @@
-import { parseConfig, parseDurationSeconds, parseListen } from '@aoa/core';
+import { durationField, listenField, parseConfig } from '@aoa/core';
 import { z } from 'zod';
-
-const duration = (fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .transform((value, ctx) => {
-      try {
-        return parseDurationSeconds(value);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        return z.NEVER;
-      }
-    });
-
-const listen = (fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .transform((value, ctx) => {
-      try {
-        return parseListen(value);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        return z.NEVER;
-      }
-    });
 
 const url = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
 
@@ -38,20 +12,20 @@ export const IssuerEnv = z
     AOA_SUBJECT_PREFIX: z.string().default('aoa'),
     AOA_POLICY_FILE: z.string().min(1, 'required'),
     AOA_ISSUER_URL: url.optional(),
-    AOA_ISSUER_GRPC_LISTEN: listen('127.0.0.1:7401'),
-    AOA_ISSUER_HTTP_LISTEN: listen('127.0.0.1:7402'),
+    AOA_ISSUER_GRPC_LISTEN: listenField('127.0.0.1:7401'),
+    AOA_ISSUER_HTTP_LISTEN: listenField('127.0.0.1:7402'),
     AOA_ISSUER_GRPC_URL: url.optional(),
     AOA_KEY_MANAGER: z.enum(['memory', 'sealed']).default('memory'),
     AOA_KEK_FILE: z.string().optional(),
-    AOA_REPLAY_WINDOW: duration('5m'),
-    AOA_REVOCATION_MAX_AGE: duration('24h'),
-    AOA_AUDIT_MAX_AGE: duration('30d'),
+    AOA_REPLAY_WINDOW: durationField('5m'),
+    AOA_REVOCATION_MAX_AGE: durationField('24h'),
+    AOA_AUDIT_MAX_AGE: durationField('30d'),
     AOA_AUDIT_MAX_BYTES: z.coerce
       .number()
       .int()
       .positive()
       .default(8 * 1024 ** 3),
-    AOA_AUDIT_OUTBOX_RETRY: duration('1s'),
+    AOA_AUDIT_OUTBOX_RETRY: durationField('1s'),
     AOA_TOKEN_RATE_PER_CLIENT: z.coerce.number().min(0).default(200),
     AOA_TOKEN_RATE_PER_SOURCE: z.coerce.number().min(0).default(500),
     AOA_DPOP_NONCE_SECRET_FILE: z.string().optional(),
