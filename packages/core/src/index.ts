@@ -1,6 +1,7 @@
 export * from './aoa-token.js';
 export * from './bus/audit.js';
 export * from './bus/connect.js';
+export * from './bus/kv-watch.js';
 export * from './bus/replay.js';
 export * from './claims.js';
 export * from './claims-schema.js';

@@ -1,6 +1,7 @@
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
 import type { JWK } from 'jose';
+import { watchBucket } from './bus/kv-watch.js';
 import type { Logger } from './logger.js';
 
 /** An issuer public key as published in KV `aoa_keys`. */
@@ -21,7 +22,6 @@ export interface PublishedKeyRecord {
 export class KeySetMirror {
   private readonly keys = new Map<string, { record: PublishedKeyRecord; key: KeyObject }>();
   private stopWatch: (() => void) | undefined;
-  private synced: Promise<void> | undefined;
 
   constructor(
     private readonly kv: KV,
@@ -29,23 +29,17 @@ export class KeySetMirror {
   ) {}
 
   async start(): Promise<void> {
-    const status = await this.kv.status();
-    const lastSeq = status.streamInfo.state.last_seq;
-    const watcher = await this.kv.watch();
-    this.stopWatch = () => watcher.stop();
-    let resolveSynced: () => void = () => undefined;
-    this.synced = new Promise((resolve) => {
-      resolveSynced = resolve;
-    });
-    if (status.values === 0) resolveSynced();
-    void (async () => {
-      for await (const entry of watcher) {
+    const watch = await watchBucket(
+      this.kv,
+      (entry) => {
         if (entry.operation !== 'PUT') this.keys.delete(entry.key);
         else this.add(entry.key, entry.json<PublishedKeyRecord>());
-        if (entry.revision >= lastSeq) resolveSynced();
-      }
-    })().catch((error: unknown) => this.log.error({ err: error }, 'key watch ended'));
-    await this.synced;
+      },
+      this.log,
+      'keys',
+    );
+    this.stopWatch = () => watch.stop();
+    await watch.synced;
   }
 
   stop(): void {

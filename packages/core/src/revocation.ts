@@ -1,4 +1,5 @@
 import type { KV, KvEntry } from '@nats-io/kv';
+import { type BucketWatch, watchBucket } from './bus/kv-watch.js';
 import { type AoaClaims, actorApp } from './claims.js';
 import { sha256Hex } from './ids.js';
 import type { Logger } from './logger.js';
@@ -42,11 +43,9 @@ export type RevocableToken = Pick<
  */
 export class RevocationMirror {
   private readonly entries = new Map<string, RevocationRecord>();
-  private synced = false;
   private syncedAtMs: number | undefined;
-  private revision = 0;
-  private stopWatch: (() => void) | undefined;
-  private readonly syncWaiters: Array<() => void> = [];
+  private watch: BucketWatch | undefined;
+  private readonly listeners = new Set<(key: string) => void>();
 
   constructor(
     private readonly kv: KV,
@@ -54,32 +53,51 @@ export class RevocationMirror {
   ) {}
 
   async start(): Promise<void> {
-    const status = await this.kv.status();
-    const lastSeq = status.streamInfo.state.last_seq;
-    const watcher = await this.kv.watch();
-    this.stopWatch = () => watcher.stop();
-    if (status.values === 0) this.markSynced();
-    void (async () => {
-      for await (const entry of watcher) {
+    this.watch = await watchBucket(
+      this.kv,
+      (entry) => {
         this.apply(entry);
-        this.revision = Math.max(this.revision, entry.revision);
-        if (!this.synced && entry.revision >= lastSeq) this.markSynced();
+        this.notify(entry.key);
+      },
+      this.log,
+      'revocations',
+    );
+    void this.watch.synced.then(() => {
+      this.syncedAtMs ??= Date.now();
+    });
+  }
+
+  /**
+   * Calls `listener` with the key of every entry applied from the watch (after it is applied, so a
+   * check made in the listener already sees it). Returns a function that removes the listener.
+   */
+  onChange(listener: (key: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private notify(key: string): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(key);
+      } catch (error) {
+        this.log.warn({ err: error, key }, 'revocation change listener threw');
       }
-    })().catch((error: unknown) => this.log.error({ err: error }, 'revocation watch ended'));
+    }
   }
 
   /** Resolves once the mirror holds every revocation that existed when it started. */
   async whenSynced(): Promise<void> {
-    if (this.synced) return;
-    await new Promise<void>((resolve) => this.syncWaiters.push(resolve));
+    if (!this.watch) throw new Error('revocation mirror not started');
+    await this.watch.synced;
   }
 
   ready(): boolean {
-    return this.synced;
+    return this.watch?.isSynced() ?? false;
   }
 
   stop(): void {
-    this.stopWatch?.();
+    this.watch?.stop();
   }
 
   /** When the first full sync completed (ms since the epoch), or undefined before it. */
@@ -89,7 +107,7 @@ export class RevocationMirror {
 
   /** The highest bucket revision applied so far: compare with the bucket's last sequence to catch up. */
   lastRevision(): number {
-    return this.revision;
+    return this.watch?.lastRevision() ?? 0;
   }
 
   /**
@@ -99,8 +117,8 @@ export class RevocationMirror {
   async catchUp(timeoutMs = 5000): Promise<boolean> {
     const target = (await this.kv.status()).streamInfo.state.last_seq;
     const deadline = Date.now() + timeoutMs;
-    while (this.revision < target && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-    return this.revision >= target;
+    while (this.lastRevision() < target && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    return this.lastRevision() >= target;
   }
 
   /** Every revocation in force, sorted by key: for listings, not for the hot path. */
@@ -113,12 +131,6 @@ export class RevocationMirror {
   /** The revocation stored under one key, if any. */
   get(key: string): RevocationRecord | undefined {
     return this.entries.get(key);
-  }
-
-  private markSynced(): void {
-    this.synced = true;
-    this.syncedAtMs = Date.now();
-    for (const resolve of this.syncWaiters.splice(0)) resolve();
   }
 
   private apply(entry: KvEntry): void {
