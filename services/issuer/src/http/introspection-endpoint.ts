@@ -1,6 +1,7 @@
-import { type AoaClaims, AppError, type HttpHandler, sendJson } from '@aoa/core';
+import { type AoaClaims, type HttpHandler, sendJson } from '@aoa/core';
 import { introspect } from '../domain/introspect.js';
 import { assertionIssuer, JWT_BEARER_ASSERTION } from './client-auth.js';
+import { clientEndpointError } from './oauth-errors.js';
 import { OAuthError, readOAuthForm, sendOAuthError } from './oauth-form.js';
 import type { OAuthEndpointDeps } from './token-endpoint.js';
 
@@ -30,24 +31,9 @@ export function introspectionEndpoint(deps: OAuthEndpointDeps): HttpHandler {
         pragma: 'no-cache',
       });
     } catch (error) {
-      sendOAuthError(res, introspectionError(error));
+      sendOAuthError(res, clientEndpointError(error));
     }
   };
-}
-
-function introspectionError(error: unknown): OAuthError {
-  if (error instanceof OAuthError) return error;
-  if (!(error instanceof AppError)) return new OAuthError(500, 'server_error');
-  switch (error.code) {
-    case 'unauthenticated':
-      return new OAuthError(401, 'invalid_client', error.message);
-    case 'invalid_argument':
-      return new OAuthError(400, 'invalid_request', error.message);
-    case 'unavailable':
-      return new OAuthError(503, 'temporarily_unavailable', error.message, { 'retry-after': '1' });
-    default:
-      return new OAuthError(500, 'server_error');
-  }
 }
 
 /** RFC 7662 section 2.2 members, plus the aoa claims a resource server may want. */

@@ -45,3 +45,24 @@ function refusalCode(reason: string): string {
   if (/^ttl |holder_jkt is required|environment cannot change/.test(reason)) return 'invalid_request';
   return 'unauthorized_client';
 }
+
+/**
+ * Errors of the endpoints a client calls about a token it holds (RFC 7662 introspection, RFC 7009
+ * revocation): a failed client authentication is `401 invalid_client`, a refusal `unauthorized_client`.
+ */
+export function clientEndpointError(error: unknown): OAuthError {
+  if (error instanceof OAuthError) return error;
+  if (!(error instanceof AppError)) return new OAuthError(500, 'server_error');
+  switch (error.code) {
+    case 'unauthenticated':
+      return new OAuthError(401, 'invalid_client', error.message);
+    case 'invalid_argument':
+      return new OAuthError(400, 'invalid_request', error.message);
+    case 'permission_denied':
+      return new OAuthError(400, 'unauthorized_client', error.message);
+    case 'unavailable':
+      return new OAuthError(503, 'temporarily_unavailable', error.message, { 'retry-after': '1' });
+    default:
+      return new OAuthError(500, 'server_error');
+  }
+}

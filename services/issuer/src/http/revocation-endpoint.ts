@@ -3,6 +3,7 @@ import { authorizeRevoke, type RevocationWriteContext, writeRevocation } from '@
 import { decodeProtectedHeader } from 'jose';
 import type { IssuerContext } from '../domain/delegate.js';
 import { authenticateFormClient, invalidClient } from './client-auth.js';
+import { clientEndpointError } from './oauth-errors.js';
 import { OAuthError, readOAuthForm, sendOAuthError } from './oauth-form.js';
 import type { OAuthEndpointDeps } from './token-endpoint.js';
 
@@ -38,7 +39,7 @@ export function revocationEndpoint(deps: OAuthEndpointDeps): HttpHandler {
       res.writeHead(200, { 'cache-control': 'no-store', 'content-length': '0' });
       res.end();
     } catch (error) {
-      const answer = revocationError(error);
+      const answer = clientEndpointError(error);
       deps.metrics.revocations.inc({ outcome: answer.error });
       if (answer.status >= 500) deps.log.error({ err: error }, 'revocation endpoint failed');
       sendOAuthError(res, answer);
@@ -75,20 +76,3 @@ async function revokeToken(
 }
 
 const algorithmOf = (token: string): string => decodeProtectedHeader(token).alg ?? '';
-
-function revocationError(error: unknown): OAuthError {
-  if (error instanceof OAuthError) return error;
-  if (!(error instanceof AppError)) return new OAuthError(500, 'server_error');
-  switch (error.code) {
-    case 'unauthenticated':
-      return new OAuthError(401, 'invalid_client', error.message);
-    case 'invalid_argument':
-      return new OAuthError(400, 'invalid_request', error.message);
-    case 'permission_denied':
-      return new OAuthError(400, 'unauthorized_client', error.message);
-    case 'unavailable':
-      return new OAuthError(503, 'temporarily_unavailable', error.message, { 'retry-after': '1' });
-    default:
-      return new OAuthError(500, 'server_error');
-  }
-}
