@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '@aoa/core';
 import { issuer as pb } from '@aoa/proto';
-import { captureLogs, type NatsServer, startIdp, startNats, type TestIdp } from '@aoa/testkit';
+import {
+  captureLogs,
+  type NatsServer,
+  type StartNatsOptions,
+  startIdp,
+  startNats,
+  type TestIdp,
+} from '@aoa/testkit';
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { buildIssuer, type RunningIssuer } from '../../services/issuer/src/app.js';
 import { loadIssuerConfig } from '../../services/issuer/src/config.js';
@@ -134,9 +141,12 @@ export interface TestSystem {
 }
 
 /** Starts real NATS, the real test IdP and an issuer on free loopback ports. */
-export async function startSystem(env: Record<string, string> = {}): Promise<TestSystem> {
+export async function startSystem(
+  env: Record<string, string> = {},
+  options: { nats?: StartNatsOptions } = {},
+): Promise<TestSystem> {
   const dir = await mkdtemp(join(tmpdir(), 'aoa-test-'));
-  const nats = await startNats();
+  const nats = await startNats(options.nats);
   const idp = await startIdp({
     clients: [
       { clientId: 'argocd-sa', clientSecret: 'argocd-secret', groups: ['platform'] },
@@ -154,12 +164,6 @@ export async function startSystem(env: Record<string, string> = {}): Promise<Tes
   const policyPath = join(dir, 'policy.yaml');
   await writeFile(policyPath, testPolicy(idp.issuer, keys));
   const logs = captureLogs();
-  const secrets: Record<string, string> = {
-    'argocd-sa': 'argocd-secret',
-    'ci-runner': 'ci-secret',
-    'sre-bot': 'sre-secret',
-    intruder: 'intruder-secret',
-  };
   const startIssuer = (extra: Record<string, string> = {}) =>
     buildIssuer(
       loadIssuerConfig({
@@ -174,7 +178,6 @@ export async function startSystem(env: Record<string, string> = {}): Promise<Tes
     ).start();
   const issuer = await startIssuer();
   const client = new pb.IssuerClient(`127.0.0.1:${issuer.grpcPort}`, credentials.createInsecure());
-  void secrets;
   return {
     nats,
     idp,
