@@ -114,6 +114,15 @@ describe('bad subject tokens', () => {
         (e: { code: number; details: string }) =>
           e.code === status.UNAVAILABLE && /unreachable|answered 503/.test(e.details),
       );
+      const nc = await connect({ servers: sys.nats.url });
+      const denied = await (await jetstreamManager(nc)).streams.getMessage('AOA_AUDIT', {
+        last_by_subj: 'aoa.audit.delegation.denied',
+      });
+      await nc.close();
+      const event = denied?.json<{ data: { code: string; reason: string; client_id: string } }>();
+      assert.equal(event?.data.code, 'unavailable', 'an unreachable IdP is an audited outcome too');
+      assert.match(event?.data.reason ?? '', /unreachable|answered 503/);
+      assert.equal(event?.data.client_id, 'client:argocd');
       sys.idp.setDown(false);
       sys.idp.breakJwks(true);
       await assert.rejects(

@@ -65,6 +65,13 @@ export async function ensureAuditStream(
 const isNotFound = (error: unknown): boolean =>
   error instanceof Error && /not found/i.test(error.message) && !/no responders/i.test(error.message);
 
+/** The audit stream did not acknowledge: the caller gets no credential, and nothing else to audit. */
+export class AuditUnavailable extends AppError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('unavailable', message, options);
+  }
+}
+
 /**
  * Publishes audit events and waits for JetStream's acknowledgement: the fail-closed gate. A missing
  * acknowledgement (NATS down, stream full, timeout) is `unavailable`, and the caller gets no credential.
@@ -102,7 +109,7 @@ export class AuditPublisher {
         { err: summarize(error), eventType: event.type, eventId: event.id },
         'audit publish failed',
       );
-      throw new AppError('unavailable', 'audit log unavailable: request refused (fail closed)', {
+      throw new AuditUnavailable('audit log unavailable: request refused (fail closed)', {
         cause: error,
       });
     }

@@ -3,6 +3,7 @@ import {
   type AoaClaims,
   AppError,
   type AuditPublisher,
+  AuditUnavailable,
   actorApp,
   actorList,
   type Clock,
@@ -12,6 +13,7 @@ import {
   type RevocationMirror,
   type SigningKey,
   TOKEN_TYPE_ACCESS_TOKEN,
+  toAppError,
   verifyDpopProof,
 } from '@aoa/core';
 import { type ClientConfig, decide, mayPresent, type Policy } from '@aoa/policy';
@@ -85,8 +87,11 @@ export async function delegate(
     await ctx.audit.publish('delegation.issued', result.jti, issuedEvent(input, result));
     return result;
   } catch (error) {
-    if (error instanceof AppError && error.code !== 'internal' && error.code !== 'unavailable') {
-      await ctx.audit.publish('delegation.denied', facts.sub ?? 'unknown', deniedEvent(raw, error, facts));
+    // Every outcome is audited, an unreachable IdP or an internal failure too; only a refusal of the
+    // audit stream itself has nowhere to go.
+    const refusal = toAppError(error);
+    if (!(refusal instanceof AuditUnavailable)) {
+      await ctx.audit.publish('delegation.denied', facts.sub ?? 'unknown', deniedEvent(raw, refusal, facts));
     }
     throw error;
   }
