@@ -3,6 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createLogger, type Logger } from '@aoa/core';
 import { buildIssuer, loadIssuerConfig } from '@aoa/issuer';
+import { buildRevoker, loadRevokerConfig } from '@aoa/revoker';
 import { startIdp } from '@aoa/testkit';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -19,6 +20,8 @@ export interface DevFacts {
   natsUrl: string;
   policyFile: string;
   issuer: { issuer: string; grpc: string; grpcUrl: string; http: string; jwksUri: string; metadata: string };
+  /** The revoker: `grpc` is host:port for `aoa revoke --dev`, `grpcUrl` the prefix of DPoP `htu`s. */
+  revoker: { grpc: string; grpcUrl: string; http: string };
   idp: { issuer: string; tokenEndpoint: string; audience: string };
   orchestrator: { clientId: string; idpClientId: string; idpClientSecret: string; privateJwk: object };
   admin: { clientId: string; idpClientId: string; idpClientSecret: string; privateJwk: object };
@@ -88,6 +91,19 @@ export async function startDev(options: {
     ).start();
     stops.push(() => issuer.stop());
 
+    const revoker = await buildRevoker(
+      loadRevokerConfig({
+        NATS_URL: natsUrl,
+        AOA_POLICY_FILE: policyFile,
+        AOA_ISSUER_URL: issuer.issuer,
+        AOA_REVOKER_GRPC_LISTEN: process.env.AOA_REVOKER_GRPC_LISTEN ?? '127.0.0.1:0',
+        AOA_REVOKER_HTTP_LISTEN: process.env.AOA_REVOKER_HTTP_LISTEN ?? '127.0.0.1:0',
+        LOG_LEVEL: options.logLevel,
+      }),
+      { logger },
+    ).start();
+    stops.push(() => revoker.stop());
+
     const http = `http://127.0.0.1:${issuer.httpPort}`;
     const facts: DevFacts = {
       warning: 'development only: plaintext on loopback, keys in memory, secrets in this file',
@@ -101,6 +117,11 @@ export async function startDev(options: {
         http,
         jwksUri: `${http}/jwks`,
         metadata: `${http}/.well-known/oauth-authorization-server`,
+      },
+      revoker: {
+        grpc: `127.0.0.1:${revoker.grpcPort}`,
+        grpcUrl: revoker.grpcUrl,
+        http: `http://127.0.0.1:${revoker.httpPort}`,
       },
       idp: { issuer: idp.issuer, tokenEndpoint: idp.tokenEndpoint, audience: DEV_IDP_AUDIENCE },
       orchestrator: {
@@ -154,6 +175,7 @@ aoa dev is running (development only: plaintext on loopback, signing keys in mem
     metadata    ${f.issuer.metadata}
     JWKS        ${f.issuer.jwksUri}
     metrics     ${f.issuer.http}/metrics
+  revoker       ${f.revoker.grpc}   (aoa.v1.Revoker; metrics ${f.revoker.http}/metrics)
   dev IdP       ${f.idp.issuer}   (token endpoint ${f.idp.tokenEndpoint})
   policy        ${f.policyFile}
   facts (JSON)  ${join(f.dataDir, 'dev.json')}
@@ -165,6 +187,10 @@ Try it (in another terminal):
   npx aoa delegate --dev --child dashboards --env prod --scope read:metrics --json
   # a refusal names the rule: prod dashboards may not get write:config
   npx aoa delegate --dev --child dashboards --env prod --scope write:config
+  # revoke that token (as the dev admin client), or every dashboards credential in prod
+  npx aoa revoke --dev --jti <jti from above> --reason "leaked in a log"
+  npx aoa revoke --dev --app dashboards --env prod --reason "rotate everything"
+  npx aoa revocations list --dev
   # look at the published keys
   curl -s ${f.issuer.jwksUri}
 

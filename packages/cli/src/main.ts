@@ -6,6 +6,13 @@ import type { JWK } from 'jose';
 import { delegateOnce, devIdpToken, RpcError, readDevFacts } from './delegate.js';
 import { devGuide, startDev } from './dev.js';
 import { MissingNatsServer } from './dev-nats.js';
+import {
+  formatRevocations,
+  listRevocationsAll,
+  type RevokerCaller,
+  revokeOnce,
+  revokeTargetOf,
+} from './revoke.js';
 
 /** Exit codes scripts can rely on. */
 const EXIT = { ok: 0, failure: 1, usage: 2, refused: 3, unavailable: 4 } as const;
@@ -14,7 +21,7 @@ const HELP = `aoa — App of Apps OAuth
 
 Usage:
   aoa dev [--data-dir .aoa] [--log-level warn]
-      Run NATS, a development IdP and the issuer on loopback with embedded defaults.
+      Run NATS, a development IdP, the issuer and the revoker on loopback with embedded defaults.
       Writes every URL and demo credential to <data-dir>/dev.json.
 
   aoa delegate --child APP --env ENV --scope S [--scope S ...] [--audience A ...] [--ttl SECONDS]
@@ -23,6 +30,19 @@ Usage:
                 --subject-token-file FILE)
       Exchange a parent's IdP token for a child app's credential (aoa.v1.Issuer/Delegate).
       Example: aoa delegate --dev --child dashboards --env prod --scope read:metrics
+
+  aoa revoke (--jti JTI | --grant ID | --app APP --env ENV | --subject SUB | --kid KID) [--reason TEXT]
+             [--json] (--dev [--data-dir .aoa] | --grpc HOST:PORT --issuer URL --client-id ID
+             --client-key JWK_FILE)
+      Revoke a token and its descendants, a grant, an app's credentials in an environment, everything a
+      subject delegated, or everything a key signed (aoa.v1.Revoker/Revoke). Idempotent.
+      Example: aoa revoke --dev --app dashboards --env prod --reason "leaked"
+
+  aoa revocations list [--kind jti|app|sub|kid|grant] [--env ENV --app APP] [--jti JTI] [--json]
+             (--dev [--data-dir .aoa] | --grpc HOST:PORT --issuer URL --client-id ID --client-key JWK_FILE)
+      List the revocations in force (aoa.v1.Revoker/ListRevocations).
+
+  With --dev, revoke and revocations sign as the admin client in <data-dir>/dev.json.
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 refused (unauthenticated, permission denied, invalid
 argument), 4 unavailable.
@@ -35,6 +55,10 @@ async function main(argv: string[]): Promise<number> {
       return dev(rest);
     case 'delegate':
       return delegate(rest);
+    case 'revoke':
+      return revoke(rest);
+    case 'revocations':
+      return revocations(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -158,6 +182,128 @@ async function delegate(args: string[]): Promise<number> {
       return error.code === status.UNAVAILABLE ? EXIT.unavailable : EXIT.refused;
     }
     throw error;
+  }
+}
+
+const CALLER_OPTIONS = {
+  dev: { type: 'boolean', default: false },
+  'data-dir': { type: 'string', default: '.aoa' },
+  grpc: { type: 'string' },
+  issuer: { type: 'string' },
+  'client-id': { type: 'string' },
+  'client-key': { type: 'string' },
+  json: { type: 'boolean', default: false },
+} as const;
+
+/** The revoker and the client to call it as: the dev admin with --dev, else the flags. */
+async function revokerCaller(
+  command: string,
+  values: { dev: boolean; 'data-dir': string } & Partial<
+    Record<'grpc' | 'issuer' | 'client-id' | 'client-key', string>
+  >,
+): Promise<RevokerCaller | undefined> {
+  if (values.dev) {
+    const facts = await readDevFacts(join(values['data-dir'], 'dev.json'));
+    if (!facts.revoker) throw new Error('this aoa dev does not run a revoker: restart it');
+    return {
+      grpc: facts.revoker.grpc,
+      issuer: facts.issuer.issuer,
+      clientId: facts.admin.clientId,
+      clientJwk: facts.admin.privateJwk as JWK,
+    };
+  }
+  const missing = (['grpc', 'issuer', 'client-id', 'client-key'] as const).filter((k) => !values[k]);
+  if (missing.length > 0) {
+    process.stderr.write(
+      `aoa ${command}: without --dev, also give ${missing.map((m) => `--${m}`).join(', ')}\n`,
+    );
+    return undefined;
+  }
+  return {
+    grpc: values.grpc as string,
+    issuer: values.issuer as string,
+    clientId: values['client-id'] as string,
+    clientJwk: JSON.parse(await readFile(values['client-key'] as string, 'utf8')) as JWK,
+  };
+}
+
+function refusal(command: string, error: unknown): number {
+  if (error instanceof RpcError) {
+    process.stderr.write(`aoa ${command}: refused: ${error.message}\n`);
+    return error.code === status.UNAVAILABLE || error.code === status.DEADLINE_EXCEEDED
+      ? EXIT.unavailable
+      : EXIT.refused;
+  }
+  throw error;
+}
+
+async function revoke(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...CALLER_OPTIONS,
+      jti: { type: 'string' },
+      grant: { type: 'string' },
+      app: { type: 'string' },
+      env: { type: 'string' },
+      subject: { type: 'string' },
+      kid: { type: 'string' },
+      reason: { type: 'string', default: '' },
+    },
+  });
+  const target = revokeTargetOf(values);
+  if ('usage' in target) {
+    process.stderr.write(`aoa revoke: ${target.usage}\n`);
+    return EXIT.usage;
+  }
+  const caller = await revokerCaller('revoke', values);
+  if (!caller) return EXIT.usage;
+  try {
+    const r = await revokeOnce(caller, target, values.reason);
+    if (values.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+    else
+      process.stdout.write(
+        `revoked ${r.key}\n  id  ${r.revocationId}\n  at  ${new Date(Number(r.atMs)).toISOString()}\n`,
+      );
+    return EXIT.ok;
+  } catch (error) {
+    return refusal('revoke', error);
+  }
+}
+
+async function revocations(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub !== 'list') {
+    process.stderr.write(`aoa revocations: unknown subcommand ${JSON.stringify(sub ?? '')} (try list)\n`);
+    return EXIT.usage;
+  }
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      ...CALLER_OPTIONS,
+      kind: { type: 'string' },
+      env: { type: 'string' },
+      app: { type: 'string' },
+      jti: { type: 'string' },
+    },
+  });
+  if (values.kind !== undefined && !['jti', 'app', 'sub', 'kid', 'grant'].includes(values.kind)) {
+    process.stderr.write('aoa revocations list: --kind must be one of jti, app, sub, kid, grant\n');
+    return EXIT.usage;
+  }
+  const caller = await revokerCaller('revocations list', values);
+  if (!caller) return EXIT.usage;
+  try {
+    const list = await listRevocationsAll(caller, {
+      kind: values.kind,
+      environment: values.env,
+      app: values.app,
+      jti: values.jti,
+    });
+    process.stdout.write(values.json ? `${JSON.stringify(list, null, 2)}\n` : formatRevocations(list));
+    return EXIT.ok;
+  } catch (error) {
+    return refusal('revocations list', error);
   }
 }
 

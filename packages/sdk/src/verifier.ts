@@ -29,6 +29,12 @@ export interface VerifierOptions {
   stalenessMs?: number;
   /** Seconds a DPoP proof stays acceptable after its `iat`; default 300. */
   dpopWindowSeconds?: number;
+  /**
+   * How many verified tokens to remember (keyed by the exact token string), so a token presented
+   * again skips its signature check; 0 disables. Every hit still re-checks `exp`/`nbf`, that the
+   * signing key is still published, DPoP and revocation. Default 10000.
+   */
+  tokenCacheSize?: number;
   clock?: Clock;
   logger?: Logger;
   /** Where to register metrics; a fresh registry by default. */
@@ -50,12 +56,18 @@ export interface Verifier {
   verify(request: VerifyRequest): Promise<AoaClaims>;
   /** Resolves once keys and revocations are synchronised. */
   whenReady(): Promise<void>;
+  /**
+   * Calls `listener` with the KV key of every revocation entry this verifier's mirror applies (after
+   * it is applied: a `verify` made in the listener already sees it). Returns an unsubscribe function.
+   */
+  onRevocationChange(listener: (key: string) => void): () => void;
   /** Why verification would refuse right now, or undefined. */
   notReadyReason(): string | undefined;
   readonly registry: Registry;
   close(): void;
 }
 
+const CLOCK_TOLERANCE_SECONDS = 5;
 const AUTHORIZATION = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*)$/i;
 
 /**
@@ -75,6 +87,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
     component: 'verifier',
   });
   const windowSeconds = options.dpopWindowSeconds ?? 300;
+  const tokenCacheSize = options.tokenCacheSize ?? 10_000;
+  const verifiedTokens = new Map<string, { claims: AoaClaims; kid: string; key: unknown }>();
   const replay = new MemoryReplayCache(clock, (windowSeconds + 10) * 1000);
   const registry = options.registry ?? new Registry();
   const verifications = new Counter({
@@ -87,6 +101,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
   let revocations: RevocationMirror | undefined;
   let freshness: Freshness | undefined;
   let closed = false;
+  const changeListeners = new Set<(key: string) => void>();
   const notReadyReason = (): string | undefined =>
     closed ? 'verifier_closed' : freshness ? freshness.staleReason() : 'not_synchronised';
   new Gauge({
@@ -120,6 +135,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
     ]);
     keys = new KeySetMirror(keysKv, log);
     revocations = new RevocationMirror(revocationsKv, log);
+    revocations.onChange((key) => {
+      for (const listener of changeListeners) listener(key);
+    });
     await Promise.all([keys.start(), revocations.start()]);
     await revocations.whenSynced();
     freshness = new Freshness(options.nats, revocations, clock, options.stalenessMs ?? 30_000, log);
@@ -150,15 +168,35 @@ export function createVerifier(options: VerifierOptions): Verifier {
       return refuse(new VerifyError('unavailable', stale ?? 'not_synchronised'));
     let claims: AoaClaims;
     let kid: string;
-    try {
-      ({ claims, kid } = await verifyAoaToken(token, {
-        issuer: options.issuer,
-        keys,
-        clock,
-        audience: options.audience,
-      }));
-    } catch (error) {
-      return refuse(new VerifyError('invalid_token', publicReason(error), scheme));
+    const cached = verifiedTokens.get(token);
+    const nowS = clock.nowMs() / 1000;
+    if (
+      cached &&
+      keys.get(cached.kid)?.key === cached.key &&
+      cached.claims.exp > nowS - CLOCK_TOLERANCE_SECONDS &&
+      cached.claims.nbf <= nowS + CLOCK_TOLERANCE_SECONDS
+    ) {
+      ({ claims, kid } = cached);
+    } else {
+      if (cached) verifiedTokens.delete(token);
+      try {
+        ({ claims, kid } = await verifyAoaToken(token, {
+          issuer: options.issuer,
+          keys,
+          clock,
+          audience: options.audience,
+          clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS,
+        }));
+      } catch (error) {
+        return refuse(new VerifyError('invalid_token', publicReason(error), scheme));
+      }
+      if (tokenCacheSize > 0) {
+        if (verifiedTokens.size >= tokenCacheSize) {
+          const oldest = verifiedTokens.keys().next().value;
+          if (oldest !== undefined) verifiedTokens.delete(oldest);
+        }
+        verifiedTokens.set(token, { claims, kid, key: keys.get(kid)?.key });
+      }
     }
     if (claims.cnf) {
       if (scheme !== 'DPoP') {
@@ -195,10 +233,15 @@ export function createVerifier(options: VerifierOptions): Verifier {
   return {
     verify,
     whenReady: () => ready,
+    onRevocationChange: (listener) => {
+      changeListeners.add(listener);
+      return () => changeListeners.delete(listener);
+    },
     notReadyReason,
     registry,
     close: () => {
       closed = true;
+      verifiedTokens.clear();
       stopAll();
     },
   };
