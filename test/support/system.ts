@@ -75,6 +75,9 @@ roles:
   - name: job-apps
     members:
       apps: [jobs]
+  - name: grant-owners
+    members:
+      subjects: ["idp:corp:grant-owner"]
 apps:
   - name: dashboards
     environments: [prod, staging]
@@ -122,6 +125,13 @@ rules:
       prod: ["read:metrics"]
     max_ttl: 10m
     may_delegate: false
+  - name: grant-owners-dashboards
+    role: grant-owners
+    children: [dashboards]
+    environments: [prod]
+    scopes:
+      prod: ["read:metrics"]
+    max_ttl: 15m
 `;
 }
 

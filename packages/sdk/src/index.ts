@@ -1,3 +1,12 @@
+export {
+  Agent,
+  type AgentCredential,
+  type AgentKeys,
+  type AgentOptions,
+  createAgent,
+  generateAgentKeys,
+  type RejectedDelivery,
+} from './agent.js';
 export { Freshness, type StaleReason } from './freshness.js';
 export { type ProtectOptions, protect, requestOf } from './node-http.js';
 export { MemoryReplayCache } from './replay-cache.js';

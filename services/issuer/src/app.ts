@@ -33,6 +33,7 @@ import { KeyManager } from './keys/key-manager.js';
 import { MemoryKeyStore } from './keys/memory-store.js';
 import { SealedKeyStore } from './keys/sealed-store.js';
 import { IssuerMetrics } from './metrics.js';
+import { kvGrantSource, serveGrantMint } from './nats/mint-handler.js';
 
 export interface IssuerDeps {
   logger: Logger;
@@ -84,7 +85,7 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
       maxBytes: config.auditMaxBytes,
     });
     const kvm = new Kvm(nc);
-    const [keysKv, signingKv, replayKv, revocationsKv] = await Promise.all([
+    const [keysKv, signingKv, replayKv, revocationsKv, grantsKv] = await Promise.all([
       kvm.create(BUCKETS.keys, { history: 1, storage: 'file' }),
       kvm.create(BUCKETS.signingKeys, { history: 1, storage: 'file' }),
       kvm.create(BUCKETS.replay, { history: 1, storage: 'file', ttl: config.replayWindowSeconds * 1000 }),
@@ -93,6 +94,7 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
         storage: 'file',
         ttl: config.revocationMaxAgeSeconds * 1000,
       }),
+      kvm.create(BUCKETS.grants, { history: 1, storage: 'file' }),
     ]);
     const revocationMaxAgeSeconds = (await revocationsKv.status()).ttl / 1000 || Number.POSITIVE_INFINITY;
     const audit = new AuditPublisher(js, subjects, `issuer/${randomId(6)}`, log);
@@ -194,6 +196,9 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
     const openedWriter = writer;
     cleanup.push(() => openedWriter.stop());
     grpc.server.addService(pb.IssuerService, issuerHandlers(ctx, grpcUrl, metrics, log));
+    const mintCtx = { ...ctx, grants: kvGrantSource(grantsKv) };
+    const mintSub = serveGrantMint(nc, subjects, mintCtx, metrics.registry, log);
+    cleanup.push(() => mintSub.unsubscribe());
     grpc.setServing(true, ['aoa.v1.Issuer']);
     policyStore.watch();
     log.info({ issuer, grpcUrl, httpPort: http.port, keyManager: store.kind }, 'issuer started');

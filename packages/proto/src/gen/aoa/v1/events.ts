@@ -112,6 +112,33 @@ export interface RevocationIssued {
   repeated: boolean;
 }
 
+/** `aoa.issuer.mint` request (rotator to issuer). */
+export interface MintRequest {
+  grantId: string;
+}
+
+/** One agent's credential, encrypted to that agent; the payload on `aoa.creds.<env>.<app>.<agent>`. */
+export interface CredentialDelivery {
+  grantId: string;
+  agent: string;
+  jti: string;
+  /** Unix seconds. */
+  exp: number;
+  /** The access token as a compact JWE (ECDH-ES+A256KW, A256GCM) to the agent's encryption key. */
+  jwe: string;
+}
+
+/** `aoa.issuer.mint` reply: ciphertext only, or an error. */
+export interface MintReply {
+  deliveries: CredentialDelivery[];
+  error: MintError | undefined;
+}
+
+export interface MintError {
+  code: string;
+  message: string;
+}
+
 function createBaseAuditEvent(): AuditEvent {
   return { id: "", type: "", time: undefined, source: "", subject: "", data: undefined };
 }
@@ -1411,6 +1438,390 @@ export const RevocationIssued: MessageFns<RevocationIssued> = {
     message.environment = object.environment ?? "";
     message.app = object.app ?? "";
     message.repeated = object.repeated ?? false;
+    return message;
+  },
+};
+
+function createBaseMintRequest(): MintRequest {
+  return { grantId: "" };
+}
+
+export const MintRequest: MessageFns<MintRequest> = {
+  encode(message: MintRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.grantId !== "") {
+      writer.uint32(10).string(message.grantId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MintRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMintRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.grantId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MintRequest {
+    return {
+      grantId: isSet(object.grantId)
+        ? globalThis.String(object.grantId)
+        : isSet(object.grant_id)
+        ? globalThis.String(object.grant_id)
+        : "",
+    };
+  },
+
+  toJSON(message: MintRequest): unknown {
+    const obj: any = {};
+    if (message.grantId !== "") {
+      obj.grantId = message.grantId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MintRequest>, I>>(base?: I): MintRequest {
+    return MintRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MintRequest>, I>>(object: I): MintRequest {
+    const message = createBaseMintRequest();
+    message.grantId = object.grantId ?? "";
+    return message;
+  },
+};
+
+function createBaseCredentialDelivery(): CredentialDelivery {
+  return { grantId: "", agent: "", jti: "", exp: 0, jwe: "" };
+}
+
+export const CredentialDelivery: MessageFns<CredentialDelivery> = {
+  encode(message: CredentialDelivery, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.grantId !== "") {
+      writer.uint32(10).string(message.grantId);
+    }
+    if (message.agent !== "") {
+      writer.uint32(18).string(message.agent);
+    }
+    if (message.jti !== "") {
+      writer.uint32(26).string(message.jti);
+    }
+    if (message.exp !== 0) {
+      writer.uint32(32).int64(message.exp);
+    }
+    if (message.jwe !== "") {
+      writer.uint32(42).string(message.jwe);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CredentialDelivery {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCredentialDelivery();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.grantId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.agent = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.jti = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.exp = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.jwe = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CredentialDelivery {
+    return {
+      grantId: isSet(object.grantId)
+        ? globalThis.String(object.grantId)
+        : isSet(object.grant_id)
+        ? globalThis.String(object.grant_id)
+        : "",
+      agent: isSet(object.agent) ? globalThis.String(object.agent) : "",
+      jti: isSet(object.jti) ? globalThis.String(object.jti) : "",
+      exp: isSet(object.exp) ? globalThis.Number(object.exp) : 0,
+      jwe: isSet(object.jwe) ? globalThis.String(object.jwe) : "",
+    };
+  },
+
+  toJSON(message: CredentialDelivery): unknown {
+    const obj: any = {};
+    if (message.grantId !== "") {
+      obj.grantId = message.grantId;
+    }
+    if (message.agent !== "") {
+      obj.agent = message.agent;
+    }
+    if (message.jti !== "") {
+      obj.jti = message.jti;
+    }
+    if (message.exp !== 0) {
+      obj.exp = Math.round(message.exp);
+    }
+    if (message.jwe !== "") {
+      obj.jwe = message.jwe;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CredentialDelivery>, I>>(base?: I): CredentialDelivery {
+    return CredentialDelivery.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CredentialDelivery>, I>>(object: I): CredentialDelivery {
+    const message = createBaseCredentialDelivery();
+    message.grantId = object.grantId ?? "";
+    message.agent = object.agent ?? "";
+    message.jti = object.jti ?? "";
+    message.exp = object.exp ?? 0;
+    message.jwe = object.jwe ?? "";
+    return message;
+  },
+};
+
+function createBaseMintReply(): MintReply {
+  return { deliveries: [], error: undefined };
+}
+
+export const MintReply: MessageFns<MintReply> = {
+  encode(message: MintReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.deliveries) {
+      CredentialDelivery.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.error !== undefined) {
+      MintError.encode(message.error, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MintReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMintReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deliveries.push(CredentialDelivery.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = MintError.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MintReply {
+    return {
+      deliveries: globalThis.Array.isArray(object?.deliveries)
+        ? object.deliveries.map((e: any) => CredentialDelivery.fromJSON(e))
+        : [],
+      error: isSet(object.error) ? MintError.fromJSON(object.error) : undefined,
+    };
+  },
+
+  toJSON(message: MintReply): unknown {
+    const obj: any = {};
+    if (message.deliveries?.length) {
+      obj.deliveries = message.deliveries.map((e) => CredentialDelivery.toJSON(e));
+    }
+    if (message.error !== undefined) {
+      obj.error = MintError.toJSON(message.error);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MintReply>, I>>(base?: I): MintReply {
+    return MintReply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MintReply>, I>>(object: I): MintReply {
+    const message = createBaseMintReply();
+    message.deliveries = object.deliveries?.map((e) => CredentialDelivery.fromPartial(e)) || [];
+    message.error = (object.error !== undefined && object.error !== null)
+      ? MintError.fromPartial(object.error)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseMintError(): MintError {
+  return { code: "", message: "" };
+}
+
+export const MintError: MessageFns<MintError> = {
+  encode(message: MintError, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== "") {
+      writer.uint32(10).string(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MintError {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMintError();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MintError {
+    return {
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: MintError): unknown {
+    const obj: any = {};
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MintError>, I>>(base?: I): MintError {
+    return MintError.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MintError>, I>>(object: I): MintError {
+    const message = createBaseMintError();
+    message.code = object.code ?? "";
+    message.message = object.message ?? "";
     return message;
   },
 };

@@ -1,0 +1,2 @@
+-- The auditor's schema is the ordered list of migrations in infra/sql/auditor/ (NNN_name.sql), applied
+-- at start and recorded in schema_migrations (version, applied_at). See 001_init.sql.

@@ -1,0 +1,82 @@
+import { durationField, listenField, parseConfig } from '@aoa/core';
+import { z } from 'zod';
+
+const count = (fallback: number, max: number) =>
+  z.coerce.number().int().positive().max(max).default(fallback);
+
+/** The auditor's environment variables; only `main.ts` reads `process.env`. */
+export const AuditorEnv = z.object({
+  NATS_URL: z.string().min(1, 'required'),
+  NATS_USER: z.string().optional(),
+  NATS_PASSWORD_FILE: z.string().optional(),
+  AOA_SUBJECT_PREFIX: z.string().default('aoa'),
+  // A postgres:// URL (production); anything else is a PGlite data directory (development only).
+  AOA_AUDIT_DB: z.string().min(1).default('./data/audit'),
+  AOA_AUDITOR_GRPC_LISTEN: listenField('127.0.0.1:7421'),
+  AOA_AUDITOR_HTTP_LISTEN: listenField('127.0.0.1:7422'),
+  AOA_AUDITOR_BATCH_SIZE: count(500, 5000),
+  AOA_AUDITOR_FLUSH: durationField('5ms'),
+  AOA_AUDITOR_ACK_WAIT: durationField('30s'),
+  AOA_AUDITOR_MAX_EVENT_BYTES: count(64 * 1024, 1024 * 1024),
+  AOA_AUDITOR_LEASE_TTL: durationField('10s'),
+  AOA_AUDITOR_CHECKPOINT_EVERY: count(1000, 1_000_000),
+  AOA_AUDITOR_CHECKPOINT_INTERVAL: durationField('10s'),
+  // PKCS#8 PEM of an Ed25519 key; without it each auditor generates its own at start.
+  AOA_AUDITOR_KEY_FILE: z.string().optional(),
+  AOA_AUDIT_MAX_AGE: durationField('30d'),
+  AOA_AUDIT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(8 * 1024 ** 3),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+/** Auditor configuration after validation. */
+export interface AuditorConfig {
+  natsUrl: string;
+  natsUser: string | undefined;
+  natsPasswordFile: string | undefined;
+  subjectPrefix: string;
+  store: { kind: 'postgres'; url: string } | { kind: 'pglite'; dataDir: string };
+  grpcListen: { host: string; port: number };
+  httpListen: { host: string; port: number };
+  batchSize: number;
+  flushMs: number;
+  ackWaitMs: number;
+  maxEventBytes: number;
+  leaseTtlMs: number;
+  checkpointEvery: number;
+  checkpointIntervalMs: number;
+  keyFile: string | undefined;
+  auditMaxAgeSeconds: number;
+  auditMaxBytes: number;
+  logLevel: string;
+}
+
+/** Parses and validates the auditor's environment; throws `ConfigError` listing every problem. */
+export function loadAuditorConfig(env: Record<string, string | undefined>): AuditorConfig {
+  const e = parseConfig(AuditorEnv, env);
+  return {
+    natsUrl: e.NATS_URL,
+    natsUser: e.NATS_USER,
+    natsPasswordFile: e.NATS_PASSWORD_FILE,
+    subjectPrefix: e.AOA_SUBJECT_PREFIX,
+    store: /^postgres(ql)?:\/\//.test(e.AOA_AUDIT_DB)
+      ? { kind: 'postgres', url: e.AOA_AUDIT_DB }
+      : { kind: 'pglite', dataDir: e.AOA_AUDIT_DB },
+    grpcListen: e.AOA_AUDITOR_GRPC_LISTEN,
+    httpListen: e.AOA_AUDITOR_HTTP_LISTEN,
+    batchSize: e.AOA_AUDITOR_BATCH_SIZE,
+    flushMs: Math.max(1, e.AOA_AUDITOR_FLUSH * 1000),
+    ackWaitMs: Math.max(1000, e.AOA_AUDITOR_ACK_WAIT * 1000),
+    maxEventBytes: e.AOA_AUDITOR_MAX_EVENT_BYTES,
+    leaseTtlMs: Math.max(300, e.AOA_AUDITOR_LEASE_TTL * 1000),
+    checkpointEvery: e.AOA_AUDITOR_CHECKPOINT_EVERY,
+    checkpointIntervalMs: Math.max(100, e.AOA_AUDITOR_CHECKPOINT_INTERVAL * 1000),
+    keyFile: e.AOA_AUDITOR_KEY_FILE,
+    auditMaxAgeSeconds: e.AOA_AUDIT_MAX_AGE,
+    auditMaxBytes: e.AOA_AUDIT_MAX_BYTES,
+    logLevel: e.LOG_LEVEL,
+  };
+}

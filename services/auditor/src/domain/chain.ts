@@ -1,0 +1,62 @@
+import { createHash } from 'node:crypto';
+import { canonicalJson } from './canonical.js';
+
+/** The `prev_hash` of the first row of a chain. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** Why a row is a marker instead of an event: every stream sequence keeps its link in the chain. */
+export type MarkerKind = 'duplicate' | 'dead_letter';
+
+/** One row of `audit_events`, as the chain sees it. */
+export interface ChainRow {
+  /** The JetStream stream sequence of the message. */
+  seq: number;
+  /** The event id; null on marker rows (the unique id belongs to the stored event). */
+  id: string | null;
+  type: string;
+  /** ISO 8601 with milliseconds, UTC (`Date.prototype.toISOString`). */
+  time: string;
+  source: string;
+  subject: string;
+  data: Record<string, unknown>;
+  marker: MarkerKind | null;
+  prevHash: string;
+  hash: string;
+}
+
+export type RowContent = Omit<ChainRow, 'prevHash' | 'hash'>;
+
+/**
+ * What a row's hash covers: the event envelope for events; for marker rows also the sequence and the
+ * marker kind, since they carry no unique id of their own.
+ */
+export function hashedContent(row: RowContent): Record<string, unknown> {
+  const envelope = {
+    id: row.id,
+    type: row.type,
+    time: row.time,
+    source: row.source,
+    subject: row.subject,
+    data: row.data,
+  };
+  return row.marker === null ? envelope : { ...envelope, seq: row.seq, marker: row.marker };
+}
+
+/** `hash = SHA-256(prev_hash || canonical JSON of the event)`, hex. */
+export function linkHash(prevHash: string, row: RowContent): string {
+  return createHash('sha256')
+    .update(prevHash)
+    .update(canonicalJson(hashedContent(row)))
+    .digest('hex');
+}
+
+/** Links rows (in stream order) onto a chain head. */
+export function chainRows(head: string, rows: RowContent[]): ChainRow[] {
+  let prevHash = head;
+  return rows.map((row) => {
+    const hash = linkHash(prevHash, row);
+    const linked = { ...row, prevHash, hash };
+    prevHash = hash;
+    return linked;
+  });
+}

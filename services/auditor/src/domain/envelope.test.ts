@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseAuditMessage } from './envelope.js';
+import { compileQuery, type QueryFilter } from './query.js';
+
+const opts = { prefix: 'aoa', maxBytes: 1024 };
+const bytes = (v: unknown) => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v));
+const good = {
+  id: 'abcdefgh12345678',
+  type: 'delegation.issued',
+  time: '2026-01-01T00:00:00Z',
+  source: 'issuer/x',
+  subject: 'j1',
+  data: { jti: 'j1' },
+};
+
+describe('audit message validation', () => {
+  it('accepts a valid envelope and normalises its time to milliseconds in UTC', () => {
+    const parsed = parseAuditMessage(bytes(good), 'aoa.audit.delegation.issued', opts);
+    assert.deepEqual(parsed, { ok: true, event: { ...good, time: '2026-01-01T00:00:00.000Z' } });
+  });
+
+  it('gives a reason for every kind of bad input', () => {
+    const reason = (raw: Uint8Array, subject = 'aoa.audit.delegation.issued') => {
+      const parsed = parseAuditMessage(raw, subject, opts);
+      assert.equal(parsed.ok, false);
+      return parsed.ok ? '' : parsed.reason;
+    };
+    assert.equal(reason(bytes('{not json')), 'invalid JSON');
+    assert.match(
+      reason(bytes({ ...good, data: { pad: 'x'.repeat(2000) } })),
+      /^oversized: \d+ bytes, limit 1024$/,
+    );
+    assert.match(reason(bytes({ ...good, time: 'yesterday' })), /^schema: time:/);
+    assert.match(reason(bytes({ ...good, extra: 1 })), /^schema:/);
+    assert.equal(
+      reason(bytes({ ...good, type: 'bogus.thing' }), 'aoa.audit.bogus.thing'),
+      'unknown type bogus.thing',
+    );
+    assert.match(
+      reason(bytes(good), 'aoa.audit.key.prepared'),
+      /published on subject aoa.audit.key.prepared/,
+    );
+    assert.match(reason(bytes({ ...good, subject: 'a\u0000b' })), /NUL/);
+  });
+});
+
+const empty: QueryFilter = {
+  since: undefined,
+  until: undefined,
+  types: [],
+  app: '',
+  env: '',
+  subject: '',
+  jti: '',
+  outcome: '',
+  limit: 0,
+  pageToken: '',
+};
+
+describe('query filters', () => {
+  it('compiles filters to parameters, never to SQL text', () => {
+    const q = compileQuery(
+      { ...empty, types: ['delegation.issued'], app: 'jobs', env: 'prod', outcome: 'issued' },
+      4,
+    );
+    assert.equal(q.limit, 100);
+    assert.deepEqual(q.params, [4, 'delegation.issued', 'jobs', 'prod', '%.issued']);
+    assert.ok(!q.where.includes('jobs'));
+  });
+
+  it('refuses malformed filters with invalid_argument naming the field', () => {
+    const refuse = (filter: Partial<QueryFilter>, field: RegExp) =>
+      assert.throws(
+        () => compileQuery({ ...empty, ...filter }, 0),
+        (e: { code: string; message: string }) => e.code === 'invalid_argument' && field.test(e.message),
+      );
+    refuse({ limit: -1 }, /^limit:/);
+    refuse({ limit: 10_001 }, /^limit:/);
+    refuse({ types: ["x'; drop table audit_events; --"] }, /^types:/);
+    refuse({ app: 'jobs prod' }, /^app:/);
+    refuse({ since: new Date(2000), until: new Date(1000) }, /^since:/);
+    refuse({ since: new Date(Number.NaN) }, /^since:/);
+    refuse({ outcome: 'Issued!' }, /^outcome:/);
+    refuse({ pageToken: '../../' }, /^page_token:/);
+  });
+});

@@ -1,0 +1,40 @@
+import type { ChainRow } from './chain.js';
+
+/** One token in a lineage answer. */
+export interface LineageNode {
+  jti: string;
+  parentJti: string;
+  sub: string;
+  child: string;
+  env: string;
+  scopes: string[];
+  time: Date | undefined;
+  children: LineageNode[];
+}
+
+/** A `delegation.issued` row as a lineage node; a jti with no stored issuance gets a bare node. */
+export function toLineageNode(jti: string, row: ChainRow | undefined): LineageNode {
+  const d = row?.data ?? {};
+  const text = (v: unknown) => (typeof v === 'string' ? v : '');
+  return {
+    jti,
+    parentJti: text(d.parent_jti),
+    sub: text(d.sub),
+    child: text(d.child),
+    env: text(d.env),
+    scopes: Array.isArray(d.scopes_granted)
+      ? d.scopes_granted.filter((s): s is string => typeof s === 'string')
+      : [],
+    time: row ? new Date(row.time) : undefined,
+    children: [],
+  };
+}
+
+/** The jtis above a token, root first, from its issuance event (`lineage`, else `parent_jti`). */
+export function ancestorsOf(row: ChainRow): string[] {
+  const lineage = row.data.lineage;
+  if (Array.isArray(lineage) && lineage.length > 0)
+    return lineage.filter((j): j is string => typeof j === 'string');
+  const parent = row.data.parent_jti;
+  return typeof parent === 'string' && parent !== '' ? [parent] : [];
+}

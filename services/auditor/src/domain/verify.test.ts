@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { canonicalJson } from './canonical.js';
+import { type ChainRow, chainRows, GENESIS_HASH, type RowContent } from './chain.js';
+import { CheckpointSigner, verifyCheckpoint } from './checkpoint.js';
+import { ChainVerifier, type TrustedCheckpoint } from './verify.js';
+
+const event = (seq: number): RowContent => ({
+  seq,
+  id: `event-${String(seq).padStart(4, '0')}`,
+  type: 'delegation.issued',
+  time: new Date(Date.UTC(2026, 0, 1, 0, 0, seq)).toISOString(),
+  source: 'issuer/test',
+  subject: `jti-${seq}`,
+  data: { jti: `jti-${seq}`, scopes_granted: ['read:metrics'] },
+  marker: null,
+});
+
+const chain = (n: number): ChainRow[] =>
+  chainRows(
+    GENESIS_HASH,
+    Array.from({ length: n }, (_, i) => event(i + 1)),
+  );
+
+function verify(rows: ChainRow[], checkpoints: TrustedCheckpoint[] = []) {
+  const v = new ChainVerifier(new Set(checkpoints.map((c) => c.seq)));
+  for (const row of rows) v.push(row);
+  return v.finish(checkpoints);
+}
+
+const checkpointOf = (row: ChainRow): TrustedCheckpoint => ({
+  seq: row.seq,
+  hash: row.hash,
+  time: row.time,
+  signatureOk: true,
+});
+
+describe('hash chain', () => {
+  it('hashes SHA-256 over the previous hash followed by the canonical event', () => {
+    const [first] = chain(1);
+    const { seq: _seq, marker: _marker, ...envelope } = event(1);
+    const expected = createHash('sha256').update(GENESIS_HASH).update(canonicalJson(envelope)).digest('hex');
+    assert.equal(first?.hash, expected);
+    assert.equal(first?.prevHash, GENESIS_HASH);
+  });
+
+  it('links every row to the hash of the one before it', () => {
+    const rows = chain(3);
+    assert.equal(rows[1]?.prevHash, rows[0]?.hash);
+    assert.equal(rows[2]?.prevHash, rows[1]?.hash);
+  });
+});
+
+describe('chain verification', () => {
+  it('accepts an intact chain with matching checkpoints', () => {
+    const rows = chain(10);
+    const result = verify(rows, [checkpointOf(rows[4]!), checkpointOf(rows[9]!)]);
+    assert.deepEqual(result, { ok: true, checked: 10, problems: [] });
+  });
+
+  it('names an edited row', () => {
+    const rows = chain(5);
+    rows[2] = { ...rows[2]!, data: { jti: 'jti-3', scopes_granted: ['admin'] } };
+    const result = verify(rows);
+    assert.equal(result.ok, false);
+    assert.deepEqual(result.problems, [
+      'row seq 3 (event event-0003) was edited: its content does not match its hash',
+    ]);
+  });
+
+  it('names a deleted row as a gap in the stream sequence', () => {
+    const rows = chain(5).filter((r) => r.seq !== 3);
+    assert.deepEqual(verify(rows).problems, [
+      'row seq 3 deleted: gap in the stream sequence between 2 and 4',
+    ]);
+  });
+
+  it('names deleted rows at the start of the chain', () => {
+    const rows = chain(5).slice(2);
+    assert.match(verify(rows).problems[0] ?? '', /rows before seq 3 are missing/);
+  });
+
+  it('catches a chain recomputed after an edit through the checkpoints', () => {
+    const original = chain(6);
+    const checkpoints = [checkpointOf(original[2]!), checkpointOf(original[5]!)];
+    const edited = original.map((r) => ({ ...r }) as RowContent);
+    edited[1] = { ...edited[1]!, data: { jti: 'jti-2', scopes_granted: ['admin'] } };
+    const recomputed = chainRows(GENESIS_HASH, edited);
+    const result = verify(recomputed, checkpoints);
+    assert.equal(result.ok, false);
+    assert.equal(result.problems.length, 2);
+    assert.match(result.problems[0]!, /^checkpoint at seq 3 .* the chain was rewritten$/);
+  });
+
+  it('catches a truncated tail through the checkpoints', () => {
+    const rows = chain(8);
+    const result = verify(rows.slice(0, 5), [checkpointOf(rows[7]!)]);
+    assert.deepEqual(result.problems, [
+      `tail missing: checkpoint at seq 8 (${rows[7]!.time}) but the chain ends at seq 5`,
+    ]);
+  });
+
+  it('reports a checkpoint whose signature does not verify', () => {
+    const rows = chain(2);
+    const result = verify(rows, [{ ...checkpointOf(rows[1]!), signatureOk: false }]);
+    assert.match(result.problems[0]!, /^checkpoint at seq 2 .*signature does not verify$/);
+  });
+
+  it('chains marker rows like events, covering their sequence', () => {
+    const marker: RowContent = {
+      ...event(2),
+      id: null,
+      data: { reason: 'invalid JSON' },
+      marker: 'dead_letter',
+    };
+    const rows = chainRows(GENESIS_HASH, [event(1), marker, event(3)]);
+    assert.equal(verify(rows).ok, true);
+    const moved = chainRows(GENESIS_HASH, [event(1), { ...marker, seq: 7 }, event(3)]);
+    assert.notEqual(moved[1]?.hash, rows[1]?.hash);
+  });
+});
+
+describe('checkpoint signatures', () => {
+  it('verifies its own signature and refuses an altered head or an untrusted key', () => {
+    const signer = new CheckpointSigner();
+    const cp = signer.sign({ seq: 9, hash: 'ab'.repeat(32), time: '2026-01-01T00:00:00.000Z' });
+    assert.equal(verifyCheckpoint(cp), true);
+    assert.equal(verifyCheckpoint({ ...cp, seq: 8 }), false);
+    assert.equal(verifyCheckpoint({ ...cp, hash: 'cd'.repeat(32) }), false);
+    assert.equal(verifyCheckpoint(cp, new Set(['someone-else'])), false);
+    assert.equal(verifyCheckpoint({ ...cp, public_key: 'garbage' }), false);
+  });
+});

@@ -1,0 +1,90 @@
+import { type ChainRow, GENESIS_HASH, linkHash } from './chain.js';
+
+/** A signed chain head, as read back from the checkpoint stream (signature already checked). */
+export interface TrustedCheckpoint {
+  seq: number;
+  hash: string;
+  time: string;
+  /** False when the signature did not verify: reported, and not trusted. */
+  signatureOk: boolean;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  checked: number;
+  problems: string[];
+}
+
+/**
+ * Walks the chain in stream order, one row at a time (so a large store is verified in pages), and
+ * finally compares it with the signed checkpoints, which the database cannot alter.
+ *
+ * @example
+ * const v = new ChainVerifier();
+ * for (const row of rows) v.push(row);
+ * const { ok, problems } = v.finish(checkpoints);
+ */
+export class ChainVerifier {
+  private readonly problems: string[] = [];
+  private readonly hashes = new Map<number, string>();
+  private previous: ChainRow | undefined;
+  private checked = 0;
+
+  constructor(private readonly wantedSeqs: ReadonlySet<number> = new Set()) {}
+
+  push(row: ChainRow): void {
+    this.checked += 1;
+    const recomputed = linkHash(row.prevHash, row);
+    if (recomputed !== row.hash) {
+      this.problems.push(
+        `row seq ${row.seq}${row.id ? ` (event ${row.id})` : ''} was edited: its content does not match its hash`,
+      );
+    }
+    const before = this.previous;
+    if (before === undefined) {
+      if (row.prevHash !== GENESIS_HASH) {
+        this.problems.push(
+          `rows before seq ${row.seq} are missing: the first stored row does not start the chain`,
+        );
+      }
+    } else if (row.seq !== before.seq + 1) {
+      const last = row.seq - 1;
+      const range = last === before.seq + 1 ? `seq ${last}` : `seqs ${before.seq + 1}..${last}`;
+      this.problems.push(
+        `row ${range} deleted: gap in the stream sequence between ${before.seq} and ${row.seq}`,
+      );
+    } else if (row.prevHash !== before.hash) {
+      this.problems.push(`row seq ${row.seq}: prev_hash does not match the hash of row seq ${before.seq}`);
+    }
+    if (this.wantedSeqs.has(row.seq)) this.hashes.set(row.seq, row.hash);
+    this.previous = row;
+  }
+
+  finish(checkpoints: TrustedCheckpoint[]): VerifyResult {
+    const lastSeq = this.previous?.seq ?? 0;
+    const sorted = [...checkpoints].sort((a, b) => a.seq - b.seq);
+    // The latest signed head past the end says how far the chain reached: one problem names it.
+    const beyond = sorted.filter((cp) => cp.signatureOk && cp.seq > lastSeq).at(-1);
+    if (beyond) {
+      this.problems.push(
+        `tail missing: checkpoint at seq ${beyond.seq} (${beyond.time}) but the chain ends at seq ${lastSeq}`,
+      );
+    }
+    for (const cp of sorted) {
+      if (!cp.signatureOk) {
+        this.problems.push(`checkpoint at seq ${cp.seq} (${cp.time}): signature does not verify`);
+        continue;
+      }
+      if (cp.seq > lastSeq) continue;
+      const stored = this.hashes.get(cp.seq);
+      if (stored === undefined) {
+        this.problems.push(`checkpoint at seq ${cp.seq} (${cp.time}): row seq ${cp.seq} is missing`);
+      } else if (stored !== cp.hash) {
+        this.problems.push(
+          `checkpoint at seq ${cp.seq} (${cp.time}) signed hash ${cp.hash.slice(0, 16)}… but row seq ${cp.seq} has ${stored.slice(0, 16)}…: the chain was rewritten`,
+        );
+      }
+    }
+    return { ok: this.problems.length === 0, checked: this.checked, problems: [...this.problems] };
+  }
+}

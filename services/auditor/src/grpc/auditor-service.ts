@@ -1,0 +1,83 @@
+import { type Logger, toGrpcError } from '@aoa/core';
+import type { events, auditor as pb } from '@aoa/proto';
+import type { ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
+import type { ChainRow } from '../domain/chain.js';
+import type { SignedCheckpoint } from '../domain/checkpoint.js';
+import type { LineageNode } from '../domain/lineage.js';
+import { lineageOf } from '../read/lineage.js';
+import { queryEvents } from '../read/query.js';
+import { verifyStoredChain } from '../read/verify-chain.js';
+import type { AuditStore } from '../store/audit-store.js';
+
+export interface AuditorServiceDeps {
+  store: AuditStore;
+  /** Every checkpoint of the checkpoint stream. */
+  checkpoints(): Promise<SignedCheckpoint[]>;
+  log: Logger;
+}
+
+/** gRPC `aoa.v1.Auditor`: validates, calls the store, maps errors once. */
+export function auditorHandlers(deps: AuditorServiceDeps): pb.AuditorServer {
+  const { store, log } = deps;
+  return {
+    query: async (call: ServerWritableStream<pb.QueryRequest, events.AuditEvent>) => {
+      try {
+        const rows = await queryEvents(store, call.request);
+        for (const row of rows) {
+          if (call.cancelled) return;
+          if (!call.write(toAuditEvent(row))) await new Promise((resolve) => call.once('drain', resolve));
+        }
+        call.end();
+      } catch (error) {
+        call.emit('error', toGrpcError(error, log));
+      }
+    },
+    verifyChain: async (
+      _call: ServerUnaryCall<pb.VerifyChainRequest, pb.VerifyChainResponse>,
+      callback: sendUnaryData<pb.VerifyChainResponse>,
+    ) => {
+      try {
+        const result = await verifyStoredChain(store, await deps.checkpoints());
+        if (!result.ok) log.warn({ problems: result.problems.length }, 'audit chain verification failed');
+        callback(null, result);
+      } catch (error) {
+        callback(toGrpcError(error, log));
+      }
+    },
+    lineage: async (
+      call: ServerUnaryCall<pb.LineageRequest, pb.LineageResponse>,
+      callback: sendUnaryData<pb.LineageResponse>,
+    ) => {
+      try {
+        const { ancestors, node } = await lineageOf(store, call.request.jti);
+        callback(null, { ancestors: ancestors.map(toPbNode), node: toPbNode(node) });
+      } catch (error) {
+        callback(toGrpcError(error, log));
+      }
+    },
+  };
+}
+
+function toAuditEvent(row: ChainRow): events.AuditEvent {
+  return {
+    id: row.id ?? '',
+    type: row.type,
+    time: new Date(row.time),
+    source: row.source,
+    subject: row.subject,
+    data: row.data,
+  };
+}
+
+function toPbNode(node: LineageNode): pb.LineageNode {
+  return {
+    jti: node.jti,
+    parentJti: node.parentJti,
+    sub: node.sub,
+    child: node.child,
+    env: node.env,
+    scopes: node.scopes,
+    time: node.time,
+    children: node.children.map(toPbNode),
+  };
+}

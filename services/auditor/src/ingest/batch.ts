@@ -1,0 +1,97 @@
+import type { JsMsg } from '@nats-io/jetstream';
+import type { RowContent } from '../domain/chain.js';
+import { type ParsedMessage, parseAuditMessage } from '../domain/envelope.js';
+import type { DeadLetter } from '../store/audit-store.js';
+
+/** What to do with one pulled batch, decided against the chain's next expected stream sequence. */
+export interface BatchPlan {
+  /** Rows to link and store, in stream order. */
+  rows: RowContent[];
+  deadLetters: DeadLetter[];
+  /** Messages whose row is in `rows`: acknowledged once the batch is committed. */
+  toStore: JsMsg[];
+  /** Redeliveries of sequences already stored: acknowledged at once. */
+  alreadyStored: JsMsg[];
+  /** Messages past a gap (an earlier sequence is still being redelivered): nak'd with a delay. */
+  deferred: JsMsg[];
+  /** The next expected sequence after this batch. */
+  nextSeq: number;
+}
+
+export interface PlanOptions {
+  prefix: string;
+  nowIso: string;
+  /** Event ids of this batch already in the store. */
+  storedIds: ReadonlySet<string>;
+}
+
+/**
+ * Splits a batch into rows (events, duplicate markers, dead-letter markers) chained strictly by stream
+ * sequence: nothing is skipped, so every sequence gets exactly one row.
+ */
+export function planBatch(batch: ParsedBatch, expectedSeq: number, options: PlanOptions): BatchPlan {
+  const plan: BatchPlan = {
+    rows: [],
+    deadLetters: [],
+    toStore: [],
+    alreadyStored: [],
+    deferred: [],
+    nextSeq: expectedSeq,
+  };
+  const seenIds = new Set<string>();
+  for (const { m, parsed } of batch) {
+    if (m.seq < plan.nextSeq) {
+      plan.alreadyStored.push(m);
+      continue;
+    }
+    if (m.seq > plan.nextSeq || plan.deferred.length > 0) {
+      plan.deferred.push(m);
+      continue;
+    }
+    plan.rows.push(rowFor(m, parsed, options, seenIds, plan.deadLetters));
+    plan.toStore.push(m);
+    plan.nextSeq += 1;
+  }
+  return plan;
+}
+
+function rowFor(
+  m: JsMsg,
+  parsed: ParsedMessage,
+  options: PlanOptions,
+  seenIds: Set<string>,
+  deadLetters: DeadLetter[],
+): RowContent {
+  const marker = { seq: m.seq, id: null, time: options.nowIso, source: 'auditor', subject: m.subject };
+  if (!parsed.ok) {
+    deadLetters.push({ seq: m.seq, natsSubject: m.subject, reason: parsed.reason, raw: m.data });
+    return { ...marker, type: 'marker.dead_letter', data: { reason: parsed.reason }, marker: 'dead_letter' };
+  }
+  const { event } = parsed;
+  if (seenIds.has(event.id) || options.storedIds.has(event.id)) {
+    return { ...marker, type: event.type, data: { duplicate_of: event.id }, marker: 'duplicate' };
+  }
+  seenIds.add(event.id);
+  return { seq: m.seq, ...event, marker: null };
+}
+
+/** A batch's messages in stream order, each parsed once. */
+export type ParsedBatch = Array<{ m: JsMsg; parsed: ParsedMessage }>;
+
+/** Parses every message of a batch (never throws) and sorts them by stream sequence. */
+export function parseBatch(batch: JsMsg[], options: { prefix: string; maxEventBytes: number }): ParsedBatch {
+  return batch
+    .map((m) => ({
+      m,
+      parsed: parseAuditMessage(m.data, m.subject, {
+        prefix: options.prefix,
+        maxBytes: options.maxEventBytes,
+      }),
+    }))
+    .sort((a, b) => a.m.seq - b.m.seq);
+}
+
+/** The ids of the valid events of a parsed batch. */
+export function eventIds(batch: ParsedBatch): string[] {
+  return batch.flatMap(({ parsed }) => (parsed.ok ? [parsed.event.id] : []));
+}

@@ -1,0 +1,227 @@
+import { type Clock, type Logger, STREAMS } from '@aoa/core';
+import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import { chainRows, GENESIS_HASH } from '../domain/chain.js';
+import type { CheckpointSigner } from '../domain/checkpoint.js';
+import type { AuditorMetrics } from '../metrics.js';
+import type { CheckpointStream } from '../nats/checkpoint-stream.js';
+import { type AuditStore, ChainConflictError } from '../store/audit-store.js';
+import { eventIds, parseBatch, planBatch } from './batch.js';
+
+export interface IngestOptions {
+  consumer: string;
+  prefix: string;
+  batchSize: number;
+  flushMs: number;
+  maxEventBytes: number;
+  gapRetryMs: number;
+  checkpointEvery: number;
+  checkpointIntervalMs: number;
+}
+
+export interface IngestDeps {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  store: AuditStore;
+  signer: CheckpointSigner;
+  checkpoints: CheckpointStream;
+  metrics: AuditorMetrics;
+  clock: Clock;
+  log: Logger;
+}
+
+/** Unreferenced: a pending wait never holds the process open. */
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+/**
+ * One writer's tenure: pulls from the durable consumer in bounded batches (size or time, whichever
+ * first), links each batch onto the chain, commits it in one transaction and only then acknowledges.
+ * While the database refuses writes the batch is held (marked in progress) and retried, so nothing
+ * more is pulled and the backlog stays in JetStream.
+ */
+export class IngestSession {
+  private stopping = false;
+  private wake: () => void = () => undefined;
+  private readonly stopped: Promise<void>;
+  private messages: ConsumerMessages | undefined;
+  private expected = 1;
+  private headHash = GENESIS_HASH;
+  private checkpointed = { seq: 0, atMs: 0 };
+
+  constructor(
+    private readonly options: IngestOptions,
+    private readonly deps: IngestDeps,
+  ) {
+    this.stopped = this.run().catch((error: unknown) => {
+      deps.log.error({ err: error }, 'ingest session ended by an error');
+    });
+  }
+
+  /** Stops pulling, returns unprocessed messages to JetStream, and writes a last checkpoint. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake();
+    this.messages?.stop();
+    await this.stopped;
+  }
+
+  get done(): Promise<void> {
+    return this.stopped;
+  }
+
+  private async run(): Promise<void> {
+    const { log } = this.deps;
+    await this.loadHead();
+    const consumer = await this.deps.js.consumers.get(STREAMS.audit, this.options.consumer);
+    const messages = await consumer.consume({ max_messages: this.options.batchSize });
+    this.messages = messages;
+    const iterator = messages[Symbol.asyncIterator]();
+    const stopSignal = new Promise<'stop'>((resolve) => {
+      this.wake = () => resolve('stop');
+    });
+    log.info({ nextSeq: this.expected }, 'writing the audit chain');
+    let next = iterator.next();
+    while (!this.stopping) {
+      const first = await Promise.race([next, stopSignal, sleep(this.options.checkpointIntervalMs)]);
+      if (first === 'stop' || first?.done) break;
+      if (!first) {
+        await this.maybeCheckpoint(true);
+        continue;
+      }
+      const batch: JsMsg[] = [first.value];
+      next = iterator.next();
+      const deadline = this.deps.clock.nowMs() + this.options.flushMs;
+      while (batch.length < this.options.batchSize && !this.stopping) {
+        const wait = deadline - this.deps.clock.nowMs();
+        if (wait <= 0) break;
+        const more = await Promise.race([next, sleep(wait), stopSignal]);
+        if (!more || more === 'stop' || more.done) break;
+        batch.push(more.value);
+        next = iterator.next();
+      }
+      await this.writeBatch(batch);
+      await this.maybeCheckpoint(false);
+    }
+    messages.stop();
+    // Messages already delivered to this client go straight back to JetStream for the next writer.
+    for (;;) {
+      const rest = await Promise.race([next, sleep(50)]);
+      if (!rest || rest.done) break;
+      rest.value.nak();
+      next = iterator.next();
+    }
+    await messages.closed();
+    await this.maybeCheckpoint(true);
+  }
+
+  private async loadHead(): Promise<void> {
+    const head = await this.deps.store.head();
+    if (head) {
+      this.expected = head.seq + 1;
+      this.headHash = head.hash;
+    } else {
+      const info = await this.deps.jsm.streams.info(STREAMS.audit);
+      this.expected = Math.max(1, info.state.first_seq);
+      this.headHash = GENESIS_HASH;
+    }
+  }
+
+  private async writeBatch(batch: JsMsg[]): Promise<void> {
+    const { store, metrics, log, clock } = this.deps;
+    let backoffMs = 100;
+    const parsed = parseBatch(batch, {
+      prefix: this.options.prefix,
+      maxEventBytes: this.options.maxEventBytes,
+    });
+    // Stored duplicates are rare (JetStream drops repeats within its 2-minute window): look them up
+    // only after an insert was refused.
+    let lookUpIds = false;
+    for (;;) {
+      try {
+        const storedIds = lookUpIds ? await store.existingIds(eventIds(parsed)) : new Set<string>();
+        const plan = planBatch(parsed, this.expected, {
+          prefix: this.options.prefix,
+          nowIso: new Date(clock.nowMs()).toISOString(),
+          storedIds,
+        });
+        const rows = chainRows(this.headHash, plan.rows);
+        await store.append(rows, plan.deadLetters);
+        for (const m of plan.alreadyStored) m.ack();
+        for (const m of plan.toStore) m.ack();
+        for (const m of plan.deferred) m.nak(this.options.gapRetryMs);
+        const last = rows.at(-1);
+        if (last) {
+          this.headHash = last.hash;
+          this.expected = plan.nextSeq;
+        }
+        const now = clock.nowMs();
+        for (const m of plan.toStore)
+          metrics.lag.observe(Math.max(0, now - m.info.timestampNanos / 1e6) / 1000);
+        metrics.stored.inc(rows.filter((r) => r.marker === null).length);
+        metrics.markers.inc({ kind: 'duplicate' }, rows.filter((r) => r.marker === 'duplicate').length);
+        metrics.markers.inc({ kind: 'dead_letter' }, plan.deadLetters.length);
+        metrics.headSeq.set(this.expected - 1);
+        if (plan.deadLetters.length > 0) {
+          log.warn({ seqs: plan.deadLetters.map((d) => d.seq) }, 'audit messages dead-lettered');
+        }
+        if (plan.deferred.length > 0) {
+          log.debug(
+            { expected: this.expected, deferred: plan.deferred.length },
+            'waiting for an earlier sequence',
+          );
+        }
+        return;
+      } catch (error) {
+        metrics.writeFailures.inc();
+        if (this.stopping) {
+          for (const m of batch) m.nak();
+          return;
+        }
+        log.warn(
+          {
+            err: error instanceof Error ? error.message : String(error),
+            retryMs: backoffMs,
+            size: batch.length,
+          },
+          error instanceof ChainConflictError
+            ? 'audit chain moved under this writer'
+            : 'audit store refused a batch',
+        );
+        for (const m of batch) m.working();
+        lookUpIds = true;
+        await sleep(backoffMs);
+        backoffMs = Math.min(5000, backoffMs * 2);
+        await this.loadHead().catch(() => undefined);
+      }
+    }
+  }
+
+  private async maybeCheckpoint(force: boolean): Promise<void> {
+    const seq = this.expected - 1;
+    if (seq <= this.checkpointed.seq || this.headHash === GENESIS_HASH) return;
+    const now = this.deps.clock.nowMs();
+    const due =
+      force ||
+      seq - this.checkpointed.seq >= this.options.checkpointEvery ||
+      now - this.checkpointed.atMs >= this.options.checkpointIntervalMs;
+    if (!due) return;
+    const cp = this.deps.signer.sign({ seq, hash: this.headHash, time: new Date(now).toISOString() });
+    try {
+      await this.deps.checkpoints.publish(cp);
+      await this.deps.store.saveCheckpoint({
+        seq: cp.seq,
+        hash: cp.hash,
+        time: cp.time,
+        publicKey: cp.public_key,
+        signature: cp.signature,
+      });
+      this.checkpointed = { seq, atMs: now };
+      this.deps.metrics.checkpoints.inc();
+    } catch (error) {
+      this.deps.metrics.checkpointFailures.inc();
+      this.deps.log.warn(
+        { err: error instanceof Error ? error.message : String(error), seq },
+        'checkpoint not published',
+      );
+    }
+  }
+}

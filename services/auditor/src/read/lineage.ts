@@ -1,0 +1,45 @@
+import { AppError } from '@aoa/core';
+import type { ChainRow } from '../domain/chain.js';
+import { ancestorsOf, type LineageNode, toLineageNode } from '../domain/lineage.js';
+import type { AuditStore } from '../store/audit-store.js';
+
+const MAX_NODES = 1000;
+const ISSUED = "type = 'delegation.issued' AND marker IS NULL";
+
+/** The chain above a token (root first) and the tree of tokens delegated from it. */
+export async function lineageOf(
+  store: AuditStore,
+  jti: string,
+): Promise<{ ancestors: LineageNode[]; node: LineageNode }> {
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(jti)) throw new AppError('invalid_argument', 'jti: malformed');
+  const issued = async (jtis: string[], column: 'jti' | 'parent_jti'): Promise<ChainRow[]> =>
+    jtis.length === 0
+      ? []
+      : store.select(
+          `${ISSUED} AND data->>'${column}' IN (${jtis.map((_, i) => `$${i + 1}`).join(',')})`,
+          jtis,
+          MAX_NODES,
+        );
+  const [own] = await issued([jti], 'jti');
+  if (!own) throw new AppError('not_found', `no delegation.issued event for jti ${jti}`);
+  const above = ancestorsOf(own);
+  const aboveRows = new Map((await issued(above, 'jti')).map((r) => [String(r.data.jti), r]));
+  const ancestors = above.map((j) => toLineageNode(j, aboveRows.get(j)));
+
+  const root = toLineageNode(jti, own);
+  let frontier = [root];
+  let count = 1;
+  while (frontier.length > 0 && count < MAX_NODES) {
+    const byJti = new Map(frontier.map((n) => [n.jti, n]));
+    const rows = await issued([...byJti.keys()], 'parent_jti');
+    const next: LineageNode[] = [];
+    for (const row of rows) {
+      const child = toLineageNode(String(row.data.jti), row);
+      byJti.get(child.parentJti)?.children.push(child);
+      next.push(child);
+      count += 1;
+    }
+    frontier = next;
+  }
+  return { ancestors, node: root };
+}

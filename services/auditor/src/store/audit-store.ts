@@ -1,0 +1,148 @@
+import type { ChainRow, MarkerKind } from '../domain/chain.js';
+import type { SqlDriver, SqlExecutor } from './driver.js';
+
+export interface DeadLetter {
+  seq: number;
+  natsSubject: string;
+  reason: string;
+  raw: Uint8Array;
+}
+
+export interface StoredCheckpoint {
+  seq: number;
+  hash: string;
+  time: string;
+  publicKey: string;
+  signature: string;
+}
+
+/** The chain changed under this writer (another writer committed): reload the head and retry. */
+export class ChainConflictError extends Error {
+  override readonly name = 'ChainConflictError';
+}
+
+const COLUMNS = 10;
+const ROW_SELECT = `seq, id, type, to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS time,
+  source, subject, data, prev_hash, hash, marker`;
+
+/** The audit tables over either driver, with the same SQL. */
+export class AuditStore {
+  constructor(readonly db: SqlDriver) {}
+
+  /** The last row of the chain, or undefined when the store is empty. */
+  async head(executor: SqlExecutor = this.db): Promise<{ seq: number; hash: string } | undefined> {
+    const rows = await executor.query<{ seq: unknown; hash: string }>(
+      'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1',
+    );
+    const row = rows[0];
+    return row ? { seq: Number(row.seq), hash: row.hash } : undefined;
+  }
+
+  /** Which of these event ids are already stored. */
+  async existingIds(ids: string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const rows = await this.db.query<{ id: string }>(
+      `SELECT id FROM audit_events WHERE id IN (${ids.map((_, i) => `$${i + 1}`).join(',')})`,
+      ids,
+    );
+    return new Set(rows.map((r) => r.id));
+  }
+
+  /**
+   * Appends linked rows and their dead letters in one transaction with multi-row INSERTs, after
+   * checking that the chain head is still the one the rows were linked to.
+   */
+  async append(rows: ChainRow[], deadLetters: DeadLetter[]): Promise<void> {
+    const first = rows[0];
+    if (!first) return;
+    await this.db.transaction(async (tx) => {
+      const head = await this.head(tx);
+      if ((head?.hash ?? first.prevHash) !== first.prevHash || (head && head.seq >= first.seq)) {
+        throw new ChainConflictError(`chain head moved to seq ${head?.seq}`);
+      }
+      for (let i = 0; i < rows.length; i += 1000) await insertRows(tx, rows.slice(i, i + 1000));
+      if (deadLetters.length > 0) {
+        const values = deadLetters.map((_, i) => `($${i * 4 + 1},$${i * 4 + 2},$${i * 4 + 3},$${i * 4 + 4})`);
+        await tx.query(
+          `INSERT INTO dead_letters (seq, nats_subject, reason, raw) VALUES ${values.join(',')}`,
+          deadLetters.flatMap((d) => [d.seq, d.natsSubject, d.reason, d.raw]),
+        );
+      }
+    });
+  }
+
+  async saveCheckpoint(cp: StoredCheckpoint): Promise<void> {
+    await this.db.query(
+      'INSERT INTO checkpoints (seq, hash, time, public_key, signature) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (seq) DO NOTHING',
+      [cp.seq, cp.hash, cp.time, cp.publicKey, cp.signature],
+    );
+  }
+
+  /** Up to `limit` rows after `afterSeq`, in stream order. */
+  async rowsAfter(afterSeq: number, limit: number): Promise<ChainRow[]> {
+    const rows = await this.db.query(
+      `SELECT ${ROW_SELECT} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2`,
+      [afterSeq, limit],
+    );
+    return rows.map(toChainRow);
+  }
+
+  /** Rows matching a WHERE clause built by the caller from fixed fragments and `$n` parameters. */
+  async select(where: string, params: unknown[], limit: number): Promise<ChainRow[]> {
+    const rows = await this.db.query(
+      `SELECT ${ROW_SELECT} FROM audit_events WHERE ${where} ORDER BY seq LIMIT ${Math.trunc(limit)}`,
+      params,
+    );
+    return rows.map(toChainRow);
+  }
+
+  async seqOfEvent(id: string): Promise<number | undefined> {
+    const rows = await this.db.query<{ seq: unknown }>('SELECT seq FROM audit_events WHERE id = $1', [id]);
+    return rows[0] ? Number(rows[0].seq) : undefined;
+  }
+
+  async deadLetters(): Promise<Array<{ seq: number; reason: string; natsSubject: string }>> {
+    const rows = await this.db.query<{ seq: unknown; reason: string; nats_subject: string }>(
+      'SELECT seq, reason, nats_subject FROM dead_letters ORDER BY seq',
+    );
+    return rows.map((r) => ({ seq: Number(r.seq), reason: r.reason, natsSubject: r.nats_subject }));
+  }
+}
+
+async function insertRows(tx: SqlExecutor, rows: ChainRow[]): Promise<void> {
+  const values = rows.map((_, i) => {
+    const b = i * COLUMNS;
+    return `(${Array.from({ length: COLUMNS }, (_, j) => `$${b + j + 1}`).join(',')})`;
+  });
+  await tx.query(
+    `INSERT INTO audit_events (seq, id, type, time, source, subject, data, prev_hash, hash, marker) VALUES ${values.join(',')}`,
+    rows.flatMap((r) => [
+      r.seq,
+      r.id,
+      r.type,
+      r.time,
+      r.source,
+      r.subject,
+      JSON.stringify(r.data),
+      r.prevHash,
+      r.hash,
+      r.marker,
+    ]),
+  );
+}
+
+function toChainRow(r: Record<string, unknown>): ChainRow {
+  const data = typeof r.data === 'string' ? (JSON.parse(r.data) as unknown) : r.data;
+  return {
+    seq: Number(r.seq),
+    id: (r.id as string | null) ?? null,
+    type: String(r.type),
+    time: String(r.time),
+    source: String(r.source),
+    subject: String(r.subject),
+    data: (data ?? {}) as Record<string, unknown>,
+    marker: (r.marker as MarkerKind | null) ?? null,
+    prevHash: String(r.prev_hash),
+    hash: String(r.hash),
+  };
+}

@@ -1,0 +1,14 @@
+/** The few SQL operations the store needs, implemented over `pg` and over PGlite with the same SQL. */
+export interface SqlDriver {
+  readonly kind: 'postgres' | 'pglite';
+  query<R extends Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>;
+  /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  /** Several statements without parameters (migrations). */
+  exec(text: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface SqlExecutor {
+  query<R extends Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>;
+}

@@ -1,0 +1,153 @@
+import {
+  AuditPublisher,
+  BUCKETS,
+  type Clock,
+  connectNats,
+  ensureAuditStream,
+  GrpcServer,
+  type Logger,
+  ReplayGuard,
+  randomId,
+  revocationKeys,
+  Subjects,
+  startHttpServer,
+  systemClock,
+} from '@aoa/core';
+import { PolicyStore } from '@aoa/policy';
+import { rotator as pb } from '@aoa/proto';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { RotatorConfig } from './config.js';
+import type { RotatorContext } from './domain/operations.js';
+import { rotatorHandlers } from './grpc/rotator-service.js';
+import { rotatorRoutes } from './http/routes.js';
+import { RotatorMetrics } from './metrics.js';
+import { ensureCredsStream } from './nats/creds-stream.js';
+import { GrantStore } from './nats/grant-store.js';
+import { RotationLoop } from './nats/rotation-loop.js';
+
+export interface RotatorDeps {
+  logger: Logger;
+  clock?: Clock;
+  /** Collect process-wide default metrics (off when several instances share a process). */
+  defaultMetrics?: boolean;
+}
+
+export interface RunningRotator {
+  grpcPort: number;
+  httpPort: number;
+  /** This replica's lease holder id. */
+  holder: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Composes the rotator: NATS (audit stream, `AOA_CREDS`, `aoa_grants`, `aoa_replay`), policy
+ * (registered clients, grant checks), the grant domain, the rotation loop, and the gRPC and HTTP
+ * adapters. Nothing happens until `start()`.
+ */
+export function buildRotator(config: RotatorConfig, deps: RotatorDeps): { start(): Promise<RunningRotator> } {
+  return { start: () => startRotator(config, deps) };
+}
+
+async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<RunningRotator> {
+  const clock = deps.clock ?? systemClock;
+  const holder = `rotator/${randomId(6)}`;
+  const log = deps.logger.child({ component: 'rotator', holder });
+  const metrics = new RotatorMetrics(deps.defaultMetrics ?? false);
+  const subjects = new Subjects(config.subjectPrefix);
+  const cleanup: Array<() => Promise<void> | void> = [];
+  try {
+    const nc: NatsConnection = await connectNats(
+      {
+        url: config.natsUrl,
+        name: 'aoa-rotator',
+        user: config.natsUser,
+        passwordFile: config.natsPasswordFile,
+      },
+      log,
+    );
+    cleanup.push(() => nc.drain().catch(() => undefined));
+    const jsm = await jetstreamManager(nc);
+    await ensureAuditStream(jsm, subjects, {
+      maxAgeSeconds: config.auditMaxAgeSeconds,
+      maxBytes: config.auditMaxBytes,
+    });
+    await ensureCredsStream(jsm, subjects);
+    const kvm = new Kvm(nc);
+    const [grantsKv, replayKv] = await Promise.all([
+      kvm.create(BUCKETS.grants, { history: 1, storage: 'file' }),
+      kvm.create(BUCKETS.replay, { history: 1, storage: 'file', ttl: config.replayWindowSeconds * 1000 }),
+    ]);
+    const policyStore = await PolicyStore.open(config.policyFile, {
+      onLoaded: (policy) => log.info({ hash: policy.hash }, 'policy loaded'),
+      onRejected: (problems, hash) =>
+        log.warn({ hash, problems }, 'policy change rejected; previous policy stays'),
+    });
+    cleanup.push(() => policyStore.close());
+
+    const js = jetstream(nc);
+    const store = new GrantStore(grantsKv);
+    const loop = new RotationLoop({
+      store,
+      nc,
+      js,
+      subjects,
+      holder,
+      leaseMs: config.leaseMs,
+      scanMs: config.scanMs,
+      mintTimeoutMs: config.mintTimeoutMs,
+      clock,
+      log,
+      metrics,
+    });
+    const ctx: RotatorContext = {
+      issuer: config.issuerUrl,
+      policy: () => policyStore.current(),
+      store,
+      replay: new ReplayGuard(replayKv),
+      audit: new AuditPublisher(js, subjects, holder, log),
+      subjects,
+      clock,
+      windowSeconds: config.replayWindowSeconds,
+      maxGrantLifetimeSeconds: config.maxGrantLifetimeSeconds,
+      liftGrantRevocation: async (grantId) => {
+        const revocations = await kvm.open(BUCKETS.revocations);
+        await revocations.delete(revocationKeys.grant(grantId));
+      },
+      rotateNow: async (grantId) => {
+        await store.markDue(grantId);
+        loop.kick();
+      },
+    };
+
+    const grpc = new GrpcServer(log, ['aoa/v1/rotator.proto']);
+    const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.tls);
+    cleanup.push(() => grpc.stop());
+    grpc.server.addService(pb.RotatorService, rotatorHandlers(ctx, metrics, log));
+    const http = await startHttpServer({
+      listen: config.httpListen,
+      log,
+      tls: config.tls,
+      routes: rotatorRoutes({
+        metrics,
+        notReady: () => (nc.isClosed() ? ['nats connection closed'] : []),
+      }),
+    });
+    cleanup.push(() => http.close());
+    loop.start();
+    cleanup.push(() => loop.stop());
+    grpc.setServing(true, ['aoa.v1.Rotator']);
+    policyStore.watch();
+    log.info({ grpcPort, httpPort: http.port }, 'rotator started');
+    return { grpcPort, httpPort: http.port, holder, stop: () => runCleanup(cleanup) };
+  } catch (error) {
+    await runCleanup(cleanup);
+    throw error;
+  }
+}
+
+async function runCleanup(steps: Array<() => Promise<void> | void>): Promise<void> {
+  for (const step of steps.splice(0).reverse()) await step();
+}

@@ -1,0 +1,107 @@
+import { durationField, listenField, parseConfig } from '@aoa/core';
+import { z } from 'zod';
+
+const url = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+
+/** The rotator's environment variables; only `main.ts` reads `process.env`. */
+export const RotatorEnv = z
+  .object({
+    NATS_URL: z.string().min(1, 'required'),
+    NATS_USER: z.string().optional(),
+    NATS_PASSWORD_FILE: z.string().optional(),
+    AOA_SUBJECT_PREFIX: z.string().default('aoa'),
+    AOA_POLICY_FILE: z.string().min(1, 'required'),
+    // The issuer identifier: client assertions name it as `aud`.
+    AOA_ISSUER_URL: url,
+    AOA_ROTATOR_GRPC_LISTEN: listenField('127.0.0.1:7421'),
+    AOA_ROTATOR_HTTP_LISTEN: listenField('127.0.0.1:7422'),
+    AOA_REPLAY_WINDOW: durationField('5m'),
+    AOA_AUDIT_MAX_AGE: durationField('30d'),
+    AOA_AUDIT_MAX_BYTES: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(8 * 1024 ** 3),
+    AOA_GRANT_MAX_LIFETIME: durationField('30d'),
+    // How often the rotator looks for due grants, and how long a taken lease keeps other replicas off.
+    AOA_ROTATOR_SCAN_INTERVAL: durationField('1s'),
+    AOA_ROTATOR_LEASE: durationField('30s'),
+    AOA_ROTATOR_MINT_TIMEOUT: durationField('5s'),
+    AOA_TLS_CERT_FILE: z.string().optional(),
+    AOA_TLS_KEY_FILE: z.string().optional(),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .superRefine((env, ctx) => {
+    if (Boolean(env.AOA_TLS_CERT_FILE) !== Boolean(env.AOA_TLS_KEY_FILE)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['AOA_TLS_KEY_FILE'],
+        message: 'TLS needs both AOA_TLS_CERT_FILE and AOA_TLS_KEY_FILE',
+      });
+    }
+    if (env.AOA_REPLAY_WINDOW < 10 || env.AOA_REPLAY_WINDOW > 3600) {
+      ctx.addIssue({ code: 'custom', path: ['AOA_REPLAY_WINDOW'], message: 'must be between 10s and 1h' });
+    }
+    if (env.AOA_ROTATOR_SCAN_INTERVAL <= 0 || env.AOA_ROTATOR_SCAN_INTERVAL > 60) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['AOA_ROTATOR_SCAN_INTERVAL'],
+        message: 'must be over 0 and at most 1m',
+      });
+    }
+    if (env.AOA_ROTATOR_LEASE < 2 * env.AOA_ROTATOR_SCAN_INTERVAL) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['AOA_ROTATOR_LEASE'],
+        message: 'must be at least twice the scan interval',
+      });
+    }
+  });
+
+/** Rotator configuration after validation. */
+export interface RotatorConfig {
+  natsUrl: string;
+  natsUser: string | undefined;
+  natsPasswordFile: string | undefined;
+  subjectPrefix: string;
+  policyFile: string;
+  issuerUrl: string;
+  grpcListen: { host: string; port: number };
+  httpListen: { host: string; port: number };
+  replayWindowSeconds: number;
+  auditMaxAgeSeconds: number;
+  auditMaxBytes: number;
+  maxGrantLifetimeSeconds: number;
+  scanMs: number;
+  leaseMs: number;
+  mintTimeoutMs: number;
+  tls: { certFile: string; keyFile: string } | undefined;
+  logLevel: string;
+}
+
+/** Parses and validates the rotator's environment; throws `ConfigError` listing every problem. */
+export function loadRotatorConfig(env: Record<string, string | undefined>): RotatorConfig {
+  const e = parseConfig(RotatorEnv, env);
+  return {
+    natsUrl: e.NATS_URL,
+    natsUser: e.NATS_USER,
+    natsPasswordFile: e.NATS_PASSWORD_FILE,
+    subjectPrefix: e.AOA_SUBJECT_PREFIX,
+    policyFile: e.AOA_POLICY_FILE,
+    issuerUrl: e.AOA_ISSUER_URL,
+    grpcListen: e.AOA_ROTATOR_GRPC_LISTEN,
+    httpListen: e.AOA_ROTATOR_HTTP_LISTEN,
+    replayWindowSeconds: e.AOA_REPLAY_WINDOW,
+    auditMaxAgeSeconds: e.AOA_AUDIT_MAX_AGE,
+    auditMaxBytes: e.AOA_AUDIT_MAX_BYTES,
+    maxGrantLifetimeSeconds: e.AOA_GRANT_MAX_LIFETIME,
+    scanMs: Math.round(e.AOA_ROTATOR_SCAN_INTERVAL * 1000),
+    leaseMs: Math.round(e.AOA_ROTATOR_LEASE * 1000),
+    mintTimeoutMs: Math.round(e.AOA_ROTATOR_MINT_TIMEOUT * 1000),
+    tls:
+      e.AOA_TLS_CERT_FILE && e.AOA_TLS_KEY_FILE
+        ? { certFile: e.AOA_TLS_CERT_FILE, keyFile: e.AOA_TLS_KEY_FILE }
+        : undefined,
+    logLevel: e.LOG_LEVEL,
+  };
+}

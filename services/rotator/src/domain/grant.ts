@@ -1,0 +1,124 @@
+import { AppError, assertName } from '@aoa/core';
+import { SCOPE_TOKEN } from '@aoa/policy';
+
+/** A standing grant as stored under `grant.<id>` in KV `aoa_grants`. */
+export interface GrantRecord {
+  id: string;
+  /** The parent principal, `idp:<namespace>:<sub>`. */
+  sub: string;
+  parent_client: string;
+  app: string;
+  env: string;
+  scopes: string[];
+  audience: string[];
+  token_ttl_seconds: number;
+  /** Unix seconds. */
+  expires_at: number;
+  /** A revoked grant is a durable tombstone: the issuer refuses to mint for it. */
+  state: 'active' | 'revoked';
+  created_at_ms: number;
+  /** When an administrator last restored it: subject revocations before this no longer suspend it. */
+  restored_at_ms?: number;
+}
+
+/** An enrolled agent, under `agent.<grant>.<agent>`. */
+export interface AgentRecord {
+  grant: string;
+  agent: string;
+  enc_jwk: Record<string, unknown>;
+  dpop_jwk: Record<string, unknown>;
+  dpop_jkt: string;
+  enrolled_at_ms: number;
+}
+
+/** Keys of KV `aoa_grants`. */
+export const grantKeys = {
+  grant: (id: string) => `grant.${id}`,
+  agent: (grant: string, agent: string) => `agent.${grant}.${agent}`,
+  agentsOf: (grant: string) => `agent.${grant}.*`,
+  join: (hash: string) => `join.${hash}`,
+  lease: (grant: string) => `lease.${grant}`,
+};
+
+const GRANT_ID = /^[A-Za-z0-9_-]{8,64}$/;
+const PRINCIPAL = /^idp:([a-z0-9][a-z0-9-]{0,62}):([\x21-\x7e]{1,255})$/;
+const MAX_ITEMS = 32;
+
+export function assertGrantId(value: unknown): string {
+  if (typeof value !== 'string' || !GRANT_ID.test(value)) {
+    throw new AppError('invalid_argument', 'grant_id: must be 8 to 64 base64url characters');
+  }
+  return value;
+}
+
+/** Splits `idp:<namespace>:<sub>` into its parts. */
+export function parsePrincipal(sub: string): { idp: string; sub: string } {
+  const match = PRINCIPAL.exec(sub);
+  if (!match?.[1] || !match[2]) {
+    throw new AppError('invalid_argument', 'sub: must be idp:<namespace>:<subject>');
+  }
+  return { idp: match[1], sub: match[2] };
+}
+
+export interface GrantInput {
+  sub: string;
+  app: string;
+  env: string;
+  scopes: string[];
+  audience: string[];
+  tokenTtlSeconds: number;
+  expiresAt: number;
+}
+
+/**
+ * Validates a CreateGrant request's shape (policy is asked separately): names, scope tokens, a token
+ * TTL between 2 s and 24 h, and an expiry in the future within `maxLifetimeSeconds` (0: the maximum).
+ */
+export function validateGrantInput(
+  raw: {
+    sub: string;
+    child: string;
+    environment: string;
+    scopes: string[];
+    audience: string[];
+    tokenTtlSeconds: number;
+    expiresAt: number;
+  },
+  nowSeconds: number,
+  maxLifetimeSeconds: number,
+): GrantInput {
+  parsePrincipal(raw.sub);
+  const app = assertName('child', raw.child);
+  const env = assertName('environment', raw.environment);
+  if (raw.scopes.length === 0) throw new AppError('invalid_argument', 'scopes: at least one');
+  if (raw.scopes.length > MAX_ITEMS || raw.audience.length > MAX_ITEMS) {
+    throw new AppError('invalid_argument', `scopes, audience: at most ${MAX_ITEMS} each`);
+  }
+  for (const scope of raw.scopes) {
+    if (!SCOPE_TOKEN.test(scope)) throw new AppError('invalid_argument', 'scopes: not a scope token');
+  }
+  for (const aud of raw.audience) {
+    if (aud.length === 0 || aud.length > 512) throw new AppError('invalid_argument', 'audience: bad value');
+  }
+  const ttl = raw.tokenTtlSeconds;
+  if (!Number.isInteger(ttl) || ttl < 2 || ttl > 86400) {
+    throw new AppError('invalid_argument', 'token_ttl_seconds: must be between 2 and 86400');
+  }
+  const latest = nowSeconds + maxLifetimeSeconds;
+  const expiresAt = raw.expiresAt === 0 ? latest : raw.expiresAt;
+  if (expiresAt <= nowSeconds + ttl) {
+    throw new AppError('invalid_argument', 'expires_at: must be later than now plus one token TTL');
+  }
+  if (expiresAt > latest) {
+    throw new AppError('invalid_argument', `expires_at: a grant lives at most ${maxLifetimeSeconds}s`);
+  }
+  return {
+    sub: raw.sub,
+    app,
+    env,
+    scopes: [...new Set(raw.scopes)].sort(),
+    audience: [...new Set(raw.audience)].sort(),
+    tokenTtlSeconds: ttl,
+    expiresAt,
+  };
+}

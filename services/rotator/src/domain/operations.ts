@@ -1,0 +1,250 @@
+import { authenticateClient } from '@aoa/auth';
+import {
+  AppError,
+  type AuditPublisher,
+  assertName,
+  type Clock,
+  fingerprint,
+  nowSeconds,
+  type ReplayGuard,
+  randomId,
+  type Subjects,
+} from '@aoa/core';
+import { type ClientConfig, decide, type Policy } from '@aoa/policy';
+import type { GrantStore } from '../nats/grant-store.js';
+import {
+  type AgentRecord,
+  assertGrantId,
+  type GrantRecord,
+  parsePrincipal,
+  validateGrantInput,
+} from './grant.js';
+import { joinTokenHash, joinTokenTtl, newJoinToken } from './join-token.js';
+import { parseAgentKeys } from './public-jwk.js';
+
+export interface RotatorContext {
+  issuer: string;
+  policy(): Policy;
+  store: GrantStore;
+  replay: Pick<ReplayGuard, 'claim'>;
+  audit: Pick<AuditPublisher, 'publish'>;
+  subjects: Subjects;
+  clock: Clock;
+  windowSeconds: number;
+  maxGrantLifetimeSeconds: number;
+  /** Lifts `grant.<id>` from `aoa_revocations` when an administrator restores a grant. */
+  liftGrantRevocation(grantId: string): Promise<void>;
+  /** Asks the rotation loop to tick a grant now. */
+  rotateNow(grantId: string): Promise<void>;
+}
+
+/** Proves a registered client by its client assertion (RFC 7523, single use). */
+export async function proveClient(ctx: RotatorContext, assertion: string | undefined): Promise<ClientConfig> {
+  if (!assertion) throw new AppError('unauthenticated', 'caller proof required (send client-assertion)');
+  return authenticateClient(assertion, {
+    policy: ctx.policy(),
+    issuer: ctx.issuer,
+    windowSeconds: ctx.windowSeconds,
+    clock: ctx.clock,
+    replay: ctx.replay,
+  });
+}
+
+const requireAdmin = (client: ClientConfig): void => {
+  if (!client.admin) throw new AppError('permission_denied', 'administrators only');
+};
+
+export interface CreateGrantInput {
+  sub: string;
+  child: string;
+  environment: string;
+  scopes: string[];
+  audience: string[];
+  tokenTtlSeconds: number;
+  expiresAt: number;
+  parentClient: string;
+}
+
+/**
+ * Creates a standing grant (administrators): validated, then checked against policy exactly as the
+ * issuer will check every mint (the parent principal's role needs a rule for the child, environment,
+ * scopes, audience and TTL), stored, and audited before the answer (fail closed).
+ */
+export async function createGrant(
+  ctx: RotatorContext,
+  client: ClientConfig,
+  raw: CreateGrantInput,
+): Promise<GrantRecord> {
+  requireAdmin(client);
+  const now = nowSeconds(ctx.clock);
+  const input = validateGrantInput(raw, now, ctx.maxGrantLifetimeSeconds);
+  const policy = ctx.policy();
+  const parentClient = raw.parentClient || client.id;
+  if (!policy.clients.some((c) => c.id === parentClient)) {
+    throw new AppError('invalid_argument', `parent_client: unknown client ${parentClient}`);
+  }
+  const principal = parsePrincipal(input.sub);
+  const decision = decide(policy, {
+    principal: { kind: 'idp', idp: principal.idp, sub: principal.sub, groups: [] },
+    child: input.app,
+    env: input.env,
+    scopes: input.scopes,
+    audience: input.audience,
+    ttlSeconds: input.tokenTtlSeconds,
+    holderJkt: 'grant-agents-are-key-bound',
+    parent: undefined,
+    nowSeconds: now,
+  });
+  if (!decision.allow) throw new AppError('permission_denied', decision.reason, { rule: decision.rule });
+  const record: GrantRecord = {
+    id: randomId(),
+    sub: input.sub,
+    parent_client: parentClient,
+    app: input.app,
+    env: input.env,
+    scopes: decision.scopes,
+    audience: decision.audience,
+    token_ttl_seconds: input.tokenTtlSeconds,
+    expires_at: input.expiresAt,
+    state: 'active',
+    created_at_ms: ctx.clock.nowMs(),
+  };
+  await ctx.audit.publish('grant.created', record.id, {
+    ...record,
+    by: `client:${client.id}`,
+    rule: decision.rule,
+  });
+  await ctx.store.createGrant(record);
+  return record;
+}
+
+async function existingGrant(
+  ctx: RotatorContext,
+  id: string,
+): Promise<{ record: GrantRecord; revision: number }> {
+  const found = await ctx.store.grant(assertGrantId(id));
+  if (!found) throw new AppError('not_found', 'grant not found');
+  return found;
+}
+
+/** Lists grants: all for an administrator, a parent client's own otherwise. */
+export async function listGrants(
+  ctx: RotatorContext,
+  client: ClientConfig,
+  filter: { environment: string; child: string },
+): Promise<Array<GrantRecord & { agents: string[] }>> {
+  const grants = (await ctx.store.listGrants()).filter(
+    (g) =>
+      (client.admin || g.parent_client === client.id) &&
+      (!filter.environment || g.env === filter.environment) &&
+      (!filter.child || g.app === filter.child),
+  );
+  return Promise.all(
+    grants.map(async (g) => ({ ...g, agents: (await ctx.store.agents(g.id)).map((a) => a.agent) })),
+  );
+}
+
+export async function deleteGrant(ctx: RotatorContext, client: ClientConfig, id: string): Promise<void> {
+  requireAdmin(client);
+  const { record } = await existingGrant(ctx, id);
+  await ctx.audit.publish('grant.deleted', record.id, { grant_id: record.id, by: `client:${client.id}` });
+  await ctx.store.deleteGrant(record.id);
+}
+
+/** Lifts a revoked grant's tombstone (administrators), and its revocation mark. */
+export async function restoreGrant(
+  ctx: RotatorContext,
+  client: ClientConfig,
+  id: string,
+): Promise<GrantRecord> {
+  requireAdmin(client);
+  const { record, revision } = await existingGrant(ctx, id);
+  const restored: GrantRecord = { ...record, state: 'active', restored_at_ms: ctx.clock.nowMs() };
+  await ctx.audit.publish('grant.restored', record.id, { grant_id: record.id, by: `client:${client.id}` });
+  await ctx.liftGrantRevocation(record.id);
+  await ctx.store.updateGrant(restored, revision);
+  await ctx.rotateNow(record.id);
+  return restored;
+}
+
+export async function rotateNow(ctx: RotatorContext, client: ClientConfig, id: string): Promise<void> {
+  requireAdmin(client);
+  const { record } = await existingGrant(ctx, id);
+  if (record.state !== 'active') throw new AppError('failed_precondition', 'grant is revoked');
+  await ctx.rotateNow(record.id);
+}
+
+/**
+ * Creates a one-time join token for a grant (administrators, or the grant's parent client). Only its
+ * SHA-256 is stored; the token is returned once.
+ */
+export async function createJoinToken(
+  ctx: RotatorContext,
+  client: ClientConfig,
+  id: string,
+  ttlSeconds: number,
+): Promise<{ token: string; expiresAt: number }> {
+  const { record } = await existingGrant(ctx, id);
+  if (!client.admin && record.parent_client !== client.id) {
+    throw new AppError('permission_denied', "administrators or the grant's parent client only");
+  }
+  if (record.state !== 'active') throw new AppError('failed_precondition', 'grant is revoked');
+  const ttl = joinTokenTtl(ttlSeconds);
+  const token = newJoinToken();
+  const hash = joinTokenHash(token);
+  const expiresAtMs = ctx.clock.nowMs() + ttl * 1000;
+  await ctx.audit.publish('join_token.created', record.id, {
+    grant_id: record.id,
+    token_hash: hash,
+    expires_at_ms: expiresAtMs,
+    by: `client:${client.id}`,
+  });
+  await ctx.store.createJoinToken(hash, {
+    grant: record.id,
+    expires_at_ms: expiresAtMs,
+    created_by: client.id,
+  });
+  return { token, expiresAt: Math.floor(expiresAtMs / 1000) };
+}
+
+export interface EnrollInput {
+  joinToken: string;
+  agentId: string;
+  encryptionJwk: string;
+  dpopJwk: string;
+}
+
+/**
+ * Enrols an agent with a join token: input and keys are checked before the token is consumed (a typo
+ * does not burn it), the token is consumed once by compare-and-set, the enrolment audited (fail
+ * closed) and stored, and the grant made due so the agent gets a credential at once.
+ */
+export async function enroll(
+  ctx: RotatorContext,
+  input: EnrollInput,
+): Promise<{ grant: GrantRecord; agent: AgentRecord }> {
+  const hash = joinTokenHash(input.joinToken);
+  const agentId = assertName('agent_id', input.agentId);
+  const keys = await parseAgentKeys(input.encryptionJwk, input.dpopJwk);
+  const joined = await ctx.store.consumeJoinToken(hash, ctx.clock.nowMs());
+  const found = await ctx.store.grant(joined.grant);
+  if (!found) throw new AppError('failed_precondition', 'the join token’s grant no longer exists');
+  if (found.record.state !== 'active') throw new AppError('failed_precondition', 'grant is revoked');
+  const agent: AgentRecord = {
+    grant: found.record.id,
+    agent: agentId,
+    enc_jwk: { ...keys.encryption },
+    dpop_jwk: { ...keys.dpop },
+    dpop_jkt: keys.dpopJkt,
+    enrolled_at_ms: ctx.clock.nowMs(),
+  };
+  await ctx.audit.publish('agent.enrolled', found.record.id, {
+    grant_id: found.record.id,
+    agent: agentId,
+    dpop_jkt: keys.dpopJkt,
+    join_token: fingerprint(input.joinToken),
+  });
+  await ctx.store.putAgent(agent);
+  await ctx.rotateNow(found.record.id);
+  return { grant: found.record, agent };
+}

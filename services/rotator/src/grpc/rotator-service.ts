@@ -1,0 +1,119 @@
+import { AppError, type Logger, toAppError, toGrpcError } from '@aoa/core';
+import type { ClientConfig } from '@aoa/policy';
+import type { rotator as pb } from '@aoa/proto';
+import type { Metadata, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
+import type { GrantRecord } from '../domain/grant.js';
+import {
+  createGrant,
+  createJoinToken,
+  deleteGrant,
+  enroll,
+  listGrants,
+  proveClient,
+  type RotatorContext,
+  restoreGrant,
+  rotateNow,
+} from '../domain/operations.js';
+import type { RotatorMetrics } from '../metrics.js';
+
+type Handler<Req, Res> = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void;
+
+/** gRPC `aoa.v1.Rotator`: reads the caller's proof from metadata, calls the domain, maps errors once. */
+export function rotatorHandlers(ctx: RotatorContext, metrics: RotatorMetrics, log: Logger): pb.RotatorServer {
+  const unary =
+    <Req, Res>(method: string, run: (request: Req, metadata: Metadata) => Promise<Res>): Handler<Req, Res> =>
+    (call, callback) => {
+      run(call.request, call.metadata).then(
+        (response) => {
+          metrics.calls.inc({ method, code: 'ok' });
+          callback(null, response);
+        },
+        (error: unknown) => {
+          metrics.calls.inc({ method, code: toAppError(error).code });
+          callback(toGrpcError(error, log.child({ method })));
+        },
+      );
+    };
+  const client = (metadata: Metadata): Promise<ClientConfig> =>
+    proveClient(ctx, single(metadata, 'client-assertion'));
+  return {
+    createGrant: unary('CreateGrant', async (req: pb.CreateGrantRequest, md) => {
+      const grant = await createGrant(ctx, await client(md), {
+        sub: req.sub,
+        child: req.child,
+        environment: req.environment,
+        scopes: req.scopes,
+        audience: req.audience,
+        tokenTtlSeconds: req.tokenTtlSeconds,
+        expiresAt: req.expiresAt,
+        parentClient: req.parentClient,
+      });
+      log.info({ grant: grant.id, app: grant.app, env: grant.env }, 'grant created');
+      return { grant: toPb(grant, []) };
+    }),
+    listGrants: unary('ListGrants', async (req: pb.ListGrantsRequest, md) => {
+      const grants = await listGrants(ctx, await client(md), req);
+      return { grants: grants.map((g) => toPb(g, g.agents)) };
+    }),
+    deleteGrant: unary('DeleteGrant', async (req: pb.DeleteGrantRequest, md) => {
+      await deleteGrant(ctx, await client(md), req.grantId);
+      log.info({ grant: req.grantId }, 'grant deleted');
+      return {};
+    }),
+    restoreGrant: unary('RestoreGrant', async (req: pb.RestoreGrantRequest, md) => {
+      const grant = await restoreGrant(ctx, await client(md), req.grantId);
+      log.info({ grant: grant.id }, 'grant restored');
+      return { grant: toPb(grant, []) };
+    }),
+    rotateNow: unary('RotateNow', async (req: pb.RotateNowRequest, md) => {
+      await rotateNow(ctx, await client(md), req.grantId);
+      return {};
+    }),
+    createJoinToken: unary('CreateJoinToken', async (req: pb.CreateJoinTokenRequest, md) => {
+      const { token, expiresAt } = await createJoinToken(ctx, await client(md), req.grantId, req.ttlSeconds);
+      return { joinToken: token, expiresAt };
+    }),
+    enroll: unary('Enroll', async (req: pb.EnrollRequest) => {
+      const { grant, agent } = await enroll(ctx, {
+        joinToken: req.joinToken,
+        agentId: req.agentId,
+        encryptionJwk: req.encryptionJwk,
+        dpopJwk: req.dpopJwk,
+      });
+      log.info({ grant: grant.id, agent: agent.agent, jkt: agent.dpop_jkt }, 'agent enrolled');
+      return {
+        grantId: grant.id,
+        child: grant.app,
+        environment: grant.env,
+        agentId: agent.agent,
+        dpopJkt: agent.dpop_jkt,
+        subject: ctx.subjects.creds(grant.env, grant.app, agent.agent),
+      };
+    }),
+  };
+}
+
+function toPb(grant: GrantRecord, agents: string[]): pb.Grant {
+  return {
+    id: grant.id,
+    sub: grant.sub,
+    child: grant.app,
+    environment: grant.env,
+    scopes: grant.scopes,
+    audience: grant.audience,
+    tokenTtlSeconds: grant.token_ttl_seconds,
+    expiresAt: grant.expires_at,
+    state: grant.state,
+    parentClient: grant.parent_client,
+    agents,
+  };
+}
+
+const single = (metadata: Metadata, key: string): string | undefined => {
+  const values = metadata.get(key);
+  if (values.length > 1) throw new AppError('invalid_argument', `${key}: send one value`);
+  const value = values[0];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new AppError('invalid_argument', `${key}: must be ASCII text`);
+  return value;
+};

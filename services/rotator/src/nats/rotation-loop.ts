@@ -1,0 +1,157 @@
+import { AppError, type Clock, type ErrorCode, type Logger, type Subjects, toAppError } from '@aoa/core';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { GrantRecord } from '../domain/grant.js';
+import { type MintedDelivery, parseMintReply } from '../domain/mint-reply.js';
+import { mayTick, retryDelayMs, rotationDelayMs } from '../domain/schedule.js';
+import type { RotatorMetrics } from '../metrics.js';
+import type { GrantStore } from './grant-store.js';
+
+export interface RotationLoopDeps {
+  store: GrantStore;
+  nc: NatsConnection;
+  js: JetStreamClient;
+  subjects: Subjects;
+  /** This replica's lease holder id. */
+  holder: string;
+  /** How long a taken lease keeps other replicas off a grant. */
+  leaseMs: number;
+  scanMs: number;
+  mintTimeoutMs: number;
+  clock: Clock;
+  log: Logger;
+  metrics: RotatorMetrics;
+}
+
+/**
+ * Scans the grants every `scanMs`; for each active grant that is due and whose lease this replica can
+ * take (compare-and-set, so each tick happens once across replicas, and a crashed replica's grants
+ * are taken over when its lease runs out), asks the issuer to mint and publishes the encrypted
+ * deliveries to `AOA_CREDS`. Failures are logged, counted and retried with backoff; nothing stops
+ * the loop but `stop()`.
+ */
+export class RotationLoop {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private again = false;
+  private readonly failures = new Map<string, number>();
+
+  constructor(private readonly deps: RotationLoopDeps) {}
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  /** Scans now (RotateNow, an enrolment) instead of waiting for the next period. */
+  kick(): void {
+    if (this.running) this.again = true;
+    else this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.running = this.scan().finally(() => {
+        this.running = undefined;
+        this.schedule(this.again ? 0 : this.deps.scanMs);
+        this.again = false;
+      });
+    }, delayMs);
+  }
+
+  private async scan(): Promise<void> {
+    const { store, clock, log, metrics } = this.deps;
+    try {
+      const nowS = clock.nowMs() / 1000;
+      const grants = (await store.listGrants()).filter((g) => g.state === 'active' && g.expires_at > nowS);
+      const ticked = await Promise.all(grants.map((grant) => this.tickGrant(grant)));
+      metrics.grantsHeld.set(ticked.filter(Boolean).length);
+    } catch (error) {
+      metrics.loopErrors.inc();
+      log.warn({ err: toAppError(error).message }, 'rotation scan failed; retrying next period');
+    }
+  }
+
+  /** Rotates one grant if due and leasable; true when this replica ticked it. */
+  private async tickGrant(grant: GrantRecord): Promise<boolean> {
+    const { store, clock, holder, leaseMs, log, metrics } = this.deps;
+    const log2 = log.child({ grant: grant.id });
+    try {
+      const lease = await store.lease(grant.id);
+      if (!mayTick(lease?.record, holder, clock.nowMs())) return false;
+      const claimed = await store.casLease(
+        grant.id,
+        { holder, until_ms: clock.nowMs() + leaseMs, next_due_ms: lease?.record.next_due_ms ?? 0 },
+        lease?.revision,
+      );
+      if (claimed === undefined) return false;
+      let nextDue: number;
+      try {
+        const count = await this.rotate(grant);
+        this.failures.delete(grant.id);
+        metrics.rotations.inc({ result: 'ok' });
+        nextDue = clock.nowMs() + rotationDelayMs(grant.token_ttl_seconds);
+        log2.info({ deliveries: count }, 'grant rotated');
+      } catch (error) {
+        const failures = (this.failures.get(grant.id) ?? 0) + 1;
+        this.failures.set(grant.id, failures);
+        const appError = toAppError(error);
+        metrics.rotations.inc({ result: refused(appError.code) ? 'refused' : 'failed' });
+        nextDue =
+          clock.nowMs() +
+          retryDelayMs(
+            failures,
+            rotationDelayMs(grant.token_ttl_seconds, () => 0.5),
+          );
+        log2.warn({ code: appError.code, reason: appError.message, failures }, 'grant rotation failed');
+      }
+      // Loses to a concurrent markDue (then the grant is due again at once), never to another holder.
+      await store.casLease(
+        grant.id,
+        { holder, until_ms: clock.nowMs() + leaseMs, next_due_ms: nextDue },
+        claimed,
+      );
+      return true;
+    } catch (error) {
+      log2.warn({ err: toAppError(error).message }, 'grant tick failed');
+      return false;
+    }
+  }
+
+  /** Mints through the issuer and publishes every delivery (pipelined); returns how many. */
+  private async rotate(grant: GrantRecord): Promise<number> {
+    const { nc, js, subjects, metrics } = this.deps;
+    let reply: Uint8Array;
+    try {
+      const msg = await nc.request(subjects.issuerMint(), JSON.stringify({ grant_id: grant.id }), {
+        timeout: this.deps.mintTimeoutMs,
+      });
+      reply = msg.data;
+    } catch (error) {
+      throw new AppError('unavailable', 'issuer mint unavailable', { cause: error });
+    }
+    const deliveries: MintedDelivery[] = parseMintReply(reply);
+    await Promise.all(
+      deliveries.map((d) =>
+        js.publish(
+          subjects.creds(grant.env, grant.app, d.agent),
+          JSON.stringify({ grant_id: grant.id, agent: d.agent, jti: d.jti, exp: d.exp, jwe: d.jwe }),
+          { msgID: d.jti },
+        ),
+      ),
+    );
+    metrics.deliveries.inc(deliveries.length);
+    return deliveries.length;
+  }
+}
+
+const refused = (code: ErrorCode): boolean =>
+  code === 'permission_denied' || code === 'failed_precondition' || code === 'not_found';

@@ -1,0 +1,333 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { createDatabase, startNats } from '@aoa/testkit';
+import { status } from '@grpc/grpc-js';
+import { jetstream } from '@nats-io/jetstream';
+import { linkHash } from '../services/auditor/src/domain/chain.js';
+import type { AuditStore } from '../services/auditor/src/store/audit-store.js';
+import { burst, lineage, publisher, query, startAuditor, until, verifyChain } from './support/auditor.js';
+import { clientAssertion, dpopProof, makeKey } from './support/oauth.js';
+import { callDelegate, startSystem } from './support/system.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const step of cleanups.reverse()) await step().catch(() => undefined);
+});
+
+async function postgresUrl(): Promise<string> {
+  const db = await createDatabase();
+  cleanups.push(() => db.drop());
+  return db.url;
+}
+
+async function pgliteDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'aoa-audit-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const count = async (store: AuditStore, where = 'true'): Promise<number> =>
+  Number(
+    (await store.db.query<{ n: unknown }>(`SELECT count(*) AS n FROM audit_events WHERE ${where}`))[0]?.n,
+  );
+
+const headSeq = async (store: AuditStore): Promise<number> => (await store.head())?.seq ?? 0;
+
+const checkpointed = async (store: AuditStore): Promise<number> =>
+  Number((await store.db.query<{ s: unknown }>('SELECT coalesce(max(seq), 0) AS s FROM checkpoints'))[0]?.s);
+
+describe('events published by a real issuer', () => {
+  it('are stored exactly once with an intact chain, and answer Query and a three-level Lineage', async () => {
+    const sys = await startSystem();
+    cleanups.push(() => sys.stop());
+    const auditor = await startAuditor(sys.nats.url, await postgresUrl());
+    cleanups.push(() => auditor.stop());
+    const holder = await makeKey();
+    const root = await callDelegate(
+      sys.client,
+      {
+        subjectToken: await sys.idpToken('argocd-sa'),
+        child: 'dashboards',
+        environment: 'prod',
+        scopes: ['read:metrics', 'write:dashboards'],
+        holderJkt: holder.jkt,
+      },
+      { 'client-assertion': await clientAssertion('argocd', sys.keys.argocd, sys.issuer.issuer) },
+    );
+    const htu = `${sys.issuer.grpcUrl}/aoa.v1.Issuer/Delegate`;
+    const jobsKey = await makeKey('ES256');
+    const child = await callDelegate(
+      sys.client,
+      {
+        subjectToken: root.accessToken,
+        child: 'jobs',
+        environment: 'prod',
+        scopes: ['read:metrics'],
+        holderJkt: jobsKey.jkt,
+      },
+      { dpop: await dpopProof(holder, 'POST', htu, root.accessToken) },
+    );
+    const reportsKey = await makeKey();
+    const grandchild = await callDelegate(
+      sys.client,
+      {
+        subjectToken: child.accessToken,
+        child: 'reports',
+        environment: 'prod',
+        scopes: ['read:metrics'],
+        holderJkt: reportsKey.jkt,
+      },
+      { dpop: await dpopProof(jobsKey, 'POST', htu, child.accessToken) },
+    );
+
+    const issued = await until('three delegation.issued events', async () => {
+      const found = await query(auditor.client, { types: ['delegation.issued'] });
+      return found.length >= 3 && found;
+    });
+    assert.deepEqual(
+      issued.map((e) => e.data?.jti),
+      [root.jti, child.jti, grandchild.jti],
+    );
+    const stored = await count(auditor.store, 'marker IS NULL');
+    assert.equal(
+      stored,
+      Number(
+        (await auditor.store.db.query<{ n: unknown }>('SELECT count(DISTINCT id) AS n FROM audit_events'))[0]
+          ?.n,
+      ),
+    );
+    assert.equal(
+      await count(auditor.store),
+      await headSeq(auditor.store),
+      'every stream sequence has one row',
+    );
+
+    const jobsInProd = await query(auditor.client, { app: 'jobs', env: 'prod', outcome: 'issued' });
+    assert.deepEqual(
+      jobsInProd.map((e) => e.data?.jti),
+      [child.jti],
+    );
+    assert.deepEqual(jobsInProd[0]?.data?.scopes_granted, ['read:metrics']);
+
+    const tree = await lineage(auditor.client, child.jti);
+    assert.deepEqual(
+      tree.ancestors.map((n) => [n.jti, n.child]),
+      [[root.jti, 'dashboards']],
+    );
+    assert.equal(tree.node?.child, 'jobs');
+    assert.deepEqual(
+      tree.node?.children.map((n) => [n.jti, n.child]),
+      [[grandchild.jti, 'reports']],
+    );
+    await assert.rejects(
+      lineage(auditor.client, 'no-such-jti'),
+      (e: { code: number }) => e.code === status.NOT_FOUND,
+    );
+    await assert.rejects(
+      query(auditor.client, { types: ["x' or 1=1"] }),
+      (e: { code: number; details: string }) =>
+        e.code === status.INVALID_ARGUMENT && /^types:/.test(e.details),
+    );
+    await assert.rejects(
+      query(auditor.client, { pageToken: 'unknown-event' }),
+      (e: { code: number }) => e.code === status.INVALID_ARGUMENT,
+    );
+
+    await until(
+      'a checkpoint of the head',
+      async () => (await checkpointed(auditor.store)) === (await headSeq(auditor.store)),
+    );
+    const base = `http://127.0.0.1:${auditor.httpPort}`;
+    assert.equal((await fetch(`${base}/healthz`)).status, 200);
+    assert.deepEqual(await (await fetch(`${base}/readyz`)).json(), { ready: true, problems: [] });
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.match(metrics, /^aoa_auditor_events_stored_total [1-9]/m);
+    assert.match(metrics, /^aoa_auditor_active_writer 1$/m);
+    assert.deepEqual(await verifyChain(auditor.client), {
+      ok: true,
+      checked: await headSeq(auditor.store),
+      problems: [],
+    });
+  });
+});
+
+for (const kind of ['postgres', 'pglite'] as const) {
+  describe(`an auditor stopped in the middle of a burst (${kind})`, () => {
+    it('stores every event exactly once after a restart, and VerifyChain names edits, deletions and truncation', async () => {
+      const nats = await startNats();
+      cleanups.push(() => nats.stop());
+      const db = kind === 'postgres' ? await postgresUrl() : await pgliteDir();
+      const { nc, audit } = await publisher(nats.url);
+      cleanups.push(() => nc.close());
+      const first = await startAuditor(nats.url, db, { AOA_AUDITOR_BATCH_SIZE: '100' });
+      const published = burst(audit, 2000);
+      await until('some events stored', async () => (await headSeq(first.store)) >= 300);
+      await first.stop();
+      const ids = await published;
+      const second = await startAuditor(nats.url, db);
+      cleanups.push(() => second.stop());
+      await until('all 2000 events stored', async () => (await headSeq(second.store)) >= 2000, 60_000);
+      assert.equal(await count(second.store), 2000);
+      assert.equal(await count(second.store, 'marker IS NULL'), 2000, 'no marker rows: nothing stored twice');
+      const storedIds = new Set(
+        (await second.store.db.query<{ id: string }>('SELECT id FROM audit_events')).map((r) => r.id),
+      );
+      assert.deepEqual([...storedIds].sort(), [...ids].sort());
+      await until('a checkpoint of the head', async () => (await checkpointed(second.store)) === 2000);
+      assert.deepEqual(await verifyChain(second.client), { ok: true, checked: 2000, problems: [] });
+      if (kind === 'pglite') return;
+
+      // A chain recomputed after an edit passes row by row; only the signed checkpoints catch it.
+      const sql = second.store.db;
+      await sql.query(`UPDATE audit_events SET data = '{"kid":"forged"}' WHERE seq = 10`);
+      const rows = await second.store.rowsAfter(9, 5000);
+      let prev = (await second.store.rowsAfter(8, 1))[0]!.hash;
+      for (const row of rows) {
+        const hash = linkHash(prev, row);
+        await sql.query('UPDATE audit_events SET prev_hash = $1, hash = $2 WHERE seq = $3', [
+          prev,
+          hash,
+          row.seq,
+        ]);
+        prev = hash;
+      }
+      const recomputed = await verifyChain(second.client);
+      assert.equal(recomputed.ok, false);
+      assert.ok(recomputed.problems.length > 0);
+      for (const problem of recomputed.problems)
+        assert.match(problem, /^checkpoint at seq \d+ .* the chain was rewritten$/);
+
+      await sql.query(`UPDATE audit_events SET subject = 'kid-forged' WHERE seq = 30`);
+      await sql.query('DELETE FROM audit_events WHERE seq = 50');
+      const tampered = await verifyChain(second.client);
+      assert.ok(
+        tampered.problems.some((p) => /^row seq 30 \(event .+\) was edited/.test(p)),
+        tampered.problems.join('\n'),
+      );
+      assert.ok(
+        tampered.problems.includes('row seq 50 deleted: gap in the stream sequence between 49 and 51'),
+      );
+
+      await sql.query('DELETE FROM audit_events WHERE seq > 1995');
+      const truncated = await verifyChain(second.client);
+      assert.ok(
+        truncated.problems.some((p) =>
+          /^tail missing: checkpoint at seq 2000 .* but the chain ends at seq 1995$/.test(p),
+        ),
+        truncated.problems.join('\n'),
+      );
+    });
+  });
+}
+
+describe('bad events', () => {
+  it('go to dead_letters with a reason and a marker row; late duplicates become marker rows; the consumer keeps going', async () => {
+    const nats = await startNats();
+    cleanups.push(() => nats.stop());
+    const { nc, audit } = await publisher(nats.url);
+    cleanups.push(() => nc.close());
+    const auditor = await startAuditor(nats.url, await pgliteDir(), { AOA_AUDITOR_MAX_EVENT_BYTES: '2048' });
+    cleanups.push(() => auditor.stop());
+    const js = jetstream(nc);
+    const valid = audit.envelope('key.prepared', 'kid-1', { kid: 'kid-1' });
+    await js.publish('aoa.audit.x', '{not json');
+    await js.publish(
+      'aoa.audit.bogus.thing',
+      JSON.stringify({ ...valid, id: 'bogus-000001', type: 'bogus.thing' }),
+    );
+    await js.publish(
+      'aoa.audit.key.prepared',
+      JSON.stringify({ ...valid, id: 'big-0000001', data: { pad: 'x'.repeat(4096) } }),
+    );
+    await js.publish(
+      'aoa.audit.key.prepared',
+      JSON.stringify({ ...valid, id: 'bad-time-001', time: 'yesterday' }),
+    );
+    await js.publish('aoa.audit.key.prepared', JSON.stringify(valid));
+    await js.publish('aoa.audit.key.prepared', JSON.stringify(valid)); // no msgID: a second stream message
+    await burst(audit, 10);
+    await until('16 rows', async () => (await headSeq(auditor.store)) >= 16);
+    const dead = await auditor.store.deadLetters();
+    assert.deepEqual(
+      dead.map((d) => [d.seq, d.reason.replace(/\d+ bytes/, 'N bytes')]),
+      [
+        [1, 'invalid JSON'],
+        [2, 'unknown type bogus.thing'],
+        [3, 'oversized: N bytes, limit 2048'],
+        [4, 'schema: time: must be an RFC 3339 timestamp'],
+      ],
+    );
+    const markers = await auditor.store.db.query<{ seq: unknown; marker: string }>(
+      'SELECT seq, marker FROM audit_events WHERE marker IS NOT NULL ORDER BY seq',
+    );
+    assert.deepEqual(
+      markers.map((m) => [Number(m.seq), m.marker]),
+      [
+        [1, 'dead_letter'],
+        [2, 'dead_letter'],
+        [3, 'dead_letter'],
+        [4, 'dead_letter'],
+        [6, 'duplicate'],
+      ],
+    );
+    assert.equal(await count(auditor.store, 'marker IS NULL'), 11);
+    await until('a checkpoint of the head', async () => (await checkpointed(auditor.store)) === 16);
+    assert.deepEqual(await verifyChain(auditor.client), { ok: true, checked: 16, problems: [] });
+  });
+});
+
+describe('a database that refuses writes', () => {
+  it('gets nothing acknowledged until it accepts again; then every event is stored once', async () => {
+    const nats = await startNats();
+    cleanups.push(() => nats.stop());
+    const { nc, audit } = await publisher(nats.url);
+    cleanups.push(() => nc.close());
+    const auditor = await startAuditor(nats.url, await postgresUrl());
+    cleanups.push(() => auditor.stop());
+    await burst(audit, 20);
+    await until('20 rows', async () => (await headSeq(auditor.store)) >= 20);
+    await auditor.store.db.exec(`
+      CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$;
+      CREATE TRIGGER refuse BEFORE INSERT ON audit_events FOR EACH STATEMENT EXECUTE FUNCTION refuse_audit();`);
+    await burst(audit, 200);
+    await until('a refused batch', async () => auditor.logs.text().includes('audit store refused a batch'));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(await headSeq(auditor.store), 20);
+    await auditor.store.db.exec('DROP TRIGGER refuse ON audit_events');
+    await until('220 rows', async () => (await headSeq(auditor.store)) >= 220, 30_000);
+    assert.equal(await count(auditor.store, 'marker IS NULL'), 220);
+    await until('a checkpoint of the head', async () => (await checkpointed(auditor.store)) === 220);
+    assert.deepEqual(await verifyChain(auditor.client), { ok: true, checked: 220, problems: [] });
+  });
+});
+
+describe('two auditors started at once', () => {
+  it('let only the lease holder write; the standby takes over when it stops', async () => {
+    const nats = await startNats();
+    cleanups.push(() => nats.stop());
+    const { nc, audit } = await publisher(nats.url);
+    cleanups.push(() => nc.close());
+    const db = await postgresUrl();
+    const [a, b] = await Promise.all([startAuditor(nats.url, db), startAuditor(nats.url, db)]);
+    cleanups.push(
+      () => a.stop(),
+      () => b.stop(),
+    );
+    await burst(audit, 300);
+    await until('300 rows', async () => (await headSeq(a.store)) >= 300);
+    assert.equal([a, b].filter((x) => x.isWriter()).length, 1);
+    const writer = a.isWriter() ? a : b;
+    const standby = writer === a ? b : a;
+    assert.equal(standby.logs.text().includes('writing the audit chain'), false);
+    await writer.stop();
+    await burst(audit, 100);
+    await until('400 rows', async () => (await headSeq(standby.store)) >= 400, 30_000);
+    assert.equal(standby.isWriter(), true);
+    assert.equal(await count(standby.store, 'marker IS NULL'), 400);
+    await until('a checkpoint of the head', async () => (await checkpointed(standby.store)) === 400);
+    assert.deepEqual(await verifyChain(standby.client), { ok: true, checked: 400, problems: [] });
+  });
+});
