@@ -7,6 +7,7 @@ import {
 } from 'node:http';
 import { createServer as createHttps } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
 import type { TlsFiles } from './grpc-server.js';
 import type { Logger } from './logger.js';
 
@@ -83,5 +84,30 @@ export async function startHttpServer(options: {
         server.close(() => resolve());
         server.closeAllConnections();
       }),
+  };
+}
+
+/**
+ * What every service serves over HTTP: `/healthz` (the process answers), `/readyz` (503 with the
+ * reasons while a dependency is missing) and `/metrics` (Prometheus).
+ *
+ * @example
+ * routes: { ...serviceRoutes({ registry: metrics.registry, notReady: () => [] }) }
+ */
+export function serviceRoutes(deps: {
+  registry: Registry;
+  notReady(): string[];
+}): Record<string, HttpHandler> {
+  return {
+    'GET /healthz': (_req, res) => sendJson(res, 200, { status: 'ok' }),
+    'GET /readyz': (_req, res) => {
+      const problems = deps.notReady();
+      sendJson(res, problems.length === 0 ? 200 : 503, { ready: problems.length === 0, problems });
+    },
+    'GET /metrics': async (_req, res) => {
+      const body = await deps.registry.metrics();
+      res.writeHead(200, { 'content-type': deps.registry.contentType });
+      res.end(body);
+    },
   };
 }

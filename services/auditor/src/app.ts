@@ -8,6 +8,7 @@ import {
   randomId,
   STREAMS,
   Subjects,
+  serviceRoutes,
   startHttpServer,
   systemClock,
 } from '@aoa/core';
@@ -23,7 +24,6 @@ import { Kvm } from '@nats-io/kv';
 import type { AuditorConfig } from './config.js';
 import { CheckpointSigner } from './domain/checkpoint.js';
 import { auditorHandlers } from './grpc/auditor-service.js';
-import { auditorRoutes } from './http/routes.js';
 import { IngestSession } from './ingest/session.js';
 import { AuditorMetrics } from './metrics.js';
 import { CheckpointStream } from './nats/checkpoint-stream.js';
@@ -133,8 +133,8 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
     const http = await startHttpServer({
       listen: config.httpListen,
       log,
-      routes: auditorRoutes({
-        metrics,
+      routes: serviceRoutes({
+        registry: metrics.registry,
         notReady: () => (nc.isClosed() ? ['nats connection closed'] : []),
       }),
     });

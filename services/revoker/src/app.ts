@@ -11,6 +11,7 @@ import {
   RevocationMirror,
   randomId,
   Subjects,
+  serviceRoutes,
   startHttpServer,
   systemClock,
 } from '@aoa/core';
@@ -23,7 +24,6 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { RevokerConfig } from './config.js';
 import type { RevokerContext } from './domain/revoke.js';
 import { revokerHandlers } from './grpc/revoker-service.js';
-import { revokerRoutes } from './http/routes.js';
 import { RevokerMetrics } from './metrics.js';
 
 export { OUTBOX_BUCKET } from '@aoa/revocation';
@@ -142,8 +142,8 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
       listen: config.httpListen,
       log,
       tls: config.tls,
-      routes: revokerRoutes({
-        metrics,
+      routes: serviceRoutes({
+        registry: metrics.registry,
         notReady: () => [
           ...(nc.isClosed() ? ['nats connection closed'] : []),
           ...(revocations.ready() ? [] : ['revocation view not synchronised']),

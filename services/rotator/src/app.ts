@@ -10,6 +10,7 @@ import {
   randomId,
   revocationKeys,
   Subjects,
+  serviceRoutes,
   startHttpServer,
   systemClock,
 } from '@aoa/core';
@@ -21,7 +22,6 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { RotatorConfig } from './config.js';
 import type { RotatorContext } from './domain/operations.js';
 import { rotatorHandlers } from './grpc/rotator-service.js';
-import { rotatorRoutes } from './http/routes.js';
 import { RotatorMetrics } from './metrics.js';
 import { ensureCredsStream } from './nats/creds-stream.js';
 import { GrantStore } from './nats/grant-store.js';
@@ -130,8 +130,8 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
       listen: config.httpListen,
       log,
       tls: config.tls,
-      routes: rotatorRoutes({
-        metrics,
+      routes: serviceRoutes({
+        registry: metrics.registry,
         notReady: () => (nc.isClosed() ? ['nats connection closed'] : []),
       }),
     });

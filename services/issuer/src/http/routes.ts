@@ -1,5 +1,5 @@
 import { CLIENT_ASSERTION_ALGORITHMS } from '@aoa/auth';
-import { DPOP_ALGORITHMS, type HttpHandler, type KeySetMirror, sendJson } from '@aoa/core';
+import { DPOP_ALGORITHMS, type HttpHandler, type KeySetMirror, sendJson, serviceRoutes } from '@aoa/core';
 import type { IssuerMetrics } from '../metrics.js';
 import { introspectionEndpoint } from './introspection-endpoint.js';
 import { revocationEndpoint } from './revocation-endpoint.js';
@@ -70,15 +70,6 @@ export function issuerRoutes(deps: IssuerHttpDeps): Record<string, HttpHandler> 
     [`POST ${issuerPath}/revoke`]: revocationEndpoint(oauth),
     [`GET ${jwksPath}`]: (_req, res) =>
       sendJson(res, 200, deps.keys.jwks(), { 'cache-control': 'public, max-age=60' }),
-    'GET /healthz': (_req, res) => sendJson(res, 200, { status: 'ok' }),
-    'GET /readyz': (_req, res) => {
-      const problems = deps.notReady();
-      sendJson(res, problems.length === 0 ? 200 : 503, { ready: problems.length === 0, problems });
-    },
-    'GET /metrics': async (_req, res) => {
-      const body = await deps.metrics.registry.metrics();
-      res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
-      res.end(body);
-    },
+    ...serviceRoutes({ registry: deps.metrics.registry, notReady: deps.notReady }),
   };
 }
