@@ -1,5 +1,5 @@
 import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
-import { type ErrorCode, toAppError } from './errors.js';
+import { AppError, type ErrorCode, toAppError } from './errors.js';
 import type { Logger } from './logger.js';
 
 /** The one table from aoa error codes to gRPC status codes; a new code without a row fails to compile. */
@@ -33,4 +33,20 @@ export function toGrpcError(error: unknown, log: Logger): Partial<ServiceError> 
     );
   }
   return { code: GRPC_STATUS[appError.code], details: appError.message, metadata };
+}
+
+/**
+ * Reads one text value of a gRPC metadata key: undefined when absent, `invalid_argument` when sent
+ * twice or as binary.
+ *
+ * @example
+ * const assertion = singleMetadata(call.metadata, 'client-assertion');
+ */
+export function singleMetadata(metadata: Metadata, key: string): string | undefined {
+  const values = metadata.get(key);
+  if (values.length > 1) throw new AppError('invalid_argument', `${key}: send one value`);
+  const value = values[0];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new AppError('invalid_argument', `${key}: must be ASCII text`);
+  return value;
 }

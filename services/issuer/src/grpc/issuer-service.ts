@@ -1,4 +1,4 @@
-import { type AoaClaims, AppError, type Logger, toAppError, toGrpcError } from '@aoa/core';
+import { type AoaClaims, type Logger, singleMetadata, toAppError, toGrpcError } from '@aoa/core';
 import { issuer as pb } from '@aoa/proto';
 import type { Metadata, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import { type CallerProof, delegate, type IssuerContext } from '../domain/delegate.js';
@@ -62,18 +62,9 @@ export function issuerHandlers(
   };
 }
 
-const single = (metadata: Metadata, key: string): string | undefined => {
-  const values = metadata.get(key);
-  if (values.length > 1) throw new AppError('invalid_argument', `${key}: send one value`);
-  const value = values[0];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string') throw new AppError('invalid_argument', `${key}: must be ASCII text`);
-  return value;
-};
-
 function callerProof(metadata: Metadata, htu: string): CallerProof {
-  const clientAssertion = single(metadata, 'client-assertion');
-  const dpop = single(metadata, 'dpop');
+  const clientAssertion = singleMetadata(metadata, 'client-assertion');
+  const dpop = singleMetadata(metadata, 'dpop');
   return { clientAssertion, dpop: dpop ? { proof: dpop, htm: 'POST', htu } : undefined };
 }
 

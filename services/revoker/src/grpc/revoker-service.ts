@@ -1,4 +1,11 @@
-import { AppError, type Logger, type RevocationRecord, toAppError, toGrpcError } from '@aoa/core';
+import {
+  AppError,
+  type Logger,
+  type RevocationRecord,
+  singleMetadata,
+  toAppError,
+  toGrpcError,
+} from '@aoa/core';
 import type { revoker as pb } from '@aoa/proto';
 import type { Metadata, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import { type CallerProof, proveCaller } from '../domain/caller.js';
@@ -74,17 +81,8 @@ function targetKind(request: pb.RevokeRequest): string {
   return 'none';
 }
 
-const single = (metadata: Metadata, key: string): string | undefined => {
-  const values = metadata.get(key);
-  if (values.length > 1) throw new AppError('invalid_argument', `${key}: send one value`);
-  const value = values[0];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string') throw new AppError('invalid_argument', `${key}: must be ASCII text`);
-  return value;
-};
-
 function callerProof(metadata: Metadata, htu: string): CallerProof {
-  const dpop = single(metadata, 'dpop');
+  const dpop = singleMetadata(metadata, 'dpop');
   const tokens = metadata.get('aoa-token').flatMap((v) => {
     if (typeof v !== 'string') throw new AppError('invalid_argument', 'aoa-token: must be ASCII text');
     return v
@@ -93,9 +91,9 @@ function callerProof(metadata: Metadata, htu: string): CallerProof {
       .filter(Boolean);
   });
   return {
-    clientAssertion: single(metadata, 'client-assertion'),
+    clientAssertion: singleMetadata(metadata, 'client-assertion'),
     dpop: dpop ? { proof: dpop, htm: 'POST', htu } : undefined,
-    authorization: single(metadata, 'authorization'),
+    authorization: singleMetadata(metadata, 'authorization'),
     tokens,
   };
 }

@@ -1,4 +1,4 @@
-import { AppError, type Logger, toAppError, toGrpcError } from '@aoa/core';
+import { type Logger, singleMetadata, toAppError, toGrpcError } from '@aoa/core';
 import type { ClientConfig } from '@aoa/policy';
 import type { rotator as pb } from '@aoa/proto';
 import type { Metadata, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
@@ -35,7 +35,7 @@ export function rotatorHandlers(ctx: RotatorContext, metrics: RotatorMetrics, lo
       );
     };
   const client = (metadata: Metadata): Promise<ClientConfig> =>
-    proveClient(ctx, single(metadata, 'client-assertion'));
+    proveClient(ctx, singleMetadata(metadata, 'client-assertion'));
   return {
     createGrant: unary('CreateGrant', async (req: pb.CreateGrantRequest, md) => {
       const grant = await createGrant(ctx, await client(md), {
@@ -108,12 +108,3 @@ function toPb(grant: GrantRecord, agents: string[]): pb.Grant {
     agents,
   };
 }
-
-const single = (metadata: Metadata, key: string): string | undefined => {
-  const values = metadata.get(key);
-  if (values.length > 1) throw new AppError('invalid_argument', `${key}: send one value`);
-  const value = values[0];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string') throw new AppError('invalid_argument', `${key}: must be ASCII text`);
-  return value;
-};
