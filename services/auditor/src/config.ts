@@ -1,4 +1,4 @@
-import { durationField, listenField, parseConfig } from '@aoa/core';
+import { durationField, listenField, parseConfig, SERVICE_ENV } from '@aoa/core';
 import { z } from 'zod';
 
 const count = (fallback: number, max: number) =>
@@ -6,10 +6,7 @@ const count = (fallback: number, max: number) =>
 
 /** The auditor's environment variables; only `main.ts` reads `process.env`. */
 export const AuditorEnv = z.object({
-  NATS_URL: z.string().min(1, 'required'),
-  NATS_USER: z.string().optional(),
-  NATS_PASSWORD_FILE: z.string().optional(),
-  AOA_SUBJECT_PREFIX: z.string().default('aoa'),
+  ...SERVICE_ENV,
   // A postgres:// URL (production); anything else is a PGlite data directory (development only).
   AOA_AUDIT_DB: z.string().min(1).default('./data/audit'),
   AOA_AUDITOR_GRPC_LISTEN: listenField('127.0.0.1:7421'),
@@ -29,7 +26,6 @@ export const AuditorEnv = z.object({
     .int()
     .positive()
     .default(8 * 1024 ** 3),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
 /** Auditor configuration after validation. */

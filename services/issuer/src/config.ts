@@ -1,15 +1,20 @@
-import { durationField, listenField, parseConfig } from '@aoa/core';
+import {
+  checkTlsPair,
+  durationField,
+  httpUrlField,
+  listenField,
+  parseConfig,
+  SERVICE_ENV,
+  TLS_ENV,
+} from '@aoa/core';
 import { z } from 'zod';
 
-const url = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+const url = httpUrlField();
 
 /** The issuer's environment variables; only `main.ts` reads `process.env`. */
 export const IssuerEnv = z
   .object({
-    NATS_URL: z.string().min(1, 'required'),
-    NATS_USER: z.string().optional(),
-    NATS_PASSWORD_FILE: z.string().optional(),
-    AOA_SUBJECT_PREFIX: z.string().default('aoa'),
+    ...SERVICE_ENV,
     AOA_POLICY_FILE: z.string().min(1, 'required'),
     AOA_ISSUER_URL: url.optional(),
     AOA_ISSUER_GRPC_LISTEN: listenField('127.0.0.1:7401'),
@@ -29,9 +34,7 @@ export const IssuerEnv = z
     AOA_TOKEN_RATE_PER_CLIENT: z.coerce.number().min(0).default(200),
     AOA_TOKEN_RATE_PER_SOURCE: z.coerce.number().min(0).default(500),
     AOA_DPOP_NONCE_SECRET_FILE: z.string().optional(),
-    AOA_TLS_CERT_FILE: z.string().optional(),
-    AOA_TLS_KEY_FILE: z.string().optional(),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    ...TLS_ENV,
   })
   .superRefine((env, ctx) => {
     if (env.AOA_KEY_MANAGER === 'sealed' && !env.AOA_KEK_FILE) {
@@ -41,13 +44,7 @@ export const IssuerEnv = z
         message: 'required when AOA_KEY_MANAGER=sealed',
       });
     }
-    if (Boolean(env.AOA_TLS_CERT_FILE) !== Boolean(env.AOA_TLS_KEY_FILE)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['AOA_TLS_KEY_FILE'],
-        message: 'TLS needs both AOA_TLS_CERT_FILE and AOA_TLS_KEY_FILE',
-      });
-    }
+    checkTlsPair(env, ctx);
     if (env.AOA_REPLAY_WINDOW < 10 || env.AOA_REPLAY_WINDOW > 3600) {
       ctx.addIssue({ code: 'custom', path: ['AOA_REPLAY_WINDOW'], message: 'must be between 10s and 1h' });
     }

@@ -1,15 +1,20 @@
-import { durationField, listenField, parseConfig } from '@aoa/core';
+import {
+  checkTlsPair,
+  durationField,
+  httpUrlField,
+  listenField,
+  parseConfig,
+  SERVICE_ENV,
+  TLS_ENV,
+} from '@aoa/core';
 import { z } from 'zod';
 
-const url = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+const url = httpUrlField();
 
 /** The revoker's environment variables; only `main.ts` reads `process.env`. */
 export const RevokerEnv = z
   .object({
-    NATS_URL: z.string().min(1, 'required'),
-    NATS_USER: z.string().optional(),
-    NATS_PASSWORD_FILE: z.string().optional(),
-    AOA_SUBJECT_PREFIX: z.string().default('aoa'),
+    ...SERVICE_ENV,
     AOA_POLICY_FILE: z.string().min(1, 'required'),
     // The issuer identifier: client assertions name it as `aud`, aoa tokens as `iss`.
     AOA_ISSUER_URL: url,
@@ -25,18 +30,10 @@ export const RevokerEnv = z
       .positive()
       .default(8 * 1024 ** 3),
     AOA_AUDIT_OUTBOX_RETRY: durationField('1s'),
-    AOA_TLS_CERT_FILE: z.string().optional(),
-    AOA_TLS_KEY_FILE: z.string().optional(),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    ...TLS_ENV,
   })
   .superRefine((env, ctx) => {
-    if (Boolean(env.AOA_TLS_CERT_FILE) !== Boolean(env.AOA_TLS_KEY_FILE)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['AOA_TLS_KEY_FILE'],
-        message: 'TLS needs both AOA_TLS_CERT_FILE and AOA_TLS_KEY_FILE',
-      });
-    }
+    checkTlsPair(env, ctx);
     if (env.AOA_REPLAY_WINDOW < 10 || env.AOA_REPLAY_WINDOW > 3600) {
       ctx.addIssue({ code: 'custom', path: ['AOA_REPLAY_WINDOW'], message: 'must be between 10s and 1h' });
     }
