@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
+import type { AgentRecord, GrantRecord } from '@aoa/core';
 import { AppError, ManualClock, type SigningKey } from '@aoa/core';
 import { parsePolicy } from '@aoa/policy';
 import { calculateJwkThumbprint, compactDecrypt, decodeJwt, decodeProtectedHeader, type JWK } from 'jose';
-import { type GrantMintContext, mintForGrant, type StoredAgent, type StoredGrant } from './grant-mint.js';
+import { type GrantMintContext, mintForGrant } from './grant-mint.js';
 
 const POLICY = parsePolicy(
   `version: 1
@@ -42,15 +43,18 @@ async function agentKeys(name: string) {
   const enc = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const dpop = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const dpopJwk = dpop.publicKey.export({ format: 'jwk' }) as JWK;
-  const stored: StoredAgent = {
+  const stored: AgentRecord = {
+    grant: 'grant-0000000001',
     agent: name,
     enc_jwk: enc.publicKey.export({ format: 'jwk' }) as JWK,
+    dpop_jwk: dpopJwk,
     dpop_jkt: await calculateJwkThumbprint(dpopJwk, 'sha256'),
+    enrolled_at_ms: NOW_MS,
   };
   return { stored, decryptionKey: enc.privateKey };
 }
 
-const baseGrant: StoredGrant = {
+const baseGrant: GrantRecord = {
   id: 'grant-0000000001',
   sub: 'idp:corp:owner',
   parent_client: 'argocd',
@@ -64,7 +68,7 @@ const baseGrant: StoredGrant = {
   created_at_ms: NOW_MS - 60_000,
 };
 
-function context(grant: StoredGrant, agents: StoredAgent[], overrides: Partial<GrantMintContext> = {}) {
+function context(grant: GrantRecord, agents: AgentRecord[], overrides: Partial<GrantMintContext> = {}) {
   const audited: Array<{ type: string; data: Record<string, unknown> }> = [];
   const tombstoned: string[] = [];
   const ctx: GrantMintContext = {

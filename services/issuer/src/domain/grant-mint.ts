@@ -1,7 +1,9 @@
 import {
+  type AgentRecord,
   AppError,
   type AuditPublisher,
   type Clock,
+  type GrantRecord,
   isName,
   type RevocationMirror,
   revocationKeys,
@@ -11,33 +13,9 @@ import { decide, type Policy } from '@aoa/policy';
 import { CompactEncrypt, importJWK, type JWK } from 'jose';
 import { buildClaims, signAccessToken } from './mint.js';
 
-/** A grant as the rotator stores it in KV `aoa_grants` (`grant.<id>`); the fields minting reads. */
-export interface StoredGrant {
-  id: string;
-  sub: string;
-  parent_client: string;
-  app: string;
-  env: string;
-  scopes: string[];
-  audience: string[];
-  token_ttl_seconds: number;
-  expires_at: number;
-  state: string;
-  created_at_ms: number;
-  /** When an administrator last lifted a revocation or suspension. */
-  restored_at_ms?: number;
-}
-
-/** An enrolled agent (`agent.<grant>.<agent>`): the public keys minting binds and encrypts to. */
-export interface StoredAgent {
-  agent: string;
-  enc_jwk: JWK;
-  dpop_jkt: string;
-}
-
 export interface GrantSource {
-  grant(id: string): Promise<StoredGrant | undefined>;
-  agents(grantId: string): Promise<StoredAgent[]>;
+  grant(id: string): Promise<GrantRecord | undefined>;
+  agents(grantId: string): Promise<AgentRecord[]>;
   /**
    * Records the durable tombstone (`state: revoked`) of a grant found revoked in `aoa_revocations`,
    * whose entries expire with the bucket's max age; the tombstone stays until an administrator

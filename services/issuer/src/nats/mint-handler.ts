@@ -1,14 +1,15 @@
-import { type Logger, type Subjects, toAppError } from '@aoa/core';
+import {
+  type AgentRecord,
+  type GrantRecord,
+  grantKeys,
+  type Logger,
+  type Subjects,
+  toAppError,
+} from '@aoa/core';
 import type { KV, KvEntry } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Counter, type Registry } from 'prom-client';
-import {
-  type GrantMintContext,
-  type GrantSource,
-  mintForGrant,
-  type StoredAgent,
-  type StoredGrant,
-} from '../domain/grant-mint.js';
+import { type GrantMintContext, type GrantSource, mintForGrant } from '../domain/grant-mint.js';
 
 const live = (entry: KvEntry | null): entry is KvEntry => entry !== null && entry.operation === 'PUT';
 
@@ -16,26 +17,26 @@ const live = (entry: KvEntry | null): entry is KvEntry => entry !== null && entr
 export function kvGrantSource(kv: KV): GrantSource {
   return {
     grant: async (id) => {
-      const entry = await kv.get(`grant.${id}`);
-      return live(entry) ? entry.json<StoredGrant>() : undefined;
+      const entry = await kv.get(grantKeys.grant(id));
+      return live(entry) ? entry.json<GrantRecord>() : undefined;
     },
     agents: async (grantId) => {
-      const out: StoredAgent[] = [];
-      for await (const key of await kv.keys(`agent.${grantId}.*`)) {
+      const out: AgentRecord[] = [];
+      for await (const key of await kv.keys(grantKeys.agentsOf(grantId))) {
         const entry = await kv.get(key);
-        if (live(entry)) out.push(entry.json<StoredAgent>());
+        if (live(entry)) out.push(entry.json<AgentRecord>());
       }
       return out.sort((a, b) => a.agent.localeCompare(b.agent));
     },
     tombstone: async (id, reason) => {
-      const entry = await kv.get(`grant.${id}`);
+      const entry = await kv.get(grantKeys.grant(id));
       if (!live(entry)) return;
-      const grant = entry.json<StoredGrant & Record<string, unknown>>();
+      const grant = entry.json<GrantRecord & Record<string, unknown>>();
       if (grant.state === 'revoked') return;
       // Compare-and-set: a concurrent restore or another replica's tombstone wins; the next mint retries.
       await kv
         .update(
-          `grant.${id}`,
+          grantKeys.grant(id),
           JSON.stringify({ ...grant, state: 'revoked', revoked_reason: reason }),
           entry.revision,
         )

@@ -1,10 +1,12 @@
 import { authenticateClient } from '@aoa/auth';
 import {
+  type AgentRecord,
   AppError,
   type AuditPublisher,
   assertName,
   type Clock,
   fingerprint,
+  type GrantRecord,
   nowSeconds,
   type ReplayGuard,
   randomId,
@@ -12,13 +14,7 @@ import {
 } from '@aoa/core';
 import { type ClientConfig, decide, type Policy } from '@aoa/policy';
 import type { GrantStore } from '../nats/grant-store.js';
-import {
-  type AgentRecord,
-  assertGrantId,
-  type GrantRecord,
-  parsePrincipal,
-  validateGrantInput,
-} from './grant.js';
+import { assertGrantId, parsePrincipal, validateGrantInput } from './grant.js';
 import { joinTokenHash, joinTokenTtl, newJoinToken } from './join-token.js';
 import { parseAgentKeys } from './public-jwk.js';
 

@@ -1,8 +1,7 @@
-import { type Logger, singleMetadata, toAppError, toGrpcError } from '@aoa/core';
+import { type GrantRecord, type Logger, singleMetadata, toAppError, toGrpcError } from '@aoa/core';
 import type { ClientConfig } from '@aoa/policy';
 import type { rotator as pb } from '@aoa/proto';
 import type { Metadata, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
-import type { GrantRecord } from '../domain/grant.js';
 import {
   createGrant,
   createJoinToken,

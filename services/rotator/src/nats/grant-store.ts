@@ -1,6 +1,5 @@
-import { AppError } from '@aoa/core';
+import { type AgentRecord, AppError, type GrantRecord, grantKeys } from '@aoa/core';
 import type { KV, KvEntry } from '@nats-io/kv';
-import { type AgentRecord, type GrantRecord, grantKeys } from '../domain/grant.js';
 import { checkJoinToken, type JoinTokenRecord } from '../domain/join-token.js';
 import type { LeaseRecord } from '../domain/schedule.js';
 

@@ -1,7 +1,14 @@
-import { AppError, type Clock, type ErrorCode, type Logger, type Subjects, toAppError } from '@aoa/core';
+import {
+  AppError,
+  type Clock,
+  type ErrorCode,
+  type GrantRecord,
+  type Logger,
+  type Subjects,
+  toAppError,
+} from '@aoa/core';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { GrantRecord } from '../domain/grant.js';
 import { type MintedDelivery, parseMintReply } from '../domain/mint-reply.js';
 import { mayTick, retryDelayMs, rotationDelayMs } from '../domain/schedule.js';
 import type { RotatorMetrics } from '../metrics.js';
