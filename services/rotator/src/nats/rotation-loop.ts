@@ -66,12 +66,30 @@ export class RotationLoop {
     if (this.stopped) return;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
-      this.running = this.scan().finally(() => {
+      this.running = this.boundedScan().finally(() => {
         this.running = undefined;
         this.schedule(this.again ? 0 : this.deps.scanMs);
         this.again = false;
       });
     }, delayMs);
+  }
+
+  /**
+   * A scan that cannot stall the loop: a KV listing that never ends (seen when keys are deleted while
+   * they are listed) is abandoned after twice the mint timeout, counted, and the next scan starts.
+   */
+  private async boundedScan(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const limitMs = this.deps.mintTimeoutMs * 2;
+    const stalled = new Promise<'stalled'>((resolve) => {
+      timer = setTimeout(() => resolve('stalled'), limitMs);
+    });
+    const outcome = await Promise.race([this.scan(), stalled]);
+    clearTimeout(timer);
+    if (outcome === 'stalled') {
+      this.deps.metrics.loopErrors.inc();
+      this.deps.log.warn({ limitMs }, 'rotation scan stalled; starting the next one');
+    }
   }
 
   private async scan(): Promise<void> {
