@@ -9,12 +9,12 @@ import { createVerifier, type Verifier, VerifyError } from '@aoa/sdk';
 import { status } from '@grpc/grpc-js';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { exportJWK } from 'jose';
+import type { ServiceCaller } from '../packages/cli/src/caller.js';
 import { RpcError } from '../packages/cli/src/delegate.js';
 import { startDev } from '../packages/cli/src/dev.js';
 import {
   formatRevocations,
   listRevocationsAll,
-  type RevokerCaller,
   revokeOnce,
   revokeTargetOf,
 } from '../packages/cli/src/revoke.js';
@@ -49,7 +49,7 @@ describe('aoa revoke: functions against the issuer and revoker', () => {
   let rev: Awaited<ReturnType<typeof startRevoker>>;
   let nc: NatsConnection;
   let verifier: Verifier;
-  let admin: RevokerCaller;
+  let admin: ServiceCaller;
   before(async () => {
     sys = await startSystem();
     rev = await startRevoker(sys);
@@ -139,7 +139,7 @@ describe('aoa revoke: functions against the issuer and revoker', () => {
   });
 
   it('a non-admin client is refused with a typed RpcError (exit 3 in the CLI)', async () => {
-    const argocd: RevokerCaller = {
+    const argocd: ServiceCaller = {
       ...admin,
       clientId: 'argocd',
       clientJwk: { ...(await exportJWK(sys.keys.argocd.privateKey)), kid: 'argocd-1' },

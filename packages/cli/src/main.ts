@@ -3,19 +3,11 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { status } from '@grpc/grpc-js';
 import type { JWK } from 'jose';
+import { CALLER_OPTIONS, EXIT, refusal, resolveCaller } from './caller.js';
 import { delegateOnce, devIdpToken, RpcError, readDevFacts } from './delegate.js';
 import { devGuide, startDev } from './dev.js';
 import { MissingNatsServer } from './dev-nats.js';
-import {
-  formatRevocations,
-  listRevocationsAll,
-  type RevokerCaller,
-  revokeOnce,
-  revokeTargetOf,
-} from './revoke.js';
-
-/** Exit codes scripts can rely on. */
-const EXIT = { ok: 0, failure: 1, usage: 2, refused: 3, unavailable: 4 } as const;
+import { formatRevocations, listRevocationsAll, revokeOnce, revokeTargetOf } from './revoke.js';
 
 const HELP = `aoa — App of Apps OAuth
 
@@ -185,58 +177,6 @@ async function delegate(args: string[]): Promise<number> {
   }
 }
 
-const CALLER_OPTIONS = {
-  dev: { type: 'boolean', default: false },
-  'data-dir': { type: 'string', default: '.aoa' },
-  grpc: { type: 'string' },
-  issuer: { type: 'string' },
-  'client-id': { type: 'string' },
-  'client-key': { type: 'string' },
-  json: { type: 'boolean', default: false },
-} as const;
-
-/** The revoker and the client to call it as: the dev admin with --dev, else the flags. */
-async function revokerCaller(
-  command: string,
-  values: { dev: boolean; 'data-dir': string } & Partial<
-    Record<'grpc' | 'issuer' | 'client-id' | 'client-key', string>
-  >,
-): Promise<RevokerCaller | undefined> {
-  if (values.dev) {
-    const facts = await readDevFacts(join(values['data-dir'], 'dev.json'));
-    if (!facts.revoker) throw new Error('this aoa dev does not run a revoker: restart it');
-    return {
-      grpc: facts.revoker.grpc,
-      issuer: facts.issuer.issuer,
-      clientId: facts.admin.clientId,
-      clientJwk: facts.admin.privateJwk as JWK,
-    };
-  }
-  const missing = (['grpc', 'issuer', 'client-id', 'client-key'] as const).filter((k) => !values[k]);
-  if (missing.length > 0) {
-    process.stderr.write(
-      `aoa ${command}: without --dev, also give ${missing.map((m) => `--${m}`).join(', ')}\n`,
-    );
-    return undefined;
-  }
-  return {
-    grpc: values.grpc as string,
-    issuer: values.issuer as string,
-    clientId: values['client-id'] as string,
-    clientJwk: JSON.parse(await readFile(values['client-key'] as string, 'utf8')) as JWK,
-  };
-}
-
-function refusal(command: string, error: unknown): number {
-  if (error instanceof RpcError) {
-    process.stderr.write(`aoa ${command}: refused: ${error.message}\n`);
-    return error.code === status.UNAVAILABLE || error.code === status.DEADLINE_EXCEEDED
-      ? EXIT.unavailable
-      : EXIT.refused;
-  }
-  throw error;
-}
-
 async function revoke(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -256,7 +196,7 @@ async function revoke(args: string[]): Promise<number> {
     process.stderr.write(`aoa revoke: ${target.usage}\n`);
     return EXIT.usage;
   }
-  const caller = await revokerCaller('revoke', values);
+  const caller = await resolveCaller('revoke', values, (f) => f.revoker?.grpc);
   if (!caller) return EXIT.usage;
   try {
     const r = await revokeOnce(caller, target, values.reason);
@@ -291,7 +231,7 @@ async function revocations(args: string[]): Promise<number> {
     process.stderr.write('aoa revocations list: --kind must be one of jti, app, sub, kid, grant\n');
     return EXIT.usage;
   }
-  const caller = await revokerCaller('revocations list', values);
+  const caller = await resolveCaller('revocations list', values, (f) => f.revoker?.grpc);
   if (!caller) return EXIT.usage;
   try {
     const list = await listRevocationsAll(caller, {

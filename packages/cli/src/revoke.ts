@@ -1,17 +1,6 @@
 import { revoker as pb } from '@aoa/proto';
-import { credentials, Metadata } from '@grpc/grpc-js';
-import type { JWK } from 'jose';
-import { RpcError, signClientAssertion } from './delegate.js';
-
-/** Where the revoker is and who calls it: a registered client proving itself with an RFC 7523 assertion. */
-export interface RevokerCaller {
-  /** `host:port` of the revoker's gRPC endpoint. */
-  grpc: string;
-  /** The issuer identifier: client assertions name it as `aud`. */
-  issuer: string;
-  clientId: string;
-  clientJwk: JWK;
-}
+import type { ChannelCredentials } from '@grpc/grpc-js';
+import { callAs, type ServiceCaller } from './caller.js';
 
 /** Exactly one of the contract's revocation targets. */
 export type RevokeTarget =
@@ -65,44 +54,17 @@ function requestOf(target: RevokeTarget, reason: string): pb.RevokeRequest {
   }
 }
 
-async function withClient<T>(
-  caller: RevokerCaller,
-  call: (client: pb.RevokerClient, metadata: Metadata) => Promise<T>,
-): Promise<T> {
-  const client = new pb.RevokerClient(caller.grpc, credentials.createInsecure());
-  try {
-    return await call(client, await assertionMetadata(caller));
-  } finally {
-    client.close();
-  }
-}
-
-async function assertionMetadata(caller: RevokerCaller): Promise<Metadata> {
-  const metadata = new Metadata();
-  metadata.set(
-    'client-assertion',
-    await signClientAssertion(caller.clientId, caller.clientJwk, caller.issuer),
-  );
-  return metadata;
-}
+const revokerClient = (address: string, channel: ChannelCredentials) =>
+  new pb.RevokerClient(address, channel);
 
 /** Calls `aoa.v1.Revoker/Revoke`; idempotent (a repeat answers the revocation already in force). */
 export function revokeOnce(
-  caller: RevokerCaller,
+  caller: ServiceCaller,
   target: RevokeTarget,
   reason: string,
 ): Promise<pb.RevokeResponse> {
-  return withClient(
-    caller,
-    (client, metadata) =>
-      new Promise((resolve, reject) =>
-        client.revoke(
-          requestOf(target, reason),
-          metadata,
-          { deadline: Date.now() + 10_000 },
-          (error, value) => (error ? reject(new RpcError(error.code, error.details)) : resolve(value)),
-        ),
-      ),
+  return callAs(caller, revokerClient, (client, metadata, options, done) =>
+    client.revoke(requestOf(target, reason), metadata, options, done),
   );
 }
 
@@ -115,23 +77,17 @@ export interface ListFilter {
 
 /** Calls `aoa.v1.Revoker/ListRevocations`, following pages (each page signs a fresh assertion). */
 export async function listRevocationsAll(
-  caller: RevokerCaller,
+  caller: ServiceCaller,
   filter: ListFilter,
 ): Promise<pb.Revocation[]> {
   const out: pb.Revocation[] = [];
   let pageToken = '';
   for (let page = 0; page < 1000; page++) {
-    const response = await withClient(
+    const request = pb.ListRevocationsRequest.fromPartial({ ...filter, pageSize: 1000, pageToken });
+    const response = await callAs<pb.RevokerClient, pb.ListRevocationsResponse>(
       caller,
-      (client, metadata) =>
-        new Promise<pb.ListRevocationsResponse>((resolve, reject) =>
-          client.listRevocations(
-            pb.ListRevocationsRequest.fromPartial({ ...filter, pageSize: 1000, pageToken }),
-            metadata,
-            { deadline: Date.now() + 10_000 },
-            (error, value) => (error ? reject(new RpcError(error.code, error.details)) : resolve(value)),
-          ),
-        ),
+      revokerClient,
+      (client, metadata, options, done) => client.listRevocations(request, metadata, options, done),
     );
     out.push(...response.revocations);
     if (!response.nextPageToken) break;

@@ -1,0 +1,128 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  type CallOptions,
+  type ChannelCredentials,
+  credentials,
+  Metadata,
+  type ServiceError,
+  status,
+} from '@grpc/grpc-js';
+import type { JWK } from 'jose';
+import { RpcError, readDevFacts, signClientAssertion } from './delegate.js';
+import type { DevFacts } from './dev.js';
+
+/** Exit codes scripts can rely on. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, refused: 3, unavailable: 4 } as const;
+
+/** A registered client calling one service, proving itself with RFC 7523 client assertions. */
+export interface ServiceCaller {
+  /** `host:port` of the service's gRPC endpoint. */
+  grpc: string;
+  /** The issuer identifier: client assertions name it as `aud`. */
+  issuer: string;
+  clientId: string;
+  clientJwk: JWK;
+}
+
+/** The flags every command that calls a service as a registered client takes. */
+export const CALLER_OPTIONS = {
+  dev: { type: 'boolean', default: false },
+  'data-dir': { type: 'string', default: '.aoa' },
+  grpc: { type: 'string' },
+  issuer: { type: 'string' },
+  'client-id': { type: 'string' },
+  'client-key': { type: 'string' },
+  json: { type: 'boolean', default: false },
+} as const;
+
+export type CallerFlags = { dev: boolean; 'data-dir': string } & Partial<
+  Record<'grpc' | 'issuer' | 'client-id' | 'client-key', string | undefined>
+>;
+
+/**
+ * The service to call and the client to call it as: with `--dev`, the dev admin client and the
+ * endpoint `pick` chooses from `.aoa/dev.json`; otherwise the flags. Undefined (after printing what is
+ * missing) when a flag is missing.
+ */
+export async function resolveCaller(
+  command: string,
+  values: CallerFlags,
+  pick: (facts: DevFacts) => string | undefined,
+): Promise<ServiceCaller | undefined> {
+  if (values.dev) {
+    const facts = await readDevFacts(join(values['data-dir'], 'dev.json'));
+    const grpc = pick(facts);
+    if (!grpc) throw new Error(`this aoa dev does not run what aoa ${command} calls: restart it`);
+    return {
+      grpc,
+      issuer: facts.issuer.issuer,
+      clientId: facts.admin.clientId,
+      clientJwk: facts.admin.privateJwk as JWK,
+    };
+  }
+  const missing = (['grpc', 'issuer', 'client-id', 'client-key'] as const).filter((k) => !values[k]);
+  if (missing.length > 0) {
+    process.stderr.write(
+      `aoa ${command}: without --dev, also give ${missing.map((m) => `--${m}`).join(', ')}\n`,
+    );
+    return undefined;
+  }
+  return {
+    grpc: values.grpc as string,
+    issuer: values.issuer as string,
+    clientId: values['client-id'] as string,
+    clientJwk: JSON.parse(await readFile(values['client-key'] as string, 'utf8')) as JWK,
+  };
+}
+
+/** Prints a gRPC refusal and maps it to an exit code; anything else is rethrown. */
+export function refusal(command: string, error: unknown): number {
+  if (error instanceof RpcError) {
+    process.stderr.write(`aoa ${command}: refused: ${error.message}\n`);
+    return error.code === status.UNAVAILABLE || error.code === status.DEADLINE_EXCEEDED
+      ? EXIT.unavailable
+      : EXIT.refused;
+  }
+  throw error;
+}
+
+/** gRPC metadata carrying a fresh single-use client assertion for `caller`. */
+export async function assertionMetadata(caller: ServiceCaller): Promise<Metadata> {
+  const metadata = new Metadata();
+  metadata.set(
+    'client-assertion',
+    await signClientAssertion(caller.clientId, caller.clientJwk, caller.issuer),
+  );
+  return metadata;
+}
+
+/** A generated unary stub called with metadata and options (ts-proto's client shape). */
+export type UnaryInvoke<C, Res> = (
+  client: C,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  done: (error: ServiceError | null, value: Res) => void,
+) => unknown;
+
+/**
+ * One unary call as `caller`, on a fresh channel closed afterwards, with a fresh client assertion and a
+ * 10 s deadline. A refusal rejects with `RpcError` (gRPC code and public message).
+ */
+export async function callAs<C extends { close(): void }, Res>(
+  caller: ServiceCaller,
+  makeClient: (address: string, channel: ChannelCredentials) => C,
+  invoke: UnaryInvoke<C, Res>,
+): Promise<Res> {
+  const client = makeClient(caller.grpc, credentials.createInsecure());
+  try {
+    const metadata = await assertionMetadata(caller);
+    return await new Promise<Res>((resolve, reject) => {
+      invoke(client, metadata, { deadline: Date.now() + 10_000 }, (error, value) =>
+        error ? reject(new RpcError(error.code, error.details)) : resolve(value),
+      );
+    });
+  } finally {
+    client.close();
+  }
+}
