@@ -36,6 +36,7 @@ roles:
   - name: deployers
     members:
       groups: ["dev:platform"]
+      subjects: ["idp:dev:orchestrator"]
   - name: dashboard-apps
     members:
       apps: [dashboards]

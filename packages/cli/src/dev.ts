@@ -1,17 +1,23 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { buildAuditor, loadAuditorConfig } from '@aoa/auditor';
 import { createLogger, type Logger } from '@aoa/core';
 import { buildIssuer, loadIssuerConfig } from '@aoa/issuer';
+import { rotator as pb } from '@aoa/proto';
 import { buildRevoker, loadRevokerConfig } from '@aoa/revoker';
+import { buildRotator, loadRotatorConfig } from '@aoa/rotator';
 import { startIdp } from '@aoa/testkit';
+import type { ChannelCredentials } from '@grpc/grpc-js';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { exportJWK } from 'jose';
+import { callAs, type ServiceCaller } from './caller.js';
 import { type DevNats, startDevNats } from './dev-nats.js';
 import { devPolicy } from './dev-policy.js';
 
 export const DEV_IDP_AUDIENCE = 'https://aoa.dev';
+const DEMO_GRANT = { sub: 'idp:dev:orchestrator', child: 'dashboards', environment: 'prod' } as const;
 
 /** What `aoa dev` writes to `.aoa/dev.json`, so scripts (and `aoa delegate --dev`) can drive it. */
 export interface DevFacts {
@@ -22,6 +28,17 @@ export interface DevFacts {
   issuer: { issuer: string; grpc: string; grpcUrl: string; http: string; jwksUri: string; metadata: string };
   /** The revoker: `grpc` is host:port for `aoa revoke --dev`, `grpcUrl` the prefix of DPoP `htu`s. */
   revoker: { grpc: string; grpcUrl: string; http: string };
+  rotator: { grpc: string; http: string };
+  /** The auditor and where it keeps the embedded (PGlite) audit store. */
+  auditor: { grpc: string; http: string; store: string };
+  /** A standing grant for a demo agent, and a one-time join token for it (valid a day, used once). */
+  demoAgent: {
+    grantId: string;
+    child: string;
+    environment: string;
+    joinToken: string;
+    joinTokenExpiresAt: number;
+  };
   idp: { issuer: string; tokenEndpoint: string; audience: string };
   orchestrator: { clientId: string; idpClientId: string; idpClientSecret: string; privateJwk: object };
   admin: { clientId: string; idpClientId: string; idpClientSecret: string; privateJwk: object };
@@ -104,6 +121,40 @@ export async function startDev(options: {
     ).start();
     stops.push(() => revoker.stop());
 
+    const rotator = await buildRotator(
+      loadRotatorConfig({
+        NATS_URL: natsUrl,
+        AOA_POLICY_FILE: policyFile,
+        AOA_ISSUER_URL: issuer.issuer,
+        AOA_ROTATOR_GRPC_LISTEN: process.env.AOA_ROTATOR_GRPC_LISTEN ?? '127.0.0.1:0',
+        AOA_ROTATOR_HTTP_LISTEN: process.env.AOA_ROTATOR_HTTP_LISTEN ?? '127.0.0.1:0',
+        LOG_LEVEL: options.logLevel,
+      }),
+      { logger },
+    ).start();
+    stops.push(() => rotator.stop());
+
+    const auditStore = join(dataDir, 'audit');
+    const auditor = await buildAuditor(
+      loadAuditorConfig({
+        NATS_URL: natsUrl,
+        AOA_AUDIT_DB: auditStore,
+        AOA_AUDITOR_GRPC_LISTEN: process.env.AOA_AUDITOR_GRPC_LISTEN ?? '127.0.0.1:0',
+        AOA_AUDITOR_HTTP_LISTEN: process.env.AOA_AUDITOR_HTTP_LISTEN ?? '127.0.0.1:0',
+        LOG_LEVEL: options.logLevel,
+      }),
+      { logger },
+    ).start();
+    stops.push(() => auditor.stop());
+
+    const adminPrivateJwk = { ...(await exportJWK(adminKey)), kid: 'admin-1', alg: 'EdDSA' };
+    const rotatorGrpc = `127.0.0.1:${rotator.grpcPort}`;
+    const demoAgent = await createDemoGrant({
+      grpc: rotatorGrpc,
+      issuer: issuer.issuer,
+      clientId: 'admin',
+      clientJwk: adminPrivateJwk,
+    });
     const http = `http://127.0.0.1:${issuer.httpPort}`;
     const facts: DevFacts = {
       warning: 'development only: plaintext on loopback, keys in memory, secrets in this file',
@@ -123,6 +174,13 @@ export async function startDev(options: {
         grpcUrl: revoker.grpcUrl,
         http: `http://127.0.0.1:${revoker.httpPort}`,
       },
+      rotator: { grpc: rotatorGrpc, http: `http://127.0.0.1:${rotator.httpPort}` },
+      auditor: {
+        grpc: `127.0.0.1:${auditor.grpcPort}`,
+        http: `http://127.0.0.1:${auditor.httpPort}`,
+        store: auditStore,
+      },
+      demoAgent,
       idp: { issuer: idp.issuer, tokenEndpoint: idp.tokenEndpoint, audience: DEV_IDP_AUDIENCE },
       orchestrator: {
         clientId: 'orchestrator',
@@ -134,7 +192,7 @@ export async function startDev(options: {
         clientId: 'admin',
         idpClientId: 'admin',
         idpClientSecret: adminSecret,
-        privateJwk: { ...(await exportJWK(adminKey)), kid: 'admin-1', alg: 'EdDSA' },
+        privateJwk: adminPrivateJwk,
       },
     };
     await writeFile(join(dataDir, 'dev.json'), `${JSON.stringify(facts, null, 2)}\n`, { mode: 0o600 });
@@ -143,6 +201,46 @@ export async function startDev(options: {
     await stop();
     throw error;
   }
+}
+
+const rotatorClient = (address: string, channel: ChannelCredentials) =>
+  new pb.RotatorClient(address, channel);
+
+/** The demo agent's standing grant (dashboards in prod, rotated every 5 minutes) and its join token. */
+async function createDemoGrant(admin: ServiceCaller): Promise<DevFacts['demoAgent']> {
+  const { grant } = await callAs<pb.RotatorClient, pb.CreateGrantResponse>(
+    admin,
+    rotatorClient,
+    (client, metadata, options, done) =>
+      client.createGrant(
+        pb.CreateGrantRequest.fromPartial({
+          sub: DEMO_GRANT.sub,
+          child: DEMO_GRANT.child,
+          environment: DEMO_GRANT.environment,
+          scopes: ['read:metrics'],
+          audience: ['https://metrics.internal'],
+          tokenTtlSeconds: 600,
+          parentClient: 'orchestrator',
+        }),
+        metadata,
+        options,
+        done,
+      ),
+  );
+  if (!grant) throw new Error('the rotator answered CreateGrant without a grant');
+  const join = await callAs<pb.RotatorClient, pb.CreateJoinTokenResponse>(
+    admin,
+    rotatorClient,
+    (client, metadata, options, done) =>
+      client.createJoinToken({ grantId: grant.id, ttlSeconds: 86_400 }, metadata, options, done),
+  );
+  return {
+    grantId: grant.id,
+    child: DEMO_GRANT.child,
+    environment: DEMO_GRANT.environment,
+    joinToken: join.joinToken,
+    joinTokenExpiresAt: join.expiresAt,
+  };
 }
 
 async function waitForJetStream(url: string, log: Logger): Promise<void> {
@@ -176,11 +274,16 @@ aoa dev is running (development only: plaintext on loopback, signing keys in mem
     JWKS        ${f.issuer.jwksUri}
     metrics     ${f.issuer.http}/metrics
   revoker       ${f.revoker.grpc}   (aoa.v1.Revoker; metrics ${f.revoker.http}/metrics)
+  rotator       ${f.rotator.grpc}   (aoa.v1.Rotator; metrics ${f.rotator.http}/metrics)
+  auditor       ${f.auditor.grpc}   (aoa.v1.Auditor; metrics ${f.auditor.http}/metrics)
+    store       ${f.auditor.store}   (embedded PGlite: development only)
   dev IdP       ${f.idp.issuer}   (token endpoint ${f.idp.tokenEndpoint})
   policy        ${f.policyFile}
   facts (JSON)  ${join(f.dataDir, 'dev.json')}
 
 Try it (in another terminal):
+  # is everything up?
+  npx aoa status --dev
   # an orchestrator exchanges its IdP token for a key-bound credential for child app "dashboards"
   npx aoa delegate --dev --child dashboards --env prod --scope read:metrics
   # the same as JSON: the token, and the holder key generated for the child
@@ -191,6 +294,13 @@ Try it (in another terminal):
   npx aoa revoke --dev --jti <jti from above> --reason "leaked in a log"
   npx aoa revoke --dev --app dashboards --env prod --reason "rotate everything"
   npx aoa revocations list --dev
+  # an agent beside the dashboards app: enrols with the demo join token, writes each fresh credential
+  npx aoa agent --dev --out /tmp/dashboards.token
+  npx aoa grants list --dev
+  npx aoa grants rotate --dev ${f.demoAgent.grantId}
+  # every step above, in the tamper-evident audit
+  npx aoa audit query --dev --since 10m
+  npx aoa audit verify --dev
   # look at the published keys
   curl -s ${f.issuer.jwksUri}
 
