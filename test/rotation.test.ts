@@ -327,7 +327,7 @@ describe('standing grants: enrolment, rotation and encrypted delivery', () => {
     assert.equal(minted.length, 1);
   });
 
-  it('refuses a grant policy does not allow, and callers who are not administrators', async () => {
+  it('refuses a grant policy does not allow, and a parent that presents no subject token', async () => {
     await assert.rejects(
       createGrant({ scopes: ['write:dashboards'] }),
       grpcError(status.PERMISSION_DENIED, /does not allow scope/),
@@ -353,7 +353,7 @@ describe('standing grants: enrolment, rotation and encrypted delivery', () => {
         }),
         { 'client-assertion': await clientAssertion('argocd', sys.keys.argocd, sys.issuer.issuer) },
       ),
-      grpcError(status.PERMISSION_DENIED, /administrators only/),
+      grpcError(status.UNAUTHENTICATED, /subject-token required/),
     );
     await assert.rejects(
       call<pb.CreateGrantRequest, pb.CreateGrantResponse>(

@@ -1,7 +1,7 @@
 import { isName, parseDurationSeconds } from '@aoa/core';
 import type { Problems } from './errors.js';
 import { quote } from './errors.js';
-import type { SectionName } from './schema.js';
+import type { SectionName } from './sections.js';
 
 /**
  * A policy file's sections as read, before or despite their schema: the cross-item checks look at
@@ -24,6 +24,7 @@ const NAME_KEY: Record<SectionName, string> = {
   roles: 'name',
   apps: 'name',
   rules: 'name',
+  grants: 'name',
 };
 const WHAT: Record<SectionName, string> = {
   idps: 'idp namespace',
@@ -31,6 +32,7 @@ const WHAT: Record<SectionName, string> = {
   roles: 'role name',
   apps: 'app name',
   rules: 'rule name',
+  grants: 'grant name',
 };
 
 /**
@@ -97,6 +99,21 @@ export function checkPolicy(input: RawSections, problems: Problems): void {
     }
     checkRuleEnvironments(rule, index, sections.apps, problems);
     checkRuleLimits(rule, index, input.maxTokenTtlSeconds, problems);
+  });
+  sections.grants.forEach((grant, index) => {
+    const client = str(grant, 'parent_client');
+    if (client !== undefined) {
+      refer(['grants', index, 'parent_client'], client, 'clients', `no client has id ${quote(client)}`);
+    }
+    const app = str(grant, 'app');
+    if (app !== undefined) refer(['grants', index, 'app'], app, 'apps', `no app is named ${quote(app)}`);
+    const namespace = /^idp:([^:]+):/.exec(str(grant, 'sub') ?? '')?.[1];
+    if (namespace !== undefined) refer(['grants', index, 'sub'], namespace, 'idps', noIdp(namespace));
+    firstSeen(
+      list(grant, 'agents').map(({ index: i, value }) => ({ index: i, key: str(value, 'id') })),
+      (i, first) =>
+        problems.add(['grants', index, 'agents', i, 'id'], `duplicate agent id (also agents[${first}])`),
+    );
   });
 }
 

@@ -78,6 +78,7 @@ const policyArb: fc.Arbitrary<Policy> = fc
       roles,
       apps,
       rules: built,
+      grants: [],
     };
   });
 

@@ -1,5 +1,8 @@
+export { type AgentKeyPurpose, checkAgentJwk, sameAgentKey } from './agent-keys.js';
 export { decide, principalName, rolesOf } from './decide.js';
 export { explainPolicyError, formatPath, PolicyError } from './errors.js';
+export { GRANT_HOLDER_PLACEHOLDER, grantRequest } from './grant-checks.js';
+export { policyGrantId } from './grant-id.js';
 export { importClientJwk, type JwkProblem } from './jwk.js';
 export { loadPolicyFile, parsePolicy } from './load.js';
 export { findApp, findClient, findIdp, findIdpByIssuer, findRole, findRule } from './lookup.js';

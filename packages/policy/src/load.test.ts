@@ -50,6 +50,10 @@ describe('loading a policy', () => {
     assert.deepEqual(admin?.mayPresent, [{ idp: 'corp', subjects: [], groups: ['sre'] }]);
     assert.equal(policy.idps[0]?.groupsClaim, 'groups');
     assert.ok(Object.isFrozen(policy.rules[0]?.scopes.prod));
+    assert.deepEqual(
+      policy.grants.map((grant) => [grant.name, grant.sub, grant.tokenTtlSeconds, grant.expiresInSeconds]),
+      [['dashboards-prod', 'idp:corp:alice', 60, 30 * 86400]],
+    );
   });
 
   it('defaults groups_claim, algorithms, limits and a missing max_ttl', () => {
@@ -114,7 +118,7 @@ describe('a refused policy', () => {
 
   it('refuses a document that is not a mapping, or of another version', () => {
     assert.deepEqual(problemsOf('- 1\n'), [
-      'policy.yaml: (root): must be a mapping with the keys version, limits, idps, clients, roles, apps, rules',
+      'policy.yaml: (root): must be a mapping with the keys version, limits, idps, clients, roles, apps, rules, grants',
     ]);
     only((doc) => delete doc.version, 'policy.yaml: version: required');
     only((doc) => (doc.version = 2), 'policy.yaml: version: unsupported version "2": expected 1');

@@ -5,6 +5,8 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { checkPolicy, type RawSections } from './checks.js';
 import { type PathSegment, PolicyError, Problems, quote } from './errors.js';
+import { checkGrantsAllowed } from './grant-checks.js';
+import type { RawGrant } from './grant-schema.js';
 import {
   LimitsSchema,
   type RawApp,
@@ -12,10 +14,8 @@ import {
   type RawIdp,
   type RawRole,
   type RawRule,
-  ROOT_KEYS,
-  SECTIONS,
-  type SectionName,
 } from './schema.js';
+import { ROOT_KEYS, SECTIONS, type SectionName } from './sections.js';
 import type { Policy } from './types.js';
 
 /** Aliases a policy may expand before it is refused: enough for reuse, too few for an alias bomb. */
@@ -38,7 +38,11 @@ export function parsePolicy(text: string, path: string): Policy {
   const { raw, parsed } = readSections(data, problems);
   checkPolicy(raw, problems);
   if (!problems.empty || parsed.maxTokenTtlSeconds === undefined) throw new PolicyError(problems.list);
-  return deepFreeze(buildPolicy(parsed, parsed.maxTokenTtlSeconds, sha256Hex(text), path));
+  const policy = buildPolicy(parsed, parsed.maxTokenTtlSeconds, sha256Hex(text), path);
+  // Only a policy whose every part is valid can judge its own grants.
+  checkGrantsAllowed(policy, problems);
+  if (!problems.empty) throw new PolicyError(problems.list);
+  return deepFreeze(policy);
 }
 
 /**
@@ -84,12 +88,13 @@ interface Parsed {
   roles: RawRole[];
   apps: RawApp[];
   rules: RawRule[];
+  grants: RawGrant[];
 }
 
 function readSections(data: unknown, problems: Problems): { raw: RawSections; parsed: Parsed } {
   const raw: RawSections = {
     maxTokenTtlSeconds: undefined,
-    sections: { idps: [], clients: [], roles: [], apps: [], rules: [] },
+    sections: { idps: [], clients: [], roles: [], apps: [], rules: [], grants: [] },
     broken: new Set(),
   };
   const parsed: Parsed = {
@@ -99,6 +104,7 @@ function readSections(data: unknown, problems: Problems): { raw: RawSections; pa
     roles: [],
     apps: [],
     rules: [],
+    grants: [],
   };
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     problems.add([], `must be a mapping with the keys ${ROOT_KEYS.join(', ')}`);
@@ -198,6 +204,22 @@ function buildPolicy(s: Parsed, maxTokenTtlSeconds: number, hash: string, path: 
       mayDelegate: rule.may_delegate,
       maxDepth: rule.max_depth,
       bearerAllowed: rule.bearer_allowed,
+    })),
+    grants: s.grants.map((grant) => ({
+      name: grant.name,
+      sub: grant.sub,
+      parentClient: grant.parent_client,
+      app: grant.app,
+      env: grant.env,
+      scopes: [...grant.scopes].sort(),
+      audience: [...grant.audience].sort(),
+      tokenTtlSeconds: grant.token_ttl,
+      expiresInSeconds: grant.expires_in,
+      agents: grant.agents.map((agent) => ({
+        id: agent.id,
+        encryptionJwk: agent.encryption_jwk,
+        dpopJwk: agent.dpop_jwk,
+      })),
     })),
   };
 }

@@ -21,7 +21,7 @@ const IDP_ALGORITHMS = [
 ];
 const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '[::1]'];
 
-const name = (what: string) =>
+export const name = (what: string) =>
   z.string().superRefine((value, ctx) => {
     if (!isName(value)) {
       ctx.addIssue({
@@ -31,10 +31,10 @@ const name = (what: string) =>
     }
   });
 
-const text = z.string().min(1, { error: 'must not be empty' });
+export const text = z.string().min(1, { error: 'must not be empty' });
 
 /** A list with no repeated entries; a repeat is reported at its own index. */
-const uniqueList = <T extends z.ZodType<string>>(item: T, what: string) =>
+export const uniqueList = <T extends z.ZodType<string>>(item: T, what: string) =>
   z.array(item).superRefine((values, ctx) => {
     values.forEach((value, index) => {
       if (values.indexOf(value) !== index) {
@@ -43,29 +43,35 @@ const uniqueList = <T extends z.ZodType<string>>(item: T, what: string) =>
     });
   });
 
-/** A lifetime as `15m`, `1h`, ... or whole seconds; at least one second. */
-const duration = (fallback: number | undefined) =>
+/** Reads a lifetime as `15m`, `1h`, ... or whole seconds; at least one second. */
+export function readDuration(value: unknown): { seconds: number } | { problem: string } {
+  if (typeof value !== 'string' && typeof value !== 'number') {
+    return { problem: 'must be a duration like 15m or a whole number of seconds' };
+  }
+  let seconds: number;
+  try {
+    seconds = parseDurationSeconds(value);
+  } catch (error) {
+    return { problem: `${quote(value)}: ${(error as Error).message}` };
+  }
+  if (seconds < 1) return { problem: `${quote(value)} is shorter than 1s` };
+  if (!Number.isInteger(seconds)) return { problem: `${quote(value)} is not a whole number of seconds` };
+  return { seconds };
+}
+
+/** A lifetime (see `readDuration`); absent, `fallback`, or required when there is none. */
+export const duration = (fallback: number | undefined) =>
   z
     .unknown()
     .optional()
     .transform((value, ctx): number => {
       if (value === undefined && fallback !== undefined) return fallback;
       if (value === undefined) return fail(ctx, 'required');
-      if (typeof value !== 'string' && typeof value !== 'number') {
-        return fail(ctx, 'must be a duration like 15m or a whole number of seconds');
-      }
-      let seconds: number;
-      try {
-        seconds = parseDurationSeconds(value);
-      } catch (error) {
-        return fail(ctx, `${quote(value)}: ${(error as Error).message}`);
-      }
-      if (seconds < 1) return fail(ctx, `${quote(value)} is shorter than 1s`);
-      if (!Number.isInteger(seconds)) return fail(ctx, `${quote(value)} is not a whole number of seconds`);
-      return seconds;
+      const read = readDuration(value);
+      return 'seconds' in read ? read.seconds : fail(ctx, read.problem);
     });
 
-function fail(ctx: z.RefinementCtx, message: string): never {
+export function fail(ctx: z.RefinementCtx, message: string): never {
   ctx.addIssue({ code: 'custom', message });
   return z.NEVER;
 }
@@ -180,7 +186,7 @@ export const AppSchema = z.strictObject({
   audiences: uniqueList(text, 'audience').min(1, { error: 'an app needs at least one audience' }),
 });
 
-const scopeToken = z.string().superRefine((value, ctx) => {
+export const scopeToken = z.string().superRefine((value, ctx) => {
   if (!SCOPE_TOKEN.test(value)) {
     ctx.addIssue({ code: 'custom', message: `scope ${quote(value)} is not a valid RFC 6749 scope token` });
   }
@@ -200,17 +206,6 @@ export const RuleSchema = z.strictObject({
   max_depth: z.int({ error: 'must be a whole number' }).min(0, { error: 'must not be negative' }).default(0),
   bearer_allowed: z.boolean().default(false),
 });
-
-/** The sections of a policy file, each checked item by item so every problem is found in one pass. */
-export const SECTIONS = {
-  idps: IdpSchema,
-  clients: ClientSchema,
-  roles: RoleSchema,
-  apps: AppSchema,
-  rules: RuleSchema,
-} as const;
-export type SectionName = keyof typeof SECTIONS;
-export const ROOT_KEYS = ['version', 'limits', ...Object.keys(SECTIONS)];
 
 export type RawIdp = z.output<typeof IdpSchema>;
 export type RawClient = z.output<typeof ClientSchema>;

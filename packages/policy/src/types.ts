@@ -60,6 +60,32 @@ export interface RuleConfig {
   bearerAllowed: boolean;
 }
 
+/** An agent whose public keys are registered in policy for a grant (enrolled without a join token). */
+export interface PolicyGrantAgent {
+  id: string;
+  /** Public only, checked as `Rotator.Enroll` checks it. */
+  encryptionJwk: JWK;
+  dpopJwk: JWK;
+}
+
+/** A standing grant declared in policy (`grants:`); the policy is its authority. */
+export interface PolicyGrant {
+  name: string;
+  /** The parent principal, `idp:<namespace>:<sub>`; policy decides for it by subject (no groups). */
+  sub: string;
+  parentClient: string;
+  app: string;
+  env: string;
+  /** Sorted. */
+  scopes: string[];
+  /** Sorted; empty: every audience of the app. */
+  audience: string[];
+  tokenTtlSeconds: number;
+  /** Counted from the grant's creation; 0: no expiry (`expires_in: none`). */
+  expiresInSeconds: number;
+  agents: PolicyGrantAgent[];
+}
+
 export interface Policy {
   version: 1;
   /** Hex SHA-256 of the source bytes. */
@@ -71,6 +97,7 @@ export interface Policy {
   roles: RoleConfig[];
   apps: AppConfig[];
   rules: RuleConfig[];
+  grants: PolicyGrant[];
 }
 
 /** Who is asking for a token: an IdP identity (root delegation) or an aoa app (sub-delegation). */

@@ -25,6 +25,12 @@ export class RotatorMetrics {
     help: 'Rotation scans that failed as a whole (the loop carries on)',
     registers: [this.registry],
   });
+  readonly reconciles = new Counter({
+    name: 'aoa_rotator_policy_reconciles_total',
+    help: 'Runs bringing aoa_grants in line with the policy grants, by result (ok, failed)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly grantsHeld = new Gauge({
     name: 'aoa_rotator_grants_ticked',
     help: 'Grants this replica ticked in its last scan',

@@ -1,4 +1,4 @@
-import { verifyClientAssertion } from '@aoa/auth';
+import { assertMayPresent, verifyClientAssertion } from '@aoa/auth';
 import {
   type AoaClaims,
   AppError,
@@ -16,7 +16,7 @@ import {
   toAppError,
   verifyDpopProof,
 } from '@aoa/core';
-import { type ClientConfig, decide, mayPresent, type Policy } from '@aoa/policy';
+import { type ClientConfig, decide, type Policy } from '@aoa/policy';
 import { buildClaims, type Origin, signAccessToken } from './mint.js';
 import {
   type DelegateInput,
@@ -207,16 +207,7 @@ function rootOrigin(policy: Policy, client: ClientConfig, subject: VerifiedSubje
     );
   }
   facts.sub = `idp:${subject.idp.namespace}:${subject.sub}`;
-  if (
-    subject.mayAct !== undefined &&
-    subject.mayAct !== client.id &&
-    subject.mayAct !== `client:${client.id}`
-  ) {
-    throw new AppError('permission_denied', `subject token's may_act does not name client ${client.id}`);
-  }
-  const identity = { idp: subject.idp.namespace, sub: subject.sub, groups: subject.groups };
-  const allowed = mayPresent(policy, client.id, identity);
-  if (!allowed.ok) throw new AppError('permission_denied', allowed.reason);
+  assertMayPresent(policy, client, subject);
   return { kind: 'root', idp: subject.idp.namespace, sub: subject.sub, clientId: client.id };
 }
 

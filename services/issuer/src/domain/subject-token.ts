@@ -1,31 +1,18 @@
+import { type IdpKeySets, unverifiedIssuer, type VerifiedIdpToken, verifyIdpToken } from '@aoa/auth';
 import {
   type AoaClaims,
   AppError,
   type Clock,
-  joseReason,
   type KeySetMirror,
   sha256Hex,
   TOKEN_TYPE_ACCESS_TOKEN,
   TOKEN_TYPE_JWT,
   verifyAoaToken,
 } from '@aoa/core';
-import type { IdpConfig, Policy } from '@aoa/policy';
-import { decodeJwt, errors, jwtVerify } from 'jose';
-
-import type { IdpKeySets } from './idp-keys.js';
-
-export const MAX_TOKEN_BYTES = 16 * 1024;
+import type { Policy } from '@aoa/policy';
 
 export type VerifiedSubject =
-  | {
-      kind: 'idp';
-      idp: IdpConfig;
-      sub: string;
-      groups: string[];
-      expMs: number;
-      /** RFC 8693 `may_act.sub`: when present, the only party allowed to present this token. */
-      mayAct?: string;
-    }
+  | ({ kind: 'idp' } & VerifiedIdpToken)
   | { kind: 'aoa'; claims: AoaClaims; kid: string; expMs: number };
 
 /**
@@ -73,47 +60,11 @@ export class SubjectTokenVerifier {
   }
 
   private async verifyUncached(token: string, policy: Policy): Promise<VerifiedSubject> {
-    if (token.length > MAX_TOKEN_BYTES)
-      throw new AppError('invalid_argument', `subject_token: larger than ${MAX_TOKEN_BYTES} bytes`);
-    let iss: unknown;
-    try {
-      iss = decodeJwt(token).iss;
-    } catch {
-      throw new AppError('unauthenticated', 'subject token: malformed (not a compact JWT)');
-    }
+    const iss = unverifiedIssuer(token);
     if (iss === this.issuer) return this.verifyAoa(token);
     const idp = policy.idps.find((i) => i.issuer === iss);
     if (!idp) throw new AppError('unauthenticated', 'subject token: issuer is not a trusted IdP');
-    return this.verifyIdp(token, idp);
-  }
-
-  private async verifyIdp(token: string, idp: IdpConfig): Promise<VerifiedSubject> {
-    const keys = await this.idpKeys.get(idp.issuer);
-    try {
-      const { payload } = await jwtVerify(token, keys, {
-        issuer: idp.issuer,
-        audience: idp.audience,
-        algorithms: idp.algorithms,
-        requiredClaims: ['exp', 'sub'],
-        currentDate: new Date(this.clock.nowMs()),
-        clockTolerance: 5,
-      });
-      const rawGroups = payload[idp.groupsClaim];
-      const groups = Array.isArray(rawGroups)
-        ? rawGroups.filter((g): g is string => typeof g === 'string')
-        : [];
-      const mayAct = mayActSubject(payload.may_act);
-      return {
-        kind: 'idp',
-        idp,
-        sub: payload.sub as string,
-        groups,
-        expMs: (payload.exp as number) * 1000,
-        ...(mayAct === undefined ? {} : { mayAct }),
-      };
-    } catch (error) {
-      throw idpError(error, idp);
-    }
+    return { kind: 'idp', ...(await verifyIdpToken(token, idp, this.idpKeys, this.clock)) };
   }
 
   private async verifyAoa(token: string): Promise<VerifiedSubject> {
@@ -130,30 +81,4 @@ export class SubjectTokenVerifier {
       throw error;
     }
   }
-}
-
-/**
- * Reads `may_act.sub` (RFC 8693 section 4.4). A `may_act` that is present but names no subject is
- * kept as an empty string, so it matches no caller: a malformed restriction never widens access.
- */
-function mayActSubject(value: unknown): string | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'object' || value === null) return '';
-  const sub = (value as { sub?: unknown }).sub;
-  return typeof sub === 'string' ? sub : '';
-}
-
-function idpError(error: unknown, idp: IdpConfig): AppError {
-  if (error instanceof AppError) return error;
-  if (error instanceof errors.JWKSTimeout)
-    return new AppError('unavailable', `identity provider ${idp.namespace}: JWKS fetch timed out`);
-  if (error instanceof errors.JWKSInvalid)
-    return new AppError('unavailable', `identity provider ${idp.namespace} serves an invalid JWKS`);
-  if (error instanceof errors.JOSEError) {
-    if (error.code === 'ERR_JOSE_GENERIC' || error.code === 'ERR_JWKS_INVALID') {
-      return new AppError('unavailable', `identity provider ${idp.namespace}: JWKS unavailable`);
-    }
-    return new AppError('unauthenticated', `subject token: ${joseReason(error)}`);
-  }
-  return new AppError('unavailable', `identity provider ${idp.namespace}: JWKS unavailable`);
 }

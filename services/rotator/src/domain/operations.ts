@@ -1,4 +1,4 @@
-import { authenticateClient } from '@aoa/auth';
+import { authenticateClient, type VerifiedIdpToken } from '@aoa/auth';
 import {
   type AgentRecord,
   AppError,
@@ -7,14 +7,12 @@ import {
   type Clock,
   fingerprint,
   type GrantRecord,
-  nowSeconds,
   type ReplayGuard,
-  randomId,
   type Subjects,
 } from '@aoa/core';
-import { type ClientConfig, decide, type Policy } from '@aoa/policy';
+import type { ClientConfig, Policy } from '@aoa/policy';
 import type { GrantStore } from '../nats/grant-store.js';
-import { assertGrantId, parsePrincipal, validateGrantInput } from './grant.js';
+import { assertGrantId } from './grant.js';
 import { joinTokenHash, joinTokenTtl, newJoinToken } from './join-token.js';
 import { parseAgentKeys } from './public-jwk.js';
 
@@ -32,6 +30,8 @@ export interface RotatorContext {
   liftGrantRevocation(grantId: string): Promise<void>;
   /** Asks the rotation loop to tick a grant now. */
   rotateNow(grantId: string): Promise<void>;
+  /** Verifies a parent's subject token against the policy's trusted IdPs (as the issuer's Delegate does). */
+  verifySubjectToken(token: string, policy: Policy): Promise<VerifiedIdpToken>;
 }
 
 /** Proves a registered client by its client assertion (RFC 7523, single use). */
@@ -50,70 +50,6 @@ const requireAdmin = (client: ClientConfig): void => {
   if (!client.admin) throw new AppError('permission_denied', 'administrators only');
 };
 
-export interface CreateGrantInput {
-  sub: string;
-  child: string;
-  environment: string;
-  scopes: string[];
-  audience: string[];
-  tokenTtlSeconds: number;
-  expiresAt: number;
-  parentClient: string;
-}
-
-/**
- * Creates a standing grant (administrators): validated, then checked against policy exactly as the
- * issuer will check every mint (the parent principal's role needs a rule for the child, environment,
- * scopes, audience and TTL), stored, and audited before the answer (fail closed).
- */
-export async function createGrant(
-  ctx: RotatorContext,
-  client: ClientConfig,
-  raw: CreateGrantInput,
-): Promise<GrantRecord> {
-  requireAdmin(client);
-  const now = nowSeconds(ctx.clock);
-  const input = validateGrantInput(raw, now, ctx.maxGrantLifetimeSeconds);
-  const policy = ctx.policy();
-  const parentClient = raw.parentClient || client.id;
-  if (!policy.clients.some((c) => c.id === parentClient)) {
-    throw new AppError('invalid_argument', `parent_client: unknown client ${parentClient}`);
-  }
-  const principal = parsePrincipal(input.sub);
-  const decision = decide(policy, {
-    principal: { kind: 'idp', idp: principal.idp, sub: principal.sub, groups: [] },
-    child: input.app,
-    env: input.env,
-    scopes: input.scopes,
-    audience: input.audience,
-    ttlSeconds: input.tokenTtlSeconds,
-    holderJkt: 'grant-agents-are-key-bound',
-    parent: undefined,
-    nowSeconds: now,
-  });
-  if (!decision.allow) throw new AppError('permission_denied', decision.reason, { rule: decision.rule });
-  const record: GrantRecord = {
-    id: randomId(),
-    sub: input.sub,
-    parent_client: parentClient,
-    app: input.app,
-    env: input.env,
-    scopes: decision.scopes,
-    audience: decision.audience,
-    token_ttl_seconds: input.tokenTtlSeconds,
-    expires_at: input.expiresAt,
-    state: 'active',
-    created_at_ms: ctx.clock.nowMs(),
-  };
-  await ctx.audit.publish('grant.created', record.id, {
-    ...record,
-    by: `client:${client.id}`,
-    rule: decision.rule,
-  });
-  await ctx.store.createGrant(record);
-  return record;
-}
-
 async function existingGrant(
   ctx: RotatorContext,
   id: string,
@@ -129,20 +65,27 @@ export async function listGrants(
   client: ClientConfig,
   filter: { environment: string; child: string },
 ): Promise<Array<GrantRecord & { agents: string[] }>> {
-  const grants = (await ctx.store.listGrants()).filter(
-    (g) =>
-      (client.admin || g.parent_client === client.id) &&
-      (!filter.environment || g.env === filter.environment) &&
-      (!filter.child || g.app === filter.child),
-  );
-  return Promise.all(
-    grants.map(async (g) => ({ ...g, agents: (await ctx.store.agents(g.id)).map((a) => a.agent) })),
-  );
+  const grants = ctx.store
+    .listGrants()
+    .filter(
+      (g) =>
+        (client.admin || g.parent_client === client.id) &&
+        (!filter.environment || g.env === filter.environment) &&
+        (!filter.child || g.app === filter.child),
+    );
+  return grants.map((g) => ({ ...g, agents: ctx.store.agents(g.id).map((a) => a.agent) }));
 }
 
 export async function deleteGrant(ctx: RotatorContext, client: ClientConfig, id: string): Promise<void> {
   requireAdmin(client);
   const { record } = await existingGrant(ctx, id);
+  const listed = record.policy_grant;
+  if (listed !== undefined && ctx.policy().grants.some((grant) => grant.name === listed)) {
+    throw new AppError(
+      'failed_precondition',
+      `grant comes from policy grant ${listed}: remove it from the policy file instead`,
+    );
+  }
   await ctx.audit.publish('grant.deleted', record.id, { grant_id: record.id, by: `client:${client.id}` });
   await ctx.store.deleteGrant(record.id);
 }

@@ -21,6 +21,8 @@ export interface LeaseRecord {
   holder: string;
   until_ms: number;
   next_due_ms: number;
+  /** When the grant was last minted and delivered; an emergency key rotation waits for it to pass. */
+  rotated_ms?: number;
 }
 
 /** Whether `holder` may tick the grant now: it is due, and the lease is free, expired or its own. */

@@ -2,8 +2,8 @@ import { type GrantRecord, type Logger, singleMetadata, toAppError, toGrpcError 
 import type { ClientConfig } from '@aoa/policy';
 import type { rotator as pb } from '@aoa/proto';
 import type { Metadata, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
+import { createGrant } from '../domain/create-grant.js';
 import {
-  createGrant,
   createJoinToken,
   deleteGrant,
   enroll,
@@ -46,6 +46,7 @@ export function rotatorHandlers(ctx: RotatorContext, metrics: RotatorMetrics, lo
         tokenTtlSeconds: req.tokenTtlSeconds,
         expiresAt: req.expiresAt,
         parentClient: req.parentClient,
+        subjectToken: singleMetadata(md, 'subject-token'),
       });
       log.info({ grant: grant.id, app: grant.app, env: grant.env }, 'grant created');
       return { grant: toPb(grant, []) };

@@ -2,61 +2,79 @@ import { type AgentRecord, AppError, type GrantRecord, grantKeys } from '@aoa/co
 import type { KV, KvEntry } from '@nats-io/kv';
 import { checkJoinToken, type JoinTokenRecord } from '../domain/join-token.js';
 import type { LeaseRecord } from '../domain/schedule.js';
+import type { GrantMirror } from './grant-mirror.js';
 
 const live = (entry: KvEntry | null): entry is KvEntry => entry !== null && entry.operation === 'PUT';
 
 /**
  * KV `aoa_grants`, shared by every rotator replica: grants, agent enrolments, join-token hashes and
  * rotation leases. Every change that two replicas could race on is a compare-and-set on the revision.
+ * Listings come from the local watch-fed mirror, never from a key listing on the server; a write
+ * returns once the mirror holds it, so this replica reads its own writes.
  */
 export class GrantStore {
-  constructor(private readonly kv: KV) {}
+  constructor(
+    private readonly kv: KV,
+    private readonly mirror: GrantMirror,
+  ) {}
 
   async grant(id: string): Promise<{ record: GrantRecord; revision: number } | undefined> {
     const entry = await this.kv.get(grantKeys.grant(id));
     return live(entry) ? { record: entry.json<GrantRecord>(), revision: entry.revision } : undefined;
   }
 
-  async createGrant(record: GrantRecord): Promise<void> {
-    await this.kv.create(grantKeys.grant(record.id), JSON.stringify(record));
+  /** Creates a grant only if its key is absent (compare-and-set); false when it already exists. */
+  async createGrant(record: GrantRecord): Promise<boolean> {
+    let revision: number;
+    try {
+      revision = await this.kv.create(grantKeys.grant(record.id), JSON.stringify(record));
+    } catch (error) {
+      if ((await this.grant(record.id)) !== undefined) return false;
+      throw error;
+    }
+    await this.mirror.waitFor(revision);
+    return true;
   }
 
   /** Compare-and-set; a concurrent change is `failed_precondition` (the caller may retry). */
   async updateGrant(record: GrantRecord, revision: number): Promise<void> {
+    let written: number;
     try {
-      await this.kv.update(grantKeys.grant(record.id), JSON.stringify(record), revision);
+      written = await this.kv.update(grantKeys.grant(record.id), JSON.stringify(record), revision);
     } catch {
       throw new AppError('failed_precondition', 'grant changed concurrently; retry');
     }
+    await this.mirror.waitFor(written);
   }
 
-  async listGrants(): Promise<GrantRecord[]> {
-    const out: GrantRecord[] = [];
-    for await (const key of await this.kv.keys('grant.*')) {
-      const entry = await this.kv.get(key);
-      if (live(entry)) out.push(entry.json<GrantRecord>());
-    }
-    return out.sort((a, b) => a.created_at_ms - b.created_at_ms);
+  /** Every grant, oldest first, from the local mirror. */
+  listGrants(): GrantRecord[] {
+    return this.mirror.grants();
   }
 
-  async agents(grant: string): Promise<AgentRecord[]> {
-    const out: AgentRecord[] = [];
-    for await (const key of await this.kv.keys(grantKeys.agentsOf(grant))) {
-      const entry = await this.kv.get(key);
-      if (live(entry)) out.push(entry.json<AgentRecord>());
-    }
-    return out.sort((a, b) => a.agent.localeCompare(b.agent));
+  /** A grant's enrolled agents, from the local mirror. */
+  agents(grant: string): AgentRecord[] {
+    return this.mirror.agents(grant);
   }
 
   /** Enrols or re-enrols (new keys) one agent; the grant's other agents are untouched. */
   async putAgent(record: AgentRecord): Promise<void> {
-    await this.kv.put(grantKeys.agent(record.grant, record.agent), JSON.stringify(record));
+    await this.mirror.waitFor(
+      await this.kv.put(grantKeys.agent(record.grant, record.agent), JSON.stringify(record)),
+    );
+  }
+
+  /** Removes one agent's enrolment; the grant's other agents are untouched. */
+  async deleteAgent(grant: string, agent: string): Promise<void> {
+    await this.kv.delete(grantKeys.agent(grant, agent));
+    await this.mirror.catchUp();
   }
 
   async deleteGrant(id: string): Promise<void> {
-    for (const agent of await this.agents(id)) await this.kv.delete(grantKeys.agent(id, agent.agent));
+    for (const agent of this.agents(id)) await this.kv.delete(grantKeys.agent(id, agent.agent));
     await this.kv.delete(grantKeys.lease(id));
     await this.kv.delete(grantKeys.grant(id));
+    await this.mirror.catchUp();
   }
 
   async createJoinToken(hash: string, record: JoinTokenRecord): Promise<void> {

@@ -1,0 +1,139 @@
+import { AppError, type Clock, joseReason } from '@aoa/core';
+import { type ClientConfig, type IdpConfig, mayPresent, type Policy } from '@aoa/policy';
+import { decodeJwt, errors, jwtVerify } from 'jose';
+import type { IdpKeySets } from './idp-keys.js';
+
+/** Largest subject token accepted, before any parsing. */
+export const MAX_SUBJECT_TOKEN_BYTES = 16 * 1024;
+
+/** An IdP identity proved by a subject token. */
+export interface VerifiedIdpToken {
+  idp: IdpConfig;
+  sub: string;
+  groups: string[];
+  expMs: number;
+  /** RFC 8693 `may_act.sub`: when present, the only party allowed to present this token. */
+  mayAct?: string;
+}
+
+/**
+ * The `iss` of a compact JWT, read without verifying anything (to choose the keys that will).
+ *
+ * @example
+ * const iss = unverifiedIssuer(subjectToken); // 'https://idp.example.com'
+ * @throws AppError `invalid_argument` when too large, `unauthenticated` when not a compact JWT
+ */
+export function unverifiedIssuer(token: string): unknown {
+  if (token.length > MAX_SUBJECT_TOKEN_BYTES) {
+    throw new AppError('invalid_argument', `subject_token: larger than ${MAX_SUBJECT_TOKEN_BYTES} bytes`);
+  }
+  try {
+    return decodeJwt(token).iss;
+  } catch {
+    throw new AppError('unauthenticated', 'subject token: malformed (not a compact JWT)');
+  }
+}
+
+/**
+ * Verifies an IdP's token as a subject token: the IdP's keys (OIDC discovery + JWKS), its issuer and
+ * audience, its algorithm allow-list, `exp` and `sub` required; reads its groups claim and `may_act`.
+ *
+ * @example
+ * const subject = await verifyIdpToken(token, findIdpByIssuer(policy, iss), keys, clock);
+ */
+export async function verifyIdpToken(
+  token: string,
+  idp: IdpConfig,
+  keys: IdpKeySets,
+  clock: Clock,
+): Promise<VerifiedIdpToken> {
+  try {
+    const { payload } = await jwtVerify(token, await keys.get(idp.issuer), {
+      issuer: idp.issuer,
+      audience: idp.audience,
+      algorithms: idp.algorithms,
+      requiredClaims: ['exp', 'sub'],
+      currentDate: new Date(clock.nowMs()),
+      clockTolerance: 5,
+    });
+    const rawGroups = payload[idp.groupsClaim];
+    const groups = Array.isArray(rawGroups)
+      ? rawGroups.filter((g): g is string => typeof g === 'string')
+      : [];
+    const mayAct = mayActSubject(payload.may_act);
+    return {
+      idp,
+      sub: payload.sub as string,
+      groups,
+      expMs: (payload.exp as number) * 1000,
+      ...(mayAct === undefined ? {} : { mayAct }),
+    };
+  } catch (error) {
+    throw idpError(error, idp);
+  }
+}
+
+/**
+ * Verifies a subject token that must come from one of the policy's trusted IdPs.
+ *
+ * @example
+ * const subject = await verifyPolicyIdpToken(token, policy, keys, clock);
+ * `idp:${subject.idp.namespace}:${subject.sub}`;
+ */
+export async function verifyPolicyIdpToken(
+  token: string,
+  policy: Policy,
+  keys: IdpKeySets,
+  clock: Clock,
+): Promise<VerifiedIdpToken> {
+  const iss = unverifiedIssuer(token);
+  const idp = policy.idps.find((candidate) => candidate.issuer === iss);
+  if (!idp) throw new AppError('unauthenticated', 'subject token: issuer is not a trusted IdP');
+  return verifyIdpToken(token, idp, keys, clock);
+}
+
+/**
+ * Refuses a client presenting an IdP identity it may not present: the token's `may_act` must name the
+ * client when present, and the client's `may_present` must list the identity (no confused deputy).
+ *
+ * @example
+ * assertMayPresent(policy, client, subject); // throws AppError permission_denied
+ */
+export function assertMayPresent(policy: Policy, client: ClientConfig, subject: VerifiedIdpToken): void {
+  if (
+    subject.mayAct !== undefined &&
+    subject.mayAct !== client.id &&
+    subject.mayAct !== `client:${client.id}`
+  ) {
+    throw new AppError('permission_denied', `subject token's may_act does not name client ${client.id}`);
+  }
+  const identity = { idp: subject.idp.namespace, sub: subject.sub, groups: subject.groups };
+  const allowed = mayPresent(policy, client.id, identity);
+  if (!allowed.ok) throw new AppError('permission_denied', allowed.reason);
+}
+
+/**
+ * Reads `may_act.sub` (RFC 8693 section 4.4). A `may_act` that is present but names no subject is
+ * kept as an empty string, so it matches no caller: a malformed restriction never widens access.
+ */
+function mayActSubject(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null) return '';
+  const sub = (value as { sub?: unknown }).sub;
+  return typeof sub === 'string' ? sub : '';
+}
+
+function idpError(error: unknown, idp: IdpConfig): AppError {
+  if (error instanceof AppError) return error;
+  if (error instanceof errors.JWKSTimeout)
+    return new AppError('unavailable', `identity provider ${idp.namespace}: JWKS fetch timed out`);
+  if (error instanceof errors.JWKSInvalid)
+    return new AppError('unavailable', `identity provider ${idp.namespace} serves an invalid JWKS`);
+  if (error instanceof errors.JOSEError) {
+    if (error.code === 'ERR_JOSE_GENERIC' || error.code === 'ERR_JWKS_INVALID') {
+      return new AppError('unavailable', `identity provider ${idp.namespace}: JWKS unavailable`);
+    }
+    return new AppError('unauthenticated', `subject token: ${joseReason(error)}`);
+  }
+  return new AppError('unavailable', `identity provider ${idp.namespace}: JWKS unavailable`);
+}

@@ -1,0 +1,74 @@
+import { z } from 'zod';
+import { type AgentKeyPurpose, checkAgentJwk, sameAgentKey } from './agent-keys.js';
+import { quote } from './errors.js';
+import { duration, fail, name, readDuration, scopeToken, text, uniqueList } from './schema.js';
+
+/** The principal a grant names as its parent: `idp:<namespace>:<sub>`, as stored and minted. */
+const PRINCIPAL = /^idp:([a-z0-9][a-z0-9-]{0,62}):([\x21-\x7e]{1,255})$/;
+export const MIN_GRANT_TOKEN_TTL_SECONDS = 2;
+export const MAX_GRANT_TOKEN_TTL_SECONDS = 86_400;
+
+const principal = z.string().superRefine((value, ctx) => {
+  if (!PRINCIPAL.test(value)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `${quote(value)} must read idp:<idp namespace>:<sub> (printable ASCII, no spaces)`,
+    });
+  }
+});
+
+const tokenTtl = duration(undefined).superRefine((seconds, ctx) => {
+  if (seconds < MIN_GRANT_TOKEN_TTL_SECONDS || seconds > MAX_GRANT_TOKEN_TTL_SECONDS) {
+    ctx.addIssue({ code: 'custom', message: `${seconds}s is not between 2s and 24h` });
+  }
+});
+
+/** `none`, or a lifetime counted from the grant's creation; `none` reads as 0. */
+const expiresIn = z
+  .unknown()
+  .optional()
+  .transform((value, ctx): number => {
+    if (value === 'none') return 0;
+    if (value === undefined) return fail(ctx, 'required: a duration like 30d, or none');
+    const read = readDuration(value);
+    return 'seconds' in read ? read.seconds : fail(ctx, `${read.problem} (or none)`);
+  });
+
+const agentJwk = (purpose: AgentKeyPurpose) =>
+  z.record(z.string(), z.unknown()).transform((value, ctx) => {
+    const checked = checkAgentJwk(value, purpose);
+    return 'jwk' in checked ? checked.jwk : fail(ctx, checked.problem);
+  });
+
+const agent = z
+  .strictObject({
+    id: name('agent'),
+    encryption_jwk: agentJwk('encryption'),
+    dpop_jwk: agentJwk('dpop'),
+  })
+  .superRefine((entry, ctx) => {
+    if (sameAgentKey(entry.encryption_jwk, entry.dpop_jwk)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dpop_jwk'],
+        message: 'is the same key as encryption_jwk: use two different keys',
+      });
+    }
+  });
+
+/** A standing grant declared in policy; the policy itself is its authority. */
+export const GrantSchema = z.strictObject({
+  name: name('grant'),
+  sub: principal,
+  parent_client: name('client'),
+  app: name('app'),
+  env: name('environment'),
+  scopes: uniqueList(scopeToken, 'scope').min(1, { error: 'a grant needs at least one scope' }),
+  /** Empty: every audience of the app. */
+  audience: uniqueList(text, 'audience').default([]),
+  token_ttl: tokenTtl,
+  expires_in: expiresIn,
+  agents: z.array(agent).default([]),
+});
+
+export type RawGrant = z.output<typeof GrantSchema>;
