@@ -71,6 +71,7 @@ const handlers: pb.IssuerServer = {
     });
   },
   introspect: (_call, callback) => callback({ code: status.UNIMPLEMENTED, details: 'not in the bench' }),
+  rotateKeys: (_call, callback) => callback({ code: status.UNIMPLEMENTED, details: 'not in the bench' }),
 };
 
 const server = new Server({ 'grpc.max_receive_message_length': 256 * 1024 });

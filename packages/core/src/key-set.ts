@@ -51,6 +51,11 @@ export class KeySetMirror {
     return this.keys.get(kid);
   }
 
+  /** Every published key's record (states and times). */
+  records(): PublishedKeyRecord[] {
+    return [...this.keys.values()].map((k) => k.record);
+  }
+
   /** Every published public key, for `jwks_uri`. */
   jwks(): { keys: JWK[] } {
     return { keys: [...this.keys.values()].map((k) => k.record.jwk) };

@@ -37,6 +37,11 @@ export class Subjects {
   issuerMint(): string {
     return `${this.prefix}.issuer.mint`;
   }
+
+  /** Request/reply (queue group `rotator`): re-mint every active grant now, answer when delivered. */
+  rotatorRemint(): string {
+    return `${this.prefix}.rotator.remint`;
+  }
 }
 
 /** Stream and bucket names (contract section 5). */

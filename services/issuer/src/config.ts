@@ -1,8 +1,11 @@
 import {
+  checkNatsTls,
   checkTlsPair,
   durationField,
   httpUrlField,
   listenField,
+  type NatsTlsFiles,
+  natsTlsFiles,
   parseConfig,
   SERVICE_ENV,
   TLS_ENV,
@@ -15,7 +18,7 @@ const url = httpUrlField();
 export const IssuerEnv = z
   .object({
     ...SERVICE_ENV,
-    AOA_POLICY_FILE: z.string().min(1, 'required'),
+    AOA_POLICY_FILE: z.string({ error: 'required' }).min(1, 'required'),
     AOA_ISSUER_URL: url.optional(),
     AOA_ISSUER_GRPC_LISTEN: listenField('127.0.0.1:7401'),
     AOA_ISSUER_HTTP_LISTEN: listenField('127.0.0.1:7402'),
@@ -34,6 +37,11 @@ export const IssuerEnv = z
     AOA_TOKEN_RATE_PER_CLIENT: z.coerce.number().min(0).default(200),
     AOA_TOKEN_RATE_PER_SOURCE: z.coerce.number().min(0).default(500),
     AOA_DPOP_NONCE_SECRET_FILE: z.string().optional(),
+    // Scheduled signing-key rotation (0 turns it off); a standby is published at least the lead before
+    // it signs, so verifiers that cache the key set for up to the lead already know it.
+    AOA_KEY_ROTATION_INTERVAL: durationField('24h'),
+    AOA_KEY_PUBLICATION_LEAD: durationField('60s'),
+    AOA_KEY_REMINT_TIMEOUT: durationField('30s'),
     ...TLS_ENV,
   })
   .superRefine((env, ctx) => {
@@ -45,8 +53,23 @@ export const IssuerEnv = z
       });
     }
     checkTlsPair(env, ctx);
+    checkNatsTls(env, ctx);
     if (env.AOA_REPLAY_WINDOW < 10 || env.AOA_REPLAY_WINDOW > 3600) {
       ctx.addIssue({ code: 'custom', path: ['AOA_REPLAY_WINDOW'], message: 'must be between 10s and 1h' });
+    }
+    if (env.AOA_KEY_ROTATION_INTERVAL !== 0 && env.AOA_KEY_ROTATION_INTERVAL < env.AOA_KEY_PUBLICATION_LEAD) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['AOA_KEY_ROTATION_INTERVAL'],
+        message: 'must be 0 (off) or at least AOA_KEY_PUBLICATION_LEAD',
+      });
+    }
+    if (env.AOA_KEY_REMINT_TIMEOUT < 0.1 || env.AOA_KEY_REMINT_TIMEOUT > 600) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['AOA_KEY_REMINT_TIMEOUT'],
+        message: 'must be between 100ms and 10m',
+      });
     }
   });
 
@@ -55,6 +78,8 @@ export interface IssuerConfig {
   natsUrl: string;
   natsUser: string | undefined;
   natsPasswordFile: string | undefined;
+  natsTls: NatsTlsFiles | undefined;
+  natsReplicas: number;
   subjectPrefix: string;
   policyFile: string;
   issuerUrl: string | undefined;
@@ -76,6 +101,10 @@ export interface IssuerConfig {
   tokenRatePerSource: number;
   /** Shared secret for DPoP nonces across replicas; a per-process random one when absent. */
   dpopNonceSecretFile: string | undefined;
+  /** Scheduled key rotation period (0: off), the standby's publication lead, the re-mint wait. */
+  keyRotationMs: number;
+  keyPublicationLeadMs: number;
+  keyRemintTimeoutMs: number;
 }
 
 export function loadIssuerConfig(env: Record<string, string | undefined>): IssuerConfig {
@@ -84,6 +113,8 @@ export function loadIssuerConfig(env: Record<string, string | undefined>): Issue
     natsUrl: e.NATS_URL,
     natsUser: e.NATS_USER,
     natsPasswordFile: e.NATS_PASSWORD_FILE,
+    natsTls: natsTlsFiles(e),
+    natsReplicas: e.AOA_NATS_REPLICAS,
     subjectPrefix: e.AOA_SUBJECT_PREFIX,
     policyFile: e.AOA_POLICY_FILE,
     issuerUrl: e.AOA_ISSUER_URL,
@@ -105,5 +136,8 @@ export function loadIssuerConfig(env: Record<string, string | undefined>): Issue
     tokenRatePerClient: e.AOA_TOKEN_RATE_PER_CLIENT,
     tokenRatePerSource: e.AOA_TOKEN_RATE_PER_SOURCE,
     dpopNonceSecretFile: e.AOA_DPOP_NONCE_SECRET_FILE,
+    keyRotationMs: Math.round(e.AOA_KEY_ROTATION_INTERVAL * 1000),
+    keyPublicationLeadMs: Math.round(e.AOA_KEY_PUBLICATION_LEAD * 1000),
+    keyRemintTimeoutMs: Math.round(e.AOA_KEY_REMINT_TIMEOUT * 1000),
   };
 }

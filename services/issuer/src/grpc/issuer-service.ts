@@ -1,8 +1,10 @@
-import { type AoaClaims, type Logger, singleMetadata, toAppError, toGrpcError } from '@aoa/core';
+import { authenticateClient } from '@aoa/auth';
+import { type AoaClaims, AppError, type Logger, singleMetadata, toAppError, toGrpcError } from '@aoa/core';
 import { issuer as pb } from '@aoa/proto';
 import type { Metadata, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import { type CallerProof, delegate, type IssuerContext } from '../domain/delegate.js';
 import { introspect } from '../domain/introspect.js';
+import type { KeyRotation } from '../keys/rotation.js';
 import type { IssuerMetrics } from '../metrics.js';
 
 /** gRPC `aoa.v1.Issuer`: reads the caller's proof from metadata, calls the domain, maps errors once. */
@@ -11,6 +13,7 @@ export function issuerHandlers(
   grpcBaseUrl: string,
   metrics: IssuerMetrics,
   log: Logger,
+  rotation: KeyRotation,
 ): pb.IssuerServer {
   const base = grpcBaseUrl.replace(/\/$/, '');
   return {
@@ -55,6 +58,28 @@ export function issuerHandlers(
             ? introspectionResponse(result.claims)
             : pb.IntrospectResponse.fromPartial({ active: false }),
         );
+      } catch (error) {
+        callback(toGrpcError(error, log));
+      }
+    },
+    rotateKeys: async (
+      call: ServerUnaryCall<pb.RotateKeysRequest, pb.RotateKeysResponse>,
+      callback: sendUnaryData<pb.RotateKeysResponse>,
+    ) => {
+      try {
+        const assertion = singleMetadata(call.metadata, 'client-assertion');
+        if (!assertion) throw new AppError('unauthenticated', 'client-assertion metadata required');
+        const client = await authenticateClient(assertion, {
+          policy: ctx.policy(),
+          issuer: ctx.issuer,
+          windowSeconds: ctx.windowSeconds,
+          clock: ctx.clock,
+          replay: ctx.replay,
+        });
+        if (!client.admin) throw new AppError('permission_denied', 'administrators only');
+        const reason = call.request.reason.slice(0, 500);
+        const result = await rotation.emergency({ now: call.request.now, reason, by: `client:${client.id}` });
+        callback(null, pb.RotateKeysResponse.fromPartial(result));
       } catch (error) {
         callback(toGrpcError(error, log));
       }

@@ -3,6 +3,7 @@ import {
   type Clock,
   type ErrorCode,
   type GrantRecord,
+  grantExpired,
   type Logger,
   type Subjects,
   toAppError,
@@ -75,8 +76,9 @@ export class RotationLoop {
   }
 
   /**
-   * A scan that cannot stall the loop: a KV listing that never ends (seen when keys are deleted while
-   * they are listed) is abandoned after twice the mint timeout, counted, and the next scan starts.
+   * A scan that cannot stall the loop: the grants come from the local mirror, and a scan whose ticks
+   * do not settle (a NATS call that never answers) is abandoned after twice the mint timeout, counted,
+   * and the next scan starts.
    */
   private async boundedScan(): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
@@ -96,7 +98,7 @@ export class RotationLoop {
     const { store, clock, log, metrics } = this.deps;
     try {
       const nowS = clock.nowMs() / 1000;
-      const grants = (await store.listGrants()).filter((g) => g.state === 'active' && g.expires_at > nowS);
+      const grants = store.listGrants().filter((g) => g.state === 'active' && !grantExpired(g, nowS));
       const ticked = await Promise.all(grants.map((grant) => this.tickGrant(grant)));
       metrics.grantsHeld.set(ticked.filter(Boolean).length);
     } catch (error) {
@@ -119,11 +121,13 @@ export class RotationLoop {
       );
       if (claimed === undefined) return false;
       let nextDue: number;
+      let rotatedMs = lease?.record.rotated_ms;
       try {
         const count = await this.rotate(grant);
         this.failures.delete(grant.id);
         metrics.rotations.inc({ result: 'ok' });
-        nextDue = clock.nowMs() + rotationDelayMs(grant.token_ttl_seconds);
+        rotatedMs = clock.nowMs();
+        nextDue = rotatedMs + rotationDelayMs(grant.token_ttl_seconds);
         log2.info({ deliveries: count }, 'grant rotated');
       } catch (error) {
         const failures = (this.failures.get(grant.id) ?? 0) + 1;
@@ -141,7 +145,12 @@ export class RotationLoop {
       // Loses to a concurrent markDue (then the grant is due again at once), never to another holder.
       await store.casLease(
         grant.id,
-        { holder, until_ms: clock.nowMs() + leaseMs, next_due_ms: nextDue },
+        {
+          holder,
+          until_ms: clock.nowMs() + leaseMs,
+          next_due_ms: nextDue,
+          ...(rotatedMs === undefined ? {} : { rotated_ms: rotatedMs }),
+        },
         claimed,
       );
       return true;

@@ -85,6 +85,25 @@ export interface IntrospectResponse {
   grant: string;
 }
 
+export interface RotateKeysRequest {
+  /** Revoke the old kid before re-minting (a known compromise): tokens it signed stop working at once. */
+  now: boolean;
+  reason: string;
+}
+
+export interface RotateKeysResponse {
+  retiredKid: string;
+  activeKid: string;
+  standbyKid: string;
+  /** Active standing grants asked to re-mint, and how many were re-minted and delivered in time. */
+  grants: number;
+  reminted: number;
+  /** Grants not re-minted before the timeout: their agents keep the old credential until it is revoked. */
+  failedGrants: string[];
+  /** The revocation of the old kid. */
+  revocationId: string;
+}
+
 function createBaseDelegateRequest(): DelegateRequest {
   return {
     subjectToken: "",
@@ -1031,6 +1050,276 @@ export const IntrospectResponse: MessageFns<IntrospectResponse> = {
   },
 };
 
+function createBaseRotateKeysRequest(): RotateKeysRequest {
+  return { now: false, reason: "" };
+}
+
+export const RotateKeysRequest: MessageFns<RotateKeysRequest> = {
+  encode(message: RotateKeysRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.now !== false) {
+      writer.uint32(8).bool(message.now);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateKeysRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateKeysRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.now = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotateKeysRequest {
+    return {
+      now: isSet(object.now) ? globalThis.Boolean(object.now) : false,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: RotateKeysRequest): unknown {
+    const obj: any = {};
+    if (message.now !== false) {
+      obj.now = message.now;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RotateKeysRequest>, I>>(base?: I): RotateKeysRequest {
+    return RotateKeysRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RotateKeysRequest>, I>>(object: I): RotateKeysRequest {
+    const message = createBaseRotateKeysRequest();
+    message.now = object.now ?? false;
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseRotateKeysResponse(): RotateKeysResponse {
+  return { retiredKid: "", activeKid: "", standbyKid: "", grants: 0, reminted: 0, failedGrants: [], revocationId: "" };
+}
+
+export const RotateKeysResponse: MessageFns<RotateKeysResponse> = {
+  encode(message: RotateKeysResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.retiredKid !== "") {
+      writer.uint32(10).string(message.retiredKid);
+    }
+    if (message.activeKid !== "") {
+      writer.uint32(18).string(message.activeKid);
+    }
+    if (message.standbyKid !== "") {
+      writer.uint32(26).string(message.standbyKid);
+    }
+    if (message.grants !== 0) {
+      writer.uint32(32).int32(message.grants);
+    }
+    if (message.reminted !== 0) {
+      writer.uint32(40).int32(message.reminted);
+    }
+    for (const v of message.failedGrants) {
+      writer.uint32(50).string(v!);
+    }
+    if (message.revocationId !== "") {
+      writer.uint32(58).string(message.revocationId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateKeysResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateKeysResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.retiredKid = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.activeKid = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.standbyKid = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.grants = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.reminted = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.failedGrants.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.revocationId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotateKeysResponse {
+    return {
+      retiredKid: isSet(object.retiredKid)
+        ? globalThis.String(object.retiredKid)
+        : isSet(object.retired_kid)
+        ? globalThis.String(object.retired_kid)
+        : "",
+      activeKid: isSet(object.activeKid)
+        ? globalThis.String(object.activeKid)
+        : isSet(object.active_kid)
+        ? globalThis.String(object.active_kid)
+        : "",
+      standbyKid: isSet(object.standbyKid)
+        ? globalThis.String(object.standbyKid)
+        : isSet(object.standby_kid)
+        ? globalThis.String(object.standby_kid)
+        : "",
+      grants: isSet(object.grants) ? globalThis.Number(object.grants) : 0,
+      reminted: isSet(object.reminted) ? globalThis.Number(object.reminted) : 0,
+      failedGrants: globalThis.Array.isArray(object?.failedGrants)
+        ? object.failedGrants.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.failed_grants)
+        ? object.failed_grants.map((e: any) => globalThis.String(e))
+        : [],
+      revocationId: isSet(object.revocationId)
+        ? globalThis.String(object.revocationId)
+        : isSet(object.revocation_id)
+        ? globalThis.String(object.revocation_id)
+        : "",
+    };
+  },
+
+  toJSON(message: RotateKeysResponse): unknown {
+    const obj: any = {};
+    if (message.retiredKid !== "") {
+      obj.retiredKid = message.retiredKid;
+    }
+    if (message.activeKid !== "") {
+      obj.activeKid = message.activeKid;
+    }
+    if (message.standbyKid !== "") {
+      obj.standbyKid = message.standbyKid;
+    }
+    if (message.grants !== 0) {
+      obj.grants = Math.round(message.grants);
+    }
+    if (message.reminted !== 0) {
+      obj.reminted = Math.round(message.reminted);
+    }
+    if (message.failedGrants?.length) {
+      obj.failedGrants = message.failedGrants;
+    }
+    if (message.revocationId !== "") {
+      obj.revocationId = message.revocationId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RotateKeysResponse>, I>>(base?: I): RotateKeysResponse {
+    return RotateKeysResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RotateKeysResponse>, I>>(object: I): RotateKeysResponse {
+    const message = createBaseRotateKeysResponse();
+    message.retiredKid = object.retiredKid ?? "";
+    message.activeKid = object.activeKid ?? "";
+    message.standbyKid = object.standbyKid ?? "";
+    message.grants = object.grants ?? 0;
+    message.reminted = object.reminted ?? 0;
+    message.failedGrants = object.failedGrants?.map((e) => e) || [];
+    message.revocationId = object.revocationId ?? "";
+    return message;
+  },
+};
+
 /**
  * The issuer exchanges a proved caller's subject token for a short-lived, narrowly scoped,
  * key-bound credential for one child app in one environment (RFC 8693 semantics over gRPC).
@@ -1058,11 +1347,31 @@ export const IssuerService = {
     responseSerialize: (value: IntrospectResponse): Buffer => Buffer.from(IntrospectResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): IntrospectResponse => IntrospectResponse.decode(value),
   },
+  /**
+   * Emergency signing-key rotation (administrators): switches to the published standby key at once,
+   * re-mints and delivers every standing grant under it, then revokes the old kid. With `now` (a known
+   * compromise) the old kid is revoked first and the gap until re-delivery is accepted.
+   */
+  rotateKeys: {
+    path: "/aoa.v1.Issuer/RotateKeys" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RotateKeysRequest): Buffer => Buffer.from(RotateKeysRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RotateKeysRequest => RotateKeysRequest.decode(value),
+    responseSerialize: (value: RotateKeysResponse): Buffer => Buffer.from(RotateKeysResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RotateKeysResponse => RotateKeysResponse.decode(value),
+  },
 } as const;
 
 export interface IssuerServer extends UntypedServiceImplementation {
   delegate: handleUnaryCall<DelegateRequest, DelegateResponse>;
   introspect: handleUnaryCall<IntrospectRequest, IntrospectResponse>;
+  /**
+   * Emergency signing-key rotation (administrators): switches to the published standby key at once,
+   * re-mints and delivers every standing grant under it, then revokes the old kid. With `now` (a known
+   * compromise) the old kid is revoked first and the gap until re-delivery is accepted.
+   */
+  rotateKeys: handleUnaryCall<RotateKeysRequest, RotateKeysResponse>;
 }
 
 export interface IssuerClient extends Client {
@@ -1095,6 +1404,26 @@ export interface IssuerClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: IntrospectResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Emergency signing-key rotation (administrators): switches to the published standby key at once,
+   * re-mints and delivers every standing grant under it, then revokes the old kid. With `now` (a known
+   * compromise) the old kid is revoked first and the gap until re-delivery is accepted.
+   */
+  rotateKeys(
+    request: RotateKeysRequest,
+    callback: (error: ServiceError | null, response: RotateKeysResponse) => void,
+  ): ClientUnaryCall;
+  rotateKeys(
+    request: RotateKeysRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RotateKeysResponse) => void,
+  ): ClientUnaryCall;
+  rotateKeys(
+    request: RotateKeysRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RotateKeysResponse) => void,
   ): ClientUnaryCall;
 }
 
