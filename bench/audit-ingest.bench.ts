@@ -96,6 +96,9 @@ const startBenchAuditor = (natsUrl: string, db: string) =>
   buildAuditor(
     loadAuditorConfig({
       NATS_URL: natsUrl,
+      // The API is not called here; the auditor still needs a policy to authenticate callers with.
+      AOA_POLICY_FILE: join(REPO_ROOT, 'packages/policy/src/fixtures/example.policy.yaml'),
+      AOA_ISSUER_URL: 'https://issuer.bench.invalid',
       AOA_AUDIT_DB: db,
       AOA_AUDITOR_GRPC_LISTEN: '127.0.0.1:0',
       AOA_AUDITOR_HTTP_LISTEN: '127.0.0.1:0',

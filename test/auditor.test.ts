@@ -8,7 +8,16 @@ import { status } from '@grpc/grpc-js';
 import { jetstream } from '@nats-io/jetstream';
 import { linkHash } from '../services/auditor/src/domain/chain.js';
 import type { AuditStore } from '../services/auditor/src/store/audit-store.js';
-import { burst, lineage, publisher, query, startAuditor, until, verifyChain } from './support/auditor.js';
+import {
+  burst,
+  lineage,
+  publisher,
+  query,
+  startAuditor,
+  systemAccess,
+  until,
+  verifyChain,
+} from './support/auditor.js';
 import { clientAssertion, dpopProof, makeKey } from './support/oauth.js';
 import { callDelegate, startSystem } from './support/system.js';
 
@@ -43,7 +52,7 @@ describe('events published by a real issuer', () => {
   it('are stored exactly once with an intact chain, and answer Query and a three-level Lineage', async () => {
     const sys = await startSystem();
     cleanups.push(() => sys.stop());
-    const auditor = await startAuditor(sys.nats.url, await postgresUrl());
+    const auditor = await startAuditor(sys.nats.url, await postgresUrl(), {}, systemAccess(sys));
     cleanups.push(() => auditor.stop());
     const holder = await makeKey();
     const root = await callDelegate(
@@ -84,7 +93,7 @@ describe('events published by a real issuer', () => {
     );
 
     const issued = await until('three delegation.issued events', async () => {
-      const found = await query(auditor.client, { types: ['delegation.issued'] });
+      const found = await query(auditor, { types: ['delegation.issued'] });
       return found.length >= 3 && found;
     });
     assert.deepEqual(
@@ -105,14 +114,14 @@ describe('events published by a real issuer', () => {
       'every stream sequence has one row',
     );
 
-    const jobsInProd = await query(auditor.client, { app: 'jobs', env: 'prod', outcome: 'issued' });
+    const jobsInProd = await query(auditor, { app: 'jobs', env: 'prod', outcome: 'issued' });
     assert.deepEqual(
       jobsInProd.map((e) => e.data?.jti),
       [child.jti],
     );
     assert.deepEqual(jobsInProd[0]?.data?.scopes_granted, ['read:metrics']);
 
-    const tree = await lineage(auditor.client, child.jti);
+    const tree = await lineage(auditor, child.jti);
     assert.deepEqual(
       tree.ancestors.map((n) => [n.jti, n.child]),
       [[root.jti, 'dashboards']],
@@ -123,16 +132,16 @@ describe('events published by a real issuer', () => {
       [[grandchild.jti, 'reports']],
     );
     await assert.rejects(
-      lineage(auditor.client, 'no-such-jti'),
+      lineage(auditor, 'no-such-jti'),
       (e: { code: number }) => e.code === status.NOT_FOUND,
     );
     await assert.rejects(
-      query(auditor.client, { types: ["x' or 1=1"] }),
+      query(auditor, { types: ["x' or 1=1"] }),
       (e: { code: number; details: string }) =>
         e.code === status.INVALID_ARGUMENT && /^types:/.test(e.details),
     );
     await assert.rejects(
-      query(auditor.client, { pageToken: 'unknown-event' }),
+      query(auditor, { pageToken: 'unknown-event' }),
       (e: { code: number }) => e.code === status.INVALID_ARGUMENT,
     );
 
@@ -146,7 +155,7 @@ describe('events published by a real issuer', () => {
     const metrics = await (await fetch(`${base}/metrics`)).text();
     assert.match(metrics, /^aoa_auditor_events_stored_total [1-9]/m);
     assert.match(metrics, /^aoa_auditor_active_writer 1$/m);
-    assert.deepEqual(await verifyChain(auditor.client), {
+    assert.deepEqual(await verifyChain(auditor), {
       ok: true,
       checked: await headSeq(auditor.store),
       problems: [],
@@ -177,7 +186,7 @@ for (const kind of ['postgres', 'pglite'] as const) {
       );
       assert.deepEqual([...storedIds].sort(), [...ids].sort());
       await until('a checkpoint of the head', async () => (await checkpointed(second.store)) === 2000);
-      assert.deepEqual(await verifyChain(second.client), { ok: true, checked: 2000, problems: [] });
+      assert.deepEqual(await verifyChain(second), { ok: true, checked: 2000, problems: [] });
       if (kind === 'pglite') return;
 
       // A chain recomputed after an edit passes row by row; only the signed checkpoints catch it.
@@ -194,7 +203,7 @@ for (const kind of ['postgres', 'pglite'] as const) {
         ]);
         prev = hash;
       }
-      const recomputed = await verifyChain(second.client);
+      const recomputed = await verifyChain(second);
       assert.equal(recomputed.ok, false);
       assert.ok(recomputed.problems.length > 0);
       for (const problem of recomputed.problems)
@@ -202,7 +211,7 @@ for (const kind of ['postgres', 'pglite'] as const) {
 
       await sql.query(`UPDATE audit_events SET subject = 'kid-forged' WHERE seq = 30`);
       await sql.query('DELETE FROM audit_events WHERE seq = 50');
-      const tampered = await verifyChain(second.client);
+      const tampered = await verifyChain(second);
       assert.ok(
         tampered.problems.some((p) => /^row seq 30 \(event .+\) was edited/.test(p)),
         tampered.problems.join('\n'),
@@ -212,7 +221,7 @@ for (const kind of ['postgres', 'pglite'] as const) {
       );
 
       await sql.query('DELETE FROM audit_events WHERE seq > 1995');
-      const truncated = await verifyChain(second.client);
+      const truncated = await verifyChain(second);
       assert.ok(
         truncated.problems.some((p) =>
           /^tail missing: checkpoint at seq 2000 .* but the chain ends at seq 1995$/.test(p),
@@ -275,7 +284,7 @@ describe('bad events', () => {
     );
     assert.equal(await count(auditor.store, 'marker IS NULL'), 11);
     await until('a checkpoint of the head', async () => (await checkpointed(auditor.store)) === 16);
-    assert.deepEqual(await verifyChain(auditor.client), { ok: true, checked: 16, problems: [] });
+    assert.deepEqual(await verifyChain(auditor), { ok: true, checked: 16, problems: [] });
   });
 });
 
@@ -300,7 +309,7 @@ describe('a database that refuses writes', () => {
     await until('220 rows', async () => (await headSeq(auditor.store)) >= 220, 30_000);
     assert.equal(await count(auditor.store, 'marker IS NULL'), 220);
     await until('a checkpoint of the head', async () => (await checkpointed(auditor.store)) === 220);
-    assert.deepEqual(await verifyChain(auditor.client), { ok: true, checked: 220, problems: [] });
+    assert.deepEqual(await verifyChain(auditor), { ok: true, checked: 220, problems: [] });
   });
 });
 
@@ -328,6 +337,6 @@ describe('two auditors started at once', () => {
     assert.equal(standby.isWriter(), true);
     assert.equal(await count(standby.store, 'marker IS NULL'), 400);
     await until('a checkpoint of the head', async () => (await checkpointed(standby.store)) === 400);
-    assert.deepEqual(await verifyChain(standby.client), { ok: true, checked: 400, problems: [] });
+    assert.deepEqual(await verifyChain(standby), { ok: true, checked: 400, problems: [] });
   });
 });

@@ -1,22 +1,85 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AuditPublisher, createLogger, Subjects } from '@aoa/core';
 import { type events, auditor as pb } from '@aoa/proto';
 import { captureLogs } from '@aoa/testkit';
-import { credentials } from '@grpc/grpc-js';
+import { credentials, Metadata } from '@grpc/grpc-js';
 import { jetstream } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { buildAuditor, type RunningAuditor } from '../../services/auditor/src/app.js';
 import { loadAuditorConfig } from '../../services/auditor/src/config.js';
+import { clientAssertion, makeKey, type TestKey } from './oauth.js';
+import { type TestSystem, testPolicy } from './system.js';
 
-/** Starts an auditor on free loopback ports with test-sized batches, lease and checkpoints. */
+/** A registered client calling the Auditor: assertions name `issuer` as their audience. */
+export interface AuditorCaller {
+  clientId: string;
+  key: TestKey;
+  issuer: string;
+}
+
+/** The policy an auditor authenticates callers with, and an admin and a non-admin client of it. */
+export interface AuditorAccess {
+  policyPath: string;
+  issuer: string;
+  admin: AuditorCaller;
+  nonAdmin: AuditorCaller;
+}
+
+export type TestAuditor = RunningAuditor & {
+  client: pb.AuditorClient;
+  logs: ReturnType<typeof captureLogs>;
+  access: AuditorAccess;
+};
+
+/** A test system's policy: its admin client `ops` and its parent controller `argocd`. */
+export function systemAccess(sys: TestSystem): AuditorAccess {
+  const issuer = sys.issuer.issuer;
+  return {
+    policyPath: sys.policyPath,
+    issuer,
+    admin: { clientId: 'ops', key: sys.keys.admin, issuer },
+    nonAdmin: { clientId: 'argocd', key: sys.keys.argocd, issuer },
+  };
+}
+
+/** A test policy in a temporary directory, for an auditor without a test system around it. */
+async function standaloneAccess(): Promise<{ access: AuditorAccess; remove(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'aoa-auditor-policy-'));
+  const keys = { argocd: await makeKey(), ci: await makeKey('ES256'), admin: await makeKey() };
+  const policyPath = join(dir, 'policy.yaml');
+  await writeFile(policyPath, testPolicy('https://idp.aoa.test', keys));
+  const issuer = 'https://issuer.aoa.test';
+  return {
+    access: {
+      policyPath,
+      issuer,
+      admin: { clientId: 'ops', key: keys.admin, issuer },
+      nonAdmin: { clientId: 'argocd', key: keys.argocd, issuer },
+    },
+    remove: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * Starts an auditor on free loopback ports with test-sized batches, lease and checkpoints. Callers are
+ * authenticated against `access` (a test system's policy), or a policy of its own.
+ */
 export async function startAuditor(
   natsUrl: string,
   db: string,
   env: Record<string, string> = {},
-): Promise<RunningAuditor & { client: pb.AuditorClient; logs: ReturnType<typeof captureLogs> }> {
+  given?: AuditorAccess,
+): Promise<TestAuditor> {
   const logs = captureLogs();
+  const own = given ? undefined : await standaloneAccess();
+  const access = given ?? (own as { access: AuditorAccess }).access;
   const running = await buildAuditor(
     loadAuditorConfig({
       NATS_URL: natsUrl,
+      AOA_POLICY_FILE: access.policyPath,
+      AOA_ISSUER_URL: access.issuer,
       AOA_AUDIT_DB: db,
       AOA_AUDITOR_GRPC_LISTEN: '127.0.0.1:0',
       AOA_AUDITOR_HTTP_LISTEN: '127.0.0.1:0',
@@ -33,10 +96,12 @@ export async function startAuditor(
     ...running,
     client,
     logs,
+    access,
     isWriter: running.isWriter,
     stop: async () => {
       client.close();
       await running.stop();
+      await own?.remove();
     },
   };
 }
@@ -73,25 +138,49 @@ export async function until<T>(
   }
 }
 
-export function verifyChain(client: pb.AuditorClient): Promise<pb.VerifyChainResponse> {
+/** Metadata with a fresh client assertion of `as` (the auditor's admin by default); none for `null`. */
+async function callerMetadata(auditor: TestAuditor, as: AuditorCaller | null | undefined): Promise<Metadata> {
+  const metadata = new Metadata();
+  const caller = as === undefined ? auditor.access.admin : as;
+  if (caller)
+    metadata.set('client-assertion', await clientAssertion(caller.clientId, caller.key, caller.issuer));
+  return metadata;
+}
+
+export async function verifyChain(
+  auditor: TestAuditor,
+  as?: AuditorCaller | null,
+): Promise<pb.VerifyChainResponse> {
+  const metadata = await callerMetadata(auditor, as);
   return new Promise((resolve, reject) =>
-    client.verifyChain({}, (error, response) => (error ? reject(error) : resolve(response))),
+    auditor.client.verifyChain({}, metadata, (error, response) =>
+      error ? reject(error) : resolve(response),
+    ),
   );
 }
 
-export function lineage(client: pb.AuditorClient, jti: string): Promise<pb.LineageResponse> {
+export async function lineage(
+  auditor: TestAuditor,
+  jti: string,
+  as?: AuditorCaller | null,
+): Promise<pb.LineageResponse> {
+  const metadata = await callerMetadata(auditor, as);
   return new Promise((resolve, reject) =>
-    client.lineage({ jti }, (error, response) => (error ? reject(error) : resolve(response))),
+    auditor.client.lineage({ jti }, metadata, (error, response) =>
+      error ? reject(error) : resolve(response),
+    ),
   );
 }
 
-export function query(
-  client: pb.AuditorClient,
+export async function query(
+  auditor: TestAuditor,
   request: Partial<pb.QueryRequest>,
+  as?: AuditorCaller | null,
 ): Promise<events.AuditEvent[]> {
+  const metadata = await callerMetadata(auditor, as);
   return new Promise((resolve, reject) => {
     const out: events.AuditEvent[] = [];
-    const call = client.query(pb.QueryRequest.fromPartial(request));
+    const call = auditor.client.query(pb.QueryRequest.fromPartial(request), metadata);
     call.on('data', (event: events.AuditEvent) => out.push(event));
     call.on('error', reject);
     call.on('end', () => resolve(out));

@@ -1,10 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import {
+  AuditPublisher,
+  BUCKETS,
   type Clock,
+  ConfigError,
   connectNats,
   ensureAuditStream,
   GrpcServer,
   type Logger,
+  ReplayGuard,
   randomId,
   STREAMS,
   Subjects,
@@ -12,6 +16,7 @@ import {
   startHttpServer,
   systemClock,
 } from '@aoa/core';
+import { PolicyStore } from '@aoa/policy';
 import { auditor as pb } from '@aoa/proto';
 import {
   AckPolicy,
@@ -23,12 +28,16 @@ import {
 import { Kvm } from '@nats-io/kv';
 import type { AuditorConfig } from './config.js';
 import { CheckpointSigner } from './domain/checkpoint.js';
+import { parseTrustedKeys, type TrustedKeys } from './domain/checkpoint-keys.js';
 import { auditorHandlers } from './grpc/auditor-service.js';
+import { CreepAlertOutbox } from './ingest/creep-alerts.js';
 import { IngestSession } from './ingest/session.js';
+import { WriterLoop } from './ingest/writer-loop.js';
 import { AuditorMetrics } from './metrics.js';
 import { CheckpointStream } from './nats/checkpoint-stream.js';
 import { LEASE_BUCKET, WriterLease } from './nats/lease.js';
 import { AuditStore } from './store/audit-store.js';
+import { CreepStore } from './store/creep-store.js';
 import type { SqlDriver } from './store/driver.js';
 import { migrate } from './store/migrations.js';
 import { openPglite } from './store/pglite.js';
@@ -83,6 +92,7 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
         name: 'aoa-auditor',
         user: config.natsUser,
         passwordFile: config.natsPasswordFile,
+        tls: config.natsTls,
       },
       log,
     );
@@ -91,13 +101,43 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
     await ensureAuditStream(jsm, subjects, {
       maxAgeSeconds: config.auditMaxAgeSeconds,
       maxBytes: config.auditMaxBytes,
+      replicas: config.natsReplicas,
     });
     await ensureConsumer(jsm, subjects, config);
-    const checkpoints = new CheckpointStream(nc, jsm, `${config.subjectPrefix}.audit_checkpoints`, log);
+    const checkpoints = new CheckpointStream(
+      nc,
+      jsm,
+      `${config.subjectPrefix}.audit_checkpoints`,
+      config.natsReplicas,
+      log,
+    );
     await checkpoints.ensure();
-    const leaseKv = await new Kvm(nc).create(LEASE_BUCKET, { history: 1, storage: 'file' });
+    const kvm = new Kvm(nc);
+    const [leaseKv, replayKv] = await Promise.all([
+      kvm.create(LEASE_BUCKET, { history: 1, storage: 'file', replicas: config.natsReplicas }),
+      kvm.create(BUCKETS.replay, {
+        history: 1,
+        storage: 'file',
+        ttl: config.replayWindowSeconds * 1000,
+        replicas: config.natsReplicas,
+      }),
+    ]);
     const signer = new CheckpointSigner(config.keyFile ? await readFile(config.keyFile, 'utf8') : undefined);
-    log.info({ checkpointKey: signer.publicKey }, 'checkpoint signing key');
+    const trustedKeys = await loadTrustedKeys(config, signer, log);
+    const policyStore = await PolicyStore.open(config.policyFile, {
+      onLoaded: (policy) => log.info({ hash: policy.hash }, 'policy loaded'),
+      onRejected: (problems, hash) =>
+        log.warn({ hash, problems }, 'policy change rejected; previous policy stays'),
+    });
+    cleanup.push(() => policyStore.close());
+    const creepStore = new CreepStore(db);
+    const creepOutbox = new CreepAlertOutbox(
+      creepStore,
+      new AuditPublisher(jetstream(nc), subjects, instance, log),
+      instance,
+      clock,
+      log,
+    );
 
     const lease = new WriterLease(leaseKv, instance, config.leaseTtlMs, clock, log);
     const writer = new WriterLoop(
@@ -115,7 +155,17 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
             checkpointEvery: config.checkpointEvery,
             checkpointIntervalMs: config.checkpointIntervalMs,
           },
-          { js: jetstream(nc), jsm, store, signer, checkpoints, metrics, clock, log },
+          {
+            js: jetstream(nc),
+            jsm,
+            store,
+            signer,
+            checkpoints,
+            creep: { store: creepStore, outbox: creepOutbox },
+            metrics,
+            clock,
+            log,
+          },
         ),
       metrics,
       log,
@@ -128,7 +178,19 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
     cleanup.push(() => grpc.stop());
     grpc.server.addService(
       pb.AuditorService,
-      auditorHandlers({ store, checkpoints: () => checkpoints.readAll(), log }),
+      auditorHandlers({
+        store,
+        checkpoints: () => checkpoints.readAll(),
+        trustedKeys,
+        caller: {
+          policy: () => policyStore.current(),
+          issuer: config.issuerUrl,
+          windowSeconds: config.replayWindowSeconds,
+          clock,
+          replay: new ReplayGuard(replayKv),
+        },
+        log,
+      }),
     );
     const http = await startHttpServer({
       listen: config.httpListen,
@@ -140,6 +202,7 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
     });
     cleanup.push(() => http.close());
     grpc.setServing(true, ['aoa.v1.Auditor']);
+    policyStore.watch();
     log.info({ grpcPort, httpPort: http.port, store: db.kind }, 'auditor started');
     return {
       grpcPort,
@@ -156,12 +219,50 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
 }
 
 async function openStore(config: AuditorConfig, log: Logger): Promise<SqlDriver> {
-  if (config.store.kind === 'postgres') return openPostgres(config.store.url);
+  if (config.store.kind === 'postgres') {
+    const { url, passwordFile } = config.store;
+    const password = passwordFile ? (await readFile(passwordFile, 'utf8')).trim() : undefined;
+    return openPostgres(url, password);
+  }
   log.warn(
     { dataDir: config.store.dataDir },
     'audit store is embedded PGlite: development only (fsync off, one process); set AOA_AUDIT_DB to a postgres:// URL in production',
   );
   return openPglite(config.store.dataDir);
+}
+
+/**
+ * The pinned checkpoint keys, or undefined (trust on first use, said in the log). A pinned set that
+ * leaves out this auditor's own key is allowed (keys roll) but logged: its checkpoints will not verify.
+ */
+async function loadTrustedKeys(
+  config: AuditorConfig,
+  signer: CheckpointSigner,
+  log: Logger,
+): Promise<TrustedKeys | undefined> {
+  const file = config.checkpointPublicKeysFile;
+  if (!file) {
+    log.warn(
+      { checkpointKey: signer.publicKey },
+      'checkpoint keys are not pinned: checkpoints are trusted on first use (by the key each names); set AOA_AUDITOR_CHECKPOINT_PUBLIC_KEYS',
+    );
+    return undefined;
+  }
+  let trusted: TrustedKeys;
+  try {
+    trusted = parseTrustedKeys(await readFile(file, 'utf8'));
+  } catch (error) {
+    const problem = error instanceof TypeError ? error.message : 'unreadable';
+    throw new ConfigError([`AOA_AUDITOR_CHECKPOINT_PUBLIC_KEYS: ${problem}`]);
+  }
+  const own = trusted.has(signer.publicKey);
+  (own ? log.info.bind(log) : log.error.bind(log))(
+    { checkpointKey: signer.publicKey, pinned: trusted.size },
+    own
+      ? 'checkpoint keys pinned'
+      : "checkpoint keys pinned, but not this auditor's signing key: its checkpoints will fail VerifyChain",
+  );
+  return trusted;
 }
 
 async function ensureConsumer(
@@ -189,74 +290,6 @@ async function ensureConsumer(
       filter_subject: subjects.auditAll(),
       ...settings,
     });
-  }
-}
-
-/** Keeps trying the lease; runs an ingest session while held, ends it the moment the lease is lost. */
-class WriterLoop {
-  active = false;
-  private session: IngestSession | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private stopped = false;
-  private ticking: Promise<void> = Promise.resolve();
-
-  constructor(
-    private readonly config: AuditorConfig,
-    private readonly lease: WriterLease,
-    private readonly newSession: () => IngestSession,
-    private readonly metrics: AuditorMetrics,
-    private readonly log: Logger,
-  ) {}
-
-  start(): void {
-    const tick = () => {
-      this.ticking = this.tick().finally(() => {
-        if (!this.stopped) this.timer = setTimeout(tick, this.config.leaseTtlMs / 3);
-      });
-    };
-    tick();
-  }
-
-  private async tick(): Promise<void> {
-    try {
-      const held = await this.lease.tryAcquire();
-      if (held && !this.session) {
-        this.log.info('writer lease taken');
-        this.session = this.newSession();
-        this.active = true;
-        this.metrics.writer.set(1);
-        const session = this.session;
-        void session.done.then(() => {
-          if (this.session === session) {
-            this.session = undefined;
-            this.active = false;
-            this.metrics.writer.set(0);
-          }
-        });
-      } else if (!held && this.session) {
-        this.log.warn('writer lease lost: standing by');
-        await this.endSession();
-      }
-    } catch (error) {
-      this.log.error({ err: error }, 'writer lease loop failed');
-    }
-  }
-
-  private async endSession(): Promise<void> {
-    const session = this.session;
-    this.session = undefined;
-    this.active = false;
-    this.metrics.writer.set(0);
-    await session?.stop();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.ticking;
-    clearTimeout(this.timer);
-    await this.endSession();
-    await this.lease.release();
   }
 }
 

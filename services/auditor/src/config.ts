@@ -1,4 +1,13 @@
-import { durationField, httpUrlField, listenField, parseConfig, SERVICE_ENV } from '@aoa/core';
+import {
+  checkNatsTls,
+  durationField,
+  httpUrlField,
+  listenField,
+  type NatsTlsFiles,
+  natsTlsFiles,
+  parseConfig,
+  SERVICE_ENV,
+} from '@aoa/core';
 import { z } from 'zod';
 
 const count = (fallback: number, max: number) =>
@@ -9,7 +18,7 @@ export const AuditorEnv = z
   .object({
     ...SERVICE_ENV,
     // The registered clients: every Auditor call needs a client assertion of an administrator.
-    AOA_POLICY_FILE: z.string().min(1, 'required'),
+    AOA_POLICY_FILE: z.string({ error: 'required' }).min(1, 'required'),
     // The issuer identifier: client assertions name it as `aud`.
     AOA_ISSUER_URL: httpUrlField(),
     AOA_REPLAY_WINDOW: durationField('5m'),
@@ -17,6 +26,8 @@ export const AuditorEnv = z
     AOA_AUDITOR_CHECKPOINT_PUBLIC_KEYS: z.string().min(1, 'must not be empty').optional(),
     // A postgres:// URL (production); anything else is a PGlite data directory (development only).
     AOA_AUDIT_DB: z.string().min(1).default('./data/audit'),
+    // The PostgreSQL password, from a file (a secret mount), so the URL in the environment carries none.
+    AOA_AUDIT_DB_PASSWORD_FILE: z.string().min(1, 'must not be empty').optional(),
     AOA_AUDITOR_GRPC_LISTEN: listenField('127.0.0.1:7431'),
     AOA_AUDITOR_HTTP_LISTEN: listenField('127.0.0.1:7432'),
     AOA_AUDITOR_BATCH_SIZE: count(500, 5000),
@@ -36,6 +47,14 @@ export const AuditorEnv = z
       .default(8 * 1024 ** 3),
   })
   .superRefine((env, ctx) => {
+    if (env.AOA_AUDIT_DB_PASSWORD_FILE && !/^postgres(ql)?:\/\//.test(env.AOA_AUDIT_DB)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['AOA_AUDIT_DB_PASSWORD_FILE'],
+        message: 'only with a postgres:// AOA_AUDIT_DB',
+      });
+    }
+    checkNatsTls(env, ctx);
     if (env.AOA_REPLAY_WINDOW < 10 || env.AOA_REPLAY_WINDOW > 3600) {
       ctx.addIssue({ code: 'custom', path: ['AOA_REPLAY_WINDOW'], message: 'must be between 10s and 1h' });
     }
@@ -46,13 +65,17 @@ export interface AuditorConfig {
   natsUrl: string;
   natsUser: string | undefined;
   natsPasswordFile: string | undefined;
+  natsTls: NatsTlsFiles | undefined;
+  natsReplicas: number;
   subjectPrefix: string;
   policyFile: string;
   issuerUrl: string;
   replayWindowSeconds: number;
   /** A file of trusted checkpoint public keys; undefined: trust on first use. */
   checkpointPublicKeysFile: string | undefined;
-  store: { kind: 'postgres'; url: string } | { kind: 'pglite'; dataDir: string };
+  store:
+    | { kind: 'postgres'; url: string; passwordFile: string | undefined }
+    | { kind: 'pglite'; dataDir: string };
   grpcListen: { host: string; port: number };
   httpListen: { host: string; port: number };
   batchSize: number;
@@ -75,13 +98,15 @@ export function loadAuditorConfig(env: Record<string, string | undefined>): Audi
     natsUrl: e.NATS_URL,
     natsUser: e.NATS_USER,
     natsPasswordFile: e.NATS_PASSWORD_FILE,
+    natsTls: natsTlsFiles(e),
+    natsReplicas: e.AOA_NATS_REPLICAS,
     subjectPrefix: e.AOA_SUBJECT_PREFIX,
     policyFile: e.AOA_POLICY_FILE,
     issuerUrl: e.AOA_ISSUER_URL,
     replayWindowSeconds: e.AOA_REPLAY_WINDOW,
     checkpointPublicKeysFile: e.AOA_AUDITOR_CHECKPOINT_PUBLIC_KEYS,
     store: /^postgres(ql)?:\/\//.test(e.AOA_AUDIT_DB)
-      ? { kind: 'postgres', url: e.AOA_AUDIT_DB }
+      ? { kind: 'postgres', url: e.AOA_AUDIT_DB, passwordFile: e.AOA_AUDIT_DB_PASSWORD_FILE }
       : { kind: 'pglite', dataDir: e.AOA_AUDIT_DB },
     grpcListen: e.AOA_AUDITOR_GRPC_LISTEN,
     httpListen: e.AOA_AUDITOR_HTTP_LISTEN,

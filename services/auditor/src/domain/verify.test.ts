@@ -107,6 +107,14 @@ describe('chain verification', () => {
     assert.match(result.problems[0]!, /^checkpoint at seq 2 .*signature does not verify$/);
   });
 
+  it('reports a checkpoint signed by a key that is not pinned, and does not trust it for the tail', () => {
+    const rows = chain(4);
+    const forged = { ...checkpointOf(rows[3]!), seq: 9, signatureOk: false, unknownKey: 'x'.repeat(43) };
+    assert.deepEqual(verify(rows, [forged]).problems, [
+      `checkpoint at seq 9 (${rows[3]!.time}) is signed by key xxxxxxxxxxxx…, which is not a pinned checkpoint key: not trusted`,
+    ]);
+  });
+
   it('chains marker rows like events, covering their sequence', () => {
     const marker: RowContent = {
       ...event(2),

@@ -7,6 +7,8 @@ export interface TrustedCheckpoint {
   time: string;
   /** False when the signature did not verify: reported, and not trusted. */
   signatureOk: boolean;
+  /** The signing key, when keys are pinned and this one is not among them: reported, and not trusted. */
+  unknownKey?: string;
 }
 
 export interface VerifyResult {
@@ -71,6 +73,12 @@ export class ChainVerifier {
       );
     }
     for (const cp of sorted) {
+      if (cp.unknownKey !== undefined) {
+        this.problems.push(
+          `checkpoint at seq ${cp.seq} (${cp.time}) is signed by key ${cp.unknownKey.slice(0, 12)}…, which is not a pinned checkpoint key: not trusted`,
+        );
+        continue;
+      }
       if (!cp.signatureOk) {
         this.problems.push(`checkpoint at seq ${cp.seq} (${cp.time}): signature does not verify`);
         continue;

@@ -1,27 +1,34 @@
 import { type Logger, toGrpcError } from '@aoa/core';
 import type { events, auditor as pb } from '@aoa/proto';
-import type { ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
+import type { Metadata, ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
 import type { ChainRow } from '../domain/chain.js';
 import type { SignedCheckpoint } from '../domain/checkpoint.js';
+import type { TrustedKeys } from '../domain/checkpoint-keys.js';
 import type { LineageNode } from '../domain/lineage.js';
 import { lineageOf } from '../read/lineage.js';
 import { queryEvents } from '../read/query.js';
 import { verifyStoredChain } from '../read/verify-chain.js';
 import type { AuditStore } from '../store/audit-store.js';
+import { type CallerContext, proveAdmin } from './admin-caller.js';
 
 export interface AuditorServiceDeps {
   store: AuditStore;
   /** Every checkpoint of the checkpoint stream. */
   checkpoints(): Promise<SignedCheckpoint[]>;
+  /** The pinned checkpoint keys; undefined when checkpoints are trusted on first use. */
+  trustedKeys: TrustedKeys | undefined;
+  caller: CallerContext;
   log: Logger;
 }
 
-/** gRPC `aoa.v1.Auditor`: validates, calls the store, maps errors once. */
+/** gRPC `aoa.v1.Auditor`: proves an administrator caller, validates, calls the store, maps errors once. */
 export function auditorHandlers(deps: AuditorServiceDeps): pb.AuditorServer {
   const { store, log } = deps;
+  const admin = (metadata: Metadata) => proveAdmin(deps.caller, metadata);
   return {
     query: async (call: ServerWritableStream<pb.QueryRequest, events.AuditEvent>) => {
       try {
+        await admin(call.metadata);
         const rows = await queryEvents(store, call.request);
         for (const row of rows) {
           if (call.cancelled) return;
@@ -33,11 +40,12 @@ export function auditorHandlers(deps: AuditorServiceDeps): pb.AuditorServer {
       }
     },
     verifyChain: async (
-      _call: ServerUnaryCall<pb.VerifyChainRequest, pb.VerifyChainResponse>,
+      call: ServerUnaryCall<pb.VerifyChainRequest, pb.VerifyChainResponse>,
       callback: sendUnaryData<pb.VerifyChainResponse>,
     ) => {
       try {
-        const result = await verifyStoredChain(store, await deps.checkpoints());
+        await admin(call.metadata);
+        const result = await verifyStoredChain(store, await deps.checkpoints(), deps.trustedKeys);
         if (!result.ok) log.warn({ problems: result.problems.length }, 'audit chain verification failed');
         callback(null, result);
       } catch (error) {
@@ -49,6 +57,7 @@ export function auditorHandlers(deps: AuditorServiceDeps): pb.AuditorServer {
       callback: sendUnaryData<pb.LineageResponse>,
     ) => {
       try {
+        await admin(call.metadata);
         const { ancestors, node } = await lineageOf(store, call.request.jti);
         callback(null, { ancestors: ancestors.map(toPbNode), node: toPbNode(node) });
       } catch (error) {

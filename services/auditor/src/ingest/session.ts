@@ -5,7 +5,9 @@ import type { CheckpointSigner } from '../domain/checkpoint.js';
 import type { AuditorMetrics } from '../metrics.js';
 import type { CheckpointStream } from '../nats/checkpoint-stream.js';
 import { type AuditStore, ChainConflictError } from '../store/audit-store.js';
+import type { CreepStore } from '../store/creep-store.js';
 import { eventIds, parseBatch, planBatch } from './batch.js';
+import type { CreepAlertOutbox } from './creep-alerts.js';
 
 export interface IngestOptions {
   consumer: string;
@@ -24,6 +26,8 @@ export interface IngestDeps {
   store: AuditStore;
   signer: CheckpointSigner;
   checkpoints: CheckpointStream;
+  /** Privilege baselines, updated with each batch; alerts published after the commit. */
+  creep: { store: CreepStore; outbox: CreepAlertOutbox };
   metrics: AuditorMetrics;
   clock: Clock;
   log: Logger;
@@ -144,7 +148,11 @@ export class IngestSession {
           storedIds,
         });
         const rows = chainRows(this.headHash, plan.rows);
-        await store.append(rows, plan.deadLetters);
+        let alerts = 0;
+        await store.append(rows, plan.deadLetters, async (tx) => {
+          alerts = await this.deps.creep.store.record(tx, rows);
+        });
+        if (alerts > 0) void this.deps.creep.outbox.flush();
         for (const m of plan.alreadyStored) m.ack();
         for (const m of plan.toStore) m.ack();
         for (const m of plan.deferred) m.nak(this.options.gapRetryMs);
@@ -197,6 +205,7 @@ export class IngestSession {
 
   private async maybeCheckpoint(force: boolean): Promise<void> {
     const seq = this.expected - 1;
+    if (force) await this.deps.creep.outbox.flush();
     if (seq <= this.checkpointed.seq || this.headHash === GENESIS_HASH) return;
     const now = this.deps.clock.nowMs();
     const due =

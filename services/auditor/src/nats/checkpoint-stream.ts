@@ -13,6 +13,7 @@ export class CheckpointStream {
     private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
     readonly subject: string,
+    private readonly replicas: number,
     private readonly log: Logger,
   ) {
     this.js = jetstream(nc);
@@ -29,6 +30,7 @@ export class CheckpointStream {
         storage: 'file',
         deny_delete: true,
         deny_purge: true,
+        num_replicas: this.replicas,
       });
     }
   }

@@ -1,21 +1,30 @@
 import { type SignedCheckpoint, verifyCheckpoint } from '../domain/checkpoint.js';
-import { ChainVerifier, type VerifyResult } from '../domain/verify.js';
+import type { TrustedKeys } from '../domain/checkpoint-keys.js';
+import { ChainVerifier, type TrustedCheckpoint, type VerifyResult } from '../domain/verify.js';
 import type { AuditStore } from '../store/audit-store.js';
 
 const PAGE = 5000;
 
-/** Walks the whole store in pages against the checkpoints read from the checkpoint stream. */
+/**
+ * Walks the whole store in pages against the checkpoints read from the checkpoint stream. With pinned
+ * keys, a checkpoint signed by any other key is reported and not trusted; without, each checkpoint is
+ * checked against the key it names (trust on first use).
+ */
 export async function verifyStoredChain(
   store: AuditStore,
   checkpoints: SignedCheckpoint[],
-  trustedKeys?: ReadonlySet<string>,
+  trustedKeys: TrustedKeys | undefined,
 ): Promise<VerifyResult> {
-  const trusted = checkpoints.map((cp) => ({
-    seq: Number(cp.seq),
-    hash: String(cp.hash),
-    time: String(cp.time),
-    signatureOk: verifyCheckpoint(cp, trustedKeys),
-  }));
+  const trusted = checkpoints.map((cp): TrustedCheckpoint => {
+    const pinned = trustedKeys === undefined || trustedKeys.has(String(cp.public_key));
+    return {
+      seq: Number(cp.seq),
+      hash: String(cp.hash),
+      time: String(cp.time),
+      signatureOk: pinned && verifyCheckpoint(cp),
+      ...(pinned ? {} : { unknownKey: String(cp.public_key) }),
+    };
+  });
   const verifier = new ChainVerifier(new Set(trusted.map((cp) => cp.seq)));
   let after = 0;
   for (;;) {

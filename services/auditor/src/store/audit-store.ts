@@ -50,9 +50,14 @@ export class AuditStore {
 
   /**
    * Appends linked rows and their dead letters in one transaction with multi-row INSERTs, after
-   * checking that the chain head is still the one the rows were linked to.
+   * checking that the chain head is still the one the rows were linked to. `alongside` runs in the same
+   * transaction (derived tables such as the privilege baselines).
    */
-  async append(rows: ChainRow[], deadLetters: DeadLetter[]): Promise<void> {
+  async append(
+    rows: ChainRow[],
+    deadLetters: DeadLetter[],
+    alongside?: (tx: SqlExecutor) => Promise<unknown>,
+  ): Promise<void> {
     const first = rows[0];
     if (!first) return;
     await this.db.transaction(async (tx) => {
@@ -68,6 +73,7 @@ export class AuditStore {
           deadLetters.flatMap((d) => [d.seq, d.natsSubject, d.reason, d.raw]),
         );
       }
+      await alongside?.(tx);
     });
   }
 

@@ -1,18 +1,30 @@
+import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SqlDriver } from './driver.js';
 
-/** The versioned migrations, one file each (`NNN_name.sql`), shared by both stores. */
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../../infra/sql/auditor/', import.meta.url));
+/**
+ * The versioned migrations, one file each (`NNN_name.sql`), shared by both stores: `infra/sql/auditor`
+ * of the checkout, found by walking up from this file, so the sources (src/store/) and the bundle
+ * (dist/main.js) find the same directory.
+ */
+export function migrationsDir(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    const candidate = join(dir, 'infra', 'sql', 'auditor');
+    if (existsSync(candidate)) return candidate;
+    if (dirname(dir) === dir) throw new Error('infra/sql/auditor not found above the auditor');
+  }
+}
 
 /**
  * Applies, in order, every migration not yet in `schema_migrations`, in one transaction under an
  * advisory lock, so auditors starting at once against one database migrate it once.
  */
-export async function migrate(db: SqlDriver, dir = MIGRATIONS_DIR): Promise<number[]> {
+export async function migrate(db: SqlDriver, dir = migrationsDir()): Promise<number[]> {
   const files = (await readdir(dir)).filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f)).sort();
   const sources = await Promise.all(
-    files.map(async (f) => ({ version: Number(f.slice(0, 3)), sql: await readFile(`${dir}${f}`, 'utf8') })),
+    files.map(async (f) => ({ version: Number(f.slice(0, 3)), sql: await readFile(join(dir, f), 'utf8') })),
   );
   return db.transaction(async (tx) => {
     await tx.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`);

@@ -2,8 +2,13 @@ import pg from 'pg';
 import type { SqlDriver, SqlExecutor } from './driver.js';
 
 /** PostgreSQL through a `pg` pool: the production store. */
-export function openPostgres(url: string): SqlDriver {
-  const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000 });
+export function openPostgres(url: string, password?: string): SqlDriver {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 4,
+    connectionTimeoutMillis: 5000,
+    ...(password === undefined ? {} : { password }),
+  });
   // An idle client losing its connection must not crash the process; the next query fails instead.
   pool.on('error', () => undefined);
   return {

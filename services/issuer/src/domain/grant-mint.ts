@@ -4,6 +4,7 @@ import {
   type AuditPublisher,
   type Clock,
   type GrantRecord,
+  grantRemainingSeconds,
   isName,
   type RevocationMirror,
   revocationKeys,
@@ -68,7 +69,7 @@ export async function mintForGrant(ctx: GrantMintContext, grantId: unknown): Pro
   }
   const nowMs = ctx.clock.nowMs();
   const nowSeconds = Math.floor(nowMs / 1000);
-  const remaining = grant.expires_at - nowSeconds;
+  const remaining = grantRemainingSeconds(grant, nowSeconds);
   if (remaining <= 0) throw new AppError('failed_precondition', 'grant has expired');
   const since = grant.restored_at_ms ?? grant.created_at_ms;
   const mark = ctx.revocations.get(revocationKeys.grant(grant.id));
@@ -85,12 +86,13 @@ export async function mintForGrant(ctx: GrantMintContext, grantId: unknown): Pro
   const policy = ctx.policy();
   const key = ctx.signingKey();
   const minted: Array<GrantDelivery & { kid: string }> = [];
+  let granted: { rule: string; audience: string[]; ttlSeconds: number } | undefined;
   for (const agent of agents) {
     if (!isName(agent.agent) || !JKT.test(agent.dpop_jkt)) {
       throw new AppError('internal', 'stored agent is malformed', { detail: { grant: grantId } });
     }
     const decision = decide(policy, {
-      principal: { kind: 'idp', idp: principal[1], sub: principal[2], groups: [] },
+      principal: { kind: 'idp', idp: principal[1], sub: principal[2], groups: grant.groups ?? [] },
       child: grant.app,
       env: grant.env,
       scopes: grant.scopes,
@@ -101,6 +103,11 @@ export async function mintForGrant(ctx: GrantMintContext, grantId: unknown): Pro
       nowSeconds,
     });
     if (!decision.allow) throw new AppError('permission_denied', decision.reason, { rule: decision.rule });
+    granted = {
+      rule: decision.rule,
+      audience: decision.audience,
+      ttlSeconds: decision.expSeconds - nowSeconds,
+    };
     const claims = buildClaims({
       issuer: ctx.issuer,
       origin: { kind: 'root', idp: principal[1], sub: principal[2], clientId: grant.parent_client },
@@ -111,7 +118,7 @@ export async function mintForGrant(ctx: GrantMintContext, grantId: unknown): Pro
       nowMs,
     });
     claims.aoa_grant = grant.id;
-    claims.exp = Math.min(claims.exp, grant.expires_at);
+    claims.exp = Math.min(claims.exp, nowSeconds + remaining);
     const revoked = ctx.revocations.check({ ...claims, kid: key.kid });
     if (revoked) throw new AppError('failed_precondition', `grant is revoked (${revoked.key.split('.')[0]})`);
     const token = signAccessToken(claims, key);
@@ -129,6 +136,7 @@ export async function mintForGrant(ctx: GrantMintContext, grantId: unknown): Pro
     child: grant.app,
     env: grant.env,
     scopes: grant.scopes,
+    ...(granted ? { rule: granted.rule, audience: granted.audience, ttl_seconds: granted.ttlSeconds } : {}),
     deliveries: minted.map(({ agent, jti, exp, kid }) => ({ agent, jti, exp, kid })),
   });
   return minted.map(({ agent, jti, exp, jwe }) => ({ agent, jti, exp, jwe }));

@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { loadAuditorConfig } from './config.js';
+
+const base = {
+  NATS_URL: 'nats://127.0.0.1:4222',
+  AOA_POLICY_FILE: '/etc/aoa/policy.yaml',
+  AOA_ISSUER_URL: 'https://issuer.example',
+};
+
+describe('auditor configuration', () => {
+  it('takes the PostgreSQL password from a file, so the URL carries none', () => {
+    const config = loadAuditorConfig({
+      ...base,
+      AOA_AUDIT_DB: 'postgres://aoa@db:5432/aoa_audit',
+      AOA_AUDIT_DB_PASSWORD_FILE: '/run/secrets/postgres_password',
+    });
+    assert.deepEqual(config.store, {
+      kind: 'postgres',
+      url: 'postgres://aoa@db:5432/aoa_audit',
+      passwordFile: '/run/secrets/postgres_password',
+    });
+  });
+
+  it('refuses a password file for the embedded store, naming the variable', () => {
+    assert.throws(
+      () => loadAuditorConfig({ ...base, AOA_AUDIT_DB: './data/audit', AOA_AUDIT_DB_PASSWORD_FILE: '/x' }),
+      /AOA_AUDIT_DB_PASSWORD_FILE: only with a postgres:\/\/ AOA_AUDIT_DB/,
+    );
+  });
+
+  it('uses the embedded store for anything that is not a postgres:// URL', () => {
+    assert.deepEqual(loadAuditorConfig({ ...base, AOA_AUDIT_DB: '/var/lib/aoa/audit' }).store, {
+      kind: 'pglite',
+      dataDir: '/var/lib/aoa/audit',
+    });
+  });
+});
