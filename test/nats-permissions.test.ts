@@ -1,43 +1,35 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { createVerifier, type Verifier } from '@aoa/sdk';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { query, startAuditor, systemAccess, until, verifyChain } from './support/auditor.js';
+import {
+  AUTH_CONFIG,
+  type NatsCredentials,
+  natsCredentials,
+  subscriptionRefused,
+  violations,
+} from './support/nats-auth.js';
 import { clientAssertion, dpopProof, makeKey, type TestKey } from './support/oauth.js';
 import { callRevoke, startRevoker } from './support/revoker.js';
 import { callDelegate, startSystem, type TestSystem } from './support/system.js';
 
-const CONFIG = fileURLToPath(new URL('../infra/nats/nats-auth.conf', import.meta.url));
-// nats-server parses a variable's value as a config token: a password must not read as a number.
-const password = () => `p${randomBytes(12).toString('hex')}`;
-const passwords = {
-  AOA_NATS_ISSUER_PASSWORD: password(),
-  AOA_NATS_REVOKER_PASSWORD: password(),
-  AOA_NATS_VERIFIER_PASSWORD: password(),
-};
-
+let creds: NatsCredentials;
 let sys: TestSystem;
 let verifierConnection: NatsConnection;
 let verifier: Verifier;
 let holder: TestKey;
 
 before(async () => {
-  // nats-server resolves the users' passwords from its environment.
-  Object.assign(process.env, passwords);
-  const passwordFile = join(tmpdir(), `aoa-nats-issuer-password-${process.pid}`);
-  await writeFile(passwordFile, passwords.AOA_NATS_ISSUER_PASSWORD, { mode: 0o600 });
-  sys = await startSystem(
-    { NATS_USER: 'issuer', NATS_PASSWORD_FILE: passwordFile },
-    { nats: { configFile: CONFIG } },
-  );
+  creds = await natsCredentials();
+  sys = await startSystem(creds.serviceEnv('issuer'), { nats: { configFile: AUTH_CONFIG } });
   verifierConnection = await connect({
     servers: sys.nats.url,
     user: 'verifier-dashboards-api',
-    pass: passwords.AOA_NATS_VERIFIER_PASSWORD,
+    pass: creds.password('verifier-dashboards-api'),
     inboxPrefix: '_INBOX_VERIFIER_dashboards-api',
   });
   verifier = createVerifier({
@@ -52,22 +44,8 @@ after(async () => {
   verifier?.close();
   await verifierConnection?.close();
   await sys?.stop();
+  await creds?.remove();
 });
-
-/** Whether the server refused a subscription: it closes it and reports a permissions violation. */
-async function subscriptionRefused(nc: NatsConnection, subject: string): Promise<boolean> {
-  const sub = nc.subscribe(subject);
-  const closed = sub.closed.then(
-    () => true,
-    () => true,
-  );
-  const stillOpen = nc
-    .flush()
-    .then(() => new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 300)));
-  const refused = await Promise.race([closed, stillOpen]);
-  sub.unsubscribe();
-  return refused;
-}
 
 describe('NATS permissions from infra/nats/auth.conf', () => {
   it('lets the issuer do all its work through its own user', async () => {
@@ -83,6 +61,8 @@ describe('NATS permissions from infra/nats/auth.conf', () => {
       { 'client-assertion': await clientAssertion('argocd', sys.keys.argocd, sys.issuer.issuer) },
     );
     assert.equal(response.tokenType, 'DPoP');
+    // connectNats logs every error the server sends, permissions violations included.
+    assert.doesNotMatch(sys.logs.text(), /Permissions Violation/);
   });
 
   it('lets a verifier mirror the keys and revocations and verify a token through its own user', async () => {
@@ -109,9 +89,7 @@ describe('NATS permissions from infra/nats/auth.conf', () => {
   });
 
   it('lets the revoker revoke through its own user, and the verifier sees it at once', async () => {
-    const passwordFile = join(tmpdir(), `aoa-nats-revoker-password-${process.pid}`);
-    await writeFile(passwordFile, passwords.AOA_NATS_REVOKER_PASSWORD, { mode: 0o600 });
-    const revoker = await startRevoker(sys, { NATS_USER: 'revoker', NATS_PASSWORD_FILE: passwordFile });
+    const revoker = await startRevoker(sys, creds.serviceEnv('revoker'));
     try {
       const { accessToken, jti } = await callDelegate(
         sys.client,
@@ -148,6 +126,7 @@ describe('NATS permissions from infra/nats/auth.conf', () => {
         }),
         /revoked/,
       );
+      assert.doesNotMatch(sys.logs.text(), /Permissions Violation/);
     } finally {
       await revoker.stop();
     }
@@ -157,7 +136,7 @@ describe('NATS permissions from infra/nats/auth.conf', () => {
     const nc = await connect({
       servers: sys.nats.url,
       user: 'revoker',
-      pass: passwords.AOA_NATS_REVOKER_PASSWORD,
+      pass: creds.password('revoker'),
     });
     try {
       await assert.rejects(
@@ -174,17 +153,13 @@ describe('NATS permissions from infra/nats/auth.conf', () => {
   });
 
   it('refuses a verifier any credential subject, other inboxes and the audit stream', async () => {
-    const violations: string[] = [];
-    void (async () => {
-      for await (const s of verifierConnection.status())
-        if (s.type === 'error') violations.push(String(s.error));
-    })();
+    const refused = violations(verifierConnection);
     const subjects = ['aoa.creds.prod.dashboards.agent-1', 'aoa.creds.>', '_INBOX.>', 'aoa.audit.>', '>'];
     for (const subject of subjects)
       assert.ok(await subscriptionRefused(verifierConnection, subject), subject);
     for (const subject of subjects) {
       assert.ok(
-        violations.some((v) => v.includes(`Subscription to "${subject}"`)),
+        refused.some((v) => v.includes(`Subscription to "${subject}"`)),
         `no permissions violation reported for ${subject}`,
       );
     }
@@ -192,10 +167,7 @@ describe('NATS permissions from infra/nats/auth.conf', () => {
   });
 
   it('refuses a verifier publishing on aoa subjects and reading the sealed signing keys', async () => {
-    const errors: string[] = [];
-    void (async () => {
-      for await (const s of verifierConnection.status()) if (s.type === 'error') errors.push(String(s.error));
-    })();
+    const errors = violations(verifierConnection);
     verifierConnection.publish('aoa.audit.delegation.issued', '{}');
     verifierConnection.publish('aoa.revoked.all', '{}');
     await verifierConnection.flush();
@@ -208,5 +180,63 @@ describe('NATS permissions from infra/nats/auth.conf', () => {
       errors.filter((e) => /permission/i.test(e)).length >= 2,
       `expected permission errors, got ${errors.join('; ')}`,
     );
+  });
+  it('lets the auditor store the audit events through its own user', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'aoa-audit-'));
+    const auditor = await startAuditor(sys.nats.url, dir, creds.serviceEnv('auditor'), systemAccess(sys));
+    try {
+      const { jti } = await callDelegate(
+        sys.client,
+        {
+          subjectToken: await sys.idpToken('argocd-sa'),
+          child: 'dashboards',
+          environment: 'prod',
+          scopes: ['read:metrics'],
+          holderJkt: holder.jkt,
+        },
+        { 'client-assertion': await clientAssertion('argocd', sys.keys.argocd, sys.issuer.issuer) },
+      );
+      // The query authenticates its caller against aoa_replay, through the same user.
+      const stored = await until('the delegation in the audit store', async () => {
+        const found = await query(auditor, { types: ['delegation.issued'] });
+        return found.some((e) => e.data?.jti === jti) && found;
+      });
+      assert.ok(stored.length >= 1);
+      // A signed checkpoint goes to AOA_AUDIT_CHECKPOINTS every 200 ms (the test setting); VerifyChain
+      // reads them back.
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      const chain = await verifyChain(auditor);
+      assert.equal(chain.ok, true, chain.problems.join('; '));
+      assert.doesNotMatch(auditor.logs.text(), /Permissions Violation/);
+    } finally {
+      await auditor.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses the auditor the signing keys, the credentials and publishing revocations', async () => {
+    const nc = await connect({ servers: sys.nats.url, user: 'auditor', pass: creds.password('auditor') });
+    try {
+      for (const subject of [
+        '$JS.API.STREAM.INFO.KV_aoa_signing_keys',
+        '$JS.API.STREAM.INFO.AOA_CREDS',
+        '$JS.API.STREAM.INFO.KV_aoa_grants',
+        '$JS.API.CONSUMER.CREATE.AOA_AUDIT',
+        '$JS.API.STREAM.DELETE.AOA_AUDIT',
+        '$JS.API.STREAM.PURGE.AOA_AUDIT_CHECKPOINTS',
+        '$JS.API.CONSUMER.DELETE.AOA_AUDIT.auditor',
+      ]) {
+        await assert.rejects(nc.request(subject, '', { timeout: 1000 }), /permission/i, subject);
+      }
+      assert.ok(await subscriptionRefused(nc, 'aoa.creds.>'));
+      const refused = violations(nc);
+      nc.publish('aoa.revoked.all', '{}');
+      nc.publish('aoa.creds.prod.dashboards.dash-1', '{}');
+      await nc.flush();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(refused.filter((e) => /permission/i.test(e)).length, 2, refused.join('; '));
+    } finally {
+      await nc.close();
+    }
   });
 });

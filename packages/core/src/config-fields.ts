@@ -1,4 +1,6 @@
+import { accessSync, constants } from 'node:fs';
 import { z } from 'zod';
+import type { NatsTlsFiles } from './bus/connect.js';
 import { parseDurationSeconds, parseListen } from './config.js';
 
 /**
@@ -42,14 +44,76 @@ export const listenField = (fallback: string) =>
 /** An http(s) URL variable. */
 export const httpUrlField = () => z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
 
-/** The variables every service reads to reach NATS and to log. */
+/** An optional path to a file this process can read, checked when the configuration is loaded. */
+export const readableFileField = () =>
+  z
+    .string()
+    .min(1)
+    .optional()
+    .superRefine((path, ctx) => {
+      if (path === undefined) return;
+      try {
+        accessSync(path, constants.R_OK);
+      } catch (error) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `cannot read ${path}: ${(error as NodeJS.ErrnoException).code}`,
+        });
+      }
+    });
+
+/**
+ * The variables every service reads to reach NATS and to log. Check them with {@link checkNatsTls};
+ * turn them into connection options with {@link natsTlsFiles}.
+ */
 export const SERVICE_ENV = {
-  NATS_URL: z.string().min(1, 'required'),
+  NATS_URL: z.string({ error: 'required' }).min(1, 'required'),
   NATS_USER: z.string().optional(),
   NATS_PASSWORD_FILE: z.string().optional(),
+  // TLS to NATS (PEM): the CA that signed the servers' certificates; for mutual TLS also this
+  // service's certificate and key.
+  NATS_TLS_CA_FILE: readableFileField(),
+  NATS_TLS_CERT_FILE: readableFileField(),
+  NATS_TLS_KEY_FILE: readableFileField(),
+  // Replicas of every stream and bucket a service creates: 3 (or 5) on a NATS cluster, so an
+  // acknowledged write survives the loss of a server.
+  AOA_NATS_REPLICAS: z.enum(['1', '3', '5'], { error: 'must be 1, 3 or 5' }).default('1').transform(Number),
   AOA_SUBJECT_PREFIX: z.string().default('aoa'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 };
+
+/** The NATS TLS variables of {@link SERVICE_ENV} after parsing. */
+interface NatsTlsEnv {
+  NATS_TLS_CA_FILE?: string | undefined;
+  NATS_TLS_CERT_FILE?: string | undefined;
+  NATS_TLS_KEY_FILE?: string | undefined;
+}
+
+/** A client certificate for NATS needs its key, and the other way round. */
+export function checkNatsTls(env: NatsTlsEnv, ctx: z.RefinementCtx): void {
+  if (Boolean(env.NATS_TLS_CERT_FILE) !== Boolean(env.NATS_TLS_KEY_FILE)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [env.NATS_TLS_CERT_FILE ? 'NATS_TLS_KEY_FILE' : 'NATS_TLS_CERT_FILE'],
+      message: 'mutual TLS to NATS needs both NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE',
+    });
+  }
+}
+
+/**
+ * The TLS files for {@link connectNats}, or undefined when none is set (TLS is then used only if the
+ * server requires it, trusting the system's CAs).
+ *
+ * @example
+ * natsTls: natsTlsFiles(e),
+ */
+export function natsTlsFiles(env: NatsTlsEnv): NatsTlsFiles | undefined {
+  const files: NatsTlsFiles = {};
+  if (env.NATS_TLS_CA_FILE) files.caFile = env.NATS_TLS_CA_FILE;
+  if (env.NATS_TLS_CERT_FILE) files.certFile = env.NATS_TLS_CERT_FILE;
+  if (env.NATS_TLS_KEY_FILE) files.keyFile = env.NATS_TLS_KEY_FILE;
+  return Object.keys(files).length > 0 ? files : undefined;
+}
 
 /** TLS certificate and key files for a service's listeners; check them with {@link checkTlsPair}. */
 export const TLS_ENV = {

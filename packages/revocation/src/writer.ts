@@ -22,6 +22,8 @@ export interface RevocationWriterOptions {
   outboxMaxAgeSeconds: number;
   /** How often the outbox retries what JetStream has not acknowledged. */
   retryMs: number;
+  /** Replicas of the outbox bucket on a NATS cluster (1, 3 or 5). */
+  replicas: number;
 }
 
 export interface RevocationWriter {
@@ -39,7 +41,7 @@ export interface RevocationWriter {
  *
  * @example
  * const writer = await openRevocationWriter({ nc, kvm, revocationsKv, subjects, audit, metrics, clock, log,
- *   outboxMaxAgeSeconds: 86_400, retryMs: 1000 });
+ *   outboxMaxAgeSeconds: 86_400, retryMs: 1000, replicas: 1 });
  * await writeRevocation(writer.ctx, { target, reason, by, place });
  */
 export async function openRevocationWriter(options: RevocationWriterOptions): Promise<RevocationWriter> {
@@ -48,6 +50,7 @@ export async function openRevocationWriter(options: RevocationWriterOptions): Pr
     history: 1,
     storage: 'file',
     ttl: options.outboxMaxAgeSeconds * 1000,
+    replicas: options.replicas,
   });
   const outbox = new AuditOutbox(outboxKv, options.audit, options.metrics, log, options.retryMs);
   outbox.start();

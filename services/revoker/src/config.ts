@@ -1,8 +1,11 @@
 import {
+  checkNatsTls,
   checkTlsPair,
   durationField,
   httpUrlField,
   listenField,
+  type NatsTlsFiles,
+  natsTlsFiles,
   parseConfig,
   SERVICE_ENV,
   TLS_ENV,
@@ -15,7 +18,7 @@ const url = httpUrlField();
 export const RevokerEnv = z
   .object({
     ...SERVICE_ENV,
-    AOA_POLICY_FILE: z.string().min(1, 'required'),
+    AOA_POLICY_FILE: z.string({ error: 'required' }).min(1, 'required'),
     // The issuer identifier: client assertions name it as `aud`, aoa tokens as `iss`.
     AOA_ISSUER_URL: url,
     AOA_REVOKER_GRPC_LISTEN: listenField('127.0.0.1:7411'),
@@ -34,6 +37,7 @@ export const RevokerEnv = z
   })
   .superRefine((env, ctx) => {
     checkTlsPair(env, ctx);
+    checkNatsTls(env, ctx);
     if (env.AOA_REPLAY_WINDOW < 10 || env.AOA_REPLAY_WINDOW > 3600) {
       ctx.addIssue({ code: 'custom', path: ['AOA_REPLAY_WINDOW'], message: 'must be between 10s and 1h' });
     }
@@ -47,6 +51,8 @@ export interface RevokerConfig {
   natsUrl: string;
   natsUser: string | undefined;
   natsPasswordFile: string | undefined;
+  natsTls: NatsTlsFiles | undefined;
+  natsReplicas: number;
   subjectPrefix: string;
   policyFile: string;
   issuerUrl: string;
@@ -69,6 +75,8 @@ export function loadRevokerConfig(env: Record<string, string | undefined>): Revo
     natsUrl: e.NATS_URL,
     natsUser: e.NATS_USER,
     natsPasswordFile: e.NATS_PASSWORD_FILE,
+    natsTls: natsTlsFiles(e),
+    natsReplicas: e.AOA_NATS_REPLICAS,
     subjectPrefix: e.AOA_SUBJECT_PREFIX,
     policyFile: e.AOA_POLICY_FILE,
     issuerUrl: e.AOA_ISSUER_URL,

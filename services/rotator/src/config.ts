@@ -1,8 +1,11 @@
 import {
+  checkNatsTls,
   checkTlsPair,
   durationField,
   httpUrlField,
   listenField,
+  type NatsTlsFiles,
+  natsTlsFiles,
   parseConfig,
   SERVICE_ENV,
   TLS_ENV,
@@ -15,7 +18,7 @@ const url = httpUrlField();
 export const RotatorEnv = z
   .object({
     ...SERVICE_ENV,
-    AOA_POLICY_FILE: z.string().min(1, 'required'),
+    AOA_POLICY_FILE: z.string({ error: 'required' }).min(1, 'required'),
     // The issuer identifier: client assertions name it as `aud`.
     AOA_ISSUER_URL: url,
     AOA_ROTATOR_GRPC_LISTEN: listenField('127.0.0.1:7421'),
@@ -36,6 +39,7 @@ export const RotatorEnv = z
   })
   .superRefine((env, ctx) => {
     checkTlsPair(env, ctx);
+    checkNatsTls(env, ctx);
     if (env.AOA_REPLAY_WINDOW < 10 || env.AOA_REPLAY_WINDOW > 3600) {
       ctx.addIssue({ code: 'custom', path: ['AOA_REPLAY_WINDOW'], message: 'must be between 10s and 1h' });
     }
@@ -60,6 +64,8 @@ export interface RotatorConfig {
   natsUrl: string;
   natsUser: string | undefined;
   natsPasswordFile: string | undefined;
+  natsTls: NatsTlsFiles | undefined;
+  natsReplicas: number;
   subjectPrefix: string;
   policyFile: string;
   issuerUrl: string;
@@ -83,6 +89,8 @@ export function loadRotatorConfig(env: Record<string, string | undefined>): Rota
     natsUrl: e.NATS_URL,
     natsUser: e.NATS_USER,
     natsPasswordFile: e.NATS_PASSWORD_FILE,
+    natsTls: natsTlsFiles(e),
+    natsReplicas: e.AOA_NATS_REPLICAS,
     subjectPrefix: e.AOA_SUBJECT_PREFIX,
     policyFile: e.AOA_POLICY_FILE,
     issuerUrl: e.AOA_ISSUER_URL,

@@ -19,11 +19,14 @@ export interface AuditStreamOptions {
   maxAgeSeconds: number;
   /** Bytes before the stream refuses new events (discard new: fail closed). */
   maxBytes: number;
+  /** Replicas on a NATS cluster (1, 3 or 5); fixed when the stream is created. */
+  replicas: number;
 }
 
 export const DEFAULT_AUDIT_STREAM: AuditStreamOptions = {
   maxAgeSeconds: 30 * 86400,
   maxBytes: 8 * 1024 ** 3,
+  replicas: 1,
 };
 
 /**
@@ -46,6 +49,7 @@ export async function ensureAuditStream(
     duplicate_window: 120 * 1e9,
     deny_delete: true,
     deny_purge: true,
+    num_replicas: options.replicas,
   };
   try {
     const info = await jsm.streams.info(STREAMS.audit);

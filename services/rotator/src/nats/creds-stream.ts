@@ -5,7 +5,11 @@ import { type JetStreamManager, StorageType } from '@nats-io/jetstream';
  * Creates `AOA_CREDS`: every `aoa.creds.>` subject keeps only its last message, so an agent that
  * starts late reads its current credential at once (deliver policy last-per-subject).
  */
-export async function ensureCredsStream(jsm: JetStreamManager, subjects: Subjects): Promise<void> {
+export async function ensureCredsStream(
+  jsm: JetStreamManager,
+  subjects: Subjects,
+  replicas: number,
+): Promise<void> {
   try {
     await jsm.streams.info(STREAMS.creds);
   } catch (error) {
@@ -16,6 +20,7 @@ export async function ensureCredsStream(jsm: JetStreamManager, subjects: Subject
       storage: StorageType.File,
       max_msgs_per_subject: 1,
       duplicate_window: 120 * 1e9,
+      num_replicas: replicas,
     });
   }
 }

@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ConfigError, connectNats, createLogger } from '@aoa/core';
+import { startNats } from '@aoa/testkit';
+import { loadRotatorConfig } from '../services/rotator/src/config.js';
+import { clientAssertion, makeKey } from './support/oauth.js';
+import { callDelegate, startSystem, type TestSystem } from './support/system.js';
+
+const log = createLogger({ service: 'test', level: 'silent' });
+let dir: string;
+let sys: TestSystem;
+const file = (name: string) => join(dir, name);
+
+/** A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA. */
+function makeCertificates(): void {
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=aoa test CA',
+    '-keyout',
+    'ca-key.pem',
+    '-out',
+    'ca.pem',
+  );
+  for (const [name, extension] of [
+    ['server', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth'],
+    ['client', 'extendedKeyUsage=clientAuth'],
+  ] as const) {
+    execFileSync('sh', ['-c', `printf '${extension}\\n' > ${name}.ext`], { cwd: dir });
+    openssl(
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-subj',
+      `/CN=aoa test ${name}`,
+      '-keyout',
+      `${name}-key.pem`,
+      '-out',
+      `${name}.csr`,
+    );
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca-key.pem',
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-extfile',
+      `${name}.ext`,
+      '-out',
+      `${name}.pem`,
+    );
+  }
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'aoa-nats-tls-'));
+  makeCertificates();
+  // Mutual TLS: the server presents its certificate and asks every client for one signed by the CA.
+  const config = file('nats-tls.conf');
+  await writeFile(
+    config,
+    `tls {\n  cert_file: "${file('server.pem')}"\n  key_file: "${file('server-key.pem')}"\n` +
+      `  ca_file: "${file('ca.pem')}"\n  verify: true\n  timeout: 2\n}\n`,
+  );
+  sys = await startSystem(
+    {
+      NATS_TLS_CA_FILE: file('ca.pem'),
+      NATS_TLS_CERT_FILE: file('client.pem'),
+      NATS_TLS_KEY_FILE: file('client-key.pem'),
+    },
+    { nats: { configFile: config } },
+  );
+});
+
+after(async () => {
+  await sys?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('TLS to NATS', () => {
+  it('runs a service over mutual TLS with the CA, certificate and key from its environment', async () => {
+    const holder = await makeKey();
+    const response = await callDelegate(
+      sys.client,
+      {
+        subjectToken: await sys.idpToken('argocd-sa'),
+        child: 'dashboards',
+        environment: 'prod',
+        scopes: ['read:metrics'],
+        holderJkt: holder.jkt,
+      },
+      { 'client-assertion': await clientAssertion('argocd', sys.keys.argocd, sys.issuer.issuer) },
+    );
+    assert.equal(response.tokenType, 'DPoP');
+  });
+
+  it("refuses a connection that does not trust the server's CA, and says which setting to check", async () => {
+    await assert.rejects(
+      connectNats({ url: sys.nats.url, name: 'no-ca' }, log),
+      /NATS TLS failed at nats:\/\/127\.0\.0\.1:\d+: .*; set NATS_TLS_CA_FILE to the CA/,
+    );
+    // Trusting another CA is no better.
+    await assert.rejects(
+      connectNats({ url: sys.nats.url, name: 'wrong-ca', tls: { caFile: file('client.pem') } }, log),
+      /NATS TLS failed at .*; check that .*client\.pem \(NATS_TLS_CA_FILE\) signed/,
+    );
+  });
+
+  it('is refused by a server that verifies clients when it presents no certificate', async () => {
+    await assert.rejects(
+      connectNats({ url: sys.nats.url, name: 'no-cert', tls: { caFile: file('ca.pem') } }, log),
+      // The server ends the handshake; nats.js 3.3 reports only that the connection timed out.
+      /timeout/,
+    );
+  });
+
+  it('refuses a plaintext server when TLS is configured', async () => {
+    const plain = await startNats({ jetstream: false });
+    try {
+      await assert.rejects(
+        connectNats({ url: plain.url, name: 'downgrade', tls: { caFile: file('ca.pem') } }, log),
+        /NATS TLS failed at .*: server does not support 'tls'; the server offers no TLS/,
+      );
+    } finally {
+      await plain.stop();
+    }
+  });
+
+  it('checks the TLS files when the configuration loads', () => {
+    const base = {
+      NATS_URL: sys.nats.url,
+      AOA_POLICY_FILE: sys.policyPath,
+      AOA_ISSUER_URL: sys.issuer.issuer,
+    };
+    assert.throws(
+      () => loadRotatorConfig({ ...base, NATS_TLS_CERT_FILE: file('client.pem') }),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.problems.some((p) => /NATS_TLS_KEY_FILE.*both NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE/.test(p)),
+    );
+    assert.throws(
+      () => loadRotatorConfig({ ...base, NATS_TLS_CA_FILE: file('missing.pem') }),
+      (e: unknown) => e instanceof ConfigError && e.problems.some((p) => /NATS_TLS_CA_FILE.*ENOENT/.test(p)),
+    );
+    assert.deepEqual(loadRotatorConfig({ ...base, NATS_TLS_CA_FILE: file('ca.pem') }).natsTls, {
+      caFile: file('ca.pem'),
+    });
+    assert.equal(loadRotatorConfig(base).natsTls, undefined);
+  });
+});
