@@ -27,8 +27,9 @@ function owns(caller: Caller, token: VerifiedAoaToken): boolean {
  * Who may revoke (contract section 3): an administrator anything; otherwise only a `jti`, and only when
  * a presented, verified token D carries the target in its chain (its lineage or itself) at or below a
  * token the caller owns (holds by key, or requested as `client:<id>`). The lineage is signed, so a
- * caller can neither invent ancestry nor reach a sibling branch. Grants are for administrators until
- * grants exist; app, subject and key revocations are for administrators.
+ * caller can neither invent ancestry nor reach a sibling branch. A grant's parent client (`grantParent`,
+ * read from `aoa_grants` by the caller of this function) may revoke that grant; app, subject and key
+ * revocations are for administrators.
  *
  * @example
  * const place = authorizeRevoke(caller, { kind: 'jti', jti }, presentedTokens);
@@ -37,13 +38,20 @@ export function authorizeRevoke(
   caller: Caller,
   target: RevokeTarget,
   presented: VerifiedAoaToken[],
+  grantParent?: string,
 ): TargetPlace | undefined {
   if (target.kind === 'app') {
     if (!isAdmin(caller)) throw denied(`${target.kind} revocation is for administrators`);
     return { environment: target.environment, app: target.app };
   }
+  if (target.kind === 'grant') {
+    const parent = caller.kind === 'client' && grantParent !== undefined && grantParent === caller.id;
+    if (!parent && !isAdmin(caller))
+      throw denied("grant revocation is for administrators and the grant's parent client");
+    return undefined;
+  }
   if (target.kind !== 'jti') {
-    const what = target.kind === 'sub' ? 'subject' : target.kind === 'kid' ? 'key' : 'grant';
+    const what = target.kind === 'sub' ? 'subject' : 'key';
     if (!isAdmin(caller)) throw denied(`${what} revocation is for administrators`);
     return undefined;
   }

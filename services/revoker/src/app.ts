@@ -17,7 +17,7 @@ import {
 } from '@aoa/core';
 import { PolicyStore } from '@aoa/policy';
 import { revoker as pb } from '@aoa/proto';
-import { openRevocationWriter } from '@aoa/revocation';
+import { kvGrantRegistry, openRevocationWriter } from '@aoa/revocation';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -67,6 +67,7 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
         name: 'aoa-revoker',
         user: config.natsUser,
         passwordFile: config.natsPasswordFile,
+        tls: config.natsTls,
       },
       log,
     );
@@ -74,16 +75,24 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
     await ensureAuditStream(await jetstreamManager(nc), subjects, {
       maxAgeSeconds: config.auditMaxAgeSeconds,
       maxBytes: config.auditMaxBytes,
+      replicas: config.natsReplicas,
     });
     const kvm = new Kvm(nc);
-    const [keysKv, replayKv, revocationsKv] = await Promise.all([
-      kvm.create(BUCKETS.keys, { history: 1, storage: 'file' }),
-      kvm.create(BUCKETS.replay, { history: 1, storage: 'file', ttl: config.replayWindowSeconds * 1000 }),
+    const [keysKv, replayKv, revocationsKv, grantsKv] = await Promise.all([
+      kvm.create(BUCKETS.keys, { history: 1, storage: 'file', replicas: config.natsReplicas }),
+      kvm.create(BUCKETS.replay, {
+        history: 1,
+        storage: 'file',
+        ttl: config.replayWindowSeconds * 1000,
+        replicas: config.natsReplicas,
+      }),
       kvm.create(BUCKETS.revocations, {
         history: 1,
         storage: 'file',
         ttl: config.revocationMaxAgeSeconds * 1000,
+        replicas: config.natsReplicas,
       }),
+      kvm.create(BUCKETS.grants, { history: 1, storage: 'file', replicas: config.natsReplicas }),
     ]);
     const bucketAge = (await revocationsKv.status()).ttl / 1000;
     if (bucketAge !== 0 && bucketAge < config.revocationMaxAgeSeconds) {
@@ -117,6 +126,7 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
       log,
       outboxMaxAgeSeconds: config.auditMaxAgeSeconds,
       retryMs: config.outboxRetryMs,
+      replicas: config.natsReplicas,
     });
     cleanup.push(() => writer.stop());
 
@@ -127,6 +137,8 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
       replay: new ReplayGuard(replayKv),
       windowSeconds: config.replayWindowSeconds,
       ...writer.ctx,
+      grants: kvGrantRegistry(grantsKv),
+      log,
     };
 
     const grpc = new GrpcServer(log, ['aoa/v1/revoker.proto']);

@@ -79,11 +79,18 @@ describe('who may revoke', () => {
     denied(() => authorizeRevoke(holderOf(1), { kind: 'jti', jti: jti(1) }, []));
   });
 
-  it('app, subject, key and grant revocations are for administrators', () => {
+  it('app, subject and key revocations are for administrators', () => {
     denied(() => authorizeRevoke(argocd, { kind: 'app', environment: 'prod', app: 'jobs' }, [token(0)]));
     denied(() => authorizeRevoke(holderOf(0), { kind: 'sub', subject: 'idp:corp:argocd-sa' }, [token(0)]));
     denied(() => authorizeRevoke(argocd, { kind: 'kid', kid: 'k1' }, [token(0)]));
+  });
+
+  it("a grant: administrators, and the grant's parent client only", () => {
+    assert.equal(authorizeRevoke(argocd, { kind: 'grant', grant: 'g1' }, [], 'argocd'), undefined);
+    denied(() => authorizeRevoke(ci, { kind: 'grant', grant: 'g1' }, [], 'argocd'));
     denied(() => authorizeRevoke(argocd, { kind: 'grant', grant: 'g1' }, [token(0)]));
+    denied(() => authorizeRevoke(holderOf(0), { kind: 'grant', grant: 'g1' }, [token(0)], 'argocd'));
+    assert.equal(authorizeRevoke(admin, { kind: 'grant', grant: 'unknown' }, []), undefined);
   });
 
   it('listings: administrators all, others their own or by jti', () => {
