@@ -138,6 +138,8 @@ export async function startDev(options: {
     const auditor = await buildAuditor(
       loadAuditorConfig({
         NATS_URL: natsUrl,
+        AOA_POLICY_FILE: policyFile,
+        AOA_ISSUER_URL: issuer.issuer,
         AOA_AUDIT_DB: auditStore,
         AOA_AUDITOR_GRPC_LISTEN: process.env.AOA_AUDITOR_GRPC_LISTEN ?? '127.0.0.1:0',
         AOA_AUDITOR_HTTP_LISTEN: process.env.AOA_AUDITOR_HTTP_LISTEN ?? '127.0.0.1:0',
@@ -295,7 +297,7 @@ Try it (in another terminal):
   npx aoa revoke --dev --app dashboards --env prod --reason "rotate everything"
   npx aoa revocations list --dev
   # an agent beside the dashboards app: enrols with the demo join token, writes each fresh credential
-  npx aoa agent --dev --out /tmp/dashboards.token
+  npx aoa agent --dev --agent-id web-1 --key-dir .aoa/agent-web-1 --out /tmp/dashboards.token
   npx aoa grants list --dev
   npx aoa grants rotate --dev ${f.demoAgent.grantId}
   # every step above, in the tamper-evident audit

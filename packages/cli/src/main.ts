@@ -3,17 +3,21 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { status } from '@grpc/grpc-js';
 import type { JWK } from 'jose';
-import { CALLER_OPTIONS, EXIT, refusal, resolveCaller } from './caller.js';
+import { agentCommand } from './agent.js';
+import { auditCommand } from './audit.js';
+import { EXIT } from './caller.js';
 import { delegateOnce, devIdpToken, RpcError, readDevFacts } from './delegate.js';
-import { devGuide, startDev } from './dev.js';
-import { MissingNatsServer } from './dev-nats.js';
-import { formatRevocations, listRevocationsAll, revokeOnce, revokeTargetOf } from './revoke.js';
+import { grantsCommand } from './grants.js';
+import { keysCommand } from './keys.js';
+import { policyCommand } from './policy-command.js';
+import { revocationsCommand, revokeCommand } from './revoke-command.js';
+import { statusCommand } from './status.js';
 
 const HELP = `aoa — App of Apps OAuth
 
 Usage:
   aoa dev [--data-dir .aoa] [--log-level warn]
-      Run NATS, a development IdP, the issuer and the revoker on loopback with embedded defaults.
+      Run NATS, a development IdP and the four services (issuer, revoker, rotator, auditor) on loopback.
       Writes every URL and demo credential to <data-dir>/dev.json.
 
   aoa delegate --child APP --env ENV --scope S [--scope S ...] [--audience A ...] [--ttl SECONDS]
@@ -34,7 +38,75 @@ Usage:
              (--dev [--data-dir .aoa] | --grpc HOST:PORT --issuer URL --client-id ID --client-key JWK_FILE)
       List the revocations in force (aoa.v1.Revoker/ListRevocations).
 
-  With --dev, revoke and revocations sign as the admin client in <data-dir>/dev.json.
+  aoa revocations rebuild [--dry-run] [--json] (--dev [--data-dir .aoa] | --grpc AUDITOR_HOST:PORT
+             --issuer URL --client-id ID --client-key JWK_FILE --nats URL
+             [--nats-user revoker --nats-password-file FILE])
+      Rebuild KV aoa_revocations from the audit store after the bucket was lost: every revocation
+      younger than the bucket's max age is written back with its original record (idempotent).
+
+  aoa grants list [--env ENV] [--app APP] | create --sub idp:NS:SUB --app APP --env ENV --scope S ...
+             [--audience A ...] --ttl SECONDS [--expires-in 30d | --expires-at TIME] [--parent-client ID]
+             | delete ID | restore ID | rotate ID
+             [--json] (--dev [--data-dir .aoa] | --grpc HOST:PORT --issuer URL --client-id ID --client-key JWK_FILE)
+      Standing grants on the rotator (aoa.v1.Rotator): list, create, delete, restore a revoked one, rotate now.
+      Example: aoa grants create --dev --sub idp:dev:orchestrator --app dashboards --env prod
+               --scope read:metrics --ttl 300 --expires-in 7d
+
+  aoa agent token create (--grant ID | --app APP --env ENV) [--ttl SECONDS] [--json]
+             (--dev [--data-dir .aoa] | --grpc HOST:PORT --issuer URL --client-id ID --client-key JWK_FILE)
+      A one-time join token for a grant (aoa.v1.Rotator/CreateJoinToken), printed alone on stdout.
+      Example: aoa agent token create --dev --app dashboards --env prod
+
+  aoa agent --out FILE --key-dir DIR --agent-id ID [--join-token TOKEN | --join-token-file FILE]
+            [--rotate-keys] [--audience A ...] [--subject-prefix aoa] [--log-level info]
+            (--dev [--data-dir .aoa] | --nats URL [--nats-user U --nats-password-file F] [--nats-ca-file CA]
+             --rotator HOST:PORT --issuer URL)
+      The agent sidecar: enrols once (keys and enrolment kept in DIR, mode 0700/0600; a restart needs
+      no join token), then writes each verified credential to FILE atomically (mode 0600) and removes
+      FILE when it expires unreplaced, is revoked, or the agent stops. Stops cleanly on SIGINT/SIGTERM.
+      Example: aoa agent --dev --agent-id web-1 --key-dir .aoa/agent-web-1 --out /tmp/dashboards.token
+
+  With --dev, revoke, revocations, grants and agent token create sign as the admin client in
+  <data-dir>/dev.json.
+
+  aoa status [--dev [--data-dir .aoa]] [--service NAME=URL ...] [--nats URL] [--json]
+      Probe every service's /healthz and /readyz and NATS (JetStream), 2 s each, all at once; exit 0
+      when everything is ready, 4 otherwise. Without --dev or --service: the default local ports
+      (issuer 7402, revoker 7412, rotator 7422, auditor 7432, NATS 4222).
+      Example: aoa status --dev
+
+  aoa policy check FILE [--revocation-max-age 24h] [--json]
+      Validate a policy as the services load it; print every problem, one per line (exit 1).
+  aoa policy explain FILE --principal idp:NS:SUB [--group G ...] --child APP --env ENV --scope S ...
+             [--audience A ...] [--ttl SECONDS] [--bearer] [--json]
+      Decide a root delegation offline: allowed (rule, scopes, audience, ttl; exit 0) or denied (the
+      reason; exit 3).
+      Example: aoa policy explain policy.yaml --principal idp:corp:alice --child dashboards --env prod
+               --scope read:metrics
+
+  aoa keys list (--dev [--data-dir .aoa] | --nats URL) [--json]
+      The issuer's published keys (KV aoa_keys, read-only): active, standby, retired.
+
+  aoa keys rotate [--now] [--reason TEXT] [--json] (--dev [--data-dir .aoa] | --grpc HOST:PORT
+             --issuer URL --client-id ID --client-key JWK_FILE)
+      Emergency signing-key rotation (aoa.v1.Issuer/RotateKeys, administrators): the published standby
+      signs at once, every standing grant is re-minted and delivered under it, then the old kid is
+      revoked. --now (a known compromise) revokes the old kid first and accepts the gap.
+      Example: aoa keys rotate --dev --reason "drill"
+
+  aoa audit query [--since 1h|TIME] [--until 1h|TIME] [--type T ...] [--app APP] [--env ENV]
+             [--subject S] [--jti JTI] [--outcome issued|denied|...] [--limit N] [--json]
+  aoa audit tail [--type T ...] [--app APP] [--env ENV] [--since 1m|TIME] [--json]
+  aoa audit lineage JTI [--json]
+  aoa audit verify [--json]
+  aoa audit creep [--since 1h|TIME] [--app APP] [--env ENV] [--json]
+             (each: --dev [--data-dir .aoa] | --grpc HOST:PORT --issuer URL --client-id ID
+              --client-key JWK_FILE of an admin client)
+      Read the audit log (aoa.v1.Auditor): query stored events; tail follows new ones (Ctrl-C stops);
+      lineage draws the chain above a token and the tree below it; verify checks the hash chain
+      against the signed checkpoints (exit 1 listing every problem); creep lists privilege creep alerts.
+      Examples: aoa audit query --dev --since 1h --app jobs --env prod --type delegation.issued
+                aoa audit lineage --dev 3q2-7Jd9... ; aoa audit verify --dev ; aoa audit creep --dev
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 refused (unauthenticated, permission denied, invalid
 argument), 4 unavailable.
@@ -48,9 +120,21 @@ async function main(argv: string[]): Promise<number> {
     case 'delegate':
       return delegate(rest);
     case 'revoke':
-      return revoke(rest);
+      return revokeCommand(rest);
     case 'revocations':
-      return revocations(rest);
+      return revocationsCommand(rest);
+    case 'grants':
+      return grantsCommand(rest);
+    case 'agent':
+      return agentCommand(rest);
+    case 'status':
+      return statusCommand(rest);
+    case 'policy':
+      return policyCommand(rest);
+    case 'keys':
+      return keysCommand(rest);
+    case 'audit':
+      return auditCommand(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -71,6 +155,9 @@ async function dev(args: string[]): Promise<number> {
       'log-level': { type: 'string', default: 'warn' },
     },
   });
+  // Loaded only here: the dev plane imports all four services, which every other command can skip.
+  const { devGuide, startDev } = await import('./dev.js');
+  const { MissingNatsServer } = await import('./dev-nats.js');
   let running: Awaited<ReturnType<typeof startDev>>;
   try {
     running = await startDev({ dataDir: values['data-dir'], logLevel: values['log-level'] });
@@ -174,76 +261,6 @@ async function delegate(args: string[]): Promise<number> {
       return error.code === status.UNAVAILABLE ? EXIT.unavailable : EXIT.refused;
     }
     throw error;
-  }
-}
-
-async function revoke(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      ...CALLER_OPTIONS,
-      jti: { type: 'string' },
-      grant: { type: 'string' },
-      app: { type: 'string' },
-      env: { type: 'string' },
-      subject: { type: 'string' },
-      kid: { type: 'string' },
-      reason: { type: 'string', default: '' },
-    },
-  });
-  const target = revokeTargetOf(values);
-  if ('usage' in target) {
-    process.stderr.write(`aoa revoke: ${target.usage}\n`);
-    return EXIT.usage;
-  }
-  const caller = await resolveCaller('revoke', values, (f) => f.revoker?.grpc);
-  if (!caller) return EXIT.usage;
-  try {
-    const r = await revokeOnce(caller, target, values.reason);
-    if (values.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-    else
-      process.stdout.write(
-        `revoked ${r.key}\n  id  ${r.revocationId}\n  at  ${new Date(Number(r.atMs)).toISOString()}\n`,
-      );
-    return EXIT.ok;
-  } catch (error) {
-    return refusal('revoke', error);
-  }
-}
-
-async function revocations(args: string[]): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub !== 'list') {
-    process.stderr.write(`aoa revocations: unknown subcommand ${JSON.stringify(sub ?? '')} (try list)\n`);
-    return EXIT.usage;
-  }
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      ...CALLER_OPTIONS,
-      kind: { type: 'string' },
-      env: { type: 'string' },
-      app: { type: 'string' },
-      jti: { type: 'string' },
-    },
-  });
-  if (values.kind !== undefined && !['jti', 'app', 'sub', 'kid', 'grant'].includes(values.kind)) {
-    process.stderr.write('aoa revocations list: --kind must be one of jti, app, sub, kid, grant\n');
-    return EXIT.usage;
-  }
-  const caller = await resolveCaller('revocations list', values, (f) => f.revoker?.grpc);
-  if (!caller) return EXIT.usage;
-  try {
-    const list = await listRevocationsAll(caller, {
-      kind: values.kind,
-      environment: values.env,
-      app: values.app,
-      jti: values.jti,
-    });
-    process.stdout.write(values.json ? `${JSON.stringify(list, null, 2)}\n` : formatRevocations(list));
-    return EXIT.ok;
-  } catch (error) {
-    return refusal('revocations list', error);
   }
 }
 

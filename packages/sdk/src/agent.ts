@@ -41,6 +41,8 @@ export interface AgentOptions {
   keys: AgentKeys;
   /** The issuer identifier: `iss` of every credential. */
   issuer: string;
+  /** Audiences every accepted credential's `aud` must include (none: `aud` is not checked). */
+  audience?: string[];
   subjectPrefix?: string;
   clock?: Clock;
   logger?: Logger;
@@ -66,6 +68,8 @@ interface AgentEvents {
   rotated: [AgentCredential];
   rejected: [RejectedDelivery];
   revoked: [{ jti: string; key: string }];
+  /** The credential held reached its `exp` and no newer one had arrived. */
+  expired: [{ jti: string; exp: number }];
 }
 
 /** Holds one agent's credential: receives, decrypts, verifies and serves it. Built by {@link createAgent}. */
@@ -75,6 +79,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private running: Promise<void> | undefined;
   private stopConsumer: (() => void) | undefined;
   private stopRevocationWatch: (() => void) | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
 
   /** @internal Use {@link createAgent}. */
   constructor(
@@ -128,6 +133,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       const key = current && this.revokedKey(current);
       if (current && key) {
         this.current = undefined;
+        clearTimeout(this.expiryTimer);
         this.log.warn({ jti: current.jti, key }, 'credential revoked; dropped');
         this.emit('revoked', { jti: current.jti, key });
       }
@@ -139,6 +145,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.stopped = true;
     this.stopConsumer?.();
     this.stopRevocationWatch?.();
+    clearTimeout(this.expiryTimer);
     await this.running;
     this.keySet.stop();
     this.revocations.stop();
@@ -172,6 +179,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     try {
       const credential = await this.accept(msg.data);
       this.current = credential;
+      this.armExpiry(credential);
       this.log.info(
         { jti: credential.jti, exp: credential.exp, grant: credential.grantId },
         'credential rotated',
@@ -182,6 +190,19 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.log.warn({ reason, seq: msg.seq }, 'delivery refused');
       this.emit('rejected', { reason, subject: msg.subject });
     }
+  }
+
+  /** Emits `expired` when `credential` reaches its `exp` while still the one held. */
+  private armExpiry(credential: AgentCredential): void {
+    clearTimeout(this.expiryTimer);
+    // setTimeout takes at most a signed 32-bit count of milliseconds; a longer wait re-arms.
+    const delay = Math.min(Math.max(credential.exp * 1000 - this.clock.nowMs(), 0), 2 ** 31 - 1);
+    this.expiryTimer = setTimeout(() => {
+      if (this.current !== credential || this.stopped) return;
+      if (credential.exp * 1000 > this.clock.nowMs()) return this.armExpiry(credential);
+      this.log.warn({ jti: credential.jti, exp: credential.exp }, 'credential expired without a replacement');
+      this.emit('expired', { jti: credential.jti, exp: credential.exp });
+    }, delay);
   }
 
   /** Decrypts and verifies one delivery; refuses anything not for this agent, or not newer. */
@@ -219,6 +240,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     });
     if (claims.act.sub !== `app:${this.options.app}`) fail('for another app');
     if (claims.env !== this.options.env) fail('for another environment');
+    const missing = this.options.audience?.find((aud) => !claims.aud.includes(aud));
+    if (missing !== undefined) fail(`not for audience ${missing}`);
     if (claims.cnf?.jkt !== this.dpopJkt) fail('not bound to this agent’s DPoP key');
     if (claims.aoa_grant !== body.grant_id || claims.jti !== body.jti)
       fail('envelope does not match the token');
@@ -246,8 +269,9 @@ export class Agent extends EventEmitter<AgentEvents> {
  * Starts an agent for one enrolled agent id: mirrors `aoa_keys` and `aoa_revocations`, reads its own
  * `aoa.creds.<env>.<app>.<agent>` (an ordered consumer from the last message, so a late start gets
  * the current credential at once), and accepts a delivery only when it decrypts with its key and
- * verifies: signature, `iss`, `act.sub` = `app:<app>`, `env`, `cnf.jkt` = its DPoP key, a later `exp`
- * than the one held, not revoked.
+ * verifies: signature, `iss`, `act.sub` = `app:<app>`, `env`, `aud` (when `audience` is given),
+ * `cnf.jkt` = its DPoP key, a later `exp` than the one held, not revoked. Emits `rotated` for each
+ * accepted credential, `rejected`, `revoked`, and `expired` when the held one lapses unreplaced.
  *
  * @example
  * const agent = await createAgent({ nats, env: 'prod', app: 'dashboards', agentId: 'web-1', keys, issuer });
