@@ -64,13 +64,18 @@ const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 const b64u = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 /** Single-use RFC 7523 assertions, each with its own jti, signed before any timing starts. */
-function signAssertions(count: number, privateKey: Parameters<typeof sign>[2], audience: string): string[] {
-  const header = b64u({ alg: 'EdDSA', kid: 'argocd-1' });
+function signAssertions(
+  count: number,
+  privateKey: Parameters<typeof sign>[2],
+  audience: string,
+  client = { id: 'argocd', kid: 'argocd-1' },
+): string[] {
+  const header = b64u({ alg: 'EdDSA', kid: client.kid });
   const random = randomBytes(16 * count);
   const iat = Math.floor(Date.now() / 1000);
   return Array.from({ length: count }, (_, i) => {
     const jti = random.subarray(16 * i, 16 * i + 16).toString('base64url');
-    const input = `${header}.${b64u({ iss: 'argocd', sub: 'argocd', aud: audience, jti, iat, exp: iat + 240 })}`;
+    const input = `${header}.${b64u({ iss: client.id, sub: client.id, aud: audience, jti, iat, exp: iat + 240 })}`;
     return `${input}.${sign(null, Buffer.from(input), privateKey).toString('base64url')}`;
   });
 }
@@ -90,7 +95,8 @@ async function fetchIdpToken(tokenEndpoint: string): Promise<string> {
 }
 
 interface Measured {
-  target: 'aoa' | 'peer';
+  /** `peer-pkjwt`: the peer with private_key_jwt client authentication, as aoa requires of its clients. */
+  target: 'aoa' | 'peer' | 'peer-pkjwt';
   concurrency: number;
   rps: number;
   p50Ms: number;
@@ -101,16 +107,16 @@ interface Measured {
   exhausted: boolean;
 }
 
-/** A token-exchange request per call, each with the next pre-signed assertion; the pool is never reused. */
-function aoaRequests(exchangeBody: string, pool: string[], state: { used: number }) {
+/** A request per call with the next pre-signed assertion appended; the pool is never reused. */
+function assertedRequests(path: string, body: string, pool: string[], state: { used: number }) {
   return [
     {
       method: 'POST',
-      path: '/token',
+      path,
       headers: { 'content-type': FORM },
       setupRequest: (req: CannonRequest): CannonRequest => {
         const assertion = pool[state.used++] ?? pool[pool.length - 1] ?? '';
-        return { ...req, body: `${exchangeBody}&client_assertion=${assertion}` };
+        return { ...req, body: `${body}&client_assertion=${assertion}` };
       },
     },
   ];
@@ -127,12 +133,17 @@ try {
   // nats-server inherits this process's core-0 mask.
   const nats = await startNats();
   cleanup.push(() => nats.stop());
+  const peerKey = await makeKey();
   const idp = await startPinnedChild<{ issuer: string; tokenEndpoint: string }>(
     'idp',
     'bench/servers/idp.ts',
     {
       core: SERVER_CORE,
-      env: { BENCH_IDP_CLIENT_ID: IDP_CLIENT.id, BENCH_IDP_CLIENT_SECRET: IDP_CLIENT.secret },
+      env: {
+        BENCH_IDP_CLIENT_ID: IDP_CLIENT.id,
+        BENCH_IDP_CLIENT_SECRET: IDP_CLIENT.secret,
+        BENCH_IDP_PKJWT_JWK: JSON.stringify({ ...peerKey.publicJwk, kid: 'bench-pkjwt-1', alg: 'EdDSA' }),
+      },
     },
   );
   cleanup.push(() => idp.stop());
@@ -190,19 +201,48 @@ try {
   if (smoke.status !== 200) throw new Error(`aoa /token answered ${smoke.status}: ${await smoke.text()}`);
   await fetchIdpToken(idp.info.tokenEndpoint);
 
+  const peerPath = new URL(idp.info.tokenEndpoint).pathname;
+  const peerPkjwtBody = new URLSearchParams({
+    grant_type: 'client_credentials',
+    resource: IDP_AUDIENCE,
+    client_assertion_type: JWT_BEARER,
+  }).toString();
+  const [peerProbe] = signAssertions(1, peerKey.privateKey, idp.info.issuer, {
+    id: 'bench-pkjwt',
+    kid: 'bench-pkjwt-1',
+  });
+  const peerSmoke = await fetch(idp.info.tokenEndpoint, {
+    method: 'POST',
+    headers: { 'content-type': FORM },
+    body: `${peerPkjwtBody}&client_assertion=${peerProbe}`,
+  });
+  if (peerSmoke.status !== 200)
+    throw new Error(`peer private_key_jwt answered ${peerSmoke.status}: ${await peerSmoke.text()}`);
+
   const run = async (target: Measured['target'], concurrency: number, seconds: number): Promise<Measured> => {
     const state = { used: 0 };
     let pool: string[] = [];
-    if (target === 'aoa') {
+    if (target !== 'peer') {
       const t0 = performance.now();
-      pool = signAssertions(POOL_PER_SECOND * seconds + 1000, keys.argocd.privateKey, issuer.info.issuer);
+      pool =
+        target === 'aoa'
+          ? signAssertions(POOL_PER_SECOND * seconds + 1000, keys.argocd.privateKey, issuer.info.issuer)
+          : signAssertions(POOL_PER_SECOND * seconds + 1000, peerKey.privateKey, idp.info.issuer, {
+              id: 'bench-pkjwt',
+              kid: 'bench-pkjwt-1',
+            });
       log(`signed ${pool.length} client assertions in ${Math.round(performance.now() - t0)} ms`);
     }
     const result = await autocannon({
       url: target === 'aoa' ? aoaUrl : new URL(idp.info.tokenEndpoint).origin,
       connections: concurrency,
       duration: seconds,
-      requests: target === 'aoa' ? aoaRequests(exchangeBody, pool, state) : peerRequests,
+      requests:
+        target === 'aoa'
+          ? assertedRequests('/token', exchangeBody, pool, state)
+          : target === 'peer-pkjwt'
+            ? assertedRequests(peerPath, peerPkjwtBody, pool, state)
+            : peerRequests,
     });
     return {
       target,
@@ -213,12 +253,12 @@ try {
       total: result.requests.total,
       non2xx: result.non2xx,
       errors: result.errors + result.timeouts,
-      exhausted: target === 'aoa' && state.used > pool.length,
+      exhausted: target !== 'peer' && state.used > pool.length,
     };
   };
 
   for (const concurrency of CONCURRENCY) {
-    for (const target of ['aoa', 'peer'] as const) {
+    for (const target of ['aoa', 'peer', 'peer-pkjwt'] as const) {
       await run(target, concurrency, WARMUP_S);
       const measured = await run(target, concurrency, DURATION_S);
       results.push(measured);
@@ -240,20 +280,23 @@ if (results.length > 0) {
   const rows = CONCURRENCY.map((concurrency) => {
     const aoa = results.find((r) => r.target === 'aoa' && r.concurrency === concurrency);
     const peer = results.find((r) => r.target === 'peer' && r.concurrency === concurrency);
-    const valid = [aoa, peer].every((r) => r && r.non2xx === 0 && r.errors === 0 && !r.exhausted);
+    const pkjwt = results.find((r) => r.target === 'peer-pkjwt' && r.concurrency === concurrency);
+    const valid = [aoa, peer, pkjwt].every((r) => r && r.non2xx === 0 && r.errors === 0 && !r.exhausted);
     const ratio = aoa && peer && peer.rps > 0 ? aoa.rps / peer.rps : Number.NaN;
     const p99Ratio = aoa && peer && peer.p99Ms > 0 ? aoa.p99Ms / peer.p99Ms : Number.NaN;
+    const pkjwtRatio = aoa && pkjwt && pkjwt.rps > 0 ? aoa.rps / pkjwt.rps : Number.NaN;
+    const pkjwtP99Ratio = aoa && pkjwt && pkjwt.p99Ms > 0 ? aoa.p99Ms / pkjwt.p99Ms : Number.NaN;
     const pass = valid && ratio >= 2 && p99Ratio < 1;
-    return { concurrency, aoa, peer, valid, ratio, p99Ratio, pass };
+    return { concurrency, aoa, peer, pkjwt, valid, ratio, p99Ratio, pkjwtRatio, pkjwtP99Ratio, pass };
   });
   const fmt = (n: number | undefined, digits = 0) =>
     n === undefined || !Number.isFinite(n) ? 'n/a' : n.toFixed(digits);
   const table = [
-    '| concurrency | aoa token exchange req/s | aoa p99 ms | peer (oidc-provider) req/s | peer p99 ms | req/s ratio (≥ 2) | p99 ratio (< 1) | verdict |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    '| concurrency | aoa token exchange req/s | aoa p99 ms | peer (oidc-provider, client secret) req/s | peer p99 ms | req/s ratio (≥ 2) | p99 ratio (< 1) | verdict | peer with private_key_jwt req/s | its p99 ms | req/s ratio | p99 ratio |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |',
     ...rows.map(
       (r) =>
-        `| ${r.concurrency} | ${fmt(r.aoa?.rps)} | ${fmt(r.aoa?.p99Ms, 1)} | ${fmt(r.peer?.rps)} | ${fmt(r.peer?.p99Ms, 1)} | ${fmt(r.ratio, 2)}x | ${fmt(r.p99Ratio, 2)} | ${r.pass ? 'PASS' : r.valid ? 'FAIL' : 'INVALID (errors)'} |`,
+        `| ${r.concurrency} | ${fmt(r.aoa?.rps)} | ${fmt(r.aoa?.p99Ms, 1)} | ${fmt(r.peer?.rps)} | ${fmt(r.peer?.p99Ms, 1)} | ${fmt(r.ratio, 2)}x | ${fmt(r.p99Ratio, 2)} | ${r.pass ? 'PASS' : r.valid ? 'FAIL' : 'INVALID (errors)'} | ${fmt(r.pkjwt?.rps)} | ${fmt(r.pkjwt?.p99Ms, 1)} | ${fmt(r.pkjwtRatio, 2)}x | ${fmt(r.pkjwtP99Ratio, 2)} |`,
     ),
   ].join('\n');
   const markdown = `# Token endpoint benchmark
@@ -261,7 +304,9 @@ if (results.length > 0) {
 RFC 8693 token exchange over HTTP (\`POST /token\`, private_key_jwt with one pre-signed assertion per
 request, the parent acting alone with \`aoa_child\`, \`aoa_environment\`, \`aoa_holder_jkt\`, no DPoP,
 rate limits off) next to the peer, oidc-provider's client_credentials grant with JWT access tokens,
-both driven by autocannon for ${DURATION_S} s per cell after a ${WARMUP_S} s warm-up. Servers pinned to
+authenticating its client with a shared secret (the issue's peer) and, as a second cell, with
+private_key_jwt and its single-use \`jti\` check, the client authentication aoa requires. All driven by
+autocannon for ${DURATION_S} s per cell after a ${WARMUP_S} s warm-up. Servers pinned to
 core ${SERVER_CORE}; load generator and nats-server on core ${LOADGEN_CORE}. Target: at least 2x the
 peer's requests/s at equal concurrency and a lower p99.
 
@@ -272,7 +317,7 @@ Overall: **${rows.every((r) => r.pass) ? 'PASS' : 'FAIL'}**. Run at ${new Date(s
   writeFileSync(join(RESULTS_DIR, 'token-endpoint.md'), markdown);
   writeFileSync(
     join(RESULTS_DIR, 'token-endpoint.json'),
-    `${JSON.stringify({ startedAt: new Date(started).toISOString(), durationS: DURATION_S, warmupS: WARMUP_S, node: process.version, results, rows: rows.map(({ aoa: _a, peer: _p, ...r }) => r) }, null, 2)}\n`,
+    `${JSON.stringify({ startedAt: new Date(started).toISOString(), durationS: DURATION_S, warmupS: WARMUP_S, node: process.version, results, rows: rows.map(({ aoa: _a, peer: _p, pkjwt: _k, ...r }) => r) }, null, 2)}\n`,
   );
   process.stdout.write(`${table}\n`);
   process.stdout.write(`overall: ${rows.every((r) => r.pass) ? 'PASS' : 'FAIL'}\n`);

@@ -1,8 +1,11 @@
 // The peer: the testkit's oidc-provider, in its own process under `taskset -c 1`. It also issues the
 // one subject token the Delegate runs present.
+// With BENCH_IDP_PKJWT_JWK (a public JWK), a second client `bench-pkjwt` authenticates with
+// private_key_jwt: the peer under the same client authentication aoa requires.
 import { startIdp } from '@aoa/testkit';
 import { announce, requiredEnv, stopOn } from './child.js';
 
+const pkjwt = process.env.BENCH_IDP_PKJWT_JWK;
 const idp = await startIdp({
   clients: [
     {
@@ -10,6 +13,9 @@ const idp = await startIdp({
       clientSecret: requiredEnv('BENCH_IDP_CLIENT_SECRET'),
       groups: ['platform'],
     },
+    ...(pkjwt
+      ? [{ clientId: 'bench-pkjwt', clientSecret: 'unused-with-private-key-jwt', jwks: [JSON.parse(pkjwt)] }]
+      : []),
   ],
 });
 stopOn(() => idp.stop());

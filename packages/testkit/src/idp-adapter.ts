@@ -2,6 +2,11 @@
 export interface IdpClient {
   clientId: string;
   clientSecret: string;
+  /**
+   * Public keys: when given, the client authenticates with `private_key_jwt` (RFC 7523) instead of its
+   * secret, as aoa's own clients must.
+   */
+  jwks?: Array<Record<string, unknown>>;
   /** Put in the access token's `groups` claim; empty when absent. */
   groups?: string[];
   /** The access token's `sub`; the client id when absent. */
@@ -22,7 +27,8 @@ interface Adapter {
 }
 
 /**
- * The oidc-provider metadata of a test client: secret in the Authorization header, no redirects.
+ * The oidc-provider metadata of a test client: secret in the Authorization header (or, with `jwks`,
+ * `private_key_jwt`), no redirects.
  */
 export function clientMetadata(client: IdpClient): Record<string, unknown> {
   return {
@@ -31,7 +37,9 @@ export function clientMetadata(client: IdpClient): Record<string, unknown> {
     grant_types: ['client_credentials'],
     response_types: [],
     redirect_uris: [],
-    token_endpoint_auth_method: 'client_secret_basic',
+    ...(client.jwks
+      ? { token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: client.jwks } }
+      : { token_endpoint_auth_method: 'client_secret_basic' }),
   };
 }
 

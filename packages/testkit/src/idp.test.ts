@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import {
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  exportJWK,
+  generateKeyPair,
+  jwtVerify,
+  SignJWT,
+} from 'jose';
 import { startIdp } from './idp.js';
 
 const RESOURCE = 'https://issuer.aoa.test';
@@ -34,6 +42,37 @@ describe('startIdp', () => {
     assert.equal(payload.sub, 'svc:late');
     assert.deepEqual(payload.groups, []);
     assert.equal(payload.scope, 'write:config');
+  });
+
+  it('authenticates a client with keys by private_key_jwt, and refuses a replayed assertion', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('EdDSA');
+    await using idp = await startIdp({
+      clients: [{ ...ci, jwks: [{ ...(await exportJWK(publicKey)), kid: 'ci-1', alg: 'EdDSA' }] }],
+    });
+    const assertion = await new SignJWT({ jti: randomBytes(16).toString('base64url') })
+      .setProtectedHeader({ alg: 'EdDSA', kid: 'ci-1' })
+      .setIssuer(ci.clientId)
+      .setSubject(ci.clientId)
+      .setAudience(idp.issuer)
+      .setIssuedAt()
+      .setExpirationTime('1m')
+      .sign(privateKey);
+    const request = () =>
+      fetch(idp.tokenEndpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'client_credentials',
+          resource: RESOURCE,
+          client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+          client_assertion: assertion,
+        }),
+      });
+    const first = await request();
+    assert.equal(first.status, 200, await first.clone().text());
+    assert.equal(((await first.json()) as { token_type: string }).token_type, 'Bearer');
+    const replayed = await request();
+    assert.equal(replayed.status, 401);
   });
 
   it('refuses a client that presents a wrong secret', async () => {
