@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { IdpKeySets } from '@aoa/auth';
 import {
   AuditPublisher,
   BUCKETS,
@@ -17,13 +18,12 @@ import {
 } from '@aoa/core';
 import { type Policy, PolicyStore } from '@aoa/policy';
 import { issuer as pb } from '@aoa/proto';
-import { openRevocationWriter, type RevocationWriter } from '@aoa/revocation';
+import { openRevocationWriter, type RevocationWriter, writeRevocation } from '@aoa/revocation';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { IssuerConfig } from './config.js';
 import type { IssuerContext } from './domain/delegate.js';
-import { IdpKeySets } from './domain/idp-keys.js';
 import { SubjectTokenVerifier } from './domain/subject-token.js';
 import { issuerHandlers } from './grpc/issuer-service.js';
 import { DpopNonces } from './http/dpop-nonce.js';
@@ -31,6 +31,7 @@ import { RateLimiter } from './http/rate-limit.js';
 import { issuerRoutes } from './http/routes.js';
 import { KeyManager } from './keys/key-manager.js';
 import { MemoryKeyStore } from './keys/memory-store.js';
+import { KeyRotation } from './keys/rotation.js';
 import { SealedKeyStore } from './keys/sealed-store.js';
 import { IssuerMetrics } from './metrics.js';
 import { kvGrantSource, serveGrantMint } from './nats/mint-handler.js';
@@ -75,6 +76,7 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
         name: 'aoa-issuer',
         user: config.natsUser,
         passwordFile: config.natsPasswordFile,
+        tls: config.natsTls,
       },
       log,
     );
@@ -83,18 +85,25 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
     await ensureAuditStream(await jetstreamManager(nc), subjects, {
       maxAgeSeconds: config.auditMaxAgeSeconds,
       maxBytes: config.auditMaxBytes,
+      replicas: config.natsReplicas,
     });
     const kvm = new Kvm(nc);
     const [keysKv, signingKv, replayKv, revocationsKv, grantsKv] = await Promise.all([
-      kvm.create(BUCKETS.keys, { history: 1, storage: 'file' }),
-      kvm.create(BUCKETS.signingKeys, { history: 1, storage: 'file' }),
-      kvm.create(BUCKETS.replay, { history: 1, storage: 'file', ttl: config.replayWindowSeconds * 1000 }),
+      kvm.create(BUCKETS.keys, { history: 1, storage: 'file', replicas: config.natsReplicas }),
+      kvm.create(BUCKETS.signingKeys, { history: 1, storage: 'file', replicas: config.natsReplicas }),
+      kvm.create(BUCKETS.replay, {
+        history: 1,
+        storage: 'file',
+        ttl: config.replayWindowSeconds * 1000,
+        replicas: config.natsReplicas,
+      }),
       kvm.create(BUCKETS.revocations, {
         history: 1,
         storage: 'file',
         ttl: config.revocationMaxAgeSeconds * 1000,
+        replicas: config.natsReplicas,
       }),
-      kvm.create(BUCKETS.grants, { history: 1, storage: 'file' }),
+      kvm.create(BUCKETS.grants, { history: 1, storage: 'file', replicas: config.natsReplicas }),
     ]);
     const revocationMaxAgeSeconds = (await revocationsKv.status()).ttl / 1000 || Number.POSITIVE_INFINITY;
     const audit = new AuditPublisher(js, subjects, `issuer/${randomId(6)}`, log);
@@ -192,10 +201,36 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
       log,
       outboxMaxAgeSeconds: config.auditMaxAgeSeconds,
       retryMs: config.outboxRetryMs,
+      replicas: config.natsReplicas,
     });
     const openedWriter = writer;
     cleanup.push(() => openedWriter.stop());
-    grpc.server.addService(pb.IssuerService, issuerHandlers(ctx, grpcUrl, metrics, log));
+    const rotation = new KeyRotation({
+      keys,
+      keySet,
+      keysKv,
+      nc,
+      subjects,
+      audit,
+      revokeKid: async (kid, reason, by) => {
+        const written = await writeRevocation(openedWriter.ctx, {
+          target: { kind: 'kid', kid },
+          reason,
+          by,
+          place: undefined,
+        });
+        return { revocationId: written.revocationId };
+      },
+      retainMs: () => policyStore.current().limits.maxTokenTtlSeconds * 1000,
+      intervalMs: config.keyRotationMs,
+      leadMs: config.keyPublicationLeadMs,
+      remintTimeoutMs: config.keyRemintTimeoutMs,
+      clock,
+      log: log.child({ component: 'key-rotation' }),
+    });
+    rotation.start();
+    cleanup.push(() => rotation.stop());
+    grpc.server.addService(pb.IssuerService, issuerHandlers(ctx, grpcUrl, metrics, log, rotation));
     const mintCtx = { ...ctx, grants: kvGrantSource(grantsKv) };
     const mintSub = serveGrantMint(nc, subjects, mintCtx, metrics.registry, log);
     cleanup.push(() => mintSub.unsubscribe());

@@ -1,3 +1,4 @@
+import { IdpKeySets, verifyPolicyIdpToken } from '@aoa/auth';
 import {
   AuditPublisher,
   BUCKETS,
@@ -24,7 +25,10 @@ import type { RotatorContext } from './domain/operations.js';
 import { rotatorHandlers } from './grpc/rotator-service.js';
 import { RotatorMetrics } from './metrics.js';
 import { ensureCredsStream } from './nats/creds-stream.js';
+import { GrantMirror } from './nats/grant-mirror.js';
 import { GrantStore } from './nats/grant-store.js';
+import { PolicyReconciler } from './nats/policy-reconciler.js';
+import { serveRemint } from './nats/remint-handler.js';
 import { RotationLoop } from './nats/rotation-loop.js';
 
 export interface RotatorDeps {
@@ -65,6 +69,7 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
         name: 'aoa-rotator',
         user: config.natsUser,
         passwordFile: config.natsPasswordFile,
+        tls: config.natsTls,
       },
       log,
     );
@@ -73,22 +78,35 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
     await ensureAuditStream(jsm, subjects, {
       maxAgeSeconds: config.auditMaxAgeSeconds,
       maxBytes: config.auditMaxBytes,
+      replicas: config.natsReplicas,
     });
-    await ensureCredsStream(jsm, subjects);
+    await ensureCredsStream(jsm, subjects, config.natsReplicas);
     const kvm = new Kvm(nc);
     const [grantsKv, replayKv] = await Promise.all([
-      kvm.create(BUCKETS.grants, { history: 1, storage: 'file' }),
-      kvm.create(BUCKETS.replay, { history: 1, storage: 'file', ttl: config.replayWindowSeconds * 1000 }),
+      kvm.create(BUCKETS.grants, { history: 1, storage: 'file', replicas: config.natsReplicas }),
+      kvm.create(BUCKETS.replay, {
+        history: 1,
+        storage: 'file',
+        ttl: config.replayWindowSeconds * 1000,
+        replicas: config.natsReplicas,
+      }),
     ]);
+    let reconciler: PolicyReconciler | undefined;
     const policyStore = await PolicyStore.open(config.policyFile, {
-      onLoaded: (policy) => log.info({ hash: policy.hash }, 'policy loaded'),
+      onLoaded: (policy) => {
+        log.info({ hash: policy.hash, grants: policy.grants.length }, 'policy loaded');
+        void reconciler?.reconcile(policy);
+      },
       onRejected: (problems, hash) =>
         log.warn({ hash, problems }, 'policy change rejected; previous policy stays'),
     });
     cleanup.push(() => policyStore.close());
 
     const js = jetstream(nc);
-    const store = new GrantStore(grantsKv);
+    const mirror = new GrantMirror(grantsKv, nc, log);
+    await mirror.start();
+    cleanup.push(() => mirror.stop());
+    const store = new GrantStore(grantsKv, mirror);
     const loop = new RotationLoop({
       store,
       nc,
@@ -102,12 +120,21 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
       log,
       metrics,
     });
+    const audit = new AuditPublisher(js, subjects, holder, log);
+    const rotateNow = async (grantId: string) => {
+      await store.markDue(grantId);
+      loop.kick();
+    };
+    reconciler = new PolicyReconciler({ store, audit, clock, log, metrics, rotateNow, retryMs: 5000 });
+    cleanup.push(() => reconciler?.stop());
+    await reconciler.reconcile(policyStore.current());
+    const idpKeys = new IdpKeySets();
     const ctx: RotatorContext = {
       issuer: config.issuerUrl,
       policy: () => policyStore.current(),
       store,
       replay: new ReplayGuard(replayKv),
-      audit: new AuditPublisher(js, subjects, holder, log),
+      audit,
       subjects,
       clock,
       windowSeconds: config.replayWindowSeconds,
@@ -116,10 +143,8 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
         const revocations = await kvm.open(BUCKETS.revocations);
         await revocations.delete(revocationKeys.grant(grantId));
       },
-      rotateNow: async (grantId) => {
-        await store.markDue(grantId);
-        loop.kick();
-      },
+      rotateNow,
+      verifySubjectToken: (token, policy) => verifyPolicyIdpToken(token, policy, idpKeys, clock),
     };
 
     const grpc = new GrpcServer(log, ['aoa/v1/rotator.proto']);
@@ -138,6 +163,8 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
     cleanup.push(() => http.close());
     loop.start();
     cleanup.push(() => loop.stop());
+    const remint = serveRemint({ nc, subjects, store, rotateNow: ctx.rotateNow, clock, log });
+    cleanup.push(() => remint.unsubscribe());
     grpc.setServing(true, ['aoa.v1.Rotator']);
     policyStore.watch();
     log.info({ grpcPort, httpPort: http.port }, 'rotator started');

@@ -6,6 +6,7 @@ import {
   type Subjects,
   toAppError,
 } from '@aoa/core';
+import { kvGrantRegistry } from '@aoa/revocation';
 import type { KV, KvEntry } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Counter, type Registry } from 'prom-client';
@@ -28,20 +29,7 @@ export function kvGrantSource(kv: KV): GrantSource {
       }
       return out.sort((a, b) => a.agent.localeCompare(b.agent));
     },
-    tombstone: async (id, reason) => {
-      const entry = await kv.get(grantKeys.grant(id));
-      if (!live(entry)) return;
-      const grant = entry.json<GrantRecord & Record<string, unknown>>();
-      if (grant.state === 'revoked') return;
-      // Compare-and-set: a concurrent restore or another replica's tombstone wins; the next mint retries.
-      await kv
-        .update(
-          grantKeys.grant(id),
-          JSON.stringify({ ...grant, state: 'revoked', revoked_reason: reason }),
-          entry.revision,
-        )
-        .catch(() => undefined);
-    },
+    tombstone: kvGrantRegistry(kv).tombstone,
   };
 }
 
