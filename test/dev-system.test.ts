@@ -160,6 +160,8 @@ describe('aoa dev, end to end as a newcomer drives it', () => {
       ['join_token.created', facts.demoAgent.grantId],
       ['agent.enrolled', facts.demoAgent.grantId],
       ['grant.minted', facts.demoAgent.grantId],
+      ['credential.delivered', String(firstJti)],
+      ['credential.delivered', String(secondJti)],
       ['revocation.issued', `jti.${jti}`],
     ];
     const found = await waitFor('every step in aoa audit query', async () => {

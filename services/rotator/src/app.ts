@@ -107,11 +107,13 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
     await mirror.start();
     cleanup.push(() => mirror.stop());
     const store = new GrantStore(grantsKv, mirror);
+    const audit = new AuditPublisher(js, subjects, holder, log);
     const loop = new RotationLoop({
       store,
       nc,
       js,
       subjects,
+      audit,
       holder,
       leaseMs: config.leaseMs,
       scanMs: config.scanMs,
@@ -120,7 +122,6 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
       log,
       metrics,
     });
-    const audit = new AuditPublisher(js, subjects, holder, log);
     const rotateNow = async (grantId: string) => {
       await store.markDue(grantId);
       loop.kick();

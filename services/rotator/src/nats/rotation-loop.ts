@@ -1,5 +1,6 @@
 import {
   AppError,
+  type AuditPublisher,
   type Clock,
   type ErrorCode,
   type GrantRecord,
@@ -20,6 +21,8 @@ export interface RotationLoopDeps {
   nc: NatsConnection;
   js: JetStreamClient;
   subjects: Subjects;
+  /** Every delivery is audited (`credential.delivered`); an unacknowledged one fails the rotation. */
+  audit: AuditPublisher;
   /** This replica's lease holder id. */
   holder: string;
   /** How long a taken lease keeps other replicas off a grant. */
@@ -174,13 +177,23 @@ export class RotationLoop {
     }
     const deliveries: MintedDelivery[] = parseMintReply(reply);
     await Promise.all(
-      deliveries.map((d) =>
-        js.publish(
-          subjects.creds(grant.env, grant.app, d.agent),
+      deliveries.map(async (d) => {
+        const subject = subjects.creds(grant.env, grant.app, d.agent);
+        const stored = await js.publish(
+          subject,
           JSON.stringify({ grant_id: grant.id, agent: d.agent, jti: d.jti, exp: d.exp, jwe: d.jwe }),
           { msgID: d.jti },
-        ),
-      ),
+        );
+        await this.deps.audit.publish('credential.delivered', d.jti, {
+          grant_id: grant.id,
+          child: grant.app,
+          env: grant.env,
+          agent: d.agent,
+          jti: d.jti,
+          exp: d.exp,
+          stream_seq: stored.seq,
+        });
+      }),
     );
     metrics.deliveries.inc(deliveries.length);
     return deliveries.length;
