@@ -9,6 +9,22 @@ import { startSystem, type TestSystem } from './support/system.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SERVICES = ['issuer', 'revoker', 'rotator', 'auditor'] as const;
+/** What each service's /metrics must expose for operations (docs/operations.md, "What to watch"). */
+const METRICS: Record<(typeof SERVICES)[number], string[]> = {
+  issuer: ['aoa_issuer_delegations_total', 'aoa_issuer_delegate_seconds', 'aoa_issuer_grant_mints_total'],
+  revoker: ['aoa_revoker_revocations_total', 'aoa_revoker_audit_outbox_pending'],
+  rotator: [
+    'aoa_rotator_rotations_total',
+    'aoa_rotator_deliveries_total',
+    'aoa_rotator_rotation_lag_seconds',
+    'aoa_rotator_max_rotation_lag_seconds',
+  ],
+  auditor: [
+    'aoa_auditor_backlog_messages',
+    'aoa_auditor_ingest_lag_seconds',
+    'aoa_auditor_events_stored_total',
+  ],
+};
 
 interface ServiceProcess {
   child: ChildProcess;
@@ -92,6 +108,10 @@ describe('each service as its own process, from its build (node services/<name>/
       const ready = await fetch(`http://127.0.0.1:${started.httpPort}/readyz`);
       assert.equal(ready.status, 200, `${name} /readyz`);
       assert.deepEqual(await ready.json(), { ready: true, problems: [] });
+      const metrics = await (await fetch(`http://127.0.0.1:${started.httpPort}/metrics`)).text();
+      for (const metric of [...METRICS[name], 'process_resident_memory_bytes']) {
+        assert.match(metrics, new RegExp(`^# TYPE ${metric} `, 'm'), `${name} /metrics has ${metric}`);
+      }
     }
     for (const p of running) p.child.kill('SIGTERM');
     const codes = await Promise.all(running.map((p) => p.exited));

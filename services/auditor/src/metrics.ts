@@ -39,6 +39,11 @@ export class AuditorMetrics {
     help: '1 while this instance holds the writer lease',
     registers: [this.registry],
   });
+  readonly backlog = new Gauge({
+    name: 'aoa_auditor_backlog_messages',
+    help: 'Audit events in AOA_AUDIT not yet delivered to the writer, as of its last batch',
+    registers: [this.registry],
+  });
   readonly lag = new Histogram({
     name: 'aoa_auditor_ingest_lag_seconds',
     help: 'From JetStream acceptance to commit in the store',

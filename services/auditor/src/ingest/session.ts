@@ -165,6 +165,7 @@ export class IngestSession {
         for (const m of plan.toStore)
           metrics.lag.observe(Math.max(0, now - m.info.timestampNanos / 1e6) / 1000);
         metrics.stored.inc(rows.filter((r) => r.marker === null).length);
+        metrics.backlog.set(batch.at(-1)?.info.pending ?? 0);
         metrics.markers.inc({ kind: 'duplicate' }, rows.filter((r) => r.marker === 'duplicate').length);
         metrics.markers.inc({ kind: 'dead_letter' }, plan.deadLetters.length);
         metrics.headSeq.set(this.expected - 1);

@@ -102,33 +102,42 @@ export class RotationLoop {
     try {
       const nowS = clock.nowMs() / 1000;
       const grants = store.listGrants().filter((g) => g.state === 'active' && !grantExpired(g, nowS));
-      const ticked = await Promise.all(grants.map((grant) => this.tickGrant(grant)));
-      metrics.grantsHeld.set(ticked.filter(Boolean).length);
+      const lags = (await Promise.all(grants.map((grant) => this.tickGrant(grant)))).filter(
+        (lag): lag is number => lag !== undefined,
+      );
+      metrics.grantsHeld.set(lags.length);
+      metrics.maxLag.set(lags.length > 0 ? Math.max(...lags) : 0);
     } catch (error) {
       metrics.loopErrors.inc();
       log.warn({ err: toAppError(error).message }, 'rotation scan failed; retrying next period');
     }
   }
 
-  /** Rotates one grant if due and leasable; true when this replica ticked it. */
-  private async tickGrant(grant: GrantRecord): Promise<boolean> {
+  /**
+   * Rotates one grant if due and leasable; when this replica ticked it, how late after its due time
+   * (seconds), else undefined.
+   */
+  private async tickGrant(grant: GrantRecord): Promise<number | undefined> {
     const { store, clock, holder, leaseMs, log, metrics } = this.deps;
     const log2 = log.child({ grant: grant.id });
     try {
       const lease = await store.lease(grant.id);
-      if (!mayTick(lease?.record, holder, clock.nowMs())) return false;
+      if (!mayTick(lease?.record, holder, clock.nowMs())) return undefined;
       const claimed = await store.casLease(
         grant.id,
         { holder, until_ms: clock.nowMs() + leaseMs, next_due_ms: lease?.record.next_due_ms ?? 0 },
         lease?.revision,
       );
-      if (claimed === undefined) return false;
+      if (claimed === undefined) return undefined;
+      const dueMs = lease?.record.next_due_ms ?? 0;
+      const lagSeconds = dueMs > 0 ? Math.max(0, clock.nowMs() - dueMs) / 1000 : 0;
       let nextDue: number;
       let rotatedMs = lease?.record.rotated_ms;
       try {
         const count = await this.rotate(grant);
         this.failures.delete(grant.id);
         metrics.rotations.inc({ result: 'ok' });
+        metrics.rotationLag.observe(lagSeconds);
         rotatedMs = clock.nowMs();
         nextDue = rotatedMs + rotationDelayMs(grant.token_ttl_seconds);
         log2.info({ deliveries: count }, 'grant rotated');
@@ -156,10 +165,10 @@ export class RotationLoop {
         },
         claimed,
       );
-      return true;
+      return lagSeconds;
     } catch (error) {
       log2.warn({ err: toAppError(error).message }, 'grant tick failed');
-      return false;
+      return undefined;
     }
   }
 
