@@ -58,7 +58,8 @@ async function grantWithAgent(
       environment: 'prod',
       scopes: ['read:metrics'],
       audience: [AUDIENCE],
-      tokenTtlSeconds: 4,
+      // Rotated every ~4 s: long enough that a loaded machine never lets a credential lapse between samples.
+      tokenTtlSeconds: 8,
     }),
     await admin(),
   );
@@ -171,9 +172,11 @@ describe('signing-key rotation: scheduled', () => {
     await waitFor('a credential signed by a newer key', () =>
       heldKid(fixture.agent) !== first ? true : undefined,
     );
+    await waitFor('samples of credentials signed by more than one key', () =>
+      sampler.kids.size >= 2 ? true : undefined,
+    );
     const failures = await sampler.stop();
     assert.deepEqual(failures, [], 'the agent held a valid credential at every sample');
-    assert.ok(sampler.kids.size >= 2, 'credentials signed by more than one key were sampled');
     const keysKv = await new Kvm(nc).open(BUCKETS.keys);
     const record = (await keysKv.get(first))?.json<PublishedKeyRecord>();
     assert.equal(record?.state, 'retired', 'the first key stays published, retired, while its tokens live');

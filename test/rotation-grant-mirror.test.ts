@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type AgentRecord, createLogger, type GrantRecord, grantKeys } from '@aoa/core';
+import { type AgentRecord, createLogger, GrantMirror, type GrantRecord, grantKeys } from '@aoa/core';
 import { captureLogs, type NatsServer, startNats } from '@aoa/testkit';
 import { type KV, Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { GrantMirror } from '../services/rotator/src/nats/grant-mirror.js';
 
 const grant = (id: string, createdAtMs: number): GrantRecord => ({
   id,

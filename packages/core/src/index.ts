@@ -10,6 +10,7 @@ export * from './config.js';
 export * from './config-fields.js';
 export * from './dpop.js';
 export * from './errors.js';
+export * from './grant-mirror.js';
 export * from './grants.js';
 export * from './grpc-server.js';
 export * from './grpc-status.js';

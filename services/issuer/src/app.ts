@@ -6,6 +6,7 @@ import {
   type Clock,
   connectNats,
   ensureAuditStream,
+  GrantMirror,
   GrpcServer,
   KeySetMirror,
   type Logger,
@@ -34,7 +35,7 @@ import { MemoryKeyStore } from './keys/memory-store.js';
 import { KeyRotation } from './keys/rotation.js';
 import { SealedKeyStore } from './keys/sealed-store.js';
 import { IssuerMetrics } from './metrics.js';
-import { kvGrantSource, serveGrantMint } from './nats/mint-handler.js';
+import { mirrorGrantSource, serveGrantMint } from './nats/mint-handler.js';
 
 export interface IssuerDeps {
   logger: Logger;
@@ -231,8 +232,11 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
     rotation.start();
     cleanup.push(() => rotation.stop());
     grpc.server.addService(pb.IssuerService, issuerHandlers(ctx, grpcUrl, metrics, log, rotation));
-    const mintCtx = { ...ctx, grants: kvGrantSource(grantsKv) };
-    const mintSub = serveGrantMint(nc, subjects, mintCtx, metrics.registry, log);
+    const grantMirror = new GrantMirror(grantsKv, nc, log.child({ component: 'grant-mirror' }));
+    await grantMirror.start();
+    cleanup.push(() => grantMirror.stop());
+    const mintCtx = { ...ctx, grants: mirrorGrantSource(grantMirror, grantsKv) };
+    const mintSub = serveGrantMint(nc, subjects, mintCtx, grantMirror, metrics.registry, log);
     cleanup.push(() => mintSub.unsubscribe());
     grpc.setServing(true, ['aoa.v1.Issuer']);
     policyStore.watch();

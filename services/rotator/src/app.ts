@@ -5,6 +5,7 @@ import {
   type Clock,
   connectNats,
   ensureAuditStream,
+  GrantMirror,
   GrpcServer,
   type Logger,
   ReplayGuard,
@@ -25,7 +26,6 @@ import type { RotatorContext } from './domain/operations.js';
 import { rotatorHandlers } from './grpc/rotator-service.js';
 import { RotatorMetrics } from './metrics.js';
 import { ensureCredsStream } from './nats/creds-stream.js';
-import { GrantMirror } from './nats/grant-mirror.js';
 import { GrantStore } from './nats/grant-store.js';
 import { PolicyReconciler } from './nats/policy-reconciler.js';
 import { serveRemint } from './nats/remint-handler.js';

@@ -1,5 +1,6 @@
 import {
-  type AgentRecord,
+  AppError,
+  type GrantMirror,
   type GrantRecord,
   grantKeys,
   type Logger,
@@ -7,41 +8,38 @@ import {
   toAppError,
 } from '@aoa/core';
 import { kvGrantRegistry } from '@aoa/revocation';
-import type { KV, KvEntry } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Counter, type Registry } from 'prom-client';
 import { type GrantMintContext, type GrantSource, mintForGrant } from '../domain/grant-mint.js';
 
-const live = (entry: KvEntry | null): entry is KvEntry => entry !== null && entry.operation === 'PUT';
-
-/** Reads grants and their agents from KV `aoa_grants`, fresh on every mint. */
-export function kvGrantSource(kv: KV): GrantSource {
+/**
+ * A grant's record read fresh from KV `aoa_grants` on every mint (one direct get: its state, a
+ * tombstone written a moment ago, is never missed), its agents from the issuer's watch-fed mirror (no
+ * key listing per mint); tombstones are written to the KV itself.
+ */
+export function mirrorGrantSource(mirror: GrantMirror, kv: KV): GrantSource {
   return {
     grant: async (id) => {
       const entry = await kv.get(grantKeys.grant(id));
-      return live(entry) ? entry.json<GrantRecord>() : undefined;
+      return entry?.operation === 'PUT' ? entry.json<GrantRecord>() : undefined;
     },
-    agents: async (grantId) => {
-      const out: AgentRecord[] = [];
-      for await (const key of await kv.keys(grantKeys.agentsOf(grantId))) {
-        const entry = await kv.get(key);
-        if (live(entry)) out.push(entry.json<AgentRecord>());
-      }
-      return out.sort((a, b) => a.agent.localeCompare(b.agent));
-    },
+    agents: async (grantId) => mirror.agents(grantId),
     tombstone: kvGrantRegistry(kv).tombstone,
   };
 }
 
 /**
  * Serves `aoa.issuer.mint` in queue group `aoa-issuer` (one replica answers each request): request
- * `{grant_id}`, reply `{deliveries:[{agent, jti, exp, jwe}]}` or `{error:{code, message}}`. Never
+ * `{grant_id, min_revision?}` (the rotator's view of `aoa_grants`: this replica's mirror catches up to
+ * it first, so an agent enrolled a moment ago is minted for), reply `{deliveries:[{agent, jti, exp, jwe}]}` or `{error:{code, message}}`. Never
  * throws; internal failures answer `internal` with generic text.
  */
 export function serveGrantMint(
   nc: NatsConnection,
   subjects: Subjects,
   ctx: GrantMintContext,
+  mirror: GrantMirror,
   registry: Registry,
   log: Logger,
 ): Subscription {
@@ -60,13 +58,15 @@ export function serveGrantMint(
         return;
       }
       void (async () => {
-        let grantId: unknown;
+        let request: { grant_id?: unknown; min_revision?: unknown } | undefined;
         try {
-          grantId = (JSON.parse(msg.string()) as { grant_id?: unknown })?.grant_id;
+          request = JSON.parse(msg.string()) as typeof request;
         } catch {
-          grantId = undefined;
+          request = undefined;
         }
+        const grantId = request?.grant_id;
         try {
+          await caughtUp(mirror, request?.min_revision);
           const deliveries = await mintForGrant(ctx, grantId);
           mints.inc({ code: 'ok' });
           mintLog.info({ grant: grantId, deliveries: deliveries.length }, 'grant minted');
@@ -86,4 +86,15 @@ export function serveGrantMint(
       })().catch(() => undefined);
     },
   });
+}
+
+/** Waits (up to 2 s) until the grant mirror holds the revision the rotator saw; unavailable otherwise. */
+async function caughtUp(mirror: GrantMirror, minRevision: unknown): Promise<void> {
+  if (minRevision === undefined) return;
+  if (typeof minRevision !== 'number' || !Number.isSafeInteger(minRevision) || minRevision < 0) {
+    throw new AppError('invalid_argument', 'min_revision: must be a non-negative integer');
+  }
+  if (!(await mirror.waitFor(minRevision))) {
+    throw new AppError('unavailable', 'grant view behind the rotator; retry');
+  }
 }

@@ -1,8 +1,7 @@
-import { type AgentRecord, AppError, type GrantRecord, grantKeys } from '@aoa/core';
+import { type AgentRecord, AppError, type GrantMirror, type GrantRecord, grantKeys } from '@aoa/core';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { checkJoinToken, type JoinTokenRecord } from '../domain/join-token.js';
 import type { LeaseRecord } from '../domain/schedule.js';
-import type { GrantMirror } from './grant-mirror.js';
 
 const live = (entry: KvEntry | null): entry is KvEntry => entry !== null && entry.operation === 'PUT';
 
@@ -45,6 +44,11 @@ export class GrantStore {
       throw new AppError('failed_precondition', 'grant changed concurrently; retry');
     }
     await this.mirror.waitFor(written);
+  }
+
+  /** The `aoa_grants` revision the local mirror holds: mint requests ask the issuer to catch up to it. */
+  revision(): number {
+    return this.mirror.lastRevision();
   }
 
   /** Every grant, oldest first, from the local mirror. */

@@ -47,6 +47,7 @@ export class RotationLoop {
   private stopped = false;
   private again = false;
   private readonly failures = new Map<string, number>();
+  private readonly inFlight = new Set<string>();
 
   constructor(private readonly deps: RotationLoopDeps) {}
 
@@ -102,7 +103,9 @@ export class RotationLoop {
     try {
       const nowS = clock.nowMs() / 1000;
       const grants = store.listGrants().filter((g) => g.state === 'active' && !grantExpired(g, nowS));
-      const lags = (await Promise.all(grants.map((grant) => this.tickGrant(grant)))).filter(
+      // A grant still rotating from an earlier (abandoned) scan is never ticked twice by this replica.
+      const idle = grants.filter((grant) => !this.inFlight.has(grant.id));
+      const lags = (await mapBounded(idle, MAX_CONCURRENT_TICKS, (grant) => this.tickGrant(grant))).filter(
         (lag): lag is number => lag !== undefined,
       );
       metrics.grantsHeld.set(lags.length);
@@ -120,6 +123,7 @@ export class RotationLoop {
   private async tickGrant(grant: GrantRecord): Promise<number | undefined> {
     const { store, clock, holder, leaseMs, log, metrics } = this.deps;
     const log2 = log.child({ grant: grant.id });
+    this.inFlight.add(grant.id);
     try {
       const lease = await store.lease(grant.id);
       if (!mayTick(lease?.record, holder, clock.nowMs())) return undefined;
@@ -169,6 +173,8 @@ export class RotationLoop {
     } catch (error) {
       log2.warn({ err: toAppError(error).message }, 'grant tick failed');
       return undefined;
+    } finally {
+      this.inFlight.delete(grant.id);
     }
   }
 
@@ -177,7 +183,8 @@ export class RotationLoop {
     const { nc, js, subjects, metrics } = this.deps;
     let reply: Uint8Array;
     try {
-      const msg = await nc.request(subjects.issuerMint(), JSON.stringify({ grant_id: grant.id }), {
+      const request = { grant_id: grant.id, min_revision: this.deps.store.revision() };
+      const msg = await nc.request(subjects.issuerMint(), JSON.stringify(request), {
         timeout: this.deps.mintTimeoutMs,
       });
       reply = msg.data;
@@ -207,6 +214,26 @@ export class RotationLoop {
     metrics.deliveries.inc(deliveries.length);
     return deliveries.length;
   }
+}
+
+/**
+ * Grants rotated at once by one replica: enough to keep the issuer's mint pipeline full, few enough
+ * that a scan of thousands of due grants (an emergency re-mint) does not time out its own requests.
+ */
+const MAX_CONCURRENT_TICKS = 64;
+
+/** `fn` over `items`, at most `limit` at a time; results in input order. */
+async function mapBounded<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }
 
 const refused = (code: ErrorCode): boolean =>

@@ -1,6 +1,8 @@
-import { type AgentRecord, type BucketWatch, type GrantRecord, type Logger, watchBucket } from '@aoa/core';
 import type { KV, KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { type BucketWatch, watchBucket } from './bus/kv-watch.js';
+import type { AgentRecord, GrantRecord } from './grants.js';
+import type { Logger } from './logger.js';
 
 /** One consistent picture of the bucket, filled by one watch. */
 interface View {
@@ -15,8 +17,9 @@ const AGENT_KEY = /^agent\.([^.]+)\.([^.]+)$/;
 const RESYNC_ATTEMPTS = 20;
 
 /**
- * A watch-fed local copy of the grants and agent enrolments in KV `aoa_grants`, so the rotation loop
- * and `ListGrants` never list keys on the server (a key listing under load could stall the loop).
+ * A watch-fed local copy of the grants and agent enrolments in KV `aoa_grants`, so the rotation loop,
+ * `ListGrants` and the issuer's mint never list keys on the server (a key listing creates a consumer
+ * per call, and under load stalled the loop).
  * Ready once the first watch has delivered the whole bucket; after every reconnect a fresh watch is
  * synchronised beside the old view and then replaces it, so a watch lost with the connection never
  * leaves a stale view. Writes stay compare-and-set on the KV; `waitFor` gives read-your-writes.
@@ -51,6 +54,11 @@ export class GrantMirror {
   agents(grant: string): AgentRecord[] {
     const agents = this.view?.agents.get(grant)?.values() ?? [];
     return [...agents].sort((a, b) => a.agent.localeCompare(b.agent));
+  }
+
+  /** The bucket revision the view holds: a reader elsewhere can wait until it has caught up to it. */
+  lastRevision(): number {
+    return this.view?.watch.lastRevision() ?? 0;
   }
 
   /** Waits until the view holds bucket revision `revision` (a write this replica just made). */
