@@ -4,3 +4,4 @@ export * from './free-port.js';
 export * from './idp.js';
 export * from './nats-binary.js';
 export * from './nats-server.js';
+export * from './postgres-server.js';

@@ -42,6 +42,7 @@ import type { SqlDriver } from './store/driver.js';
 import { migrate } from './store/migrations.js';
 import { openPglite } from './store/pglite.js';
 import { openPostgres } from './store/postgres.js';
+import { StoreProbe } from './store/store-probe.js';
 
 export const CONSUMER = 'auditor';
 
@@ -85,6 +86,9 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
     const applied = await migrate(db);
     if (applied.length > 0) log.info({ versions: applied }, 'audit store migrated');
     const store = new AuditStore(db);
+    const storeProbe = new StoreProbe(db, 1000, log);
+    storeProbe.start();
+    cleanup.push(() => storeProbe.stop());
 
     const nc = await connectNats(
       {
@@ -197,7 +201,7 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
       log,
       routes: serviceRoutes({
         registry: metrics.registry,
-        notReady: () => (nc.isClosed() ? ['nats connection closed'] : []),
+        notReady: () => [...(nc.isClosed() ? ['nats connection closed'] : []), ...storeProbe.problems()],
       }),
     });
     cleanup.push(() => http.close());

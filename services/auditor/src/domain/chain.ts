@@ -4,8 +4,11 @@ import { canonicalJson } from './canonical.js';
 /** The `prev_hash` of the first row of a chain. */
 export const GENESIS_HASH = '0'.repeat(64);
 
-/** Why a row is a marker instead of an event: every stream sequence keeps its link in the chain. */
-export type MarkerKind = 'duplicate' | 'dead_letter';
+/**
+ * Why a row is a marker instead of an event: every stream sequence keeps its link in the chain. A
+ * `lost` row stands for a range of sequences JetStream discarded (limits) before they were stored.
+ */
+export type MarkerKind = 'duplicate' | 'dead_letter' | 'lost';
 
 /** One row of `audit_events`, as the chain sees it. */
 export interface ChainRow {

@@ -127,6 +127,28 @@ describe('chain verification', () => {
     const moved = chainRows(GENESIS_HASH, [event(1), { ...marker, seq: 7 }, event(3)]);
     assert.notEqual(moved[1]?.hash, rows[1]?.hash);
   });
+
+  it('reports a lost-range marker as lost events, never as clean, and chains on after it', () => {
+    const lost: RowContent = {
+      ...event(5),
+      id: null,
+      type: 'marker.lost',
+      data: { from_seq: 3, to_seq: 5, count: 3 },
+      marker: 'lost',
+    };
+    const rows = chainRows(GENESIS_HASH, [event(1), event(2), lost, event(6)]);
+    const result = verify(rows, [checkpointOf(rows[3]!)]);
+    assert.equal(result.ok, false);
+    assert.deepEqual(result.problems, [
+      `seqs 3..5 lost: the stream discarded 3 event(s) before the auditor stored them (marker row seq 5, recorded ${lost.time})`,
+    ]);
+    const widened = rows.map((r) => (r.seq === 5 ? { ...r, data: { ...r.data, from_seq: 2 } } : r));
+    assert.ok(verify(widened).problems.includes('row seq 5 was edited: its content does not match its hash'));
+    const misplaced = chainRows(GENESIS_HASH, [event(1), lost, event(6)]);
+    assert.ok(
+      verify(misplaced).problems.includes('row seq 2 deleted: gap in the stream sequence between 1 and 5'),
+    );
+  });
 });
 
 describe('checkpoint signatures', () => {

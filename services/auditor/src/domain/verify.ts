@@ -43,14 +43,16 @@ export class ChainVerifier {
       );
     }
     const before = this.previous;
+    // A lost-range marker stands for its whole range: it follows the row before the range.
+    const firstSeq = row.marker === 'lost' ? this.lostRange(row) : row.seq;
     if (before === undefined) {
       if (row.prevHash !== GENESIS_HASH) {
         this.problems.push(
-          `rows before seq ${row.seq} are missing: the first stored row does not start the chain`,
+          `rows before seq ${firstSeq} are missing: the first stored row does not start the chain`,
         );
       }
-    } else if (row.seq !== before.seq + 1) {
-      const last = row.seq - 1;
+    } else if (firstSeq !== before.seq + 1) {
+      const last = firstSeq - 1;
       const range = last === before.seq + 1 ? `seq ${last}` : `seqs ${before.seq + 1}..${last}`;
       this.problems.push(
         `row ${range} deleted: gap in the stream sequence between ${before.seq} and ${row.seq}`,
@@ -60,6 +62,20 @@ export class ChainVerifier {
     }
     if (this.wantedSeqs.has(row.seq)) this.hashes.set(row.seq, row.hash);
     this.previous = row;
+  }
+
+  /**
+   * Reports a lost-range marker (a loss is never clean) and returns the first sequence it covers.
+   * Its range is part of its hash, so an edited range already shows as an edited row.
+   */
+  private lostRange(row: ChainRow): number {
+    const from = row.data.from_seq;
+    const first = typeof from === 'number' && Number.isSafeInteger(from) && from <= row.seq ? from : row.seq;
+    const range = first === row.seq ? `seq ${row.seq}` : `seqs ${first}..${row.seq}`;
+    this.problems.push(
+      `${range} lost: the stream discarded ${row.seq - first + 1} event(s) before the auditor stored them (marker row seq ${row.seq}, recorded ${row.time})`,
+    );
+    return first;
   }
 
   finish(checkpoints: TrustedCheckpoint[]): VerifyResult {

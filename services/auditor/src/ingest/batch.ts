@@ -23,11 +23,19 @@ export interface PlanOptions {
   nowIso: string;
   /** Event ids of this batch already in the store. */
   storedIds: ReadonlySet<string>;
+  /**
+   * The stream's first sequence, when the batch skipped past the expected one: sequences below it
+   * were discarded by JetStream (age or size limits) and get one `lost` marker row.
+   */
+  streamFirstSeq?: number;
+  /** The stream name, the subject of a `lost` marker row. */
+  stream?: string;
 }
 
 /**
  * Splits a batch into rows (events, duplicate markers, dead-letter markers) chained strictly by stream
- * sequence: nothing is skipped, so every sequence gets exactly one row.
+ * sequence: nothing is skipped, so every sequence gets exactly one row, except a range JetStream no
+ * longer holds, which gets one `lost` marker row at its last sequence.
  */
 export function planBatch(batch: ParsedBatch, expectedSeq: number, options: PlanOptions): BatchPlan {
   const plan: BatchPlan = {
@@ -38,6 +46,11 @@ export function planBatch(batch: ParsedBatch, expectedSeq: number, options: Plan
     deferred: [],
     nextSeq: expectedSeq,
   };
+  const firstSeq = options.streamFirstSeq;
+  if (firstSeq !== undefined && firstSeq > expectedSeq) {
+    plan.rows.push(lostRange(expectedSeq, firstSeq - 1, options));
+    plan.nextSeq = firstSeq;
+  }
   const seenIds = new Set<string>();
   for (const { m, parsed } of batch) {
     if (m.seq < plan.nextSeq) {
@@ -73,6 +86,25 @@ function rowFor(
   }
   seenIds.add(event.id);
   return { seq: m.seq, ...event, marker: null };
+}
+
+/** The marker row of sequences `from..to` that JetStream discarded before they were stored. */
+export function lostRange(from: number, to: number, options: PlanOptions): RowContent {
+  return {
+    seq: to,
+    id: null,
+    type: 'marker.lost',
+    time: options.nowIso,
+    source: 'auditor',
+    subject: options.stream ?? 'AOA_AUDIT',
+    data: {
+      from_seq: from,
+      to_seq: to,
+      count: to - from + 1,
+      reason: 'discarded by the stream before it was stored',
+    },
+    marker: 'lost',
+  };
 }
 
 /** A batch's messages in stream order, each parsed once. */

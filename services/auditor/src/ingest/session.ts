@@ -6,7 +6,7 @@ import type { AuditorMetrics } from '../metrics.js';
 import type { CheckpointStream } from '../nats/checkpoint-stream.js';
 import { type AuditStore, ChainConflictError } from '../store/audit-store.js';
 import type { CreepStore } from '../store/creep-store.js';
-import { eventIds, parseBatch, planBatch } from './batch.js';
+import { eventIds, type ParsedBatch, parseBatch, planBatch } from './batch.js';
 import type { CreepAlertOutbox } from './creep-alerts.js';
 
 export interface IngestOptions {
@@ -142,10 +142,13 @@ export class IngestSession {
     for (;;) {
       try {
         const storedIds = lookUpIds ? await store.existingIds(eventIds(parsed)) : new Set<string>();
+        const streamFirstSeq = await this.lostBefore(parsed);
         const plan = planBatch(parsed, this.expected, {
           prefix: this.options.prefix,
           nowIso: new Date(clock.nowMs()).toISOString(),
           storedIds,
+          stream: STREAMS.audit,
+          ...(streamFirstSeq === undefined ? {} : { streamFirstSeq }),
         });
         const rows = chainRows(this.headHash, plan.rows);
         let alerts = 0;
@@ -168,7 +171,15 @@ export class IngestSession {
         metrics.backlog.set(batch.at(-1)?.info.pending ?? 0);
         metrics.markers.inc({ kind: 'duplicate' }, rows.filter((r) => r.marker === 'duplicate').length);
         metrics.markers.inc({ kind: 'dead_letter' }, plan.deadLetters.length);
+        const lost = rows.filter((r) => r.marker === 'lost');
+        metrics.markers.inc({ kind: 'lost' }, lost.length);
         metrics.headSeq.set(this.expected - 1);
+        for (const row of lost) {
+          log.error(
+            { fromSeq: row.data.from_seq, toSeq: row.data.to_seq },
+            'audit events lost: the stream discarded them before they were stored',
+          );
+        }
         if (plan.deadLetters.length > 0) {
           log.warn({ seqs: plan.deadLetters.map((d) => d.seq) }, 'audit messages dead-lettered');
         }
@@ -201,6 +212,26 @@ export class IngestSession {
         backoffMs = Math.min(5000, backoffMs * 2);
         await this.loadHead().catch(() => undefined);
       }
+    }
+  }
+
+  /**
+   * When the batch skips past the expected sequence and the stream no longer holds it (its age or
+   * size limit discarded it unstored), the first sequence still to be had; otherwise undefined, and
+   * the messages past the gap wait for a redelivery.
+   */
+  private async lostBefore(batch: ParsedBatch): Promise<number | undefined> {
+    const next = batch.find(({ m }) => m.seq >= this.expected);
+    if (next === undefined || next.m.seq === this.expected) return undefined;
+    try {
+      const { first_seq } = (await this.deps.jsm.streams.info(STREAMS.audit)).state;
+      return first_seq > this.expected ? Math.min(first_seq, next.m.seq) : undefined;
+    } catch (error) {
+      this.deps.log.debug(
+        { err: error instanceof Error ? error.message : String(error) },
+        'stream info failed',
+      );
+      return undefined;
     }
   }
 

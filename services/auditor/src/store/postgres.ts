@@ -20,6 +20,13 @@ export function openPostgres(url: string, password?: string): SqlDriver {
     },
     transaction: async (fn) => {
       const client = await pool.connect();
+      // A checked-out client has no pool listener: a server shutdown between two queries of the
+      // transaction would otherwise be an uncaught 'error' event. The next query fails instead.
+      let broken: Error | undefined;
+      const onError = (error: Error) => {
+        broken = error;
+      };
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const tx: SqlExecutor = {
@@ -33,7 +40,9 @@ export function openPostgres(url: string, password?: string): SqlDriver {
         await client.query('ROLLBACK').catch(() => undefined);
         throw error;
       } finally {
-        client.release();
+        client.off('error', onError);
+        // A broken connection is destroyed, not returned to the pool.
+        client.release(broken);
       }
     },
     close: () => pool.end(),
