@@ -3,10 +3,18 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { STREAMS } from '@aoa/core';
-import { createVerifier, protect, type Verifier, VerifyError, type VerifyErrorCode } from '@aoa/sdk';
+import {
+  createVerifier,
+  fastifyProtect,
+  protect,
+  type Verifier,
+  VerifyError,
+  type VerifyErrorCode,
+} from '@aoa/sdk';
 import { status } from '@grpc/grpc-js';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import Fastify from 'fastify';
 import { decodeProtectedHeader, exportJWK, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { clientAssertion, dpopProof, makeKey, type TestKey } from './support/oauth.js';
@@ -413,6 +421,45 @@ describe('the verifier refuses bad DPoP and bad tokens', () => {
       assert.equal(await ok.text(), c.jtis[2]);
     } finally {
       server.close();
+    }
+  });
+});
+
+describe('the Fastify adapter', () => {
+  it('sets request.aoa for a valid token; refuses no token, a Bearer downgrade and a revoked token', async () => {
+    const app = Fastify();
+    app.addHook('onRequest', fastifyProtect(verifier, { origin: RESOURCE }));
+    app.get('/api/v1/series', async (request) => ({ jti: request.aoa?.jti, sub: request.aoa?.sub }));
+    const c = await chain();
+    const headers = async () => {
+      const { authorization, dpop } = await request(c.grandchild, c.reportsKey);
+      return { authorization, dpop };
+    };
+    try {
+      const ok = await app.inject({ method: 'GET', url: '/api/v1/series', headers: await headers() });
+      assert.equal(ok.statusCode, 200, ok.body);
+      assert.equal(ok.json<{ jti: string }>().jti, c.jtis[2]);
+
+      const anonymous = await app.inject({ method: 'GET', url: '/api/v1/series' });
+      assert.equal(anonymous.statusCode, 401);
+      assert.match(String(anonymous.headers['www-authenticate']), /DPoP algs=/);
+      assert.equal(anonymous.headers['cache-control'], 'no-store');
+
+      const downgraded = await app.inject({
+        method: 'GET',
+        url: '/api/v1/series',
+        headers: { authorization: `Bearer ${c.grandchild}` },
+      });
+      assert.equal(downgraded.statusCode, 401);
+      assert.equal(downgraded.json<{ error: string }>().error, 'invalid_token');
+
+      await callRevoke(rev.client, { jti: c.jtis[0] }, { 'client-assertion': await assertion('ops') });
+      await grandchildRefused(c);
+      const revoked = await app.inject({ method: 'GET', url: '/api/v1/series', headers: await headers() });
+      assert.equal(revoked.statusCode, 401);
+      assert.match(revoked.json<{ error_description: string }>().error_description, /revoked/);
+    } finally {
+      await app.close();
     }
   });
 });

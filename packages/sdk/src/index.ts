@@ -7,8 +7,9 @@ export {
   generateAgentKeys,
   type RejectedDelivery,
 } from './agent.js';
+export { fastifyProtect } from './fastify.js';
 export { Freshness, type StaleReason } from './freshness.js';
-export { type ProtectOptions, protect, requestOf } from './node-http.js';
+export { type ProtectOptions, protect, refusalOf, requestOf } from './node-http.js';
 export { MemoryReplayCache } from './replay-cache.js';
 export { createVerifier, type Verifier, type VerifierOptions, type VerifyRequest } from './verifier.js';
 export { CHALLENGE_DPOP_ALGS, VerifyError, type VerifyErrorCode } from './verify-error.js';

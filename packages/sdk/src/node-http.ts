@@ -29,14 +29,9 @@ export function protect(
       try {
         claims = await verifier.verify(requestOf(req, options));
       } catch (error) {
-        const refusal = error instanceof VerifyError ? error : new VerifyError('invalid_token', 'invalid');
-        const body = JSON.stringify({ error: refusal.code, error_description: refusal.reason });
-        res.writeHead(refusal.status, {
-          'www-authenticate': refusal.wwwAuthenticate,
-          'content-type': 'application/json',
-          'cache-control': 'no-store',
-        });
-        res.end(body);
+        const refusal = refusalOf(error);
+        res.writeHead(refusal.status, { ...refusal.headers, 'content-type': 'application/json' });
+        res.end(JSON.stringify(refusal.body));
         return;
       }
       await handler(req, res, claims);
@@ -49,11 +44,39 @@ export function protect(
 /** The verify request of a `node:http` request; a repeated `DPoP` header is refused by RFC 9449. */
 export function requestOf(req: IncomingMessage, options: ProtectOptions = {}) {
   const origin = options.origin ?? `http://${req.headers.host ?? 'localhost'}`;
-  const dpop = req.headersDistinct.dpop;
+  const dpop = dpopHeaders(req);
   return {
     authorization: req.headers.authorization,
     dpop: dpop && dpop.length === 1 ? dpop[0] : undefined,
     method: req.method ?? 'GET',
     url: new URL(req.url ?? '/', origin).href,
   };
+}
+
+/** The HTTP answer to a refused request: status, `WWW-Authenticate` challenge, and a small JSON body. */
+export function refusalOf(error: unknown): {
+  status: number;
+  headers: Record<string, string>;
+  body: { error: string; error_description: string };
+} {
+  const refusal = error instanceof VerifyError ? error : new VerifyError('invalid_token', 'invalid');
+  return {
+    status: refusal.status,
+    headers: { 'www-authenticate': refusal.wwwAuthenticate, 'cache-control': 'no-store' },
+    body: { error: refusal.code, error_description: refusal.reason },
+  };
+}
+
+/**
+ * Every `DPoP` header value: `headersDistinct` on a real `node:http` request; from `rawHeaders` on a
+ * request object that lacks it (Fastify's `inject`), so a repeated header is refused there too.
+ */
+function dpopHeaders(req: IncomingMessage): string[] | undefined {
+  if (req.headersDistinct) return req.headersDistinct.dpop;
+  const values: string[] = [];
+  const raw = req.rawHeaders ?? [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]?.toLowerCase() === 'dpop') values.push(raw[i + 1] as string);
+  }
+  return values.length > 0 ? values : undefined;
 }
