@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { buildServices, type ServiceProcess, startBuilt, waitForLog } from './support/processes.js';
 import { startSystem, type TestSystem } from './support/system.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SERVICES = ['issuer', 'revoker', 'rotator', 'auditor'] as const;
 /** What each service's /metrics must expose for operations (docs/operations.md, "What to watch"). */
 const METRICS: Record<(typeof SERVICES)[number], string[]> = {
@@ -26,54 +24,13 @@ const METRICS: Record<(typeof SERVICES)[number], string[]> = {
   ],
 };
 
-interface ServiceProcess {
-  child: ChildProcess;
-  lines: () => Array<Record<string, unknown>>;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-/** `node services/<name>/dist/main.js` with `env`, its JSON log lines collected. */
-function startBuilt(name: string, env: Record<string, string>): ServiceProcess {
-  const child = spawn(process.execPath, [join(ROOT, 'services', name, 'dist', 'main.js')], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const lines = () =>
-    out
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  return { child, lines, output: () => out, exited };
-}
-
-async function waitForLog(p: ServiceProcess, msg: string): Promise<Record<string, unknown>> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const line = p.lines().find((l) => l.msg === msg);
-    if (line) return line;
-    if (p.child.exitCode !== null) throw new Error(`exited ${p.child.exitCode} before logging "${msg}"`);
-    if (Date.now() > deadline) throw new Error(`no "${msg}" log line`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('each service as its own process, from its build (node services/<name>/dist/main.js)', () => {
   let sys: TestSystem;
   let auditDir: string;
   const running: ServiceProcess[] = [];
 
   before(async () => {
-    execFileSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT });
+    buildServices();
     sys = await startSystem();
     auditDir = await mkdtemp(join(tmpdir(), 'aoa-processes-audit-'));
   });
