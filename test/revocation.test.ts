@@ -494,6 +494,39 @@ describe('interop: oauth4webapi validateJwtAccessToken', () => {
   });
 });
 
+describe('revocation notices: the fast path ahead of the KV watch', () => {
+  it('applies a notice at once, ignores malformed ones, and never lets a notice lift a revocation', async () => {
+    const c = await chain();
+    await verifier.verify(await request(c.grandchild, c.reportsKey));
+    // Garbage on the notice subject changes nothing and breaks nothing.
+    nc.publish('aoa.revoked.all', 'not json');
+    nc.publish('aoa.revoked.all', JSON.stringify({ key: 'jti.', at_ms: 'soon' }));
+    await nc.flush();
+    await verifier.verify(await request(c.grandchild, c.reportsKey));
+    // A notice alone (no KV entry behind it) is enough for this mirror to refuse the child's token.
+    nc.publish(
+      'aoa.revoked.all',
+      JSON.stringify({ revocation_id: 'n1', key: `jti.${c.jtis[1]}`, kind: 'jti', at_ms: Date.now() }),
+    );
+    await nc.flush();
+    await grandchildRefused(c);
+    // An older app watermark in a notice does not move a newer one back.
+    const other = await chain();
+    await callRevoke(
+      rev.client,
+      { app: { environment: 'prod', child: 'reports' } },
+      { 'client-assertion': await assertion('ops') },
+    );
+    await grandchildRefused(other);
+    nc.publish(
+      'aoa.revoked.all',
+      JSON.stringify({ revocation_id: 'n2', key: 'app.prod.reports', kind: 'app', at_ms: 1 }),
+    );
+    await nc.flush();
+    await refused(verifier, await request(other.grandchild, other.reportsKey), 'invalid_token', /revoked/);
+  });
+});
+
 describe('keys, restarts and audit outages', () => {
   it('revoking the signing kid (after rotating away from it) revokes the whole chain', async () => {
     const c = await chain();

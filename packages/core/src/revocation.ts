@@ -1,4 +1,5 @@
 import type { KV, KvEntry } from '@nats-io/kv';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { type BucketWatch, watchBucket } from './bus/kv-watch.js';
 import { type AoaClaims, actorApp } from './claims.js';
 import { sha256Hex } from './ids.js';
@@ -36,20 +37,34 @@ export type RevocableToken = Pick<
   kid: string;
 };
 
+/** Where revocation notices arrive: core NATS `<prefix>.revoked.all`, published as each is written. */
+export interface NoticeSource {
+  nc: NatsConnection;
+  /** `Subjects.revokedAll()`. */
+  subject: string;
+}
+
+const NOTICE_KEY = /^(jti|grant|kid|app|sub)\.[A-Za-z0-9_=.-]{1,200}$/;
+
 /**
  * A local, watch-fed copy of `aoa_revocations` that answers "is this token, or any ancestor, revoked?"
  * in O(depth) with no network call. Before its first full sync it reports `ready() === false`; callers
- * refuse until then.
+ * refuse until then. With a {@link NoticeSource}, each revocation notice is applied the moment it
+ * arrives, ahead of the KV watch (one core-NATS message instead of a JetStream delivery per watcher):
+ * notices can only add or raise revocations, never lift one, so a forged notice can deny service but
+ * never let a revoked token through; the watch stays the source of truth and catches up any missed one.
  */
 export class RevocationMirror {
   private readonly entries = new Map<string, RevocationRecord>();
   private syncedAtMs: number | undefined;
   private watch: BucketWatch | undefined;
+  private noticeSub: Subscription | undefined;
   private readonly listeners = new Set<(key: string) => void>();
 
   constructor(
     private readonly kv: KV,
     private readonly log: Logger,
+    private readonly notices?: NoticeSource,
   ) {}
 
   async start(): Promise<void> {
@@ -65,6 +80,41 @@ export class RevocationMirror {
     void this.watch.synced.then(() => {
       this.syncedAtMs ??= Date.now();
     });
+    if (this.notices) {
+      this.noticeSub = this.notices.nc.subscribe(this.notices.subject, {
+        callback: (error, msg) => {
+          if (!error) this.applyNotice(msg.data);
+        },
+      });
+    }
+  }
+
+  /** Applies one notice `{revocation_id, key, kind, at_ms}`; anything else is ignored with a warning. */
+  private applyNotice(data: Uint8Array): void {
+    let notice: { revocation_id?: unknown; key?: unknown; kind?: unknown; at_ms?: unknown };
+    try {
+      notice = JSON.parse(new TextDecoder().decode(data)) as typeof notice;
+    } catch {
+      this.log.warn('ignoring a revocation notice that is not JSON');
+      return;
+    }
+    const { revocation_id: id, key, kind, at_ms: atMs } = notice ?? {};
+    if (
+      typeof key !== 'string' ||
+      !NOTICE_KEY.test(key) ||
+      typeof id !== 'string' ||
+      typeof atMs !== 'number' ||
+      !Number.isSafeInteger(atMs)
+    ) {
+      this.log.warn('ignoring a malformed revocation notice');
+      return;
+    }
+    const held = this.entries.get(key);
+    if (held && held.at_ms >= atMs) return;
+    // Absolute entries revoke whatever their time; watermarks only ever move forward.
+    if (held && !key.startsWith('app.') && !key.startsWith('sub.')) return;
+    this.entries.set(key, { id, at_ms: atMs, reason: '', ...(typeof kind === 'string' ? { kind } : {}) });
+    this.notify(key);
   }
 
   /**
@@ -98,6 +148,7 @@ export class RevocationMirror {
 
   stop(): void {
     this.watch?.stop();
+    this.noticeSub?.unsubscribe();
   }
 
   /** When the first full sync completed (ms since the epoch), or undefined before it. */

@@ -302,7 +302,10 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
     await calculateJwkThumbprint(dpopPublic, 'sha256'),
     subject,
     new KeySetMirror(keysKv, log),
-    new RevocationMirror(revocationsKv, log),
+    new RevocationMirror(revocationsKv, log, {
+      nc: options.nats,
+      subject: new Subjects(options.subjectPrefix ?? 'aoa').revokedAll(),
+    }),
     clock,
     log,
   );

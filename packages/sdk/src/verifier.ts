@@ -7,6 +7,7 @@ import {
   KeySetMirror,
   type Logger,
   RevocationMirror,
+  Subjects,
   systemClock,
   verifyAoaToken,
   verifyDpopProof,
@@ -25,6 +26,8 @@ export interface VerifierOptions {
   audience: string | string[];
   /** A connection this verifier may use to read `aoa_keys` and `aoa_revocations`. */
   nats: NatsConnection;
+  /** NATS subject prefix (revocation notices arrive on `<prefix>.revoked.all`); default `aoa`. */
+  subjectPrefix?: string;
   /** How long a disconnected verifier keeps serving from its local view; default 30000. */
   stalenessMs?: number;
   /** Seconds a DPoP proof stays acceptable after its `iat`; default 300. */
@@ -134,7 +137,10 @@ export function createVerifier(options: VerifierOptions): Verifier {
       kvm.open(BUCKETS.revocations),
     ]);
     keys = new KeySetMirror(keysKv, log);
-    revocations = new RevocationMirror(revocationsKv, log);
+    revocations = new RevocationMirror(revocationsKv, log, {
+      nc: options.nats,
+      subject: new Subjects(options.subjectPrefix ?? 'aoa').revokedAll(),
+    });
     revocations.onChange((key) => {
       for (const listener of changeListeners) listener(key);
     });
