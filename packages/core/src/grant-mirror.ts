@@ -4,15 +4,23 @@ import { type BucketWatch, watchBucket } from './bus/kv-watch.js';
 import type { AgentRecord, GrantRecord } from './grants.js';
 import type { Logger } from './logger.js';
 
+/** A rotation lease as the mirror holds it: the record (the rotator's shape) and its KV revision. */
+export interface MirroredLease {
+  value: unknown;
+  revision: number;
+}
+
 /** One consistent picture of the bucket, filled by one watch. */
 interface View {
   grants: Map<string, GrantRecord>;
   /** Agents by grant id, then by agent id. */
   agents: Map<string, Map<string, AgentRecord>>;
+  leases: Map<string, MirroredLease>;
   watch: BucketWatch;
 }
 
 const GRANT_KEY = /^grant\.([^.]+)$/;
+const LEASE_KEY = /^lease\.([^.]+)$/;
 const AGENT_KEY = /^agent\.([^.]+)\.([^.]+)$/;
 const RESYNC_ATTEMPTS = 20;
 
@@ -50,6 +58,14 @@ export class GrantMirror {
     return [...(this.view?.grants.values() ?? [])].sort((a, b) => a.created_at_ms - b.created_at_ms);
   }
 
+  /**
+   * A grant's rotation lease with its revision, as of the view (a compare-and-set with that revision
+   * fails harmlessly when the view is a moment behind).
+   */
+  lease(grant: string): MirroredLease | undefined {
+    return this.view?.leases.get(grant);
+  }
+
   /** A grant's enrolled agents, by agent id. */
   agents(grant: string): AgentRecord[] {
     const agents = this.view?.agents.get(grant)?.values() ?? [];
@@ -76,16 +92,14 @@ export class GrantMirror {
   }
 
   private async synchronisedView(): Promise<View> {
-    const grants = new Map<string, GrantRecord>();
-    const agents = new Map<string, Map<string, AgentRecord>>();
-    const watch = await watchBucket(
-      this.kv,
-      (entry) => this.apply(grants, agents, entry),
-      this.log,
-      'grants',
-    );
+    const view = {
+      grants: new Map<string, GrantRecord>(),
+      agents: new Map<string, Map<string, AgentRecord>>(),
+      leases: new Map<string, MirroredLease>(),
+    };
+    const watch = await watchBucket(this.kv, (entry) => this.apply(view, entry), this.log, 'grants');
     await watch.synced;
-    return { grants, agents, watch };
+    return { ...view, watch };
   }
 
   private async resyncOnReconnect(): Promise<void> {
@@ -110,13 +124,10 @@ export class GrantMirror {
     }
   }
 
-  private apply(
-    grants: Map<string, GrantRecord>,
-    agents: Map<string, Map<string, AgentRecord>>,
-    entry: KvEntry,
-  ): void {
+  private apply({ grants, agents, leases }: Omit<View, 'watch'>, entry: KvEntry): void {
     const grant = GRANT_KEY.exec(entry.key);
     const agent = AGENT_KEY.exec(entry.key);
+    const lease = LEASE_KEY.exec(entry.key);
     const removed = entry.operation !== 'PUT';
     // A malformed entry removes what the key held before: the view never serves a superseded record.
     try {
@@ -128,6 +139,9 @@ export class GrantMirror {
             id,
             checked(entry.json<GrantRecord>(), (r) => r.id === id),
           );
+      } else if (lease?.[1]) {
+        leases.delete(lease[1]);
+        if (!removed) leases.set(lease[1], { value: entry.json<unknown>(), revision: entry.revision });
       } else if (agent?.[1] && agent[2]) {
         const [, id, name] = agent;
         const own = agents.get(id) ?? new Map<string, AgentRecord>();

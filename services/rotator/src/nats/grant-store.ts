@@ -104,7 +104,17 @@ export class GrantStore {
     return record;
   }
 
-  async lease(grant: string): Promise<{ record: LeaseRecord; revision: number } | undefined> {
+  /**
+   * A grant's lease from the local mirror: no KV read per grant per scan. A decision made on a view a
+   * moment behind only loses its compare-and-set.
+   */
+  lease(grant: string): { record: LeaseRecord; revision: number } | undefined {
+    const held = this.mirror.lease(grant);
+    return held ? { record: held.value as LeaseRecord, revision: held.revision } : undefined;
+  }
+
+  /** A grant's lease read from KV itself, for a write that must not retry on a stale view. */
+  private async freshLease(grant: string): Promise<{ record: LeaseRecord; revision: number } | undefined> {
     const entry = await this.kv.get(grantKeys.lease(grant));
     return live(entry) ? { record: entry.json<LeaseRecord>(), revision: entry.revision } : undefined;
   }
@@ -130,7 +140,7 @@ export class GrantStore {
   /** Makes a grant due at once, whoever holds its lease (RotateNow, a new enrolment). */
   async markDue(grant: string): Promise<void> {
     for (let attempt = 0; attempt < 5; attempt++) {
-      const current = await this.lease(grant);
+      const current = await this.freshLease(grant);
       const next = current
         ? { ...current.record, next_due_ms: 0 }
         : { holder: '', until_ms: 0, next_due_ms: 0 };

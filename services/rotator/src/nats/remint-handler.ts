@@ -70,7 +70,7 @@ async function remintAll(deps: RemintDeps, timeoutMs: number): Promise<RemintRep
     await new Promise((resolve) => setTimeout(resolve, 100));
     await Promise.all(
       [...pending].map(async (id) => {
-        const lease = await store.lease(id);
+        const lease = store.lease(id);
         if ((lease?.record.rotated_ms ?? 0) >= startMs) pending.delete(id);
       }),
     );

@@ -125,7 +125,7 @@ export class RotationLoop {
     const log2 = log.child({ grant: grant.id });
     this.inFlight.add(grant.id);
     try {
-      const lease = await store.lease(grant.id);
+      const lease = store.lease(grant.id);
       if (!mayTick(lease?.record, holder, clock.nowMs())) return undefined;
       const claimed = await store.casLease(
         grant.id,
