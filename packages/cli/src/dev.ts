@@ -51,7 +51,10 @@ export interface DevFacts {
 export async function startDev(options: {
   dataDir: string;
   logLevel: string;
+  /** Called as each part starts (the CLI prints it: starting takes several seconds). */
+  progress?: (step: string) => void;
 }): Promise<{ facts: DevFacts; stop(): Promise<void> }> {
+  const progress = options.progress ?? (() => undefined);
   const dataDir = resolve(options.dataDir);
   await mkdir(dataDir, { recursive: true });
   const logger = createLogger({ service: 'aoa-dev', level: options.logLevel });
@@ -62,6 +65,7 @@ export async function startDev(options: {
   try {
     let natsUrl = process.env.NATS_URL;
     if (!natsUrl) {
+      progress('nats-server');
       const nats: DevNats = await startDevNats(join(dataDir, 'nats'));
       stops.push(nats.stop);
       natsUrl = nats.url;
@@ -71,6 +75,7 @@ export async function startDev(options: {
     const secret = () => randomBytes(18).toString('base64url');
     const orchestratorSecret = secret();
     const adminSecret = secret();
+    progress('the development IdP');
     const idp = await startIdp({
       clients: [
         { clientId: 'orchestrator', clientSecret: orchestratorSecret, groups: ['platform'] },
@@ -96,6 +101,7 @@ export async function startDev(options: {
       ),
     );
 
+    progress('the issuer');
     const issuer = await buildIssuer(
       loadIssuerConfig({
         NATS_URL: natsUrl,
@@ -108,6 +114,7 @@ export async function startDev(options: {
     ).start();
     stops.push(() => issuer.stop());
 
+    progress('the revoker');
     const revoker = await buildRevoker(
       loadRevokerConfig({
         NATS_URL: natsUrl,
@@ -121,6 +128,7 @@ export async function startDev(options: {
     ).start();
     stops.push(() => revoker.stop());
 
+    progress('the rotator');
     const rotator = await buildRotator(
       loadRotatorConfig({
         NATS_URL: natsUrl,
@@ -135,6 +143,7 @@ export async function startDev(options: {
     stops.push(() => rotator.stop());
 
     const auditStore = join(dataDir, 'audit');
+    progress('the auditor (embedded PGlite store)');
     const auditor = await buildAuditor(
       loadAuditorConfig({
         NATS_URL: natsUrl,
@@ -151,6 +160,7 @@ export async function startDev(options: {
 
     const adminPrivateJwk = { ...(await exportJWK(adminKey)), kid: 'admin-1', alg: 'EdDSA' };
     const rotatorGrpc = `127.0.0.1:${rotator.grpcPort}`;
+    progress('the demo grant and its join token');
     const demoAgent = await createDemoGrant({
       grpc: rotatorGrpc,
       issuer: issuer.issuer,

@@ -112,8 +112,23 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 refused (unauthenticated, permission den
 argument), 4 unavailable.
 `;
 
+/** The HELP blocks of one command (`aoa grants --help`), with the exit codes. */
+function helpFor(command: string): string | undefined {
+  const blocks = HELP.split('\n\n')
+    .map((block) => block.replace(/^Usage:\n/, ''))
+    .filter((block) => block.startsWith(`  aoa ${command} `));
+  if (blocks.length === 0) return undefined;
+  const exitCodes = HELP.slice(HELP.indexOf('Exit codes:'));
+  return `Usage:\n${blocks.join('\n\n')}\n\n${exitCodes}`;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  const help = command && (rest.includes('--help') || rest.includes('-h')) ? helpFor(command) : undefined;
+  if (help) {
+    process.stdout.write(help);
+    return EXIT.ok;
+  }
   switch (command) {
     case 'dev':
       return dev(rest);
@@ -160,7 +175,11 @@ async function dev(args: string[]): Promise<number> {
   const { MissingNatsServer } = await import('./dev-nats.js');
   let running: Awaited<ReturnType<typeof startDev>>;
   try {
-    running = await startDev({ dataDir: values['data-dir'], logLevel: values['log-level'] });
+    running = await startDev({
+      dataDir: values['data-dir'],
+      logLevel: values['log-level'],
+      progress: (step) => process.stderr.write(`aoa dev: starting ${step}...\n`),
+    });
   } catch (error) {
     if (error instanceof MissingNatsServer) {
       process.stderr.write(`aoa dev: ${error.message}\n`);
