@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { ConfigError, connectNats, createLogger } from '@aoa/core';
 import { startNats } from '@aoa/testkit';
 import { loadRotatorConfig } from '../services/rotator/src/config.js';
+import { makeCertificates } from './support/certificates.js';
 import { clientAssertion, makeKey } from './support/oauth.js';
 import { callDelegate, startSystem, type TestSystem } from './support/system.js';
 
@@ -15,68 +15,9 @@ let dir: string;
 let sys: TestSystem;
 const file = (name: string) => join(dir, name);
 
-/** A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA. */
-function makeCertificates(): void {
-  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=aoa test CA',
-    '-keyout',
-    'ca-key.pem',
-    '-out',
-    'ca.pem',
-  );
-  for (const [name, extension] of [
-    ['server', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth'],
-    ['client', 'extendedKeyUsage=clientAuth'],
-  ] as const) {
-    execFileSync('sh', ['-c', `printf '${extension}\\n' > ${name}.ext`], { cwd: dir });
-    openssl(
-      'req',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-subj',
-      `/CN=aoa test ${name}`,
-      '-keyout',
-      `${name}-key.pem`,
-      '-out',
-      `${name}.csr`,
-    );
-    openssl(
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.pem',
-      '-CAkey',
-      'ca-key.pem',
-      '-CAcreateserial',
-      '-days',
-      '1',
-      '-extfile',
-      `${name}.ext`,
-      '-out',
-      `${name}.pem`,
-    );
-  }
-}
-
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'aoa-nats-tls-'));
-  makeCertificates();
+  makeCertificates(dir);
   // Mutual TLS: the server presents its certificate and asks every client for one signed by the CA.
   const config = file('nats-tls.conf');
   await writeFile(

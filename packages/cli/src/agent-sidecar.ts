@@ -1,7 +1,7 @@
 import { connectNats, type Logger } from '@aoa/core';
 import { rotator as pb } from '@aoa/proto';
 import { type Agent, type AgentKeys, createAgent, generateAgentKeys } from '@aoa/sdk';
-import { credentials, Metadata } from '@grpc/grpc-js';
+import { Metadata } from '@grpc/grpc-js';
 import {
   type Enrolment,
   prepareKeyDir,
@@ -11,6 +11,7 @@ import {
   writeFileAtomic,
   writeKeyDir,
 } from './agent-files.js';
+import { channelCredentials } from './caller.js';
 import { RpcError } from './delegate.js';
 
 /** Everything `aoa agent` runs with, validated by the command. */
@@ -27,7 +28,7 @@ export interface SidecarOptions {
   audience: string[];
   subjectPrefix: string;
   /** Needed to enrol: when the key directory holds no enrolment yet, or with `rotateKeys`. */
-  enrol?: { rotator: string; joinToken: string } | undefined;
+  enrol?: { rotator: string; joinToken: string; caFile?: string | undefined } | undefined;
   rotateKeys: boolean;
 }
 
@@ -42,8 +43,9 @@ export async function enrolAgent(
   joinToken: string,
   agentId: string,
   publicKeys: AgentKeys,
+  caFile?: string,
 ): Promise<pb.EnrollResponse> {
-  const client = new pb.RotatorClient(rotator, credentials.createInsecure());
+  const client = new pb.RotatorClient(rotator, channelCredentials(caFile));
   try {
     return await new Promise<pb.EnrollResponse>((resolve, reject) => {
       client.enroll(
@@ -99,6 +101,7 @@ export async function ensureEnrolled(
     options.enrol.joinToken,
     options.agentId,
     publicKeys,
+    options.enrol.caFile,
   );
   const enrolment: Enrolment = {
     agentId: answer.agentId,

@@ -102,6 +102,7 @@ const SIDECAR_OPTIONS = {
   'nats-password-file': { type: 'string' },
   'nats-ca-file': { type: 'string' },
   rotator: { type: 'string' },
+  'tls-ca': { type: 'string' },
   issuer: { type: 'string' },
   audience: { type: 'string', multiple: true, default: [] as string[] },
   'subject-prefix': { type: 'string', default: 'aoa' },
@@ -119,6 +120,7 @@ interface SidecarFlags {
   'nats-password-file'?: string | undefined;
   'nats-ca-file'?: string | undefined;
   rotator?: string | undefined;
+  'tls-ca'?: string | undefined;
   issuer?: string | undefined;
   audience?: string[] | undefined;
   'subject-prefix'?: string | undefined;
@@ -159,7 +161,7 @@ function sidecarOptionsOf(
     issuer: issuer as string,
     audience: values.audience ?? [],
     subjectPrefix: values['subject-prefix'] ?? 'aoa',
-    enrol: joinToken && rotator ? { rotator, joinToken } : undefined,
+    enrol: joinToken && rotator ? { rotator, joinToken, caFile: values['tls-ca'] } : undefined,
     rotateKeys: values['rotate-keys'] ?? false,
   };
 }

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { type events, auditor as pb } from '@aoa/proto';
-import { type ChannelCredentials, credentials } from '@grpc/grpc-js';
+import type { ChannelCredentials } from '@grpc/grpc-js';
 import { jtiOf, MAX_LIMIT, queryRequestOf, UsageError } from './audit-filters.js';
 import {
   eventJson,
@@ -14,6 +14,7 @@ import {
   assertionMetadata,
   CALLER_OPTIONS,
   callAs,
+  channelCredentials,
   EXIT,
   refusal,
   resolveCaller,
@@ -47,7 +48,7 @@ export async function queryAuditor(
   caller: ServiceCaller,
   request: pb.QueryRequest,
 ): Promise<events.AuditEvent[]> {
-  const client = auditorClient(caller.grpc, credentials.createInsecure());
+  const client = auditorClient(caller.grpc, channelCredentials(caller.caFile));
   try {
     const metadata = await assertionMetadata(caller);
     return await new Promise((resolve, reject) => {
@@ -66,7 +67,7 @@ export async function queryAuditor(
 
 /** `Auditor.VerifyChain` as `caller`; walking a large store takes a while, so the deadline is 5 min. */
 export async function verifyAuditChain(caller: ServiceCaller): Promise<pb.VerifyChainResponse> {
-  const client = auditorClient(caller.grpc, credentials.createInsecure());
+  const client = auditorClient(caller.grpc, channelCredentials(caller.caFile));
   try {
     const metadata = await assertionMetadata(caller);
     return await new Promise((resolve, reject) =>

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -23,6 +24,13 @@ export interface ServiceCaller {
   issuer: string;
   clientId: string;
   clientJwk: JWK;
+  /** The CA that signed the service's certificate: the call uses TLS. Plaintext without it. */
+  caFile?: string | undefined;
+}
+
+/** TLS trusting `caFile` when given, else plaintext (`aoa dev` on loopback). */
+export function channelCredentials(caFile: string | undefined): ChannelCredentials {
+  return caFile ? credentials.createSsl(readFileSync(caFile)) : credentials.createInsecure();
 }
 
 /** The flags every command that calls a service as a registered client takes. */
@@ -33,11 +41,12 @@ export const CALLER_OPTIONS = {
   issuer: { type: 'string' },
   'client-id': { type: 'string' },
   'client-key': { type: 'string' },
+  'tls-ca': { type: 'string' },
   json: { type: 'boolean', default: false },
 } as const;
 
 export type CallerFlags = { dev: boolean; 'data-dir': string } & Partial<
-  Record<'grpc' | 'issuer' | 'client-id' | 'client-key', string | undefined>
+  Record<'grpc' | 'issuer' | 'client-id' | 'client-key' | 'tls-ca', string | undefined>
 >;
 
 /**
@@ -73,6 +82,7 @@ export async function resolveCaller(
     issuer: values.issuer as string,
     clientId: values['client-id'] as string,
     clientJwk: JSON.parse(await readFile(values['client-key'] as string, 'utf8')) as JWK,
+    caFile: values['tls-ca'],
   };
 }
 
@@ -114,7 +124,7 @@ export async function callAs<C extends { close(): void }, Res>(
   makeClient: (address: string, channel: ChannelCredentials) => C,
   invoke: UnaryInvoke<C, Res>,
 ): Promise<Res> {
-  const client = makeClient(caller.grpc, credentials.createInsecure());
+  const client = makeClient(caller.grpc, channelCredentials(caller.caFile));
   try {
     const metadata = await assertionMetadata(caller);
     return await new Promise<Res>((resolve, reject) => {

@@ -1,8 +1,9 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { issuer as pb } from '@aoa/proto';
-import { credentials, Metadata, status } from '@grpc/grpc-js';
+import { Metadata, status } from '@grpc/grpc-js';
 import { calculateJwkThumbprint, exportJWK, importJWK, type JWK, SignJWT } from 'jose';
+import { channelCredentials } from './caller.js';
 import type { DevFacts } from './dev.js';
 
 export interface DelegateOptions {
@@ -18,6 +19,8 @@ export interface DelegateOptions {
   ttlSeconds: number;
   /** Bind to this key thumbprint; undefined generates a holder key; null asks for a bearer token. */
   holderJkt: string | null | undefined;
+  /** The CA of the issuer's gRPC certificate: TLS. Plaintext without it. */
+  caFile?: string | undefined;
 }
 
 export interface DelegateOutcome {
@@ -66,7 +69,7 @@ export async function delegateOnce(options: DelegateOptions): Promise<DelegateOu
     'client-assertion',
     await signClientAssertion(options.clientId, options.clientJwk, options.issuer),
   );
-  const client = new pb.IssuerClient(options.grpc, credentials.createInsecure());
+  const client = new pb.IssuerClient(options.grpc, channelCredentials(options.caFile));
   try {
     const response = await new Promise<pb.DelegateResponse>((resolve, reject) =>
       client.delegate(

@@ -67,7 +67,8 @@ Usage:
       Example: aoa agent --dev --agent-id web-1 --key-dir .aoa/agent-web-1 --out /tmp/dashboards.token
 
   With --dev, revoke, revocations, grants and agent token create sign as the admin client in
-  <data-dir>/dev.json.
+  <data-dir>/dev.json. Without --dev, --tls-ca FILE (the CA that signed the service's certificate)
+  makes any command's gRPC call use TLS; aoa dev itself is plaintext on loopback.
 
   aoa status [--dev [--data-dir .aoa]] [--service NAME=URL ...] [--nats URL] [--json]
       Probe every service's /healthz and /readyz and NATS (JetStream), 2 s each, all at once; exit 0
@@ -208,6 +209,7 @@ async function delegate(args: string[]): Promise<number> {
       issuer: { type: 'string' },
       'client-id': { type: 'string' },
       'client-key': { type: 'string' },
+      'tls-ca': { type: 'string' },
       'subject-token-file': { type: 'string' },
       child: { type: 'string' },
       env: { type: 'string' },
@@ -260,6 +262,7 @@ async function delegate(args: string[]): Promise<number> {
       audience: values.audience,
       ttlSeconds: Number(values.ttl),
       holderJkt: values.bearer ? null : values['holder-jkt'],
+      caFile: values['tls-ca'],
     });
     const r = outcome.response;
     if (values.json) {
