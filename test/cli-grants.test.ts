@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,10 +18,11 @@ import {
   listGrants,
   parseDuration,
 } from '../packages/cli/src/grants.js';
+import { aoa } from './support/cli.js';
 import { startRotator } from './support/rotator.js';
 import { startSystem, type TestSystem } from './support/system.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const _ROOT = fileURLToPath(new URL('..', import.meta.url));
 const NOW = 1_800_000_000;
 
 const flags = (overrides: Partial<CreateGrantFlags> = {}): CreateGrantFlags => ({
@@ -116,16 +116,6 @@ describe('aoa grants against a rotator', () => {
     await sys?.stop();
   });
 
-  const aoa = (...args: string[]) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(
-        process.execPath,
-        ['--import', 'tsx', join(ROOT, 'packages/cli/src/main.ts'), ...args],
-        { cwd: ROOT, timeout: 60_000 },
-        (error, stdout, stderr) =>
-          resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-      );
-    });
   const as = (keyFile: string, clientId: string) => [
     '--grpc',
     admin.grpc,

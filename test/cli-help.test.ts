@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { aoa } from './support/cli.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const _ROOT = fileURLToPath(new URL('..', import.meta.url));
 const COMMANDS = [
   'dev',
   'delegate',
@@ -17,17 +16,6 @@ const COMMANDS = [
   'keys',
   'status',
 ];
-
-const aoa = (...args: string[]) =>
-  new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', join(ROOT, 'packages/cli/src/main.ts'), ...args],
-      { cwd: ROOT, timeout: 60_000 },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
 
 describe('aoa --help', () => {
   it('prints each command’s usage with the exit codes, and exits 0', async () => {

@@ -1,25 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type NatsServer, startNats } from '@aoa/testkit';
 import { formatKeys, type KeySummary, listPublishedKeys, NoKeysBucket } from '../packages/cli/src/keys.js';
+import { aoa, writeClientKey } from './support/cli.js';
 import { startSystem, type TestSystem } from './support/system.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-const aoa = (...args: string[]) =>
-  new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', join(ROOT, 'packages/cli/src/main.ts'), ...args],
-      { cwd: ROOT, timeout: 60_000 },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
+const _ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 describe('aoa keys list: formatting', () => {
   it('prints one row per key with ISO times and - for what has not happened', () => {
@@ -92,9 +81,7 @@ describe('aoa keys list against an issuer', () => {
   });
 
   it('rotate: an administrator switches to the standby at once (no rotator: no grants to re-mint); others are refused', async () => {
-    const keyFile = join(sys.dir, 'ops-key.json');
-    const jwk = { ...sys.keys.admin.privateKey.export({ format: 'jwk' }), kid: 'ops-1', alg: 'EdDSA' };
-    await writeFile(keyFile, JSON.stringify(jwk), { mode: 0o600 });
+    const keyFile = await writeClientKey(sys.dir, 'ops', sys.keys.admin, 'ops-1');
     const target = [
       '--grpc',
       `127.0.0.1:${sys.issuer.grpcPort}`,
@@ -125,13 +112,7 @@ describe('aoa keys list against an issuer', () => {
     assert.equal(result.activeKid, standby);
     assert.ok(result.revocationId);
     assert.equal(sys.issuer.keys.active().kid, standby);
-    const argocdKey = join(sys.dir, 'argocd-key.json');
-    const argocdJwk = {
-      ...sys.keys.argocd.privateKey.export({ format: 'jwk' }),
-      kid: 'argocd-1',
-      alg: 'EdDSA',
-    };
-    await writeFile(argocdKey, JSON.stringify(argocdJwk), { mode: 0o600 });
+    const argocdKey = await writeClientKey(sys.dir, 'argocd', sys.keys.argocd, 'argocd-1');
     const refused = await aoa(
       'keys',
       'rotate',

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import {
   explainRequestOf,
   formatDecision,
 } from '../packages/cli/src/policy-command.js';
+import { aoa } from './support/cli.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const EXAMPLE = join(ROOT, 'packages/policy/src/fixtures/example.policy.yaml');
@@ -50,17 +50,6 @@ rules:
     scopes:
       prod: ["read:metrics"]
 `;
-
-const aoa = (...args: string[]) =>
-  new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', join(ROOT, 'packages/cli/src/main.ts'), ...args],
-      { cwd: ROOT, timeout: 60_000 },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
 
 const flags = (overrides: Partial<ExplainFlags>): ExplainFlags => ({
   principal: 'idp:corp:alice',

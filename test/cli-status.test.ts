@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,19 +15,9 @@ import {
   type ServiceState,
   serviceTargetsOf,
 } from '../packages/cli/src/status.js';
+import { aoa } from './support/cli.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-const aoa = (...args: string[]) =>
-  new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', join(ROOT, 'packages/cli/src/main.ts'), ...args],
-      { cwd: ROOT, timeout: 60_000 },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
+const _ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 describe('aoa status: flags and output', () => {
   it('takes --service NAME=URL and says precisely what is wrong with a bad one', () => {

@@ -1,25 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { makeCertificates } from './support/certificates.js';
+import { aoa, writeClientKey } from './support/cli.js';
 import { startSystem, type TestSystem } from './support/system.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-const aoa = (...args: string[]) =>
-  new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', join(ROOT, 'packages/cli/src/main.ts'), ...args],
-      { cwd: ROOT, timeout: 60_000 },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
+const _ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 describe('the CLI over TLS (--tls-ca)', () => {
   let dir: string;
@@ -33,9 +22,7 @@ describe('the CLI over TLS (--tls-ca)', () => {
       AOA_TLS_CERT_FILE: join(dir, 'server.pem'),
       AOA_TLS_KEY_FILE: join(dir, 'server-key.pem'),
     });
-    const keyFile = join(dir, 'ops.jwk');
-    const jwk = { ...sys.keys.admin.privateKey.export({ format: 'jwk' }), kid: 'ops-1', alg: 'EdDSA' };
-    await writeFile(keyFile, JSON.stringify(jwk), { mode: 0o600 });
+    const keyFile = await writeClientKey(dir, 'ops', sys.keys.admin, 'ops-1');
     target = [
       '--grpc',
       `127.0.0.1:${sys.issuer.grpcPort}`,

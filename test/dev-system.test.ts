@@ -1,18 +1,15 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { JWK } from 'jose';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { delegateOnce } from '../packages/cli/src/delegate.js';
 import type { DevFacts } from '../packages/cli/src/dev.js';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MAIN = join(ROOT, 'packages/cli/src/main.ts');
+import { aoa, CLI_MAIN as MAIN, ROOT } from './support/cli.js';
 
 /** Eventual success with a generous deadline; never a latency assertion. */
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
@@ -24,17 +21,6 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
     await new Promise((r) => setTimeout(r, 200));
   }
 }
-
-const aoa = (...args: string[]) =>
-  new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', MAIN, ...args],
-      { cwd: ROOT, timeout: 60_000 },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
 
 /** Resolves with the exit code once the child has exited. */
 const exited = (child: ChildProcess) =>
