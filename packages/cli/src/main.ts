@@ -5,7 +5,7 @@ import { status } from '@grpc/grpc-js';
 import type { JWK } from 'jose';
 import { agentCommand } from './agent.js';
 import { auditCommand } from './audit.js';
-import { EXIT } from './caller.js';
+import { CALLER_OPTIONS, EXIT } from './caller.js';
 import { delegateOnce, devIdpToken, RpcError, readDevFacts } from './delegate.js';
 import { grantsCommand } from './grants.js';
 import { keysCommand } from './keys.js';
@@ -203,13 +203,7 @@ async function delegate(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
-      dev: { type: 'boolean', default: false },
-      'data-dir': { type: 'string', default: '.aoa' },
-      grpc: { type: 'string' },
-      issuer: { type: 'string' },
-      'client-id': { type: 'string' },
-      'client-key': { type: 'string' },
-      'tls-ca': { type: 'string' },
+      ...CALLER_OPTIONS,
       'subject-token-file': { type: 'string' },
       child: { type: 'string' },
       env: { type: 'string' },
@@ -218,7 +212,6 @@ async function delegate(args: string[]): Promise<number> {
       ttl: { type: 'string', default: '0' },
       'holder-jkt': { type: 'string' },
       bearer: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
     },
   });
   if (!values.child || !values.env || values.scope.length === 0) {
