@@ -1,4 +1,5 @@
 export * from './aoa-token.js';
+export * from './audit-types.js';
 export * from './bus/audit.js';
 export * from './bus/connect.js';
 export * from './bus/kv-watch.js';

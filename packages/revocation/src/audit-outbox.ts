@@ -1,4 +1,4 @@
-import type { AuditEnvelope, AuditPublisher, Logger } from '@aoa/core';
+import type { AuditEnvelope, AuditEventType, AuditPublisher, Logger } from '@aoa/core';
 import type { KV } from '@nats-io/kv';
 
 /** The counters an outbox reports to (each process names its own metrics). */
@@ -62,7 +62,11 @@ export class AuditOutbox {
   }
 
   /** Stores the event, then tries to deliver it at once; never throws. */
-  async enqueue(type: string, subject: string, data: Record<string, unknown>): Promise<AuditEnvelope> {
+  async enqueue(
+    type: AuditEventType,
+    subject: string,
+    data: Record<string, unknown>,
+  ): Promise<AuditEnvelope> {
     const event = this.audit.envelope(type, subject, data);
     try {
       await this.kv.put(outboxKey(event.id), JSON.stringify(event));

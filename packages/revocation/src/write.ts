@@ -1,4 +1,10 @@
-import { type AuditEnvelope, type Clock, type RevocationRecord, randomId } from '@aoa/core';
+import {
+  type AuditEnvelope,
+  type AuditEventType,
+  type Clock,
+  type RevocationRecord,
+  randomId,
+} from '@aoa/core';
 import type { TargetPlace } from './authority.js';
 import { auditTarget, type RevokeTarget, targetKey } from './target.js';
 
@@ -31,7 +37,11 @@ export interface RevocationWriteContext {
   /** Core-NATS publish of the notice; never throws (a missed notice is caught up from the bucket). */
   notify(notice: RevocationNotice, place: TargetPlace | undefined): void;
   /** Hands the audit event to the outbox; never throws and never waits for JetStream. */
-  audit(type: string, subject: string, data: Record<string, unknown>): Promise<AuditEnvelope | undefined>;
+  audit(
+    type: AuditEventType,
+    subject: string,
+    data: Record<string, unknown>,
+  ): Promise<AuditEnvelope | undefined>;
   clock: Clock;
 }
 

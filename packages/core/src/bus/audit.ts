@@ -1,4 +1,5 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { AuditEventType } from '../audit-types.js';
 import { AppError } from '../errors.js';
 import { randomId } from '../ids.js';
 import type { Logger } from '../logger.js';
@@ -92,11 +93,15 @@ export class AuditPublisher {
     private readonly timeoutMs = 2000,
   ) {}
 
-  envelope(type: string, subject: string, data: Record<string, unknown>): AuditEnvelope {
+  envelope(type: AuditEventType, subject: string, data: Record<string, unknown>): AuditEnvelope {
     return { id: randomId(), type, time: new Date().toISOString(), source: this.source, subject, data };
   }
 
-  async publish(type: string, subject: string, data: Record<string, unknown>): Promise<AuditEnvelope> {
+  async publish(
+    type: AuditEventType,
+    subject: string,
+    data: Record<string, unknown>,
+  ): Promise<AuditEnvelope> {
     const event = this.envelope(type, subject, data);
     await this.publishEnvelope(event);
     return event;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { AUDIT_EVENT_TYPES } from '@aoa/core';
 import { parseAuditMessage } from './envelope.js';
 import { compileQuery, type QueryFilter } from './query.js';
 
@@ -37,6 +38,14 @@ describe('audit message validation', () => {
       reason(bytes({ ...good, type: 'bogus.thing' }), 'aoa.audit.bogus.thing'),
       'unknown type bogus.thing',
     );
+    // A known noun is not enough: only the types defined in AUDIT_EVENT_TYPES are stored.
+    assert.equal(
+      reason(bytes({ ...good, type: 'grant.stolen' }), 'aoa.audit.grant.stolen'),
+      'unknown type grant.stolen',
+    );
+    for (const type of AUDIT_EVENT_TYPES) {
+      assert.equal(parseAuditMessage(bytes({ ...good, type }), `aoa.audit.${type}`, opts).ok, true, type);
+    }
     assert.match(
       reason(bytes(good), 'aoa.audit.key.prepared'),
       /published on subject aoa.audit.key.prepared/,

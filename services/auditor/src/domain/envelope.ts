@@ -1,16 +1,4 @@
-/** Event type families the store accepts (`events.proto`); anything else is dead-lettered. */
-export const KNOWN_TYPE_FAMILIES = [
-  'delegation',
-  'key',
-  'policy',
-  'revocation',
-  'grant',
-  'credential',
-  'agent',
-  'join_token',
-  'mint',
-  'alert',
-] as const;
+import { isAuditEventType } from '@aoa/core';
 
 const TYPE = /^[a-z0-9_]+(\.[a-z0-9_]+)+$/;
 
@@ -74,10 +62,9 @@ export function parseAuditMessage(
   const problem = envelopeProblem(json);
   if (problem) return { ok: false, reason: `schema: ${problem}` };
   const event = json as ValidEvent;
-  const family = event.type.slice(0, event.type.indexOf('.'));
-  if (!(KNOWN_TYPE_FAMILIES as readonly string[]).includes(family)) {
-    return { ok: false, reason: `unknown type ${event.type}` };
-  }
+  // Exactly the types defined once in @aoa/core (AUDIT_EVENT_TYPES, events.proto); anything else is a
+  // dead letter, never a silent drop.
+  if (!isAuditEventType(event.type)) return { ok: false, reason: `unknown type ${event.type}` };
   if (natsSubject !== `${options.prefix}.audit.${event.type}`) {
     return { ok: false, reason: `schema: type ${event.type} published on subject ${natsSubject}` };
   }

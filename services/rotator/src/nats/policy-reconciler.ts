@@ -1,6 +1,7 @@
 import {
   type AgentRecord,
   AppError,
+  type AuditEventType,
   type AuditPublisher,
   type Clock,
   type GrantRecord,
@@ -160,7 +161,7 @@ export class PolicyReconciler {
   }
 
   private async audit(
-    type: string,
+    type: AuditEventType,
     policy: Policy,
     grantId: string,
     data: Record<string, unknown>,

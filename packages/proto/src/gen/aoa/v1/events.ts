@@ -14,7 +14,9 @@ export const protobufPackage = "aoa.v1";
 export const protobufFileName = "aoa/v1/events.proto";
 
 /**
- * Every audit event travels on `aoa.audit.<type>` as one envelope, proto3 JSON encoded.
+ * Every audit event travels on `aoa.audit.<type>` as one envelope, proto3 JSON encoded. The types are
+ * listed once, in packages/core/src/audit-types.ts (AUDIT_EVENT_TYPES), each with the message below
+ * that describes its `data`; the auditor stores exactly those types and dead-letters any other.
  * `Nats-Msg-Id` is the envelope id, so a retried publish is stored once.
  */
 export interface AuditEvent {
@@ -68,10 +70,11 @@ export interface DelegationDenied {
   parentJti: string;
 }
 
+/** key.prepared, key.activated, key.retired, key.unpublished. */
 export interface KeyEvent {
   kid: string;
   alg: string;
-  /** prepared, activated, retired. */
+  /** standby, active, retired, unpublished. */
   state: string;
   keyManager: string;
 }
@@ -112,9 +115,125 @@ export interface RevocationIssued {
   repeated: boolean;
 }
 
+/**
+ * grant.created, grant.updated, grant.deleted, grant.restored: the grant record as stored in
+ * `aoa_grants`, who changed it, and (from policy) the policy's hash.
+ */
+export interface GrantEvent {
+  id: string;
+  /** The parent principal, `idp:<namespace>:<sub>`: the `sub` of what the grant mints. */
+  sub: string;
+  parentClient: string;
+  app: string;
+  env: string;
+  scopes: string[];
+  audience: string[];
+  tokenTtlSeconds: number;
+  /** Unix seconds; 0 means no expiry (a policy grant with `expires_in: none`). */
+  expiresAt: number;
+  /** active or revoked. */
+  state: string;
+  /** `client:<id>` or `policy`. */
+  by: string;
+  rule: string;
+  policyHash: string;
+}
+
+/** grant.minted: the issuer minted one credential per enrolled agent of a grant (before answering). */
+export interface GrantMinted {
+  grantId: string;
+  sub: string;
+  child: string;
+  env: string;
+  scopes: string[];
+  audience: string[];
+  rule: string;
+  ttlSeconds: number;
+  deliveries: GrantMintedDelivery[];
+}
+
+export interface GrantMintedDelivery {
+  agent: string;
+  jti: string;
+  exp: number;
+  kid: string;
+}
+
+/** credential.delivered: the rotator stored one agent's encrypted credential in `AOA_CREDS`. */
+export interface CredentialDelivered {
+  grantId: string;
+  child: string;
+  env: string;
+  agent: string;
+  jti: string;
+  exp: number;
+  /** Sequence of the delivery in `AOA_CREDS`. */
+  streamSeq: number;
+}
+
+/** join_token.created: only the token's SHA-256 is recorded (and stored). */
+export interface JoinTokenCreated {
+  grantId: string;
+  tokenHash: string;
+  expiresAtMs: number;
+  by: string;
+}
+
+/** agent.enrolled, agent.removed. */
+export interface AgentEvent {
+  grantId: string;
+  agent: string;
+  /** RFC 7638 thumbprint of the agent's DPoP key (enrolment). */
+  dpopJkt: string;
+  /** A short fingerprint of the join token used, never the token. */
+  joinToken: string;
+  /** `client:<id>` or `policy`. */
+  by: string;
+}
+
+/** key.rotation.started, key.rotation.completed: an emergency rotation (Issuer.RotateKeys). */
+export interface KeyRotation {
+  /** The kid being replaced. */
+  kid: string;
+  activeKid: string;
+  /** True when the old kid was revoked before re-minting (a known compromise). */
+  now: boolean;
+  reason: string;
+  grants: number;
+  reminted: number;
+  failedGrants: string[];
+  revocationId: string;
+  by: string;
+}
+
+/**
+ * alert.privilege_creep: the first issuance for an app and environment that exceeded what it had
+ * ever been granted before.
+ */
+export interface PrivilegeCreepAlert {
+  child: string;
+  env: string;
+  /** Which dimensions grew: scopes, audiences, ttl, depth. */
+  grew: string[];
+  /** Before and after for each dimension that grew. */
+  growth:
+    | { [key: string]: any }
+    | undefined;
+  /** The rule that allowed the issuance. */
+  rule: string;
+  /** The event that widened the baseline, and its type. */
+  sourceEvent: string;
+  sourceType: string;
+  sub: string;
+  jti: string;
+  grantId: string;
+}
+
 /** `aoa.issuer.mint` request (rotator to issuer). */
 export interface MintRequest {
   grantId: string;
+  /** The `aoa_grants` revision the rotator's view holds; the issuer's view catches up to it first. */
+  minRevision: number;
 }
 
 /** One agent's credential, encrypted to that agent; the payload on `aoa.creds.<env>.<app>.<agent>`. */
@@ -1442,14 +1561,1544 @@ export const RevocationIssued: MessageFns<RevocationIssued> = {
   },
 };
 
+function createBaseGrantEvent(): GrantEvent {
+  return {
+    id: "",
+    sub: "",
+    parentClient: "",
+    app: "",
+    env: "",
+    scopes: [],
+    audience: [],
+    tokenTtlSeconds: 0,
+    expiresAt: 0,
+    state: "",
+    by: "",
+    rule: "",
+    policyHash: "",
+  };
+}
+
+export const GrantEvent: MessageFns<GrantEvent> = {
+  encode(message: GrantEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.sub !== "") {
+      writer.uint32(18).string(message.sub);
+    }
+    if (message.parentClient !== "") {
+      writer.uint32(26).string(message.parentClient);
+    }
+    if (message.app !== "") {
+      writer.uint32(34).string(message.app);
+    }
+    if (message.env !== "") {
+      writer.uint32(42).string(message.env);
+    }
+    for (const v of message.scopes) {
+      writer.uint32(50).string(v!);
+    }
+    for (const v of message.audience) {
+      writer.uint32(58).string(v!);
+    }
+    if (message.tokenTtlSeconds !== 0) {
+      writer.uint32(64).int64(message.tokenTtlSeconds);
+    }
+    if (message.expiresAt !== 0) {
+      writer.uint32(72).int64(message.expiresAt);
+    }
+    if (message.state !== "") {
+      writer.uint32(82).string(message.state);
+    }
+    if (message.by !== "") {
+      writer.uint32(90).string(message.by);
+    }
+    if (message.rule !== "") {
+      writer.uint32(98).string(message.rule);
+    }
+    if (message.policyHash !== "") {
+      writer.uint32(106).string(message.policyHash);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GrantEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGrantEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sub = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.parentClient = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.app = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.env = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.scopes.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.audience.push(reader.string());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.tokenTtlSeconds = longToNumber(reader.int64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.expiresAt = longToNumber(reader.int64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.by = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.rule = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.policyHash = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GrantEvent {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      sub: isSet(object.sub) ? globalThis.String(object.sub) : "",
+      parentClient: isSet(object.parentClient)
+        ? globalThis.String(object.parentClient)
+        : isSet(object.parent_client)
+        ? globalThis.String(object.parent_client)
+        : "",
+      app: isSet(object.app) ? globalThis.String(object.app) : "",
+      env: isSet(object.env) ? globalThis.String(object.env) : "",
+      scopes: globalThis.Array.isArray(object?.scopes) ? object.scopes.map((e: any) => globalThis.String(e)) : [],
+      audience: globalThis.Array.isArray(object?.audience) ? object.audience.map((e: any) => globalThis.String(e)) : [],
+      tokenTtlSeconds: isSet(object.tokenTtlSeconds)
+        ? globalThis.Number(object.tokenTtlSeconds)
+        : isSet(object.token_ttl_seconds)
+        ? globalThis.Number(object.token_ttl_seconds)
+        : 0,
+      expiresAt: isSet(object.expiresAt)
+        ? globalThis.Number(object.expiresAt)
+        : isSet(object.expires_at)
+        ? globalThis.Number(object.expires_at)
+        : 0,
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      by: isSet(object.by) ? globalThis.String(object.by) : "",
+      rule: isSet(object.rule) ? globalThis.String(object.rule) : "",
+      policyHash: isSet(object.policyHash)
+        ? globalThis.String(object.policyHash)
+        : isSet(object.policy_hash)
+        ? globalThis.String(object.policy_hash)
+        : "",
+    };
+  },
+
+  toJSON(message: GrantEvent): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.sub !== "") {
+      obj.sub = message.sub;
+    }
+    if (message.parentClient !== "") {
+      obj.parentClient = message.parentClient;
+    }
+    if (message.app !== "") {
+      obj.app = message.app;
+    }
+    if (message.env !== "") {
+      obj.env = message.env;
+    }
+    if (message.scopes?.length) {
+      obj.scopes = message.scopes;
+    }
+    if (message.audience?.length) {
+      obj.audience = message.audience;
+    }
+    if (message.tokenTtlSeconds !== 0) {
+      obj.tokenTtlSeconds = Math.round(message.tokenTtlSeconds);
+    }
+    if (message.expiresAt !== 0) {
+      obj.expiresAt = Math.round(message.expiresAt);
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.by !== "") {
+      obj.by = message.by;
+    }
+    if (message.rule !== "") {
+      obj.rule = message.rule;
+    }
+    if (message.policyHash !== "") {
+      obj.policyHash = message.policyHash;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GrantEvent>, I>>(base?: I): GrantEvent {
+    return GrantEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GrantEvent>, I>>(object: I): GrantEvent {
+    const message = createBaseGrantEvent();
+    message.id = object.id ?? "";
+    message.sub = object.sub ?? "";
+    message.parentClient = object.parentClient ?? "";
+    message.app = object.app ?? "";
+    message.env = object.env ?? "";
+    message.scopes = object.scopes?.map((e) => e) || [];
+    message.audience = object.audience?.map((e) => e) || [];
+    message.tokenTtlSeconds = object.tokenTtlSeconds ?? 0;
+    message.expiresAt = object.expiresAt ?? 0;
+    message.state = object.state ?? "";
+    message.by = object.by ?? "";
+    message.rule = object.rule ?? "";
+    message.policyHash = object.policyHash ?? "";
+    return message;
+  },
+};
+
+function createBaseGrantMinted(): GrantMinted {
+  return {
+    grantId: "",
+    sub: "",
+    child: "",
+    env: "",
+    scopes: [],
+    audience: [],
+    rule: "",
+    ttlSeconds: 0,
+    deliveries: [],
+  };
+}
+
+export const GrantMinted: MessageFns<GrantMinted> = {
+  encode(message: GrantMinted, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.grantId !== "") {
+      writer.uint32(10).string(message.grantId);
+    }
+    if (message.sub !== "") {
+      writer.uint32(18).string(message.sub);
+    }
+    if (message.child !== "") {
+      writer.uint32(26).string(message.child);
+    }
+    if (message.env !== "") {
+      writer.uint32(34).string(message.env);
+    }
+    for (const v of message.scopes) {
+      writer.uint32(42).string(v!);
+    }
+    for (const v of message.audience) {
+      writer.uint32(50).string(v!);
+    }
+    if (message.rule !== "") {
+      writer.uint32(58).string(message.rule);
+    }
+    if (message.ttlSeconds !== 0) {
+      writer.uint32(64).int64(message.ttlSeconds);
+    }
+    for (const v of message.deliveries) {
+      GrantMintedDelivery.encode(v!, writer.uint32(74).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GrantMinted {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGrantMinted();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.grantId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sub = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.child = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.env = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.scopes.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.audience.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.rule = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.ttlSeconds = longToNumber(reader.int64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.deliveries.push(GrantMintedDelivery.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GrantMinted {
+    return {
+      grantId: isSet(object.grantId)
+        ? globalThis.String(object.grantId)
+        : isSet(object.grant_id)
+        ? globalThis.String(object.grant_id)
+        : "",
+      sub: isSet(object.sub) ? globalThis.String(object.sub) : "",
+      child: isSet(object.child) ? globalThis.String(object.child) : "",
+      env: isSet(object.env) ? globalThis.String(object.env) : "",
+      scopes: globalThis.Array.isArray(object?.scopes) ? object.scopes.map((e: any) => globalThis.String(e)) : [],
+      audience: globalThis.Array.isArray(object?.audience) ? object.audience.map((e: any) => globalThis.String(e)) : [],
+      rule: isSet(object.rule) ? globalThis.String(object.rule) : "",
+      ttlSeconds: isSet(object.ttlSeconds)
+        ? globalThis.Number(object.ttlSeconds)
+        : isSet(object.ttl_seconds)
+        ? globalThis.Number(object.ttl_seconds)
+        : 0,
+      deliveries: globalThis.Array.isArray(object?.deliveries)
+        ? object.deliveries.map((e: any) => GrantMintedDelivery.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: GrantMinted): unknown {
+    const obj: any = {};
+    if (message.grantId !== "") {
+      obj.grantId = message.grantId;
+    }
+    if (message.sub !== "") {
+      obj.sub = message.sub;
+    }
+    if (message.child !== "") {
+      obj.child = message.child;
+    }
+    if (message.env !== "") {
+      obj.env = message.env;
+    }
+    if (message.scopes?.length) {
+      obj.scopes = message.scopes;
+    }
+    if (message.audience?.length) {
+      obj.audience = message.audience;
+    }
+    if (message.rule !== "") {
+      obj.rule = message.rule;
+    }
+    if (message.ttlSeconds !== 0) {
+      obj.ttlSeconds = Math.round(message.ttlSeconds);
+    }
+    if (message.deliveries?.length) {
+      obj.deliveries = message.deliveries.map((e) => GrantMintedDelivery.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GrantMinted>, I>>(base?: I): GrantMinted {
+    return GrantMinted.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GrantMinted>, I>>(object: I): GrantMinted {
+    const message = createBaseGrantMinted();
+    message.grantId = object.grantId ?? "";
+    message.sub = object.sub ?? "";
+    message.child = object.child ?? "";
+    message.env = object.env ?? "";
+    message.scopes = object.scopes?.map((e) => e) || [];
+    message.audience = object.audience?.map((e) => e) || [];
+    message.rule = object.rule ?? "";
+    message.ttlSeconds = object.ttlSeconds ?? 0;
+    message.deliveries = object.deliveries?.map((e) => GrantMintedDelivery.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGrantMintedDelivery(): GrantMintedDelivery {
+  return { agent: "", jti: "", exp: 0, kid: "" };
+}
+
+export const GrantMintedDelivery: MessageFns<GrantMintedDelivery> = {
+  encode(message: GrantMintedDelivery, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.agent !== "") {
+      writer.uint32(10).string(message.agent);
+    }
+    if (message.jti !== "") {
+      writer.uint32(18).string(message.jti);
+    }
+    if (message.exp !== 0) {
+      writer.uint32(24).int64(message.exp);
+    }
+    if (message.kid !== "") {
+      writer.uint32(34).string(message.kid);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GrantMintedDelivery {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGrantMintedDelivery();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.agent = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.jti = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.exp = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.kid = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GrantMintedDelivery {
+    return {
+      agent: isSet(object.agent) ? globalThis.String(object.agent) : "",
+      jti: isSet(object.jti) ? globalThis.String(object.jti) : "",
+      exp: isSet(object.exp) ? globalThis.Number(object.exp) : 0,
+      kid: isSet(object.kid) ? globalThis.String(object.kid) : "",
+    };
+  },
+
+  toJSON(message: GrantMintedDelivery): unknown {
+    const obj: any = {};
+    if (message.agent !== "") {
+      obj.agent = message.agent;
+    }
+    if (message.jti !== "") {
+      obj.jti = message.jti;
+    }
+    if (message.exp !== 0) {
+      obj.exp = Math.round(message.exp);
+    }
+    if (message.kid !== "") {
+      obj.kid = message.kid;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GrantMintedDelivery>, I>>(base?: I): GrantMintedDelivery {
+    return GrantMintedDelivery.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GrantMintedDelivery>, I>>(object: I): GrantMintedDelivery {
+    const message = createBaseGrantMintedDelivery();
+    message.agent = object.agent ?? "";
+    message.jti = object.jti ?? "";
+    message.exp = object.exp ?? 0;
+    message.kid = object.kid ?? "";
+    return message;
+  },
+};
+
+function createBaseCredentialDelivered(): CredentialDelivered {
+  return { grantId: "", child: "", env: "", agent: "", jti: "", exp: 0, streamSeq: 0 };
+}
+
+export const CredentialDelivered: MessageFns<CredentialDelivered> = {
+  encode(message: CredentialDelivered, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.grantId !== "") {
+      writer.uint32(10).string(message.grantId);
+    }
+    if (message.child !== "") {
+      writer.uint32(18).string(message.child);
+    }
+    if (message.env !== "") {
+      writer.uint32(26).string(message.env);
+    }
+    if (message.agent !== "") {
+      writer.uint32(34).string(message.agent);
+    }
+    if (message.jti !== "") {
+      writer.uint32(42).string(message.jti);
+    }
+    if (message.exp !== 0) {
+      writer.uint32(48).int64(message.exp);
+    }
+    if (message.streamSeq !== 0) {
+      writer.uint32(56).uint64(message.streamSeq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CredentialDelivered {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCredentialDelivered();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.grantId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.child = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.env = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.agent = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.jti = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.exp = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.streamSeq = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CredentialDelivered {
+    return {
+      grantId: isSet(object.grantId)
+        ? globalThis.String(object.grantId)
+        : isSet(object.grant_id)
+        ? globalThis.String(object.grant_id)
+        : "",
+      child: isSet(object.child) ? globalThis.String(object.child) : "",
+      env: isSet(object.env) ? globalThis.String(object.env) : "",
+      agent: isSet(object.agent) ? globalThis.String(object.agent) : "",
+      jti: isSet(object.jti) ? globalThis.String(object.jti) : "",
+      exp: isSet(object.exp) ? globalThis.Number(object.exp) : 0,
+      streamSeq: isSet(object.streamSeq)
+        ? globalThis.Number(object.streamSeq)
+        : isSet(object.stream_seq)
+        ? globalThis.Number(object.stream_seq)
+        : 0,
+    };
+  },
+
+  toJSON(message: CredentialDelivered): unknown {
+    const obj: any = {};
+    if (message.grantId !== "") {
+      obj.grantId = message.grantId;
+    }
+    if (message.child !== "") {
+      obj.child = message.child;
+    }
+    if (message.env !== "") {
+      obj.env = message.env;
+    }
+    if (message.agent !== "") {
+      obj.agent = message.agent;
+    }
+    if (message.jti !== "") {
+      obj.jti = message.jti;
+    }
+    if (message.exp !== 0) {
+      obj.exp = Math.round(message.exp);
+    }
+    if (message.streamSeq !== 0) {
+      obj.streamSeq = Math.round(message.streamSeq);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CredentialDelivered>, I>>(base?: I): CredentialDelivered {
+    return CredentialDelivered.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CredentialDelivered>, I>>(object: I): CredentialDelivered {
+    const message = createBaseCredentialDelivered();
+    message.grantId = object.grantId ?? "";
+    message.child = object.child ?? "";
+    message.env = object.env ?? "";
+    message.agent = object.agent ?? "";
+    message.jti = object.jti ?? "";
+    message.exp = object.exp ?? 0;
+    message.streamSeq = object.streamSeq ?? 0;
+    return message;
+  },
+};
+
+function createBaseJoinTokenCreated(): JoinTokenCreated {
+  return { grantId: "", tokenHash: "", expiresAtMs: 0, by: "" };
+}
+
+export const JoinTokenCreated: MessageFns<JoinTokenCreated> = {
+  encode(message: JoinTokenCreated, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.grantId !== "") {
+      writer.uint32(10).string(message.grantId);
+    }
+    if (message.tokenHash !== "") {
+      writer.uint32(18).string(message.tokenHash);
+    }
+    if (message.expiresAtMs !== 0) {
+      writer.uint32(24).int64(message.expiresAtMs);
+    }
+    if (message.by !== "") {
+      writer.uint32(34).string(message.by);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JoinTokenCreated {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJoinTokenCreated();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.grantId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tokenHash = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.expiresAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.by = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JoinTokenCreated {
+    return {
+      grantId: isSet(object.grantId)
+        ? globalThis.String(object.grantId)
+        : isSet(object.grant_id)
+        ? globalThis.String(object.grant_id)
+        : "",
+      tokenHash: isSet(object.tokenHash)
+        ? globalThis.String(object.tokenHash)
+        : isSet(object.token_hash)
+        ? globalThis.String(object.token_hash)
+        : "",
+      expiresAtMs: isSet(object.expiresAtMs)
+        ? globalThis.Number(object.expiresAtMs)
+        : isSet(object.expires_at_ms)
+        ? globalThis.Number(object.expires_at_ms)
+        : 0,
+      by: isSet(object.by) ? globalThis.String(object.by) : "",
+    };
+  },
+
+  toJSON(message: JoinTokenCreated): unknown {
+    const obj: any = {};
+    if (message.grantId !== "") {
+      obj.grantId = message.grantId;
+    }
+    if (message.tokenHash !== "") {
+      obj.tokenHash = message.tokenHash;
+    }
+    if (message.expiresAtMs !== 0) {
+      obj.expiresAtMs = Math.round(message.expiresAtMs);
+    }
+    if (message.by !== "") {
+      obj.by = message.by;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<JoinTokenCreated>, I>>(base?: I): JoinTokenCreated {
+    return JoinTokenCreated.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JoinTokenCreated>, I>>(object: I): JoinTokenCreated {
+    const message = createBaseJoinTokenCreated();
+    message.grantId = object.grantId ?? "";
+    message.tokenHash = object.tokenHash ?? "";
+    message.expiresAtMs = object.expiresAtMs ?? 0;
+    message.by = object.by ?? "";
+    return message;
+  },
+};
+
+function createBaseAgentEvent(): AgentEvent {
+  return { grantId: "", agent: "", dpopJkt: "", joinToken: "", by: "" };
+}
+
+export const AgentEvent: MessageFns<AgentEvent> = {
+  encode(message: AgentEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.grantId !== "") {
+      writer.uint32(10).string(message.grantId);
+    }
+    if (message.agent !== "") {
+      writer.uint32(18).string(message.agent);
+    }
+    if (message.dpopJkt !== "") {
+      writer.uint32(26).string(message.dpopJkt);
+    }
+    if (message.joinToken !== "") {
+      writer.uint32(34).string(message.joinToken);
+    }
+    if (message.by !== "") {
+      writer.uint32(42).string(message.by);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AgentEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAgentEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.grantId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.agent = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.dpopJkt = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.joinToken = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.by = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AgentEvent {
+    return {
+      grantId: isSet(object.grantId)
+        ? globalThis.String(object.grantId)
+        : isSet(object.grant_id)
+        ? globalThis.String(object.grant_id)
+        : "",
+      agent: isSet(object.agent) ? globalThis.String(object.agent) : "",
+      dpopJkt: isSet(object.dpopJkt)
+        ? globalThis.String(object.dpopJkt)
+        : isSet(object.dpop_jkt)
+        ? globalThis.String(object.dpop_jkt)
+        : "",
+      joinToken: isSet(object.joinToken)
+        ? globalThis.String(object.joinToken)
+        : isSet(object.join_token)
+        ? globalThis.String(object.join_token)
+        : "",
+      by: isSet(object.by) ? globalThis.String(object.by) : "",
+    };
+  },
+
+  toJSON(message: AgentEvent): unknown {
+    const obj: any = {};
+    if (message.grantId !== "") {
+      obj.grantId = message.grantId;
+    }
+    if (message.agent !== "") {
+      obj.agent = message.agent;
+    }
+    if (message.dpopJkt !== "") {
+      obj.dpopJkt = message.dpopJkt;
+    }
+    if (message.joinToken !== "") {
+      obj.joinToken = message.joinToken;
+    }
+    if (message.by !== "") {
+      obj.by = message.by;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AgentEvent>, I>>(base?: I): AgentEvent {
+    return AgentEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AgentEvent>, I>>(object: I): AgentEvent {
+    const message = createBaseAgentEvent();
+    message.grantId = object.grantId ?? "";
+    message.agent = object.agent ?? "";
+    message.dpopJkt = object.dpopJkt ?? "";
+    message.joinToken = object.joinToken ?? "";
+    message.by = object.by ?? "";
+    return message;
+  },
+};
+
+function createBaseKeyRotation(): KeyRotation {
+  return {
+    kid: "",
+    activeKid: "",
+    now: false,
+    reason: "",
+    grants: 0,
+    reminted: 0,
+    failedGrants: [],
+    revocationId: "",
+    by: "",
+  };
+}
+
+export const KeyRotation: MessageFns<KeyRotation> = {
+  encode(message: KeyRotation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kid !== "") {
+      writer.uint32(10).string(message.kid);
+    }
+    if (message.activeKid !== "") {
+      writer.uint32(18).string(message.activeKid);
+    }
+    if (message.now !== false) {
+      writer.uint32(24).bool(message.now);
+    }
+    if (message.reason !== "") {
+      writer.uint32(34).string(message.reason);
+    }
+    if (message.grants !== 0) {
+      writer.uint32(40).int32(message.grants);
+    }
+    if (message.reminted !== 0) {
+      writer.uint32(48).int32(message.reminted);
+    }
+    for (const v of message.failedGrants) {
+      writer.uint32(58).string(v!);
+    }
+    if (message.revocationId !== "") {
+      writer.uint32(66).string(message.revocationId);
+    }
+    if (message.by !== "") {
+      writer.uint32(74).string(message.by);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeyRotation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeyRotation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kid = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.activeKid = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.now = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.grants = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.reminted = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.failedGrants.push(reader.string());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.revocationId = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.by = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeyRotation {
+    return {
+      kid: isSet(object.kid) ? globalThis.String(object.kid) : "",
+      activeKid: isSet(object.activeKid)
+        ? globalThis.String(object.activeKid)
+        : isSet(object.active_kid)
+        ? globalThis.String(object.active_kid)
+        : "",
+      now: isSet(object.now) ? globalThis.Boolean(object.now) : false,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      grants: isSet(object.grants) ? globalThis.Number(object.grants) : 0,
+      reminted: isSet(object.reminted) ? globalThis.Number(object.reminted) : 0,
+      failedGrants: globalThis.Array.isArray(object?.failedGrants)
+        ? object.failedGrants.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.failed_grants)
+        ? object.failed_grants.map((e: any) => globalThis.String(e))
+        : [],
+      revocationId: isSet(object.revocationId)
+        ? globalThis.String(object.revocationId)
+        : isSet(object.revocation_id)
+        ? globalThis.String(object.revocation_id)
+        : "",
+      by: isSet(object.by) ? globalThis.String(object.by) : "",
+    };
+  },
+
+  toJSON(message: KeyRotation): unknown {
+    const obj: any = {};
+    if (message.kid !== "") {
+      obj.kid = message.kid;
+    }
+    if (message.activeKid !== "") {
+      obj.activeKid = message.activeKid;
+    }
+    if (message.now !== false) {
+      obj.now = message.now;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.grants !== 0) {
+      obj.grants = Math.round(message.grants);
+    }
+    if (message.reminted !== 0) {
+      obj.reminted = Math.round(message.reminted);
+    }
+    if (message.failedGrants?.length) {
+      obj.failedGrants = message.failedGrants;
+    }
+    if (message.revocationId !== "") {
+      obj.revocationId = message.revocationId;
+    }
+    if (message.by !== "") {
+      obj.by = message.by;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KeyRotation>, I>>(base?: I): KeyRotation {
+    return KeyRotation.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KeyRotation>, I>>(object: I): KeyRotation {
+    const message = createBaseKeyRotation();
+    message.kid = object.kid ?? "";
+    message.activeKid = object.activeKid ?? "";
+    message.now = object.now ?? false;
+    message.reason = object.reason ?? "";
+    message.grants = object.grants ?? 0;
+    message.reminted = object.reminted ?? 0;
+    message.failedGrants = object.failedGrants?.map((e) => e) || [];
+    message.revocationId = object.revocationId ?? "";
+    message.by = object.by ?? "";
+    return message;
+  },
+};
+
+function createBasePrivilegeCreepAlert(): PrivilegeCreepAlert {
+  return {
+    child: "",
+    env: "",
+    grew: [],
+    growth: undefined,
+    rule: "",
+    sourceEvent: "",
+    sourceType: "",
+    sub: "",
+    jti: "",
+    grantId: "",
+  };
+}
+
+export const PrivilegeCreepAlert: MessageFns<PrivilegeCreepAlert> = {
+  encode(message: PrivilegeCreepAlert, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.child !== "") {
+      writer.uint32(10).string(message.child);
+    }
+    if (message.env !== "") {
+      writer.uint32(18).string(message.env);
+    }
+    for (const v of message.grew) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.growth !== undefined) {
+      Struct.encode(Struct.wrap(message.growth), writer.uint32(34).fork()).join();
+    }
+    if (message.rule !== "") {
+      writer.uint32(42).string(message.rule);
+    }
+    if (message.sourceEvent !== "") {
+      writer.uint32(50).string(message.sourceEvent);
+    }
+    if (message.sourceType !== "") {
+      writer.uint32(58).string(message.sourceType);
+    }
+    if (message.sub !== "") {
+      writer.uint32(66).string(message.sub);
+    }
+    if (message.jti !== "") {
+      writer.uint32(74).string(message.jti);
+    }
+    if (message.grantId !== "") {
+      writer.uint32(82).string(message.grantId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PrivilegeCreepAlert {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePrivilegeCreepAlert();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.child = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.env = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.grew.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.growth = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.rule = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.sourceEvent = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.sourceType = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.sub = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.jti = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.grantId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PrivilegeCreepAlert {
+    return {
+      child: isSet(object.child) ? globalThis.String(object.child) : "",
+      env: isSet(object.env) ? globalThis.String(object.env) : "",
+      grew: globalThis.Array.isArray(object?.grew) ? object.grew.map((e: any) => globalThis.String(e)) : [],
+      growth: isObject(object.growth) ? object.growth : undefined,
+      rule: isSet(object.rule) ? globalThis.String(object.rule) : "",
+      sourceEvent: isSet(object.sourceEvent)
+        ? globalThis.String(object.sourceEvent)
+        : isSet(object.source_event)
+        ? globalThis.String(object.source_event)
+        : "",
+      sourceType: isSet(object.sourceType)
+        ? globalThis.String(object.sourceType)
+        : isSet(object.source_type)
+        ? globalThis.String(object.source_type)
+        : "",
+      sub: isSet(object.sub) ? globalThis.String(object.sub) : "",
+      jti: isSet(object.jti) ? globalThis.String(object.jti) : "",
+      grantId: isSet(object.grantId)
+        ? globalThis.String(object.grantId)
+        : isSet(object.grant_id)
+        ? globalThis.String(object.grant_id)
+        : "",
+    };
+  },
+
+  toJSON(message: PrivilegeCreepAlert): unknown {
+    const obj: any = {};
+    if (message.child !== "") {
+      obj.child = message.child;
+    }
+    if (message.env !== "") {
+      obj.env = message.env;
+    }
+    if (message.grew?.length) {
+      obj.grew = message.grew;
+    }
+    if (message.growth !== undefined) {
+      obj.growth = message.growth;
+    }
+    if (message.rule !== "") {
+      obj.rule = message.rule;
+    }
+    if (message.sourceEvent !== "") {
+      obj.sourceEvent = message.sourceEvent;
+    }
+    if (message.sourceType !== "") {
+      obj.sourceType = message.sourceType;
+    }
+    if (message.sub !== "") {
+      obj.sub = message.sub;
+    }
+    if (message.jti !== "") {
+      obj.jti = message.jti;
+    }
+    if (message.grantId !== "") {
+      obj.grantId = message.grantId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PrivilegeCreepAlert>, I>>(base?: I): PrivilegeCreepAlert {
+    return PrivilegeCreepAlert.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PrivilegeCreepAlert>, I>>(object: I): PrivilegeCreepAlert {
+    const message = createBasePrivilegeCreepAlert();
+    message.child = object.child ?? "";
+    message.env = object.env ?? "";
+    message.grew = object.grew?.map((e) => e) || [];
+    message.growth = object.growth ?? undefined;
+    message.rule = object.rule ?? "";
+    message.sourceEvent = object.sourceEvent ?? "";
+    message.sourceType = object.sourceType ?? "";
+    message.sub = object.sub ?? "";
+    message.jti = object.jti ?? "";
+    message.grantId = object.grantId ?? "";
+    return message;
+  },
+};
+
 function createBaseMintRequest(): MintRequest {
-  return { grantId: "" };
+  return { grantId: "", minRevision: 0 };
 }
 
 export const MintRequest: MessageFns<MintRequest> = {
   encode(message: MintRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.grantId !== "") {
       writer.uint32(10).string(message.grantId);
+    }
+    if (message.minRevision !== 0) {
+      writer.uint32(16).int64(message.minRevision);
     }
     return writer;
   },
@@ -1475,6 +3124,14 @@ export const MintRequest: MessageFns<MintRequest> = {
             message.grantId = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.minRevision = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1494,6 +3151,11 @@ export const MintRequest: MessageFns<MintRequest> = {
         : isSet(object.grant_id)
         ? globalThis.String(object.grant_id)
         : "",
+      minRevision: isSet(object.minRevision)
+        ? globalThis.Number(object.minRevision)
+        : isSet(object.min_revision)
+        ? globalThis.Number(object.min_revision)
+        : 0,
     };
   },
 
@@ -1501,6 +3163,9 @@ export const MintRequest: MessageFns<MintRequest> = {
     const obj: any = {};
     if (message.grantId !== "") {
       obj.grantId = message.grantId;
+    }
+    if (message.minRevision !== 0) {
+      obj.minRevision = Math.round(message.minRevision);
     }
     return obj;
   },
@@ -1511,6 +3176,7 @@ export const MintRequest: MessageFns<MintRequest> = {
   fromPartial<I extends Exact<DeepPartial<MintRequest>, I>>(object: I): MintRequest {
     const message = createBaseMintRequest();
     message.grantId = object.grantId ?? "";
+    message.minRevision = object.minRevision ?? 0;
     return message;
   },
 };
