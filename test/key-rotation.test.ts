@@ -262,3 +262,33 @@ describe('signing-key rotation: emergency', () => {
     );
   });
 });
+
+describe('signing-key rotation: emergency with no rotator answering', () => {
+  let sys: TestSystem;
+  let nc: NatsConnection;
+  before(async () => {
+    sys = await startSystem({ AOA_KEY_ROTATION_INTERVAL: '0s', AOA_KEY_REMINT_TIMEOUT: '200ms' });
+    nc = await connect({ servers: sys.nats.url });
+    // A rotator that takes the request and never answers.
+    nc.subscribe('aoa.rotator.remint', { queue: 'rotator' });
+    await nc.flush();
+  });
+  after(async () => {
+    await nc?.close();
+    await sys?.stop();
+  });
+
+  it('revokes the old kid all the same, and says the re-mint failed', async () => {
+    const old = sys.issuer.keys.active().kid;
+    const result = await rotateKeys(
+      sys,
+      { reason: 'drill' },
+      await clientAssertion('ops', sys.keys.admin, sys.issuer.issuer),
+    );
+    assert.equal(result.retiredKid, old);
+    assert.match(result.remintError, /no rotator finished re-minting in time/);
+    assert.ok(result.revocationId, 'a possibly compromised key never outlives a failed re-mint');
+    const revoked = await (await new Kvm(nc).open(BUCKETS.revocations)).get(`kid.${old}`);
+    assert.equal(revoked?.operation, 'PUT');
+  });
+});

@@ -29,6 +29,7 @@ export function formatRotation(r: pb.RotateKeysResponse, now: boolean): string {
     `  standby   ${r.standbyKid}`,
     `  grants    ${r.reminted} of ${r.grants} re-minted and delivered under the new key`,
     ...r.failedGrants.map((g) => `  not re-minted in time: ${g}`),
+    ...(r.remintError ? [`  re-mint failed: ${r.remintError} (the old key is revoked all the same)`] : []),
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -132,7 +132,7 @@ async function rotate(args: string[]): Promise<number> {
     process.stdout.write(
       values.json ? `${JSON.stringify(result, null, 2)}\n` : formatRotation(result, values.now),
     );
-    return result.failedGrants.length === 0 ? EXIT.ok : EXIT.failure;
+    return result.failedGrants.length === 0 && !result.remintError ? EXIT.ok : EXIT.failure;
   } catch (error) {
     return refusal('keys rotate', error);
   }

@@ -70,16 +70,22 @@ export class KeyManager {
    * key at once, so no replica keeps signing with a retired, possibly revoked, key.
    */
   private async follow(): Promise<void> {
-    try {
-      const loaded = await this.store.load();
-      if (!loaded || (this.current && loaded.revision <= this.current.revision)) return;
-      this.current = loaded;
-      this.log.info(
-        { active: loaded.ring.active, standby: loaded.ring.standby },
-        'following key ring change',
-      );
-    } catch (error) {
-      this.log.error({ err: error }, 'could not follow a key ring change');
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      try {
+        const before = this.current?.revision;
+        await this.sync();
+        if (this.current && this.current.revision !== before) {
+          this.log.info(
+            { active: this.current.ring.active, standby: this.current.ring.standby },
+            'following key ring change',
+          );
+        }
+        return;
+      } catch (error) {
+        // A replica that keeps signing with a retired (perhaps revoked) key must not give up quietly.
+        this.log.error({ err: error, attempt }, 'could not follow a key ring change; retrying');
+        await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+      }
     }
   }
 
@@ -100,37 +106,54 @@ export class KeyManager {
   }
 
   /**
-   * Switches to the published standby at once and prepares the next standby before the switch is
-   * visible, so one is always ready. Returns the retired kid.
+   * Switches away from `fromKid` (default: the active key, after catching up with the shared ring) to
+   * the published standby at once, preparing the next standby before the switch is visible, so one is
+   * always ready. When another replica has already switched away from `fromKid`, nothing more is
+   * switched (`switched: false`): two replicas rotating at once rotate once.
    */
-  async activateStandby(): Promise<{ retired: string; active: string; standby: string }> {
-    const current = this.current;
-    if (!current) throw new Error('key manager not started');
-    const next = await this.prepare();
-    const ring = { active: current.ring.standby, standby: next.kid };
-    const revision = await this.store.saveRing(ring, current.revision);
-    if (revision === false) {
-      await this.retireUnused([next]);
-      this.current = undefined;
-      await this.start();
-      return { retired: current.ring.active, active: this.active().kid, standby: this.standbyKid() };
+  async activateStandby(
+    fromKid?: string,
+  ): Promise<{ retired: string; active: string; standby: string; switched: boolean }> {
+    await this.sync();
+    const from = fromKid ?? this.active().kid;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const current = this.current;
+      if (!current) throw new Error('key manager not started');
+      if (current.ring.active !== from) {
+        return { retired: from, active: current.ring.active, standby: current.ring.standby, switched: false };
+      }
+      const next = await this.prepare();
+      const ring = { active: current.ring.standby, standby: next.kid };
+      const revision = await this.store.saveRing(ring, current.revision);
+      if (revision === false) {
+        await this.retireUnused([next]);
+        await this.sync();
+        continue;
+      }
+      const activated = current.keys.get(ring.active);
+      const retired = current.keys.get(current.ring.active);
+      if (!activated || !retired) throw new Error('ring keys missing');
+      this.current = {
+        ring,
+        keys: new Map([
+          [activated.kid, activated],
+          [next.kid, next],
+        ]),
+        revision,
+      };
+      await this.publish(activated, 'active');
+      await this.audit('key.activated', await this.record(activated, 'active'));
+      await this.publish(retired, 'retired');
+      await this.audit('key.retired', await this.record(retired, 'retired'));
+      return { retired: retired.kid, active: activated.kid, standby: next.kid, switched: true };
     }
-    const activated = current.keys.get(ring.active);
-    const retired = current.keys.get(current.ring.active);
-    if (!activated || !retired) throw new Error('ring keys missing');
-    this.current = {
-      ring,
-      keys: new Map([
-        [activated.kid, activated],
-        [next.kid, next],
-      ]),
-      revision,
-    };
-    await this.publish(activated, 'active');
-    await this.audit('key.activated', await this.record(activated, 'active'));
-    await this.publish(retired, 'retired');
-    await this.audit('key.retired', await this.record(retired, 'retired'));
-    return { retired: retired.kid, active: activated.kid, standby: next.kid };
+    throw new Error('the key ring kept changing under this replica; retry');
+  }
+
+  /** Catches up with the shared ring when another replica changed it (before acting on the ring). */
+  async sync(): Promise<void> {
+    const loaded = await this.store.load();
+    if (loaded && (!this.current || loaded.revision > this.current.revision)) this.current = loaded;
   }
 
   /** Generates a key, stores its private half, publishes its public half as standby, audits it. */

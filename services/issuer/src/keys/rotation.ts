@@ -1,11 +1,4 @@
-import {
-  AppError,
-  type AuditPublisher,
-  type Clock,
-  type KeySetMirror,
-  type Logger,
-  type Subjects,
-} from '@aoa/core';
+import type { AuditPublisher, Clock, KeySetMirror, Logger, Subjects } from '@aoa/core';
 import type { KV } from '@nats-io/kv';
 import { errors, type NatsConnection } from '@nats-io/transport-node';
 import type { KeyManager } from './key-manager.js';
@@ -18,6 +11,8 @@ export interface EmergencyRotation {
   grants: number;
   reminted: number;
   failedGrants: string[];
+  /** Why the re-mint did not complete (empty when it did): agents keep the old, now revoked, credential. */
+  remintError: string;
   revocationId: string;
 }
 
@@ -82,7 +77,7 @@ export class KeyRotation {
   async check(): Promise<void> {
     try {
       if (this.deps.intervalMs > 0 && this.due()) {
-        const switched = await this.deps.keys.activateStandby();
+        const switched = await this.deps.keys.activateStandby(this.deps.keys.active().kid);
         this.deps.log.info(switched, 'scheduled signing key rotation');
       }
       await this.unpublishExpired();
@@ -124,6 +119,8 @@ export class KeyRotation {
   async emergency(options: { now: boolean; reason: string; by: string }): Promise<EmergencyRotation> {
     const { keys, audit, log } = this.deps;
     const reason = options.reason || 'emergency key rotation';
+    // The key to retire is the one the shared ring has active now, not this replica's possibly stale view.
+    await keys.sync();
     const oldKid = keys.active().kid;
     let revocationId = '';
     if (options.now) revocationId = (await this.deps.revokeKid(oldKid, reason, options.by)).revocationId;
@@ -133,38 +130,47 @@ export class KeyRotation {
       reason,
       by: options.by,
     });
-    const switched = await keys.activateStandby();
+    const switched = await keys.activateStandby(oldKid);
     log.warn(
-      { retired: switched.retired, active: switched.active, now: options.now },
+      { retired: oldKid, active: switched.active, switchedHere: switched.switched, now: options.now },
       'emergency key rotation',
     );
-    const remint = await this.remint(switched.retired);
-    if (!options.now && remint.reminted > 0) await new Promise((r) => setTimeout(r, DELIVERY_SETTLE_MS));
-    if (!options.now)
-      revocationId = (await this.deps.revokeKid(switched.retired, reason, options.by)).revocationId;
+    const remint = await this.remint(oldKid);
+    if (!options.now) {
+      if (remint.reminted > 0) await new Promise((r) => setTimeout(r, DELIVERY_SETTLE_MS));
+      // Revoked whatever the re-mint did: a possibly compromised key must not outlive a failed re-mint.
+      revocationId = (await this.deps.revokeKid(oldKid, reason, options.by)).revocationId;
+    }
     const result: EmergencyRotation = {
-      retiredKid: switched.retired,
+      retiredKid: oldKid,
       activeKid: switched.active,
       standbyKid: switched.standby,
       grants: remint.grants,
       reminted: remint.reminted,
       failedGrants: remint.failed,
+      remintError: remint.error,
       revocationId,
     };
-    await audit.publish('key.rotation.completed', switched.retired, {
-      kid: switched.retired,
+    await audit.publish('key.rotation.completed', oldKid, {
+      kid: oldKid,
       active_kid: switched.active,
       grants: remint.grants,
       reminted: remint.reminted,
       failed_grants: remint.failed,
+      remint_error: remint.error,
       revocation_id: revocationId,
       by: options.by,
     });
     return result;
   }
 
-  /** Asks a rotator to re-mint every active grant; no rotator answering means no standing grants run. */
-  private async remint(kid: string): Promise<{ grants: number; reminted: number; failed: string[] }> {
+  /**
+   * Asks a rotator to re-mint every active grant. No rotator running means no standing grants; a
+   * rotator that does not answer in time is reported in `error` (the caller still revokes the old key).
+   */
+  private async remint(
+    kid: string,
+  ): Promise<{ grants: number; reminted: number; failed: string[]; error: string }> {
     const { nc, subjects, remintTimeoutMs, log } = this.deps;
     try {
       const reply = await nc.request(
@@ -176,24 +182,26 @@ export class KeyRotation {
       );
       const body = reply.json<{ grants?: number; reminted?: number; failed?: string[]; error?: string }>();
       if (body.error || typeof body.grants !== 'number' || typeof body.reminted !== 'number') {
-        throw new AppError('unavailable', `rotator could not re-mint: ${body.error ?? 'malformed reply'}`);
+        return {
+          grants: 0,
+          reminted: 0,
+          failed: [],
+          error: `rotator could not re-mint: ${body.error ?? 'malformed reply'}`,
+        };
       }
       return {
         grants: body.grants,
         reminted: body.reminted,
         failed: Array.isArray(body.failed) ? body.failed : [],
+        error: '',
       };
     } catch (error) {
-      if (error instanceof AppError) throw error;
-      if (!(error instanceof errors.RequestError && error.isNoResponders())) {
-        throw new AppError(
-          'unavailable',
-          `signing switched to ${this.deps.keys.active().kid}, but no rotator finished re-minting in time; the old kid ${kid} is not revoked yet (aoa revoke --kid ${kid})`,
-          { cause: error },
-        );
+      if (error instanceof errors.RequestError && error.isNoResponders()) {
+        log.info({ kid }, 'no rotator running: no standing grants to re-mint');
+        return { grants: 0, reminted: 0, failed: [], error: '' };
       }
-      log.info({ kid }, 'no rotator running: no standing grants to re-mint');
-      return { grants: 0, reminted: 0, failed: [] };
+      log.error({ kid, err: error instanceof Error ? error.message : String(error) }, 'grants not re-minted');
+      return { grants: 0, reminted: 0, failed: [], error: 'no rotator finished re-minting in time' };
     }
   }
 }

@@ -102,6 +102,11 @@ export interface RotateKeysResponse {
   failedGrants: string[];
   /** The revocation of the old kid. */
   revocationId: string;
+  /**
+   * Why the re-mint did not complete (empty when it did). The old kid is revoked all the same: a
+   * possibly compromised key never outlives a failed re-mint; agents then wait for their next rotation.
+   */
+  remintError: string;
 }
 
 function createBaseDelegateRequest(): DelegateRequest {
@@ -1136,7 +1141,16 @@ export const RotateKeysRequest: MessageFns<RotateKeysRequest> = {
 };
 
 function createBaseRotateKeysResponse(): RotateKeysResponse {
-  return { retiredKid: "", activeKid: "", standbyKid: "", grants: 0, reminted: 0, failedGrants: [], revocationId: "" };
+  return {
+    retiredKid: "",
+    activeKid: "",
+    standbyKid: "",
+    grants: 0,
+    reminted: 0,
+    failedGrants: [],
+    revocationId: "",
+    remintError: "",
+  };
 }
 
 export const RotateKeysResponse: MessageFns<RotateKeysResponse> = {
@@ -1161,6 +1175,9 @@ export const RotateKeysResponse: MessageFns<RotateKeysResponse> = {
     }
     if (message.revocationId !== "") {
       writer.uint32(58).string(message.revocationId);
+    }
+    if (message.remintError !== "") {
+      writer.uint32(66).string(message.remintError);
     }
     return writer;
   },
@@ -1234,6 +1251,14 @@ export const RotateKeysResponse: MessageFns<RotateKeysResponse> = {
             message.revocationId = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.remintError = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1275,6 +1300,11 @@ export const RotateKeysResponse: MessageFns<RotateKeysResponse> = {
         : isSet(object.revocation_id)
         ? globalThis.String(object.revocation_id)
         : "",
+      remintError: isSet(object.remintError)
+        ? globalThis.String(object.remintError)
+        : isSet(object.remint_error)
+        ? globalThis.String(object.remint_error)
+        : "",
     };
   },
 
@@ -1301,6 +1331,9 @@ export const RotateKeysResponse: MessageFns<RotateKeysResponse> = {
     if (message.revocationId !== "") {
       obj.revocationId = message.revocationId;
     }
+    if (message.remintError !== "") {
+      obj.remintError = message.remintError;
+    }
     return obj;
   },
 
@@ -1316,6 +1349,7 @@ export const RotateKeysResponse: MessageFns<RotateKeysResponse> = {
     message.reminted = object.reminted ?? 0;
     message.failedGrants = object.failedGrants?.map((e) => e) || [];
     message.revocationId = object.revocationId ?? "";
+    message.remintError = object.remintError ?? "";
     return message;
   },
 };
