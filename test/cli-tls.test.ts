@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { startAuditor, systemAccess } from './support/auditor.js';
 import { makeCertificates } from './support/certificates.js';
 import { aoa, writeClientKey } from './support/cli.js';
 import { startSystem, type TestSystem } from './support/system.js';
@@ -37,6 +38,33 @@ describe('the CLI over TLS (--tls-ca)', () => {
   after(async () => {
     await sys?.stop();
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reads the audit over TLS: the auditor takes the same certificate pair', async () => {
+    const store = join(dir, 'audit');
+    const auditor = await startAuditor(
+      sys.nats.url,
+      store,
+      { AOA_TLS_CERT_FILE: join(dir, 'server.pem'), AOA_TLS_KEY_FILE: join(dir, 'server-key.pem') },
+      systemAccess(sys),
+    );
+    try {
+      const auditTarget = [...target.slice(2), '--grpc', `127.0.0.1:${auditor.grpcPort}`];
+      const verified = await aoa(
+        'audit',
+        'verify',
+        ...auditTarget,
+        '--tls-ca',
+        join(dir, 'ca.pem'),
+        '--json',
+      );
+      assert.equal(verified.code, 0, verified.stderr + verified.stdout);
+      assert.equal((JSON.parse(verified.stdout) as { ok: boolean }).ok, true);
+      const healthz = await fetch(`http://127.0.0.1:${auditor.httpPort}/healthz`).catch(() => undefined);
+      assert.equal(healthz, undefined, 'the HTTP listener speaks TLS only');
+    } finally {
+      await auditor.stop();
+    }
   });
 
   it('calls a TLS listener when given the CA, and says the service is unavailable without it', async () => {

@@ -121,6 +121,16 @@ export const TLS_ENV = {
   AOA_TLS_KEY_FILE: z.string().optional(),
 };
 
+/** The listeners' TLS pair from a validated environment, or undefined for plaintext. */
+export function listenerTls(env: {
+  AOA_TLS_CERT_FILE?: string | undefined;
+  AOA_TLS_KEY_FILE?: string | undefined;
+}): { certFile: string; keyFile: string } | undefined {
+  return env.AOA_TLS_CERT_FILE && env.AOA_TLS_KEY_FILE
+    ? { certFile: env.AOA_TLS_CERT_FILE, keyFile: env.AOA_TLS_KEY_FILE }
+    : undefined;
+}
+
 /** TLS needs both files or neither. */
 export function checkTlsPair(
   env: { AOA_TLS_CERT_FILE?: string | undefined; AOA_TLS_KEY_FILE?: string | undefined },

@@ -178,7 +178,7 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
     cleanup.push(() => writer.stop());
 
     const grpc = new GrpcServer(log, ['aoa/v1/auditor.proto']);
-    const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`);
+    const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.tls);
     cleanup.push(() => grpc.stop());
     grpc.server.addService(
       pb.AuditorService,
@@ -199,6 +199,7 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
     const http = await startHttpServer({
       listen: config.httpListen,
       log,
+      tls: config.tls,
       routes: serviceRoutes({
         registry: metrics.registry,
         notReady: () => [...(nc.isClosed() ? ['nats connection closed'] : []), ...storeProbe.problems()],

@@ -35,4 +35,18 @@ describe('auditor configuration', () => {
       dataDir: '/var/lib/aoa/audit',
     });
   });
+
+  it('takes a TLS pair for its listeners, both files or neither', () => {
+    const tls = loadAuditorConfig({
+      ...base,
+      AOA_TLS_CERT_FILE: '/tls/cert.pem',
+      AOA_TLS_KEY_FILE: '/tls/key.pem',
+    });
+    assert.deepEqual(tls.tls, { certFile: '/tls/cert.pem', keyFile: '/tls/key.pem' });
+    assert.equal(loadAuditorConfig(base).tls, undefined);
+    assert.throws(
+      () => loadAuditorConfig({ ...base, AOA_TLS_CERT_FILE: '/tls/cert.pem' }),
+      /AOA_TLS_KEY_FILE: TLS needs both AOA_TLS_CERT_FILE and AOA_TLS_KEY_FILE/,
+    );
+  });
 });

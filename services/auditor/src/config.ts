@@ -1,12 +1,15 @@
 import {
   checkNatsTls,
+  checkTlsPair,
   durationField,
   httpUrlField,
+  listenerTls,
   listenField,
   type NatsTlsFiles,
   natsTlsFiles,
   parseConfig,
   SERVICE_ENV,
+  TLS_ENV,
 } from '@aoa/core';
 import { z } from 'zod';
 
@@ -45,8 +48,10 @@ export const AuditorEnv = z
       .int()
       .positive()
       .default(8 * 1024 ** 3),
+    ...TLS_ENV,
   })
   .superRefine((env, ctx) => {
+    checkTlsPair(env, ctx);
     if (env.AOA_AUDIT_DB_PASSWORD_FILE && !/^postgres(ql)?:\/\//.test(env.AOA_AUDIT_DB)) {
       ctx.addIssue({
         code: 'custom',
@@ -66,6 +71,8 @@ export interface AuditorConfig {
   natsUser: string | undefined;
   natsPasswordFile: string | undefined;
   natsTls: NatsTlsFiles | undefined;
+  /** TLS for the gRPC and HTTP listeners. */
+  tls: { certFile: string; keyFile: string } | undefined;
   natsReplicas: number;
   subjectPrefix: string;
   policyFile: string;
@@ -99,6 +106,7 @@ export function loadAuditorConfig(env: Record<string, string | undefined>): Audi
     natsUser: e.NATS_USER,
     natsPasswordFile: e.NATS_PASSWORD_FILE,
     natsTls: natsTlsFiles(e),
+    tls: listenerTls(e),
     natsReplicas: e.AOA_NATS_REPLICAS,
     subjectPrefix: e.AOA_SUBJECT_PREFIX,
     policyFile: e.AOA_POLICY_FILE,

@@ -3,6 +3,7 @@ import {
   checkTlsPair,
   durationField,
   httpUrlField,
+  listenerTls,
   listenField,
   type NatsTlsFiles,
   natsTlsFiles,
@@ -88,10 +89,7 @@ export function loadRevokerConfig(env: Record<string, string | undefined>): Revo
     auditMaxAgeSeconds: e.AOA_AUDIT_MAX_AGE,
     auditMaxBytes: e.AOA_AUDIT_MAX_BYTES,
     outboxRetryMs: Math.max(50, e.AOA_AUDIT_OUTBOX_RETRY * 1000),
-    tls:
-      e.AOA_TLS_CERT_FILE && e.AOA_TLS_KEY_FILE
-        ? { certFile: e.AOA_TLS_CERT_FILE, keyFile: e.AOA_TLS_KEY_FILE }
-        : undefined,
+    tls: listenerTls(e),
     logLevel: e.LOG_LEVEL,
   };
 }

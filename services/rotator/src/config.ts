@@ -3,6 +3,7 @@ import {
   checkTlsPair,
   durationField,
   httpUrlField,
+  listenerTls,
   listenField,
   type NatsTlsFiles,
   natsTlsFiles,
@@ -103,10 +104,7 @@ export function loadRotatorConfig(env: Record<string, string | undefined>): Rota
     scanMs: Math.round(e.AOA_ROTATOR_SCAN_INTERVAL * 1000),
     leaseMs: Math.round(e.AOA_ROTATOR_LEASE * 1000),
     mintTimeoutMs: Math.round(e.AOA_ROTATOR_MINT_TIMEOUT * 1000),
-    tls:
-      e.AOA_TLS_CERT_FILE && e.AOA_TLS_KEY_FILE
-        ? { certFile: e.AOA_TLS_CERT_FILE, keyFile: e.AOA_TLS_KEY_FILE }
-        : undefined,
+    tls: listenerTls(e),
     logLevel: e.LOG_LEVEL,
   };
 }
