@@ -140,9 +140,15 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
       clock,
       windowSeconds: config.replayWindowSeconds,
       maxGrantLifetimeSeconds: config.maxGrantLifetimeSeconds,
-      liftGrantRevocation: async (grantId) => {
+      liftGrantRevocation: async (grantId, upToMs) => {
         const revocations = await kvm.open(BUCKETS.revocations);
-        await revocations.delete(revocationKeys.grant(grantId));
+        const key = revocationKeys.grant(grantId);
+        const entry = await revocations.get(key);
+        if (entry?.operation !== 'PUT') return;
+        const atMs = entry.json<{ at_ms?: unknown }>().at_ms;
+        if (typeof atMs === 'number' && atMs > upToMs) return;
+        // Compare-and-set: a newer revocation written meanwhile is not deleted.
+        await revocations.delete(key, { previousSeq: entry.revision });
       },
       rotateNow,
       verifySubjectToken: (token, policy) => verifyPolicyIdpToken(token, policy, idpKeys, clock),

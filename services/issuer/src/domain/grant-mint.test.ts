@@ -147,7 +147,8 @@ describe('mintForGrant', () => {
       revocations: {
         ready: () => true,
         check: () => undefined,
-        get: (key) => (key === `grant.${baseGrant.id}` ? { id: 'r', at_ms: 1, reason: '' } : undefined),
+        get: (key) =>
+          key === `grant.${baseGrant.id}` ? { id: 'r', at_ms: NOW_MS - 1000, reason: '' } : undefined,
       },
     });
     await assert.rejects(
@@ -156,6 +157,11 @@ describe('mintForGrant', () => {
     );
     assert.equal(marked.audited.length, 0);
     assert.deepEqual(marked.tombstoned, [baseGrant.id]);
+    // A mark older than the grant's restore is one the restore lifted: it no longer binds.
+    const restored = context({ ...baseGrant, restored_at_ms: NOW_MS - 500 }, [a.stored], {
+      revocations: marked.ctx.revocations,
+    });
+    assert.equal((await mintForGrant(restored.ctx, baseGrant.id)).length, 1);
     await assert.rejects(
       mintForGrant(context({ ...baseGrant, expires_at: NOW_MS / 1000 }, [a.stored]).ctx, baseGrant.id),
       refusal('failed_precondition', /expired/),

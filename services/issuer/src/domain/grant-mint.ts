@@ -72,8 +72,9 @@ export async function mintForGrant(ctx: GrantMintContext, grantId: unknown): Pro
   const remaining = grantRemainingSeconds(grant, nowSeconds);
   if (remaining <= 0) throw new AppError('failed_precondition', 'grant has expired');
   const since = grant.restored_at_ms ?? grant.created_at_ms;
+  // A mark older than the grant's restore is one the restore lifted (a late notice may re-add it).
   const mark = ctx.revocations.get(revocationKeys.grant(grant.id));
-  if (mark) {
+  if (mark && mark.at_ms >= since) {
     await ctx.grants.tombstone(grant.id, 'grant revoked');
     throw new AppError('failed_precondition', 'grant is revoked (grant)');
   }

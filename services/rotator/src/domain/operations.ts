@@ -26,8 +26,11 @@ export interface RotatorContext {
   clock: Clock;
   windowSeconds: number;
   maxGrantLifetimeSeconds: number;
-  /** Lifts `grant.<id>` from `aoa_revocations` when an administrator restores a grant. */
-  liftGrantRevocation(grantId: string): Promise<void>;
+  /**
+   * Lifts `grant.<id>` from `aoa_revocations` when an administrator restores a grant, unless it was
+   * written after `upToMs` (a revocation made while the restore ran stays in force).
+   */
+  liftGrantRevocation(grantId: string, upToMs: number): Promise<void>;
   /** Asks the rotation loop to tick a grant now. */
   rotateNow(grantId: string): Promise<void>;
   /** Verifies a parent's subject token against the policy's trusted IdPs (as the issuer's Delegate does). */
@@ -97,10 +100,12 @@ export async function restoreGrant(
   id: string,
 ): Promise<GrantRecord> {
   requireAdmin(client);
+  // Taken before reading: a revocation of this grant written after this moment outlives the restore.
+  const restoredAt = ctx.clock.nowMs();
   const { record, revision } = await existingGrant(ctx, id);
-  const restored: GrantRecord = { ...record, state: 'active', restored_at_ms: ctx.clock.nowMs() };
+  const restored: GrantRecord = { ...record, state: 'active', restored_at_ms: restoredAt };
   await ctx.audit.publish('grant.restored', record.id, { grant_id: record.id, by: `client:${client.id}` });
-  await ctx.liftGrantRevocation(record.id);
+  await ctx.liftGrantRevocation(record.id, restoredAt);
   await ctx.store.updateGrant(restored, revision);
   await ctx.rotateNow(record.id);
   return restored;
