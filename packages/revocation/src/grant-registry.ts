@@ -8,7 +8,7 @@ export interface GrantRegistry {
   /**
    * Marks a grant `state: revoked`, the durable tombstone every issuer replica refuses to mint for
    * (the `grant.<id>` revocation entry ages out with its bucket; the tombstone stays until an
-   * administrator restores the grant). Compare-and-set: a concurrent restore wins.
+   * administrator restores the grant). Compare-and-set, retried on a race.
    */
   tombstone(grantId: string, reason: string): Promise<void>;
 }
@@ -32,15 +32,24 @@ export function kvGrantRegistry(kv: KV): GrantRegistry {
   return {
     parentClient: async (id) => (await read(id))?.grant.parent_client,
     tombstone: async (id, reason) => {
-      const found = await read(id);
-      if (!found || found.grant.state === 'revoked') return;
-      await kv
-        .update(
-          grantKeys.grant(id),
-          JSON.stringify({ ...found.grant, state: 'revoked', revoked_reason: reason }),
-          found.revision,
-        )
-        .catch(() => undefined);
+      // Compare-and-set on the revision read; a write that raced it is read again, so the tombstone is
+      // not lost to an unrelated update. A restore racing a revocation ends revoked (fail closed): the
+      // administrator restores again.
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const found = await read(id);
+        if (!found || found.grant.state === 'revoked') return;
+        const written = await kv
+          .update(
+            grantKeys.grant(id),
+            JSON.stringify({ ...found.grant, state: 'revoked', revoked_reason: reason }),
+            found.revision,
+          )
+          .then(
+            () => true,
+            () => false,
+          );
+        if (written) return;
+      }
     },
   };
 }
