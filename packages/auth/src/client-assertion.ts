@@ -19,6 +19,30 @@ export interface AssertionContext {
   replay: Pick<ReplayGuard, 'claim'>;
 }
 
+/** {@link AssertionContext} with the policy as it is at each call (it reloads). */
+export interface CallerContext extends Omit<AssertionContext, 'policy'> {
+  policy(): Policy;
+}
+
+/**
+ * Proves the caller of one call by the `client-assertion` it sent ({@link authenticateClient});
+ * none sent is `unauthenticated`.
+ *
+ * @example
+ * const client = requireAdmin(await proveClient(singleMetadata(metadata, 'client-assertion'), ctx));
+ */
+export async function proveClient(assertion: string | undefined, ctx: CallerContext): Promise<ClientConfig> {
+  if (!assertion) throw new AppError('unauthenticated', 'caller proof required (send client-assertion)');
+  const { issuer, windowSeconds, clock, replay } = ctx;
+  return authenticateClient(assertion, { policy: ctx.policy(), issuer, windowSeconds, clock, replay });
+}
+
+/** Lets an administrator client through, and refuses any other as `permission_denied`. */
+export function requireAdmin(client: ClientConfig, what = 'administrators only'): ClientConfig {
+  if (!client.admin) throw new AppError('permission_denied', what);
+  return client;
+}
+
 /**
  * Authenticates a registered client by its RFC 7523 `private_key_jwt` assertion: `iss = sub =
  * client_id`, `aud` exactly the issuer, signed by a key registered in policy, `exp` in the future, a

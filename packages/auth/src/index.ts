@@ -1,7 +1,10 @@
 export {
   type AssertionContext,
   authenticateClient,
+  type CallerContext,
   CLIENT_ASSERTION_ALGORITHMS,
+  proveClient,
+  requireAdmin,
   verifyClientAssertion,
 } from './client-assertion.js';
 export { IdpKeySets } from './idp-keys.js';

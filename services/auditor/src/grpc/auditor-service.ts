@@ -1,4 +1,5 @@
-import { type Logger, toGrpcError } from '@aoa/core';
+import { type CallerContext, proveClient, requireAdmin } from '@aoa/auth';
+import { type Logger, singleMetadata, toGrpcError } from '@aoa/core';
 import type { events, auditor as pb } from '@aoa/proto';
 import type { Metadata, ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
 import type { ChainRow } from '../domain/chain.js';
@@ -9,7 +10,6 @@ import { lineageOf } from '../read/lineage.js';
 import { queryEvents } from '../read/query.js';
 import { verifyStoredChain } from '../read/verify-chain.js';
 import type { AuditStore } from '../store/audit-store.js';
-import { type CallerContext, proveAdmin } from './admin-caller.js';
 
 export interface AuditorServiceDeps {
   store: AuditStore;
@@ -21,10 +21,17 @@ export interface AuditorServiceDeps {
   log: Logger;
 }
 
-/** gRPC `aoa.v1.Auditor`: proves an administrator caller, validates, calls the store, maps errors once. */
+/**
+ * gRPC `aoa.v1.Auditor`: proves an administrator caller (audit data is sensitive: a single-use client
+ * assertion of an admin client on every call), validates, calls the store, maps errors once.
+ */
 export function auditorHandlers(deps: AuditorServiceDeps): pb.AuditorServer {
   const { store, log } = deps;
-  const admin = (metadata: Metadata) => proveAdmin(deps.caller, metadata);
+  const admin = async (metadata: Metadata) =>
+    requireAdmin(
+      await proveClient(singleMetadata(metadata, 'client-assertion'), deps.caller),
+      'the audit log is for administrators only',
+    );
   return {
     query: async (call: ServerWritableStream<pb.QueryRequest, events.AuditEvent>) => {
       try {

@@ -1,5 +1,5 @@
-import { authenticateClient } from '@aoa/auth';
-import { type AoaClaims, AppError, type Logger, singleMetadata, toAppError, toGrpcError } from '@aoa/core';
+import { proveClient, requireAdmin } from '@aoa/auth';
+import { type AoaClaims, type Logger, singleMetadata, toAppError, toGrpcError } from '@aoa/core';
 import { issuer as pb } from '@aoa/proto';
 import type { Metadata, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import { type CallerProof, delegate, type IssuerContext } from '../domain/delegate.js';
@@ -67,16 +67,9 @@ export function issuerHandlers(
       callback: sendUnaryData<pb.RotateKeysResponse>,
     ) => {
       try {
-        const assertion = singleMetadata(call.metadata, 'client-assertion');
-        if (!assertion) throw new AppError('unauthenticated', 'client-assertion metadata required');
-        const client = await authenticateClient(assertion, {
-          policy: ctx.policy(),
-          issuer: ctx.issuer,
-          windowSeconds: ctx.windowSeconds,
-          clock: ctx.clock,
-          replay: ctx.replay,
-        });
-        if (!client.admin) throw new AppError('permission_denied', 'administrators only');
+        const client = requireAdmin(
+          await proveClient(singleMetadata(call.metadata, 'client-assertion'), ctx),
+        );
         const reason = call.request.reason.slice(0, 500);
         const result = await rotation.emergency({ now: call.request.now, reason, by: `client:${client.id}` });
         callback(null, pb.RotateKeysResponse.fromPartial(result));

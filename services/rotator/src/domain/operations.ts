@@ -1,4 +1,4 @@
-import { authenticateClient, type VerifiedIdpToken } from '@aoa/auth';
+import { requireAdmin, type VerifiedIdpToken } from '@aoa/auth';
 import {
   type AgentRecord,
   AppError,
@@ -36,22 +36,6 @@ export interface RotatorContext {
   /** Verifies a parent's subject token against the policy's trusted IdPs (as the issuer's Delegate does). */
   verifySubjectToken(token: string, policy: Policy): Promise<VerifiedIdpToken>;
 }
-
-/** Proves a registered client by its client assertion (RFC 7523, single use). */
-export async function proveClient(ctx: RotatorContext, assertion: string | undefined): Promise<ClientConfig> {
-  if (!assertion) throw new AppError('unauthenticated', 'caller proof required (send client-assertion)');
-  return authenticateClient(assertion, {
-    policy: ctx.policy(),
-    issuer: ctx.issuer,
-    windowSeconds: ctx.windowSeconds,
-    clock: ctx.clock,
-    replay: ctx.replay,
-  });
-}
-
-const requireAdmin = (client: ClientConfig): void => {
-  if (!client.admin) throw new AppError('permission_denied', 'administrators only');
-};
 
 async function existingGrant(
   ctx: RotatorContext,

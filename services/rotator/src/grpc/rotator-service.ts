@@ -1,3 +1,4 @@
+import { proveClient } from '@aoa/auth';
 import { type GrantRecord, type Logger, singleMetadata, toAppError, toGrpcError } from '@aoa/core';
 import type { ClientConfig } from '@aoa/policy';
 import type { rotator as pb } from '@aoa/proto';
@@ -8,7 +9,6 @@ import {
   deleteGrant,
   enroll,
   listGrants,
-  proveClient,
   type RotatorContext,
   restoreGrant,
   rotateNow,
@@ -34,7 +34,7 @@ export function rotatorHandlers(ctx: RotatorContext, metrics: RotatorMetrics, lo
       );
     };
   const client = (metadata: Metadata): Promise<ClientConfig> =>
-    proveClient(ctx, singleMetadata(metadata, 'client-assertion'));
+    proveClient(singleMetadata(metadata, 'client-assertion'), ctx);
   return {
     createGrant: unary('CreateGrant', async (req: pb.CreateGrantRequest, md) => {
       const grant = await createGrant(ctx, await client(md), {
