@@ -103,11 +103,8 @@ export function checkNatsTls(env: NatsTlsEnv, ctx: z.RefinementCtx): void {
 /**
  * The TLS files for {@link connectNats}, or undefined when none is set (TLS is then used only if the
  * server requires it, trusting the system's CAs).
- *
- * @example
- * natsTls: natsTlsFiles(e),
  */
-export function natsTlsFiles(env: NatsTlsEnv): NatsTlsFiles | undefined {
+function natsTlsFiles(env: NatsTlsEnv): NatsTlsFiles | undefined {
   const files: NatsTlsFiles = {};
   if (env.NATS_TLS_CA_FILE) files.caFile = env.NATS_TLS_CA_FILE;
   if (env.NATS_TLS_CERT_FILE) files.certFile = env.NATS_TLS_CERT_FILE;
@@ -122,7 +119,7 @@ export const TLS_ENV = {
 };
 
 /** The listeners' TLS pair from a validated environment, or undefined for plaintext. */
-export function listenerTls(env: {
+function listenerTls(env: {
   AOA_TLS_CERT_FILE?: string | undefined;
   AOA_TLS_KEY_FILE?: string | undefined;
 }): { certFile: string; keyFile: string } | undefined {
@@ -143,4 +140,46 @@ export function checkTlsPair(
       message: 'TLS needs both AOA_TLS_CERT_FILE and AOA_TLS_KEY_FILE',
     });
   }
+}
+
+/** What every service reads from {@link SERVICE_ENV} and {@link TLS_ENV}: NATS, its listeners' TLS, logging. */
+export interface ServiceConfig {
+  natsUrl: string;
+  natsUser: string | undefined;
+  natsPasswordFile: string | undefined;
+  natsTls: NatsTlsFiles | undefined;
+  natsReplicas: number;
+  subjectPrefix: string;
+  tls: { certFile: string; keyFile: string } | undefined;
+  logLevel: string;
+}
+
+/**
+ * The {@link ServiceConfig} part of a service's validated environment.
+ *
+ * @example
+ * return { ...serviceConfig(e), policyFile: e.AOA_POLICY_FILE };
+ */
+export function serviceConfig(
+  e: NatsTlsEnv & {
+    NATS_URL: string;
+    NATS_USER?: string | undefined;
+    NATS_PASSWORD_FILE?: string | undefined;
+    AOA_NATS_REPLICAS: number;
+    AOA_SUBJECT_PREFIX: string;
+    LOG_LEVEL: string;
+    AOA_TLS_CERT_FILE?: string | undefined;
+    AOA_TLS_KEY_FILE?: string | undefined;
+  },
+): ServiceConfig {
+  return {
+    natsUrl: e.NATS_URL,
+    natsUser: e.NATS_USER,
+    natsPasswordFile: e.NATS_PASSWORD_FILE,
+    natsTls: natsTlsFiles(e),
+    natsReplicas: e.AOA_NATS_REPLICAS,
+    subjectPrefix: e.AOA_SUBJECT_PREFIX,
+    tls: listenerTls(e),
+    logLevel: e.LOG_LEVEL,
+  };
 }

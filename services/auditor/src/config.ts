@@ -3,12 +3,11 @@ import {
   checkTlsPair,
   durationField,
   httpUrlField,
-  listenerTls,
   listenField,
-  type NatsTlsFiles,
-  natsTlsFiles,
   parseConfig,
   SERVICE_ENV,
+  type ServiceConfig,
+  serviceConfig,
   TLS_ENV,
 } from '@aoa/core';
 import { z } from 'zod';
@@ -66,15 +65,7 @@ export const AuditorEnv = z
   });
 
 /** Auditor configuration after validation. */
-export interface AuditorConfig {
-  natsUrl: string;
-  natsUser: string | undefined;
-  natsPasswordFile: string | undefined;
-  natsTls: NatsTlsFiles | undefined;
-  /** TLS for the gRPC and HTTP listeners. */
-  tls: { certFile: string; keyFile: string } | undefined;
-  natsReplicas: number;
-  subjectPrefix: string;
+export interface AuditorConfig extends ServiceConfig {
   policyFile: string;
   issuerUrl: string;
   replayWindowSeconds: number;
@@ -95,20 +86,13 @@ export interface AuditorConfig {
   keyFile: string | undefined;
   auditMaxAgeSeconds: number;
   auditMaxBytes: number;
-  logLevel: string;
 }
 
 /** Parses and validates the auditor's environment; throws `ConfigError` listing every problem. */
 export function loadAuditorConfig(env: Record<string, string | undefined>): AuditorConfig {
   const e = parseConfig(AuditorEnv, env);
   return {
-    natsUrl: e.NATS_URL,
-    natsUser: e.NATS_USER,
-    natsPasswordFile: e.NATS_PASSWORD_FILE,
-    natsTls: natsTlsFiles(e),
-    tls: listenerTls(e),
-    natsReplicas: e.AOA_NATS_REPLICAS,
-    subjectPrefix: e.AOA_SUBJECT_PREFIX,
+    ...serviceConfig(e),
     policyFile: e.AOA_POLICY_FILE,
     issuerUrl: e.AOA_ISSUER_URL,
     replayWindowSeconds: e.AOA_REPLAY_WINDOW,
@@ -128,6 +112,5 @@ export function loadAuditorConfig(env: Record<string, string | undefined>): Audi
     keyFile: e.AOA_AUDITOR_KEY_FILE,
     auditMaxAgeSeconds: e.AOA_AUDIT_MAX_AGE,
     auditMaxBytes: e.AOA_AUDIT_MAX_BYTES,
-    logLevel: e.LOG_LEVEL,
   };
 }

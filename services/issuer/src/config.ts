@@ -3,12 +3,11 @@ import {
   checkTlsPair,
   durationField,
   httpUrlField,
-  listenerTls,
   listenField,
-  type NatsTlsFiles,
-  natsTlsFiles,
   parseConfig,
   SERVICE_ENV,
+  type ServiceConfig,
+  serviceConfig,
   TLS_ENV,
 } from '@aoa/core';
 import { z } from 'zod';
@@ -75,13 +74,7 @@ export const IssuerEnv = z
   });
 
 /** Issuer configuration after validation, with URLs derived from the listeners when not given. */
-export interface IssuerConfig {
-  natsUrl: string;
-  natsUser: string | undefined;
-  natsPasswordFile: string | undefined;
-  natsTls: NatsTlsFiles | undefined;
-  natsReplicas: number;
-  subjectPrefix: string;
+export interface IssuerConfig extends ServiceConfig {
   policyFile: string;
   issuerUrl: string | undefined;
   grpcListen: { host: string; port: number };
@@ -95,8 +88,6 @@ export interface IssuerConfig {
   auditMaxBytes: number;
   /** How often the revocation audit outbox retries (RFC 7009 revocations are audited through it). */
   outboxRetryMs: number;
-  tls: { certFile: string; keyFile: string } | undefined;
-  logLevel: string;
   /** Token endpoint requests per second (burst twice that) per client and per source; 0 disables. */
   tokenRatePerClient: number;
   tokenRatePerSource: number;
@@ -111,12 +102,7 @@ export interface IssuerConfig {
 export function loadIssuerConfig(env: Record<string, string | undefined>): IssuerConfig {
   const e = parseConfig(IssuerEnv, env);
   return {
-    natsUrl: e.NATS_URL,
-    natsUser: e.NATS_USER,
-    natsPasswordFile: e.NATS_PASSWORD_FILE,
-    natsTls: natsTlsFiles(e),
-    natsReplicas: e.AOA_NATS_REPLICAS,
-    subjectPrefix: e.AOA_SUBJECT_PREFIX,
+    ...serviceConfig(e),
     policyFile: e.AOA_POLICY_FILE,
     issuerUrl: e.AOA_ISSUER_URL,
     grpcListen: e.AOA_ISSUER_GRPC_LISTEN,
@@ -129,8 +115,6 @@ export function loadIssuerConfig(env: Record<string, string | undefined>): Issue
     auditMaxAgeSeconds: e.AOA_AUDIT_MAX_AGE,
     auditMaxBytes: e.AOA_AUDIT_MAX_BYTES,
     outboxRetryMs: Math.max(50, e.AOA_AUDIT_OUTBOX_RETRY * 1000),
-    tls: listenerTls(e),
-    logLevel: e.LOG_LEVEL,
     tokenRatePerClient: e.AOA_TOKEN_RATE_PER_CLIENT,
     tokenRatePerSource: e.AOA_TOKEN_RATE_PER_SOURCE,
     dpopNonceSecretFile: e.AOA_DPOP_NONCE_SECRET_FILE,

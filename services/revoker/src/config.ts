@@ -3,12 +3,11 @@ import {
   checkTlsPair,
   durationField,
   httpUrlField,
-  listenerTls,
   listenField,
-  type NatsTlsFiles,
-  natsTlsFiles,
   parseConfig,
   SERVICE_ENV,
+  type ServiceConfig,
+  serviceConfig,
   TLS_ENV,
 } from '@aoa/core';
 import { z } from 'zod';
@@ -48,13 +47,7 @@ export const RevokerEnv = z
   });
 
 /** Revoker configuration after validation. */
-export interface RevokerConfig {
-  natsUrl: string;
-  natsUser: string | undefined;
-  natsPasswordFile: string | undefined;
-  natsTls: NatsTlsFiles | undefined;
-  natsReplicas: number;
-  subjectPrefix: string;
+export interface RevokerConfig extends ServiceConfig {
   policyFile: string;
   issuerUrl: string;
   grpcListen: { host: string; port: number };
@@ -65,20 +58,13 @@ export interface RevokerConfig {
   auditMaxAgeSeconds: number;
   auditMaxBytes: number;
   outboxRetryMs: number;
-  tls: { certFile: string; keyFile: string } | undefined;
-  logLevel: string;
 }
 
 /** Parses and validates the revoker's environment; throws `ConfigError` listing every problem. */
 export function loadRevokerConfig(env: Record<string, string | undefined>): RevokerConfig {
   const e = parseConfig(RevokerEnv, env);
   return {
-    natsUrl: e.NATS_URL,
-    natsUser: e.NATS_USER,
-    natsPasswordFile: e.NATS_PASSWORD_FILE,
-    natsTls: natsTlsFiles(e),
-    natsReplicas: e.AOA_NATS_REPLICAS,
-    subjectPrefix: e.AOA_SUBJECT_PREFIX,
+    ...serviceConfig(e),
     policyFile: e.AOA_POLICY_FILE,
     issuerUrl: e.AOA_ISSUER_URL,
     grpcListen: e.AOA_REVOKER_GRPC_LISTEN,
@@ -89,7 +75,5 @@ export function loadRevokerConfig(env: Record<string, string | undefined>): Revo
     auditMaxAgeSeconds: e.AOA_AUDIT_MAX_AGE,
     auditMaxBytes: e.AOA_AUDIT_MAX_BYTES,
     outboxRetryMs: Math.max(50, e.AOA_AUDIT_OUTBOX_RETRY * 1000),
-    tls: listenerTls(e),
-    logLevel: e.LOG_LEVEL,
   };
 }

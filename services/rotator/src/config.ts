@@ -3,12 +3,11 @@ import {
   checkTlsPair,
   durationField,
   httpUrlField,
-  listenerTls,
   listenField,
-  type NatsTlsFiles,
-  natsTlsFiles,
   parseConfig,
   SERVICE_ENV,
+  type ServiceConfig,
+  serviceConfig,
   TLS_ENV,
 } from '@aoa/core';
 import { z } from 'zod';
@@ -61,13 +60,7 @@ export const RotatorEnv = z
   });
 
 /** Rotator configuration after validation. */
-export interface RotatorConfig {
-  natsUrl: string;
-  natsUser: string | undefined;
-  natsPasswordFile: string | undefined;
-  natsTls: NatsTlsFiles | undefined;
-  natsReplicas: number;
-  subjectPrefix: string;
+export interface RotatorConfig extends ServiceConfig {
   policyFile: string;
   issuerUrl: string;
   grpcListen: { host: string; port: number };
@@ -79,20 +72,13 @@ export interface RotatorConfig {
   scanMs: number;
   leaseMs: number;
   mintTimeoutMs: number;
-  tls: { certFile: string; keyFile: string } | undefined;
-  logLevel: string;
 }
 
 /** Parses and validates the rotator's environment; throws `ConfigError` listing every problem. */
 export function loadRotatorConfig(env: Record<string, string | undefined>): RotatorConfig {
   const e = parseConfig(RotatorEnv, env);
   return {
-    natsUrl: e.NATS_URL,
-    natsUser: e.NATS_USER,
-    natsPasswordFile: e.NATS_PASSWORD_FILE,
-    natsTls: natsTlsFiles(e),
-    natsReplicas: e.AOA_NATS_REPLICAS,
-    subjectPrefix: e.AOA_SUBJECT_PREFIX,
+    ...serviceConfig(e),
     policyFile: e.AOA_POLICY_FILE,
     issuerUrl: e.AOA_ISSUER_URL,
     grpcListen: e.AOA_ROTATOR_GRPC_LISTEN,
@@ -104,7 +90,5 @@ export function loadRotatorConfig(env: Record<string, string | undefined>): Rota
     scanMs: Math.round(e.AOA_ROTATOR_SCAN_INTERVAL * 1000),
     leaseMs: Math.round(e.AOA_ROTATOR_LEASE * 1000),
     mintTimeoutMs: Math.round(e.AOA_ROTATOR_MINT_TIMEOUT * 1000),
-    tls: listenerTls(e),
-    logLevel: e.LOG_LEVEL,
   };
 }
