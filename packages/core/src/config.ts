@@ -58,3 +58,7 @@ export function parseDurationSeconds(value: string | number): number {
       return n;
   }
 }
+
+/** The host of a listener as it goes in a URL: IPv6 bracketed, the wildcard as loopback. */
+export const hostForUrl = (host: string): string =>
+  host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;

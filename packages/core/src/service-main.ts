@@ -54,3 +54,11 @@ export async function runService<C extends { logLevel: string }>(
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 }
+
+/**
+ * Runs a service's cleanup steps, last registered first (a composition root pushes one per resource
+ * it opens), each at most once.
+ */
+export async function runCleanup(steps: Array<() => Promise<void> | void>): Promise<void> {
+  for (const step of steps.splice(0).reverse()) await step();
+}

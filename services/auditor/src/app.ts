@@ -4,12 +4,13 @@ import {
   BUCKETS,
   type Clock,
   ConfigError,
-  connectNats,
+  connectService,
   ensureAuditStream,
   GrpcServer,
   type Logger,
   ReplayGuard,
   randomId,
+  runCleanup,
   STREAMS,
   Subjects,
   serviceRoutes,
@@ -90,16 +91,7 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
     storeProbe.start();
     cleanup.push(() => storeProbe.stop());
 
-    const nc = await connectNats(
-      {
-        url: config.natsUrl,
-        name: 'aoa-auditor',
-        user: config.natsUser,
-        passwordFile: config.natsPasswordFile,
-        tls: config.natsTls,
-      },
-      log,
-    );
+    const nc = await connectService(config, 'auditor', log);
     cleanup.push(() => nc.drain().catch(() => undefined));
     const jsm = await jetstreamManager(nc);
     await ensureAuditStream(jsm, subjects, {
@@ -296,8 +288,4 @@ async function ensureConsumer(
       ...settings,
     });
   }
-}
-
-async function runCleanup(steps: Array<() => Promise<void> | void>): Promise<void> {
-  for (const step of steps.splice(0).reverse()) await step();
 }

@@ -4,15 +4,17 @@ import {
   AuditPublisher,
   BUCKETS,
   type Clock,
-  connectNats,
+  connectService,
   ensureAuditStream,
   GrantMirror,
   GrpcServer,
+  hostForUrl,
   KeySetMirror,
   type Logger,
   ReplayGuard,
   RevocationMirror,
   randomId,
+  runCleanup,
   Subjects,
   startHttpServer,
   systemClock,
@@ -22,7 +24,6 @@ import { issuer as pb } from '@aoa/proto';
 import { openRevocationWriter, type RevocationWriter, writeRevocation } from '@aoa/revocation';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/transport-node';
 import type { IssuerConfig } from './config.js';
 import type { IssuerContext } from './domain/delegate.js';
 import { SubjectTokenVerifier } from './domain/subject-token.js';
@@ -71,16 +72,7 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
   const subjects = new Subjects(config.subjectPrefix);
   const cleanup: Array<() => Promise<void> | void> = [];
   try {
-    const nc: NatsConnection = await connectNats(
-      {
-        url: config.natsUrl,
-        name: 'aoa-issuer',
-        user: config.natsUser,
-        passwordFile: config.natsPasswordFile,
-        tls: config.natsTls,
-      },
-      log,
-    );
+    const nc = await connectService(config, 'issuer', log);
     cleanup.push(() => nc.drain().catch(() => undefined));
     const js = jetstream(nc);
     await ensureAuditStream(await jetstreamManager(nc), subjects, {
@@ -255,13 +247,6 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
     throw error;
   }
 }
-
-async function runCleanup(steps: Array<() => Promise<void> | void>): Promise<void> {
-  for (const step of steps.splice(0).reverse()) await step();
-}
-
-const hostForUrl = (host: string): string =>
-  host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
 
 /** A shared DPoP nonce secret lets replicas accept each other's nonces; absent, each draws its own. */
 async function readNonceSecret(file: string | undefined): Promise<Buffer | undefined> {

@@ -2,14 +2,16 @@ import {
   AuditPublisher,
   BUCKETS,
   type Clock,
-  connectNats,
+  connectService,
   ensureAuditStream,
   GrpcServer,
+  hostForUrl,
   KeySetMirror,
   type Logger,
   ReplayGuard,
   RevocationMirror,
   randomId,
+  runCleanup,
   Subjects,
   serviceRoutes,
   startHttpServer,
@@ -20,7 +22,6 @@ import { revoker as pb } from '@aoa/proto';
 import { kvGrantRegistry, openRevocationWriter } from '@aoa/revocation';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/transport-node';
 import type { RevokerConfig } from './config.js';
 import type { RevokerContext } from './domain/revoke.js';
 import { revokerHandlers } from './grpc/revoker-service.js';
@@ -61,16 +62,7 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
   const subjects = new Subjects(config.subjectPrefix);
   const cleanup: Array<() => Promise<void> | void> = [];
   try {
-    const nc: NatsConnection = await connectNats(
-      {
-        url: config.natsUrl,
-        name: 'aoa-revoker',
-        user: config.natsUser,
-        passwordFile: config.natsPasswordFile,
-        tls: config.natsTls,
-      },
-      log,
-    );
+    const nc = await connectService(config, 'revoker', log);
     cleanup.push(() => nc.drain().catch(() => undefined));
     await ensureAuditStream(await jetstreamManager(nc), subjects, {
       maxAgeSeconds: config.auditMaxAgeSeconds,
@@ -178,10 +170,3 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
     throw error;
   }
 }
-
-async function runCleanup(steps: Array<() => Promise<void> | void>): Promise<void> {
-  for (const step of steps.splice(0).reverse()) await step();
-}
-
-const hostForUrl = (host: string): string =>
-  host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;

@@ -3,7 +3,7 @@ import {
   AuditPublisher,
   BUCKETS,
   type Clock,
-  connectNats,
+  connectService,
   ensureAuditStream,
   GrantMirror,
   GrpcServer,
@@ -11,6 +11,7 @@ import {
   ReplayGuard,
   randomId,
   revocationKeys,
+  runCleanup,
   Subjects,
   serviceRoutes,
   startHttpServer,
@@ -20,7 +21,6 @@ import { PolicyStore } from '@aoa/policy';
 import { rotator as pb } from '@aoa/proto';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/transport-node';
 import type { RotatorConfig } from './config.js';
 import type { RotatorContext } from './domain/operations.js';
 import { rotatorHandlers } from './grpc/rotator-service.js';
@@ -63,16 +63,7 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
   const subjects = new Subjects(config.subjectPrefix);
   const cleanup: Array<() => Promise<void> | void> = [];
   try {
-    const nc: NatsConnection = await connectNats(
-      {
-        url: config.natsUrl,
-        name: 'aoa-rotator',
-        user: config.natsUser,
-        passwordFile: config.natsPasswordFile,
-        tls: config.natsTls,
-      },
-      log,
-    );
+    const nc = await connectService(config, 'rotator', log);
     cleanup.push(() => nc.drain().catch(() => undefined));
     const jsm = await jetstreamManager(nc);
     await ensureAuditStream(jsm, subjects, {
@@ -180,8 +171,4 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
     await runCleanup(cleanup);
     throw error;
   }
-}
-
-async function runCleanup(steps: Array<() => Promise<void> | void>): Promise<void> {
-  for (const step of steps.splice(0).reverse()) await step();
 }

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { ServiceConfig } from '../config-fields.js';
 import type { Logger } from '../logger.js';
 
 /** PEM files for TLS to NATS: the CA to trust, and for mutual TLS this client's certificate and key. */
@@ -86,4 +87,18 @@ function tlsHint(options: NatsOptions, reason: string): string {
   return options.tls?.caFile
     ? `check that ${options.tls.caFile} (NATS_TLS_CA_FILE) signed the server's certificate`
     : "set NATS_TLS_CA_FILE to the CA that signed the server's certificate";
+}
+
+/** {@link connectNats} with a service's validated NATS settings, named `aoa-<service>` on the server. */
+export function connectService(config: ServiceConfig, service: string, log: Logger): Promise<NatsConnection> {
+  return connectNats(
+    {
+      url: config.natsUrl,
+      name: `aoa-${service}`,
+      user: config.natsUser,
+      passwordFile: config.natsPasswordFile,
+      tls: config.natsTls,
+    },
+    log,
+  );
 }
