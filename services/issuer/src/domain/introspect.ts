@@ -1,4 +1,4 @@
-import { authenticateClient } from '@aoa/auth';
+import { proveClient } from '@aoa/auth';
 import { type AoaClaims, AppError, verifyDpopProof } from '@aoa/core';
 import { assertNotRevoked, type CallerProof, type IssuerContext } from './delegate.js';
 
@@ -21,13 +21,7 @@ export async function introspect(
   const policy = ctx.policy();
   let owner: (claims: AoaClaims) => boolean;
   if (proof.clientAssertion) {
-    const client = await authenticateClient(proof.clientAssertion, {
-      policy,
-      issuer: ctx.issuer,
-      windowSeconds: ctx.windowSeconds,
-      clock: ctx.clock,
-      replay: ctx.replay,
-    });
+    const client = await proveClient(proof.clientAssertion, ctx);
     owner = (claims) => client.admin || claims.client_id === `client:${client.id}`;
   } else if (proof.dpop) {
     const jkt = await verifyDpopProof({

@@ -1,4 +1,4 @@
-import { authenticateClient } from '@aoa/auth';
+import { proveClient } from '@aoa/auth';
 import { AppError } from '@aoa/core';
 import type { ClientConfig } from '@aoa/policy';
 import { decodeJwt } from 'jose';
@@ -34,13 +34,7 @@ export async function authenticateFormClient(
   if (clientId !== undefined && clientId !== assertionIssuer(assertion))
     throw invalidClient('client_id does not match the client assertion');
   try {
-    return await authenticateClient(assertion, {
-      policy: ctx.policy(),
-      issuer: ctx.issuer,
-      windowSeconds: ctx.windowSeconds,
-      clock: ctx.clock,
-      replay: ctx.replay,
-    });
+    return await proveClient(assertion, ctx);
   } catch (error) {
     if (error instanceof AppError && error.code === 'unauthenticated') throw invalidClient(error.message);
     throw error;

@@ -1,4 +1,4 @@
-import { authenticateClient } from '@aoa/auth';
+import { proveClient } from '@aoa/auth';
 import {
   AppError,
   type Clock,
@@ -53,13 +53,7 @@ export async function proveCaller(
   }
   const check = { issuer: ctx.issuer, keys: ctx.keys, clock: ctx.clock };
   if (proof.clientAssertion) {
-    const client = await authenticateClient(proof.clientAssertion, {
-      policy: ctx.policy(),
-      issuer: ctx.issuer,
-      windowSeconds: ctx.windowSeconds,
-      clock: ctx.clock,
-      replay: ctx.replay,
-    });
+    const client = await proveClient(proof.clientAssertion, ctx);
     const presented = await verifyAll(proof.tokens, check);
     return { caller: { kind: 'client', id: client.id, admin: client.admin }, presented };
   }
