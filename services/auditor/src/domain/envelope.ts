@@ -1,4 +1,4 @@
-import { isAuditEventType } from '@aoa/core';
+import { type AuditEnvelope, isAuditEventType } from '@aoa/core';
 
 const TYPE = /^[a-z0-9_]+(\.[a-z0-9_]+)+$/;
 
@@ -25,15 +25,8 @@ function envelopeProblem(json: unknown): string | undefined {
   return undefined;
 }
 
-/** A valid event, normalised for storage (time in ms precision, UTC). */
-export interface ValidEvent {
-  id: string;
-  type: string;
-  time: string;
-  source: string;
-  subject: string;
-  data: Record<string, unknown>;
-}
+/** A valid event (the envelope of `events.proto`), normalised for storage (time in ms precision, UTC). */
+export type ValidEvent = AuditEnvelope;
 
 export type ParsedMessage = { ok: true; event: ValidEvent } | { ok: false; reason: string };
 

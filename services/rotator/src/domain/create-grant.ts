@@ -1,18 +1,12 @@
 import { assertMayPresent } from '@aoa/auth';
 import { AppError, type GrantRecord, nowSeconds, randomId } from '@aoa/core';
 import { type ClientConfig, decide, GRANT_HOLDER_PLACEHOLDER, type Policy } from '@aoa/policy';
-import { parsePrincipal, validateGrantInput } from './grant.js';
+import { type GrantRequest, parsePrincipal, validateGrantInput } from './grant.js';
 import type { RotatorContext } from './operations.js';
 
-export interface CreateGrantInput {
+export interface CreateGrantInput extends GrantRequest {
   /** Empty for a parent (its subject token names it); any principal for an administrator. */
   sub: string;
-  child: string;
-  environment: string;
-  scopes: string[];
-  audience: string[];
-  tokenTtlSeconds: number;
-  expiresAt: number;
   /** Empty: the caller. */
   parentClient: string;
   /** The parent's IdP token (`subject-token` metadata); absent for an administrator's grant. */

@@ -21,6 +21,17 @@ export function parsePrincipal(sub: string): { idp: string; sub: string } {
   return { idp: match[1], sub: match[2] };
 }
 
+/** A grant as a CreateGrant request names it, before validation. */
+export interface GrantRequest {
+  sub: string;
+  child: string;
+  environment: string;
+  scopes: string[];
+  audience: string[];
+  tokenTtlSeconds: number;
+  expiresAt: number;
+}
+
 export interface GrantInput {
   sub: string;
   app: string;
@@ -36,15 +47,7 @@ export interface GrantInput {
  * TTL between 2 s and 24 h, and an expiry in the future within `maxLifetimeSeconds` (0: the maximum).
  */
 export function validateGrantInput(
-  raw: {
-    sub: string;
-    child: string;
-    environment: string;
-    scopes: string[];
-    audience: string[];
-    tokenTtlSeconds: number;
-    expiresAt: number;
-  },
+  raw: GrantRequest,
   nowSeconds: number,
   maxLifetimeSeconds: number,
 ): GrantInput {
