@@ -83,17 +83,17 @@ export class RevocationMirror {
     if (this.notices) {
       this.noticeSub = this.notices.nc.subscribe(this.notices.subject, {
         callback: (error, msg) => {
-          if (!error) this.applyNotice(msg.data);
+          if (!error) this.applyNotice(msg.string());
         },
       });
     }
   }
 
   /** Applies one notice `{revocation_id, key, kind, at_ms}`; anything else is ignored with a warning. */
-  private applyNotice(data: Uint8Array): void {
+  private applyNotice(text: string): void {
     let notice: { revocation_id?: unknown; key?: unknown; kind?: unknown; at_ms?: unknown };
     try {
-      notice = JSON.parse(new TextDecoder().decode(data)) as typeof notice;
+      notice = JSON.parse(text) as typeof notice;
     } catch {
       this.log.warn('ignoring a revocation notice that is not JSON');
       return;
@@ -118,8 +118,8 @@ export class RevocationMirror {
   }
 
   /**
-   * Calls `listener` with the key of every entry applied from the watch (after it is applied, so a
-   * check made in the listener already sees it). Returns a function that removes the listener.
+   * Calls `listener` with the key of every entry applied, from the watch or a notice (after it is
+   * applied, so a check made in the listener already sees it). Returns a function that removes the listener.
    */
   onChange(listener: (key: string) => void): () => void {
     this.listeners.add(listener);
