@@ -127,6 +127,22 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/**
+ * Runs a JetStream write until it is acknowledged: while a stream re-elects a leader after a node
+ * stops, a write has no responder. Anything still failing after 15 s fails the test.
+ */
+async function acknowledged<T>(write: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      return await write();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
+
 describe('the 3-node cluster example in infra/nats/cluster', () => {
   it('holds R3 streams and buckets that keep acknowledging with a node down', async () => {
     const { natsReplicas } = loadRotatorConfig({
@@ -161,20 +177,22 @@ describe('the 3-node cluster example in infra/nats/cluster', () => {
       assert.equal(info.cluster?.replicas?.length, 2, stream);
     }
 
-    // Stop a node that neither leads the audit stream nor holds this connection: writes still
-    // gather a quorum of two and are acknowledged.
-    const leader = (await jsm.streams.info(STREAMS.audit)).cluster?.leader;
+    // Stop a node that holds neither this connection nor, where the cluster allows, the leadership
+    // of either stream: writes still gather a quorum of two and are acknowledged. Where the victim
+    // did lead the bucket, the two left elect a new leader within seconds and writes resume.
+    const leaders = await Promise.all(
+      [STREAMS.audit, 'KV_aoa_keys'].map(async (s) => (await jsm.streams.info(s)).cluster?.leader),
+    );
     const connected = nc.info?.server_name;
-    const victim = nodes.find((n) => n.name !== leader && n.name !== connected);
-    assert.ok(victim, `no node to stop (leader ${leader}, connected to ${connected})`);
+    const others = nodes.filter((n) => n.name !== connected);
+    const victim = others.find((n) => !leaders.includes(n.name)) ?? others[0];
+    assert.ok(victim, `no node to stop (connected to ${connected})`);
     await stopNode(victim);
     const audit = new AuditPublisher(jetstream(nc), subjects, 'cluster-test', log);
-    const event = await audit.publish('key.prepared', 'kid-1', {
-      kid: 'kid-1',
-      alg: 'EdDSA',
-      state: 'prepared',
-    });
-    await kv.put('kid-1', '{}');
+    const event = await acknowledged(() =>
+      audit.publish('key.prepared', 'kid-1', { kid: 'kid-1', alg: 'EdDSA', state: 'prepared' }),
+    );
+    await acknowledged(() => kv.put('kid-1', '{}'));
     const stored = await jsm.streams.getMessage(STREAMS.audit, { last_by_subj: 'aoa.audit.key.prepared' });
     assert.equal(stored?.json<{ id: string }>().id, event.id);
     assert.equal((await kv.get('kid-1'))?.string(), '{}');
