@@ -494,6 +494,13 @@ describe('interop: oauth4webapi validateJwtAccessToken', () => {
   });
 });
 
+/** Publishes a notice for `key` alone, with no KV entry behind it. */
+const publishNotice = (key: string) =>
+  nc.publish(
+    'aoa.revoked.all',
+    JSON.stringify({ revocation_id: `notice-${key}`, key, kind: key.split('.')[0], at_ms: Date.now() }),
+  );
+
 describe('revocation notices: the fast path ahead of the KV watch', () => {
   it('applies a notice at once, ignores malformed ones, and never lets a notice lift a revocation', async () => {
     const c = await chain();
@@ -504,10 +511,7 @@ describe('revocation notices: the fast path ahead of the KV watch', () => {
     await nc.flush();
     await verifier.verify(await request(c.grandchild, c.reportsKey));
     // A notice alone (no KV entry behind it) is enough for this mirror to refuse the child's token.
-    nc.publish(
-      'aoa.revoked.all',
-      JSON.stringify({ revocation_id: 'n1', key: `jti.${c.jtis[1]}`, kind: 'jti', at_ms: Date.now() }),
-    );
+    publishNotice(`jti.${c.jtis[1]}`);
     await nc.flush();
     await grandchildRefused(c);
     // An older app watermark in a notice does not move a newer one back.
@@ -524,6 +528,57 @@ describe('revocation notices: the fast path ahead of the KV watch', () => {
     );
     await nc.flush();
     await refused(verifier, await request(other.grandchild, other.reportsKey), 'invalid_token', /revoked/);
+  });
+
+  it('verifiers on one connection share one notice subscription, which outlives any one of them', async () => {
+    const shared = await connect({ servers: sys.nats.url });
+    const make = () => createVerifier({ issuer: sys.issuer.issuer, audience: RESOURCE, nats: shared });
+    const verifiers = [make(), make(), make()];
+    try {
+      await Promise.all(verifiers.map((v) => v.whenReady()));
+      const c = await chain();
+      for (const v of verifiers) await v.verify(await request(c.grandchild, c.reportsKey));
+      // Fifty notices, no KV entries behind them: each verifier applies all fifty, yet the connection
+      // receives each once (well under twice; a stray consumer heartbeat may add a message or two).
+      const NOTICES = 50;
+      const keys = Array.from({ length: NOTICES }, (_, i) => (i === 0 ? `jti.${c.jtis[2]}` : `jti.n-${i}`));
+      const applied = verifiers.map(
+        (v) =>
+          new Promise<void>((resolve) => {
+            const seen = new Set<string>();
+            v.onRevocationChange((key) => {
+              if (keys.includes(key)) seen.add(key);
+              if (seen.size === NOTICES) resolve();
+            });
+          }),
+      );
+      const before = shared.stats().inMsgs;
+      for (const key of keys) publishNotice(key);
+      await Promise.all(applied);
+      const received = shared.stats().inMsgs - before;
+      assert.ok(received >= NOTICES && received < 2 * NOTICES, `${received} messages for ${NOTICES} notices`);
+      for (const v of verifiers) await grandchildRefused(c, v);
+
+      // Closing two leaves the third subscribed; a verifier made after all are closed subscribes anew.
+      verifiers[0]?.close();
+      verifiers[1]?.close();
+      const d = await chain();
+      const third = verifiers[2] as Verifier;
+      await third.verify(await request(d.grandchild, d.reportsKey));
+      publishNotice(`jti.${d.jtis[2]}`);
+      await grandchildRefused(d, third);
+      third.close();
+      const later = make();
+      verifiers.push(later);
+      await later.whenReady();
+      const e = await chain();
+      await later.verify(await request(e.grandchild, e.reportsKey));
+      publishNotice(`jti.${e.jtis[2]}`);
+      await grandchildRefused(e, later);
+    } finally {
+      for (const v of verifiers) v.close();
+      await shared.close();
+    }
   });
 });
 

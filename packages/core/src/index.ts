@@ -23,5 +23,6 @@ export * from './key-set.js';
 export * from './logger.js';
 export * from './names.js';
 export * from './revocation.js';
+export * from './revocation-notices.js';
 export * from './service-main.js';
 export * from './subjects.js';

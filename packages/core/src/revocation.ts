@@ -1,9 +1,9 @@
 import type { KV, KvEntry } from '@nats-io/kv';
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { type BucketWatch, watchBucket } from './bus/kv-watch.js';
 import { type AoaClaims, actorApp } from './claims.js';
 import { sha256Hex } from './ids.js';
 import type { Logger } from './logger.js';
+import { type NoticeSource, type RevocationNoticeEntry, subscribeNotices } from './revocation-notices.js';
 
 /**
  * Keys of KV `aoa_revocations` (contract section 5). `jti`, `kid` and `grant` entries are absolute;
@@ -37,20 +37,12 @@ export type RevocableToken = Pick<
   kid: string;
 };
 
-/** Where revocation notices arrive: core NATS `<prefix>.revoked.all`, published as each is written. */
-export interface NoticeSource {
-  nc: NatsConnection;
-  /** `Subjects.revokedAll()`. */
-  subject: string;
-}
-
-const NOTICE_KEY = /^(jti|grant|kid|app|sub)\.[A-Za-z0-9_=.-]{1,200}$/;
-
 /**
  * A local, watch-fed copy of `aoa_revocations` that answers "is this token, or any ancestor, revoked?"
  * in O(depth) with no network call. Before its first full sync it reports `ready() === false`; callers
  * refuse until then. With a {@link NoticeSource}, each revocation notice is applied the moment it
- * arrives, ahead of the KV watch (one core-NATS message instead of a JetStream delivery per watcher):
+ * arrives, ahead of the KV watch (one core-NATS message per connection, shared by every mirror on it,
+ * instead of a JetStream delivery per watcher):
  * notices can only add or raise revocations, never lift one, so a forged notice can deny service but
  * never let a revoked token through; the watch stays the source of truth and catches up any missed one.
  */
@@ -58,7 +50,7 @@ export class RevocationMirror {
   private readonly entries = new Map<string, RevocationRecord>();
   private syncedAtMs: number | undefined;
   private watch: BucketWatch | undefined;
-  private noticeSub: Subscription | undefined;
+  private unsubscribeNotices: (() => void) | undefined;
   private readonly listeners = new Set<(key: string) => void>();
 
   constructor(
@@ -81,39 +73,19 @@ export class RevocationMirror {
       this.syncedAtMs ??= Date.now();
     });
     if (this.notices) {
-      this.noticeSub = this.notices.nc.subscribe(this.notices.subject, {
-        callback: (error, msg) => {
-          if (!error) this.applyNotice(msg.string());
-        },
-      });
+      this.unsubscribeNotices = subscribeNotices(this.notices, this.log, (notice) =>
+        this.applyNotice(notice),
+      );
     }
   }
 
-  /** Applies one notice `{revocation_id, key, kind, at_ms}`; anything else is ignored with a warning. */
-  private applyNotice(text: string): void {
-    let notice: { revocation_id?: unknown; key?: unknown; kind?: unknown; at_ms?: unknown };
-    try {
-      notice = JSON.parse(text) as typeof notice;
-    } catch {
-      this.log.warn('ignoring a revocation notice that is not JSON');
-      return;
-    }
-    const { revocation_id: id, key, kind, at_ms: atMs } = notice ?? {};
-    if (
-      typeof key !== 'string' ||
-      !NOTICE_KEY.test(key) ||
-      typeof id !== 'string' ||
-      typeof atMs !== 'number' ||
-      !Number.isSafeInteger(atMs)
-    ) {
-      this.log.warn('ignoring a malformed revocation notice');
-      return;
-    }
+  /** Applies one validated notice: it may add a revocation or raise a watermark, never lift one. */
+  private applyNotice({ id, key, kind, atMs }: RevocationNoticeEntry): void {
     const held = this.entries.get(key);
     if (held && held.at_ms >= atMs) return;
     // Absolute entries revoke whatever their time; watermarks only ever move forward.
     if (held && !key.startsWith('app.') && !key.startsWith('sub.')) return;
-    this.entries.set(key, { id, at_ms: atMs, reason: '', ...(typeof kind === 'string' ? { kind } : {}) });
+    this.entries.set(key, { id, at_ms: atMs, reason: '', ...(kind === undefined ? {} : { kind }) });
     this.notify(key);
   }
 
@@ -148,7 +120,7 @@ export class RevocationMirror {
 
   stop(): void {
     this.watch?.stop();
-    this.noticeSub?.unsubscribe();
+    this.unsubscribeNotices?.();
   }
 
   /** When the first full sync completed (ms since the epoch), or undefined before it. */

@@ -62,10 +62,12 @@ export interface WrittenRevocation {
 }
 
 /**
- * The one write path of a revocation, after the caller's authority is settled: the KV entry first
- * (absolute targets by create, so a repeat answers the revocation in force; watermarks never move
- * back), then the notice, then the `revocation.issued` audit event through the outbox. Audit never
- * blocks or fails a revocation.
+ * The one write path of a revocation, after the caller's authority is settled: the notice first, so
+ * it reaches every verifier ahead of the KV entry's JetStream delivery to each watcher (ADR 5); then
+ * the KV entry (absolute targets by create, so a repeat answers the revocation in force; watermarks
+ * never move back); then the `revocation.issued` audit event through the outbox. A notice whose write
+ * then fails leaves verifiers refusing more than the bucket says, never less, and the caller sees the
+ * error. Audit never blocks or fails a revocation.
  *
  * @example
  * const written = await writeRevocation(ctx, { target: { kind: 'jti', jti }, reason: '', by, place });
@@ -82,9 +84,9 @@ export async function writeRevocation(
     kind: target.kind,
     by,
   };
-  const { record, repeated } = await ctx.store.write(key, proposed, absolute);
   const where = { environment: place?.environment ?? '', app: place?.app ?? '' };
-  ctx.notify({ revocation_id: record.id, key, kind: target.kind, at_ms: record.at_ms, ...where }, place);
+  ctx.notify({ revocation_id: proposed.id, key, kind: target.kind, at_ms: proposed.at_ms, ...where }, place);
+  const { record, repeated } = await ctx.store.write(key, proposed, absolute);
   await ctx.audit('revocation.issued', key, {
     revocation_id: record.id,
     key,
