@@ -82,7 +82,7 @@ export class RotationLoop {
   /**
    * A scan that cannot stall the loop: the grants come from the local mirror, and a scan whose ticks
    * do not settle (a NATS call that never answers) is abandoned after twice the mint timeout, counted,
-   * and the next scan starts.
+   * and the next scan starts. An abandoned scan starts no more ticks; those it has running finish.
    */
   private async boundedScan(): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
@@ -90,24 +90,26 @@ export class RotationLoop {
     const stalled = new Promise<'stalled'>((resolve) => {
       timer = setTimeout(() => resolve('stalled'), limitMs);
     });
-    const outcome = await Promise.race([this.scan(), stalled]);
+    const scan = { abandoned: false };
+    const outcome = await Promise.race([this.scan(scan), stalled]);
     clearTimeout(timer);
     if (outcome === 'stalled') {
+      scan.abandoned = true;
       this.deps.metrics.loopErrors.inc();
       this.deps.log.warn({ limitMs }, 'rotation scan stalled; starting the next one');
     }
   }
 
-  private async scan(): Promise<void> {
+  private async scan(scan: { abandoned: boolean }): Promise<void> {
     const { store, clock, log, metrics } = this.deps;
     try {
       const nowS = clock.nowMs() / 1000;
       const grants = store.listGrants().filter((g) => g.state === 'active' && !grantExpired(g, nowS));
-      // A grant still rotating from an earlier (abandoned) scan is never ticked twice by this replica.
-      const idle = grants.filter((grant) => !this.inFlight.has(grant.id));
-      const lags = (await mapBounded(idle, MAX_CONCURRENT_TICKS, (grant) => this.tickGrant(grant))).filter(
-        (lag): lag is number => lag !== undefined,
-      );
+      const lags = (
+        await mapBounded(grants, MAX_CONCURRENT_TICKS, (grant) =>
+          scan.abandoned ? Promise.resolve(undefined) : this.tickGrant(grant),
+        )
+      ).filter((lag): lag is number => lag !== undefined);
       metrics.grantsHeld.set(lags.length);
       metrics.maxLag.set(lags.length > 0 ? Math.max(...lags) : 0);
     } catch (error) {
@@ -123,6 +125,9 @@ export class RotationLoop {
   private async tickGrant(grant: GrantRecord): Promise<number | undefined> {
     const { store, clock, holder, leaseMs, log, metrics } = this.deps;
     const log2 = log.child({ grant: grant.id });
+    // A grant still rotating (from a scan abandoned as stalled) is never ticked twice by this replica:
+    // its lease is this replica's and still due, so the compare-and-set alone would let it through.
+    if (this.inFlight.has(grant.id)) return undefined;
     this.inFlight.add(grant.id);
     try {
       const lease = store.lease(grant.id);
