@@ -9,6 +9,7 @@ import { query, startAuditor, systemAccess, until, verifyChain } from './support
 import {
   AUTH_CONFIG,
   type NatsCredentials,
+  type NatsUser,
   natsCredentials,
   subscriptionRefused,
   violations,
@@ -149,6 +150,46 @@ describe('NATS permissions from infra/nats/auth.conf', () => {
       );
     } finally {
       await nc.close();
+    }
+  });
+
+  it('refuses every service deleting or purging a stream or erasing a message, and the issuer and revoker other streams', async () => {
+    const erasing = ['AOA_AUDIT', 'KV_aoa_revocations', 'KV_aoa_keys', 'KV_aoa_grants'].flatMap((stream) => [
+      `$JS.API.STREAM.DELETE.${stream}`,
+      `$JS.API.STREAM.PURGE.${stream}`,
+      `$JS.API.STREAM.MSG.DELETE.${stream}`,
+    ]);
+    const foreign: Partial<Record<NatsUser, string[]>> = {
+      issuer: ['$JS.API.STREAM.INFO.AOA_CREDS', '$JS.API.CONSUMER.CREATE.AOA_AUDIT', '$JS.API.STREAM.LIST'],
+      revoker: [
+        '$JS.API.STREAM.INFO.AOA_CREDS',
+        '$JS.API.CONSUMER.CREATE.AOA_AUDIT',
+        '$JS.API.STREAM.MSG.GET.AOA_AUDIT',
+      ],
+      rotator: [],
+      auditor: [],
+    };
+    for (const [user, subjects] of Object.entries(foreign)) {
+      const nc = await connect({ servers: sys.nats.url, user, pass: creds.password(user as NatsUser) });
+      try {
+        for (const subject of [...erasing, ...(subjects ?? [])]) {
+          await assert.rejects(
+            nc.request(subject, '{}', { timeout: 1000 }),
+            /permission/i,
+            `${user}: ${subject}`,
+          );
+        }
+      } finally {
+        await nc.close();
+      }
+    }
+    // What the refusals protect is still there, whole.
+    const issuer = await connect({ servers: sys.nats.url, user: 'issuer', pass: creds.password('issuer') });
+    try {
+      const info = await issuer.request('$JS.API.STREAM.INFO.AOA_AUDIT', '', { timeout: 1000 });
+      assert.equal(info.json<{ config?: { name?: string } }>().config?.name, 'AOA_AUDIT');
+    } finally {
+      await issuer.close();
     }
   });
 
