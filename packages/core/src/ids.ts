@@ -1,7 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 
-/** A base64url random identifier of 128 bits: jtis, event ids, revocation ids. */
-export const randomId = (bytes = 16): string => randomBytes(bytes).toString('base64url');
+/**
+ * A base64url random identifier of 128 bits: jtis, grant ids, event ids, revocation ids. It never
+ * starts with `-`, which every command line would read as an option (`aoa grants rotate -8f…`): a
+ * leading `-` becomes `_`.
+ */
+export const randomId = (bytes = 16): string => {
+  const id = randomBytes(bytes).toString('base64url');
+  return id.startsWith('-') ? `_${id.slice(1)}` : id;
+};
 
 /** Hex SHA-256; a legal KV key. */
 export const sha256Hex = (input: string | Uint8Array): string =>
