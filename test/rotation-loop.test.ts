@@ -60,16 +60,8 @@ describe('the rotation loop under a slow issuer', () => {
     await nats?.stop();
   });
 
-  it('mints each due grant once, even when a scan is abandoned as stalled while its ticks still run', async () => {
-    // The issuer's side of `aoa.issuer.mint`, slowed down; it counts what it is asked to mint.
-    const minted = new Map<string, number>();
-    const issuer = nc.subscribe(subjects.issuerMint(), {
-      callback: (_error, msg) => {
-        const { grant_id: id } = msg.json<{ grant_id: string }>();
-        minted.set(id, (minted.get(id) ?? 0) + 1);
-        setTimeout(() => msg.respond(JSON.stringify({ deliveries: [] })), MINT_DELAY_MS);
-      },
-    });
+  /** A running loop of replica `rotator-a` over the test's bucket, with its own metrics. */
+  const startLoop = () => {
     const metrics = new RotatorMetrics(false);
     const loop = new RotationLoop({
       store: new GrantStore(kv, mirror),
@@ -86,6 +78,20 @@ describe('the rotation loop under a slow issuer', () => {
       metrics,
     });
     loop.start();
+    return { loop, metrics };
+  };
+
+  it('mints each due grant once, even when a scan is abandoned as stalled while its ticks still run', async () => {
+    // The issuer's side of `aoa.issuer.mint`, slowed down; it counts what it is asked to mint.
+    const minted = new Map<string, number>();
+    const issuer = nc.subscribe(subjects.issuerMint(), {
+      callback: (_error, msg) => {
+        const { grant_id: id } = msg.json<{ grant_id: string }>();
+        minted.set(id, (minted.get(id) ?? 0) + 1);
+        setTimeout(() => msg.respond(JSON.stringify({ deliveries: [] })), MINT_DELAY_MS);
+      },
+    });
+    const { loop, metrics } = startLoop();
     try {
       const deadline = Date.now() + 60_000;
       const rotated = () =>
@@ -115,6 +121,44 @@ describe('the rotation loop under a slow issuer', () => {
       assert.equal(minted.size, GRANTS);
       assert.equal(await count(metrics.rotations, true), GRANTS);
       assert.equal(requests, GRANTS + (await count(metrics.rotations, false)));
+    } finally {
+      await loop.stop();
+      issuer.unsubscribe();
+    }
+  });
+
+  it('asks every attempt of an emergency re-mint not to sign with the retired key, until one succeeds', async () => {
+    const asked: unknown[] = [];
+    const issuer = nc.subscribe(subjects.issuerMint(), {
+      callback: (_error, msg) => {
+        const request = msg.json<{ grant_id: string; not_kid?: string }>();
+        if (request.grant_id !== 'g-0') return;
+        asked.push(request.not_kid);
+        // The first replica to answer has not followed the switch yet.
+        const reply =
+          asked.length === 1
+            ? {
+                error: {
+                  code: 'unavailable',
+                  message: 'this replica still signs with the key being retired; retry',
+                },
+              }
+            : { deliveries: [] };
+        msg.respond(JSON.stringify(reply));
+      },
+    });
+    const store = new GrantStore(kv, mirror);
+    await store.markDue('g-0', 'kid-retired');
+    const { loop } = startLoop();
+    try {
+      const deadline = Date.now() + 15_000;
+      const lease = () => mirror.lease('g-0')?.value as LeaseRecord | undefined;
+      while (asked.length < 2 || lease()?.avoid_kid !== undefined) {
+        assert.ok(Date.now() < deadline, `asked ${JSON.stringify(asked)}, lease ${JSON.stringify(lease())}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.deepEqual(asked, ['kid-retired', 'kid-retired']);
+      assert.ok((lease()?.next_due_ms ?? 0) > Date.now());
     } finally {
       await loop.stop();
       issuer.unsubscribe();

@@ -244,6 +244,29 @@ describe('standing grants: enrolment, rotation and encrypted delivery', () => {
     assert.throws(() => impostor.token(), /no valid credential/);
   });
 
+  it('never signs a re-mint with the key an emergency rotation retires (not_kid)', async () => {
+    const grant = await createGrant();
+    const keys = await generateAgentKeys();
+    await enroll(await joinToken(grant.id), 'not-kid', keys);
+    const active = sys.issuer.keys.active().kid;
+    const ask = async (notKid: unknown) =>
+      JSON.parse(
+        (
+          await nc.request('aoa.issuer.mint', JSON.stringify({ grant_id: grant.id, not_kid: notKid }), {
+            timeout: 3000,
+          })
+        ).string(),
+      ) as { deliveries?: Array<{ jwe: string }>; error?: { code: string; message: string } };
+    // This replica has caught up with the ring and still signs with that key: it refuses, to be retried.
+    assert.deepEqual((await ask(active)).error, {
+      code: 'unavailable',
+      message: 'this replica still signs with the key being retired; retry',
+    });
+    assert.equal((await ask('')).error?.code, 'invalid_argument');
+    assert.equal((await ask(42)).error?.code, 'invalid_argument');
+    assert.equal((await ask('some-other-kid')).deliveries?.length, 1);
+  });
+
   it('never mints for a revoked grant: a tombstone or a revocation mark', async () => {
     const grant = await createGrant();
     const keys = await generateAgentKeys();

@@ -228,7 +228,7 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
     await grantMirror.start();
     cleanup.push(() => grantMirror.stop());
     const mintCtx = { ...ctx, grants: mirrorGrantSource(grantMirror, grantsKv) };
-    const mintSub = serveGrantMint(nc, subjects, mintCtx, grantMirror, metrics.registry, log);
+    const mintSub = serveGrantMint(nc, subjects, mintCtx, grantMirror, keys, metrics.registry, log);
     cleanup.push(() => mintSub.unsubscribe());
     grpc.setServing(true, ['aoa.v1.Issuer']);
     policyStore.watch();

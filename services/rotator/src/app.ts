@@ -113,8 +113,8 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
       log,
       metrics,
     });
-    const rotateNow = async (grantId: string) => {
-      await store.markDue(grantId);
+    const rotateNow = async (grantId: string, avoidKid?: string) => {
+      await store.markDue(grantId, avoidKid);
       loop.kick();
     };
     reconciler = new PolicyReconciler({ store, audit, clock, log, metrics, rotateNow, retryMs: 5000 });
@@ -161,7 +161,7 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
     cleanup.push(() => http.close());
     loop.start();
     cleanup.push(() => loop.stop());
-    const remint = serveRemint({ nc, subjects, store, rotateNow: ctx.rotateNow, clock, log });
+    const remint = serveRemint({ nc, subjects, store, rotateNow, clock, log });
     cleanup.push(() => remint.unsubscribe());
     grpc.setServing(true, ['aoa.v1.Rotator']);
     policyStore.watch();

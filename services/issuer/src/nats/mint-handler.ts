@@ -12,6 +12,7 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Counter, type Registry } from 'prom-client';
 import { type GrantMintContext, type GrantSource, mintForGrant } from '../domain/grant-mint.js';
+import type { KeyManager } from '../keys/key-manager.js';
 
 /**
  * A grant's record read fresh from KV `aoa_grants` on every mint (one direct get: its state, a
@@ -31,15 +32,19 @@ export function mirrorGrantSource(mirror: GrantMirror, kv: KV): GrantSource {
 
 /**
  * Serves `aoa.issuer.mint` in queue group `aoa-issuer` (one replica answers each request): request
- * `{grant_id, min_revision?}` (the rotator's view of `aoa_grants`: this replica's mirror catches up to
- * it first, so an agent enrolled a moment ago is minted for), reply `{deliveries:[{agent, jti, exp, jwe}]}` or `{error:{code, message}}`. Never
- * throws; internal failures answer `internal` with generic text.
+ * `{grant_id, min_revision?, not_kid?}`, reply `{deliveries:[{agent, jti, exp, jwe}]}` or
+ * `{error:{code, message}}`. `min_revision` is the rotator's view of `aoa_grants`: this replica's mirror
+ * catches up to it first, so an agent enrolled a moment ago is minted for. `not_kid` is the key an
+ * emergency rotation retires: a replica still signing with it catches up with the shared key ring,
+ * and answers `unavailable` (the rotator retries) if it still would. Never throws; internal failures
+ * answer `internal` with generic text.
  */
 export function serveGrantMint(
   nc: NatsConnection,
   subjects: Subjects,
   ctx: GrantMintContext,
   mirror: GrantMirror,
+  keys: Pick<KeyManager, 'active' | 'sync'>,
   registry: Registry,
   log: Logger,
 ): Subscription {
@@ -58,7 +63,7 @@ export function serveGrantMint(
         return;
       }
       void (async () => {
-        let request: { grant_id?: unknown; min_revision?: unknown } | undefined;
+        let request: { grant_id?: unknown; min_revision?: unknown; not_kid?: unknown } | undefined;
         try {
           request = JSON.parse(msg.string()) as typeof request;
         } catch {
@@ -67,6 +72,7 @@ export function serveGrantMint(
         const grantId = request?.grant_id;
         try {
           await caughtUp(mirror, request?.min_revision);
+          await notSigningWith(keys, request?.not_kid);
           const deliveries = await mintForGrant(ctx, grantId);
           mints.inc({ code: 'ok' });
           mintLog.info({ grant: grantId, deliveries: deliveries.length }, 'grant minted');
@@ -96,5 +102,18 @@ async function caughtUp(mirror: GrantMirror, minRevision: unknown): Promise<void
   }
   if (!(await mirror.waitFor(minRevision))) {
     throw new AppError('unavailable', 'grant view behind the rotator; retry');
+  }
+}
+
+/** Refuses (`unavailable`) while this replica, caught up with the shared ring, still signs with `kid`. */
+async function notSigningWith(keys: Pick<KeyManager, 'active' | 'sync'>, kid: unknown): Promise<void> {
+  if (kid === undefined) return;
+  if (typeof kid !== 'string' || kid.length === 0 || kid.length > 128) {
+    throw new AppError('invalid_argument', 'not_kid: must be a key id');
+  }
+  if (keys.active().kid !== kid) return;
+  await keys.sync();
+  if (keys.active().kid === kid) {
+    throw new AppError('unavailable', 'this replica still signs with the key being retired; retry');
   }
 }

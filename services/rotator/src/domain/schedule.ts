@@ -23,6 +23,8 @@ export interface LeaseRecord {
   next_due_ms: number;
   /** When the grant was last minted and delivered; an emergency key rotation waits for it to pass. */
   rotated_ms?: number;
+  /** The key an emergency rotation retires: the next mint must not be signed with it. */
+  avoid_kid?: string;
 }
 
 /** Whether `holder` may tick the grant now: it is due, and the lease is free, expired or its own. */

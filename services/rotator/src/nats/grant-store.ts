@@ -137,13 +137,18 @@ export class GrantStore {
     }
   }
 
-  /** Makes a grant due at once, whoever holds its lease (RotateNow, a new enrolment). */
-  async markDue(grant: string): Promise<void> {
+  /**
+   * Makes a grant due at once, whoever holds its lease (RotateNow, a new enrolment); with `avoidKid`
+   * (an emergency re-mint), its next mint must not be signed with that key.
+   */
+  async markDue(grant: string, avoidKid?: string): Promise<void> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = await this.freshLease(grant);
-      const next = current
-        ? { ...current.record, next_due_ms: 0 }
-        : { holder: '', until_ms: 0, next_due_ms: 0 };
+      const next = {
+        ...(current?.record ?? { holder: '', until_ms: 0 }),
+        next_due_ms: 0,
+        ...(avoidKid === undefined ? {} : { avoid_kid: avoidKid }),
+      };
       if ((await this.casLease(grant, next, current?.revision)) !== undefined) return;
     }
     throw new AppError('unavailable', 'could not mark the grant due; retry');

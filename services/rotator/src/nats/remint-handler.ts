@@ -20,15 +20,19 @@ export interface RemintDeps {
   nc: NatsConnection;
   subjects: Subjects;
   store: GrantStore;
-  /** Marks a grant due now (every replica's loop sees it) and kicks this replica's loop. */
-  rotateNow(grantId: string): Promise<void>;
+  /**
+   * Marks a grant due now (every replica's loop sees it), its next mint not to be signed with
+   * `avoidKid`, and kicks this replica's loop.
+   */
+  rotateNow(grantId: string, avoidKid: string): Promise<void>;
   clock: Clock;
   log: Logger;
 }
 
 /**
  * Serves `aoa.rotator.remint` in queue group `rotator`, the issuer's emergency key rotation asking for
- * every active grant to be minted again under the new key: request `{kid, timeout_ms}`, reply
+ * every active grant to be minted again under the new key: request `{kid, timeout_ms}` (`kid` the key
+ * retired: no re-mint counts unless signed with another, even by an issuer replica late to switch), reply
  * {@link RemintReply} once every grant has been re-minted and delivered after the request (by whichever
  * replica holds its lease) or the timeout passed, or `{error}` for a malformed request. Never throws.
  */
@@ -47,7 +51,7 @@ export function serveRemint(deps: RemintDeps): Subscription {
           msg.respond(JSON.stringify({ error: 'request must be {kid, timeout_ms (100..600000)}' }));
           return;
         }
-        const reply = await remintAll(deps, parsed.data.timeout_ms);
+        const reply = await remintAll(deps, parsed.data.kid, parsed.data.timeout_ms);
         log.info({ retiredKid: parsed.data.kid, ...reply, failed: reply.failed.length }, 'grants re-minted');
         msg.respond(JSON.stringify(reply));
       })().catch((failure: unknown) => {
@@ -58,13 +62,13 @@ export function serveRemint(deps: RemintDeps): Subscription {
   });
 }
 
-async function remintAll(deps: RemintDeps, timeoutMs: number): Promise<RemintReply> {
+async function remintAll(deps: RemintDeps, retiredKid: string, timeoutMs: number): Promise<RemintReply> {
   const { store, clock } = deps;
   const startMs = clock.nowMs();
   const nowS = startMs / 1000;
   const grants = store.listGrants().filter((g) => g.state === 'active' && !grantExpired(g, nowS));
   const pending = new Set(grants.map((g) => g.id));
-  await Promise.all([...pending].map((id) => deps.rotateNow(id)));
+  await Promise.all([...pending].map((id) => deps.rotateNow(id, retiredKid)));
   const deadline = startMs + timeoutMs;
   while (pending.size > 0 && clock.nowMs() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 100));

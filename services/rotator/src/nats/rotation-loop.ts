@@ -132,9 +132,16 @@ export class RotationLoop {
     try {
       const lease = store.lease(grant.id);
       if (!mayTick(lease?.record, holder, clock.nowMs())) return undefined;
+      const avoidKid = lease?.record.avoid_kid;
+      const avoiding = avoidKid === undefined ? {} : { avoid_kid: avoidKid };
       const claimed = await store.casLease(
         grant.id,
-        { holder, until_ms: clock.nowMs() + leaseMs, next_due_ms: lease?.record.next_due_ms ?? 0 },
+        {
+          holder,
+          until_ms: clock.nowMs() + leaseMs,
+          next_due_ms: lease?.record.next_due_ms ?? 0,
+          ...avoiding,
+        },
         lease?.revision,
       );
       if (claimed === undefined) return undefined;
@@ -142,8 +149,10 @@ export class RotationLoop {
       const lagSeconds = dueMs > 0 ? Math.max(0, clock.nowMs() - dueMs) / 1000 : 0;
       let nextDue: number;
       let rotatedMs = lease?.record.rotated_ms;
+      let rotated = false;
       try {
-        const count = await this.rotate(grant);
+        const count = await this.rotate(grant, avoidKid);
+        rotated = true;
         this.failures.delete(grant.id);
         metrics.rotations.inc({ result: 'ok' });
         metrics.rotationLag.observe(lagSeconds);
@@ -171,6 +180,8 @@ export class RotationLoop {
           until_ms: clock.nowMs() + leaseMs,
           next_due_ms: nextDue,
           ...(rotatedMs === undefined ? {} : { rotated_ms: rotatedMs }),
+          // A failed re-mint still must not be signed with the retired key when it is retried.
+          ...(rotated ? {} : avoiding),
         },
         claimed,
       );
@@ -183,12 +194,19 @@ export class RotationLoop {
     }
   }
 
-  /** Mints through the issuer and publishes every delivery (pipelined); returns how many. */
-  private async rotate(grant: GrantRecord): Promise<number> {
+  /**
+   * Mints through the issuer (never signed with `avoidKid`, the key an emergency rotation retires) and
+   * publishes every delivery (pipelined); returns how many.
+   */
+  private async rotate(grant: GrantRecord, avoidKid: string | undefined): Promise<number> {
     const { nc, js, subjects, metrics } = this.deps;
     let reply: Uint8Array;
     try {
-      const request = { grant_id: grant.id, min_revision: this.deps.store.revision() };
+      const request = {
+        grant_id: grant.id,
+        min_revision: this.deps.store.revision(),
+        ...(avoidKid === undefined ? {} : { not_kid: avoidKid }),
+      };
       const msg = await nc.request(subjects.issuerMint(), JSON.stringify(request), {
         timeout: this.deps.mintTimeoutMs,
       });

@@ -234,6 +234,11 @@ export interface MintRequest {
   grantId: string;
   /** The `aoa_grants` revision the rotator's view holds; the issuer's view catches up to it first. */
   minRevision: number;
+  /**
+   * The key an emergency rotation retires: a replica still signing with it (after catching up with
+   * the shared ring) answers `unavailable`, and the rotator retries.
+   */
+  notKid: string;
 }
 
 /** One agent's credential, encrypted to that agent; the payload on `aoa.creds.<env>.<app>.<agent>`. */
@@ -3089,7 +3094,7 @@ export const PrivilegeCreepAlert: MessageFns<PrivilegeCreepAlert> = {
 };
 
 function createBaseMintRequest(): MintRequest {
-  return { grantId: "", minRevision: 0 };
+  return { grantId: "", minRevision: 0, notKid: "" };
 }
 
 export const MintRequest: MessageFns<MintRequest> = {
@@ -3099,6 +3104,9 @@ export const MintRequest: MessageFns<MintRequest> = {
     }
     if (message.minRevision !== 0) {
       writer.uint32(16).int64(message.minRevision);
+    }
+    if (message.notKid !== "") {
+      writer.uint32(26).string(message.notKid);
     }
     return writer;
   },
@@ -3132,6 +3140,14 @@ export const MintRequest: MessageFns<MintRequest> = {
             message.minRevision = longToNumber(reader.int64());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.notKid = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3156,6 +3172,11 @@ export const MintRequest: MessageFns<MintRequest> = {
         : isSet(object.min_revision)
         ? globalThis.Number(object.min_revision)
         : 0,
+      notKid: isSet(object.notKid)
+        ? globalThis.String(object.notKid)
+        : isSet(object.not_kid)
+        ? globalThis.String(object.not_kid)
+        : "",
     };
   },
 
@@ -3167,6 +3188,9 @@ export const MintRequest: MessageFns<MintRequest> = {
     if (message.minRevision !== 0) {
       obj.minRevision = Math.round(message.minRevision);
     }
+    if (message.notKid !== "") {
+      obj.notKid = message.notKid;
+    }
     return obj;
   },
 
@@ -3177,6 +3201,7 @@ export const MintRequest: MessageFns<MintRequest> = {
     const message = createBaseMintRequest();
     message.grantId = object.grantId ?? "";
     message.minRevision = object.minRevision ?? 0;
+    message.notKid = object.notKid ?? "";
     return message;
   },
 };
