@@ -34,8 +34,12 @@ export interface RevocationNotice {
 /** What writing a revocation needs, whichever process (revoker, issuer) writes it. */
 export interface RevocationWriteContext {
   store: RevocationStore;
-  /** Core-NATS publish of the notice; never throws (a missed notice is caught up from the bucket). */
-  notify(notice: RevocationNotice, place: TargetPlace | undefined): void;
+  /**
+   * Core-NATS publish of the notice, resolved once the server has taken it (a flush), so it leaves
+   * ahead of the KV entry's JetStream delivery to every watcher; never throws (a missed notice is
+   * caught up from the bucket).
+   */
+  notify(notice: RevocationNotice, place: TargetPlace | undefined): Promise<void>;
   /** Hands the audit event to the outbox; never throws and never waits for JetStream. */
   audit(
     type: AuditEventType,
@@ -85,7 +89,7 @@ export async function writeRevocation(
     by,
   };
   const where = { environment: place?.environment ?? '', app: place?.app ?? '' };
-  ctx.notify({ revocation_id: proposed.id, key, kind: target.kind, at_ms: proposed.at_ms, ...where }, place);
+  await ctx.notify({ revocation_id: proposed.id, key, kind: target.kind, at_ms: proposed.at_ms, ...where }, place);
   const { record, repeated } = await ctx.store.write(key, proposed, absolute);
   await ctx.audit('revocation.issued', key, {
     revocation_id: record.id,

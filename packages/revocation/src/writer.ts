@@ -57,11 +57,12 @@ export async function openRevocationWriter(options: RevocationWriterOptions): Pr
   const ctx: RevocationWriteContext = {
     store: new KvRevocationStore(options.revocationsKv),
     clock: options.clock,
-    notify: (notice, place) => {
+    notify: async (notice, place) => {
       try {
         const body = JSON.stringify(notice);
         if (place) nc.publish(subjects.revoked(place.environment, place.app), body);
         nc.publish(subjects.revokedAll(), body);
+        await flushed(nc, NOTICE_FLUSH_MS);
       } catch (error) {
         log.warn({ err: error, key: notice.key }, 'revocation notice not published; the bucket still has it');
       }
@@ -76,4 +77,19 @@ export async function openRevocationWriter(options: RevocationWriterOptions): Pr
     },
   };
   return { ctx, pending: () => outbox.pending(), stop: () => outbox.stop() };
+}
+
+/** How long a revocation waits for its notice to reach the server before writing regardless. */
+const NOTICE_FLUSH_MS = 500;
+
+/** Resolves once the server has answered a flush, or after `ms` (disconnected: never blocks a write). */
+async function flushed(nc: NatsConnection, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    nc.flush().catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
 }
