@@ -89,7 +89,10 @@ export async function writeRevocation(
     by,
   };
   const where = { environment: place?.environment ?? '', app: place?.app ?? '' };
-  await ctx.notify({ revocation_id: proposed.id, key, kind: target.kind, at_ms: proposed.at_ms, ...where }, place);
+  await ctx.notify(
+    { revocation_id: proposed.id, key, kind: target.kind, at_ms: proposed.at_ms, ...where },
+    place,
+  );
   const { record, repeated } = await ctx.store.write(key, proposed, absolute);
   await ctx.audit('revocation.issued', key, {
     revocation_id: record.id,
