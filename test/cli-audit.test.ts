@@ -8,9 +8,15 @@ import { fileURLToPath } from 'node:url';
 import type { events } from '@aoa/proto';
 import { status } from '@grpc/grpc-js';
 import { exportJWK } from 'jose';
-import { auditLineage, followAudit, queryAuditor, verifyAuditChain } from '../packages/cli/src/audit.js';
+import {
+  auditLineage,
+  auditUnusedScopes,
+  followAudit,
+  queryAuditor,
+  verifyAuditChain,
+} from '../packages/cli/src/audit.js';
 import { jtiOf, queryRequestOf } from '../packages/cli/src/audit-filters.js';
-import { formatEvents, formatLineage, formatVerify } from '../packages/cli/src/audit-format.js';
+import { formatEvents, formatLineage, formatUnused, formatVerify } from '../packages/cli/src/audit-format.js';
 import type { ServiceCaller } from '../packages/cli/src/caller.js';
 import { RpcError } from '../packages/cli/src/delegate.js';
 import { startAuditor, systemAccess, type TestAuditor, until } from './support/auditor.js';
@@ -138,6 +144,11 @@ describe('aoa audit against an issuer and an auditor', () => {
     const verdict = await verifyAuditChain(admin);
     assert.equal(verdict.ok, true);
     assert.match(formatVerify(verdict), /^audit chain intact: \d+ rows checked/);
+    // No verifier has reported usage: every scope issued to both apps is unused.
+    assert.equal(
+      formatUnused(await auditUnusedScopes(admin, { env: 'prod', app: '' })),
+      'dashboards/prod  unused read:metrics  (0 of 1 in use)\njobs/prod  unused read:metrics  (0 of 1 in use)\n',
+    );
     const argocd = {
       ...admin,
       clientId: 'argocd',

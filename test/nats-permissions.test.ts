@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createVerifier, type Verifier } from '@aoa/sdk';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { query, startAuditor, systemAccess, until, verifyChain } from './support/auditor.js';
+import { query, startAuditor, systemAccess, until, unusedScopes, verifyChain } from './support/auditor.js';
 import {
   AUTH_CONFIG,
   type NatsCredentials,
@@ -248,6 +248,17 @@ describe('NATS permissions from infra/nats/auth.conf', () => {
       await new Promise((resolve) => setTimeout(resolve, 600));
       const chain = await verifyChain(auditor);
       assert.equal(chain.ok, true, chain.problems.join('; '));
+      // A verifier's scope usage report reaches the auditor through both users.
+      const reported = violations(verifierConnection);
+      verifierConnection.publish(
+        'aoa.usage.prod.dashboards',
+        JSON.stringify({ env: 'prod', app: 'dashboards', scopes: ['read:metrics'], from_ms: 1, to_ms: 2 }),
+      );
+      await until('the usage report in the audit store', async () => {
+        const { apps } = await unusedScopes(auditor, { env: 'prod', app: 'dashboards' });
+        return apps[0]?.exercised.includes('read:metrics');
+      });
+      assert.deepEqual(reported, []);
       assert.doesNotMatch(auditor.logs.text(), /Permissions Violation/);
     } finally {
       await auditor.stop();

@@ -186,3 +186,16 @@ export async function query(
     call.on('end', () => resolve(out));
   });
 }
+
+export async function unusedScopes(
+  auditor: TestAuditor,
+  request: Partial<pb.UnusedScopesRequest> = {},
+  as?: AuditorCaller | null,
+): Promise<pb.UnusedScopesResponse> {
+  const metadata = await callerMetadata(auditor, as);
+  return new Promise((resolve, reject) =>
+    auditor.client.unusedScopes(pb.UnusedScopesRequest.fromPartial(request), metadata, (error, response) =>
+      error ? reject(error) : resolve(response),
+    ),
+  );
+}

@@ -103,3 +103,17 @@ export function formatCreep(alerts: events.AuditEvent[]): string {
   });
   return `${lines.join('\n')}\n`;
 }
+
+/**
+ * One line per app (its privilege baseline) and per live grant: the scopes no verifier reported a
+ * request needing, of those issued or granted.
+ */
+export function formatUnused(report: auditor.UnusedScopesResponse): string {
+  const line = (u: auditor.ScopeUsage) => {
+    const who = u.grantId ? `grant ${u.grantId} (${u.app}/${u.env})` : `${u.app}/${u.env}`;
+    const unused = u.unused.length > 0 ? `unused ${u.unused.join(',')}` : 'every scope in use';
+    return `${who}  ${unused}  (${u.exercised.length} of ${u.granted.length} in use)`;
+  };
+  const rows = [...report.apps, ...report.grants].map(line);
+  return rows.length === 0 ? 'nothing issued or granted yet\n' : `${rows.join('\n')}\n`;
+}

@@ -8,6 +8,7 @@ import {
   formatEvent,
   formatEvents,
   formatLineage,
+  formatUnused,
   formatVerify,
 } from './audit-format.js';
 import {
@@ -80,6 +81,15 @@ export async function verifyAuditChain(caller: ServiceCaller): Promise<pb.Verify
   }
 }
 
+/** `Auditor.UnusedScopes` as `caller`: scopes issued or granted that no verifier reported in use. */
+export const auditUnusedScopes = (
+  caller: ServiceCaller,
+  request: pb.UnusedScopesRequest,
+): Promise<pb.UnusedScopesResponse> =>
+  callAs(caller, auditorClient, (client, metadata, options, done) =>
+    client.unusedScopes(request, metadata, options, done),
+  );
+
 /** `Auditor.Lineage` as `caller`: the chain above a token and the tree below it. */
 export const auditLineage = (caller: ServiceCaller, jti: string): Promise<pb.LineageResponse> =>
   callAs(caller, auditorClient, (client, metadata, options, done) =>
@@ -117,14 +127,14 @@ const printJson = (value: unknown) => print(`${JSON.stringify(value, null, 2)}\n
 
 type Sub = (args: string[]) => Promise<number>;
 
-/** `aoa audit query|tail|lineage|verify|creep`: read the audit log as an administrator client. */
+/** `aoa audit query|tail|lineage|verify|creep|unused`: read the audit log as an administrator client. */
 export async function auditCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
-  const subs: Record<string, Sub> = { query, tail, lineage, verify, creep };
+  const subs: Record<string, Sub> = { query, tail, lineage, verify, creep, unused };
   const run = sub === undefined ? undefined : subs[sub];
   if (!run) {
     process.stderr.write(
-      `aoa audit: unknown subcommand ${JSON.stringify(sub ?? '')} (query, tail, lineage, verify, creep)\n`,
+      `aoa audit: unknown subcommand ${JSON.stringify(sub ?? '')} (query, tail, lineage, verify, creep, unused)\n`,
     );
     return EXIT.usage;
   }
@@ -211,5 +221,21 @@ async function creep(args: string[]): Promise<number> {
   const alerts = await queryAuditor(await callerFor('creep', values), request);
   if (values.json) printJson(alerts.map(eventJson));
   else print(formatCreep(alerts));
+  return EXIT.ok;
+}
+
+async function unused(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { ...CALLER_OPTIONS, app: { type: 'string' }, env: { type: 'string' } },
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  const report = await auditUnusedScopes(await callerFor('unused', values), {
+    env: values.env ?? '',
+    app: values.app ?? '',
+  });
+  if (values.json) printJson(pb.UnusedScopesResponse.toJSON(report));
+  else print(formatUnused(report));
   return EXIT.ok;
 }

@@ -101,13 +101,16 @@ Usage:
   aoa audit lineage JTI [--json]
   aoa audit verify [--json]
   aoa audit creep [--since 1h|TIME] [--app APP] [--env ENV] [--json]
+  aoa audit unused [--app APP] [--env ENV] [--json]
              (each: --dev [--data-dir .aoa] | --grpc HOST:PORT --issuer URL --client-id ID
               --client-key JWK_FILE of an admin client)
       Read the audit log (aoa.v1.Auditor): query stored events; tail follows new ones (Ctrl-C stops);
       lineage draws the chain above a token and the tree below it; verify checks the hash chain
-      against the signed checkpoints (exit 1 listing every problem); creep lists privilege creep alerts.
+      against the signed checkpoints (exit 1 listing every problem); creep lists privilege creep alerts;
+      unused lists, per app and per live grant, the scopes no verifier has reported a request needing.
       Examples: aoa audit query --dev --since 1h --app jobs --env prod --type delegation.issued
                 aoa audit lineage --dev 3q2-7Jd9... ; aoa audit verify --dev ; aoa audit creep --dev
+                aoa audit unused --dev --env prod
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 refused (unauthenticated, permission denied, invalid
 argument), 4 unavailable.

@@ -34,6 +34,18 @@ export class Subjects {
     return `${this.prefix}.revoked.all`;
   }
 
+  /**
+   * `aoa.usage.<env>.<app>`: a verifier's periodic report of the scopes requests actually needed from
+   * tokens issued to that app (core NATS, best effort; the auditor keeps them for the unused-scope report).
+   */
+  usage(env: string, app: string): string {
+    return `${this.prefix}.usage.${assertName('environment', env)}.${assertName('app', app)}`;
+  }
+
+  usageAll(): string {
+    return `${this.prefix}.usage.>`;
+  }
+
   issuerMint(): string {
     return `${this.prefix}.issuer.mint`;
   }

@@ -12,9 +12,9 @@ declare module 'fastify' {
 
 /**
  * A Fastify `onRequest`/`preHandler` hook: verifies each request (signature, claims, audience, DPoP
- * binding, revocation, all locally) and sets `request.aoa` to its claims, or answers the RFC 6750 /
- * RFC 9449 error with its `WWW-Authenticate` challenge and ends the request there. Fastify itself is
- * the application's dependency; this module only needs its types.
+ * binding, revocation, all locally, then the `scopes` of `options` if any) and sets `request.aoa` to
+ * its claims, or answers the RFC 6750 / RFC 9449 error with its `WWW-Authenticate` challenge and ends
+ * the request there. Fastify itself is the application's dependency; this module only needs its types.
  *
  * @example
  * app.addHook('onRequest', fastifyProtect(verifier, { origin: 'https://jobs.internal' }));

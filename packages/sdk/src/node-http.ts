@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AoaClaims } from '@aoa/core';
-import type { Verifier } from './verifier.js';
+import type { Verifier, VerifyRequest } from './verifier.js';
 import { VerifyError } from './verify-error.js';
 
 export interface ProtectOptions {
@@ -9,11 +9,20 @@ export interface ProtectOptions {
    * with what the client called even behind a proxy; by default `http://<Host header>`.
    */
   origin?: string;
+  /**
+   * Scopes every request through this guard needs; a token lacking one is answered 403
+   * `insufficient_scope` with the needed scopes in the challenge (RFC 6750 section 3.1).
+   *
+   * @example
+   * app.get('/metrics', { onRequest: fastifyProtect(verifier, { scopes: ['read:metrics'] }) }, handler);
+   */
+  scopes?: readonly string[];
 }
 
 /**
- * Wraps a `node:http` handler: verifies each request and calls `handler` with its claims, or answers
- * the RFC 6750 / RFC 9449 error with its `WWW-Authenticate` challenge and a small JSON body.
+ * Wraps a `node:http` handler: verifies each request (and the `scopes` of `options` if any) and calls
+ * `handler` with its claims, or answers the RFC 6750 / RFC 9449 error with its `WWW-Authenticate`
+ * challenge and a small JSON body.
  *
  * @example
  * createServer(protect(verifier, (req, res, claims) => res.end(claims.sub), { origin: 'https://jobs.internal' }));
@@ -42,7 +51,7 @@ export function protect(
 }
 
 /** The verify request of a `node:http` request; a repeated `DPoP` header is refused by RFC 9449. */
-export function requestOf(req: IncomingMessage, options: ProtectOptions = {}) {
+export function requestOf(req: IncomingMessage, options: ProtectOptions = {}): VerifyRequest {
   const origin = options.origin ?? `http://${req.headers.host ?? 'localhost'}`;
   const dpop = dpopHeaders(req);
   return {
@@ -50,6 +59,7 @@ export function requestOf(req: IncomingMessage, options: ProtectOptions = {}) {
     dpop: dpop && dpop.length === 1 ? dpop[0] : undefined,
     method: req.method ?? 'GET',
     url: new URL(req.url ?? '/', origin).href,
+    ...(options.scopes ? { scopes: options.scopes } : {}),
   };
 }
 

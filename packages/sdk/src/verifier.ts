@@ -17,6 +17,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { Freshness } from './freshness.js';
 import { MemoryReplayCache } from './replay-cache.js';
+import { ScopeUsageRecorder } from './usage.js';
 import { VerifyError } from './verify-error.js';
 
 export interface VerifierOptions {
@@ -24,7 +25,7 @@ export interface VerifierOptions {
   issuer: string;
   /** This resource server's identifier(s): `aud` must contain one. */
   audience: string | string[];
-  /** A connection this verifier may use to read `aoa_keys` and `aoa_revocations`. */
+  /** A connection this verifier may use to read `aoa_keys` and `aoa_revocations`, and publish usage on. */
   nats: NatsConnection;
   /** NATS subject prefix (revocation notices arrive on `<prefix>.revoked.all`); default `aoa`. */
   subjectPrefix?: string;
@@ -38,6 +39,12 @@ export interface VerifierOptions {
    * signing key is still published, DPoP and revocation. Default 10000.
    */
   tokenCacheSize?: number;
+  /**
+   * Milliseconds between scope-usage reports: every successful `verify` with `scopes` is aggregated per
+   * (env, app, grant) and published to `<prefix>.usage.<env>.<app>` (body: `ScopeUsageReport`);
+   * `close()` publishes the pending window. 0 disables; otherwise it must be positive. Default 60000.
+   */
+  usageIntervalMs?: number;
   clock?: Clock;
   logger?: Logger;
   /** Where to register metrics; a fresh registry by default. */
@@ -52,6 +59,11 @@ export interface VerifyRequest {
   method: string;
   /** The full URL the client called (scheme, host, path), as it must appear in the proof's `htu`. */
   url: string;
+  /**
+   * Scopes this request needs, all of which the token's `scope` must contain; a token lacking one is
+   * refused with `insufficient_scope` (403) once every other check has passed.
+   */
+  scopes?: readonly string[];
 }
 
 export interface Verifier {
@@ -67,6 +79,7 @@ export interface Verifier {
   /** Why verification would refuse right now, or undefined. */
   notReadyReason(): string | undefined;
   readonly registry: Registry;
+  /** Stops the mirrors and the usage timer, publishing the pending scope-usage window first. */
   close(): void;
 }
 
@@ -77,12 +90,13 @@ const AUTHORIZATION = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*)$/i;
  * A resource server's local verifier: mirrors of `aoa_keys` and `aoa_revocations` fed by KV watches,
  * so `verify` makes no network call. Checks RFC 9068 (`typ`, `iss`, `aud`, `exp`, `nbf`, EdDSA/ES256),
  * the aoa claim shape, RFC 9449 DPoP when the token is bound (Bearer downgrade refused), and every
- * revocation rule over the token and its whole lineage. Refuses before its first sync and when
- * disconnected longer than `stalenessMs`.
+ * revocation rule over the token and its whole lineage, then the request's required `scopes`
+ * (`insufficient_scope` otherwise). Refuses before its first sync and when disconnected longer than
+ * `stalenessMs`. Periodically publishes which scopes requests needed, per app (`usageIntervalMs`).
  *
  * @example
  * const verifier = createVerifier({ issuer, audience: 'https://jobs.internal', nats: nc });
- * const claims = await verifier.verify({ authorization, dpop, method: 'GET', url });
+ * const claims = await verifier.verify({ authorization, dpop, method: 'GET', url, scopes: ['run:job'] });
  */
 export function createVerifier(options: VerifierOptions): Verifier {
   const clock = options.clock ?? systemClock;
@@ -94,6 +108,18 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const verifiedTokens = new Map<string, { claims: AoaClaims; kid: string; key: unknown }>();
   const replay = new MemoryReplayCache(clock, (windowSeconds + 10) * 1000);
   const registry = options.registry ?? new Registry();
+  const usageIntervalMs = options.usageIntervalMs ?? 60_000;
+  const usage =
+    usageIntervalMs === 0
+      ? undefined
+      : new ScopeUsageRecorder({
+          nats: options.nats,
+          subjectPrefix: options.subjectPrefix ?? 'aoa',
+          intervalMs: usageIntervalMs,
+          clock,
+          logger: log,
+        });
+  usage?.start();
   const verifications = new Counter({
     name: 'aoa_verifier_verifications_total',
     help: 'Verifications by result, error code and (for unavailable) reason',
@@ -232,6 +258,21 @@ export function createVerifier(options: VerifierOptions): Verifier {
       return refuse(
         new VerifyError('invalid_token', `token revoked (${hit.key.split('.')[0]} revocation)`, scheme),
       );
+    if (request.scopes && request.scopes.length > 0) {
+      const granted = new Set(claims.scope.split(' ').filter(Boolean));
+      const missing = request.scopes.filter((scope) => !granted.has(scope));
+      if (missing.length > 0) {
+        return refuse(
+          new VerifyError(
+            'insufficient_scope',
+            `token lacks scope ${missing.join(' ')}`,
+            scheme,
+            request.scopes.join(' '),
+          ),
+        );
+      }
+      usage?.record(claims, request.scopes);
+    }
     verifications.inc({ result: 'ok', code: 'ok', reason: '' });
     return claims;
   }
@@ -248,6 +289,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     close: () => {
       closed = true;
       verifiedTokens.clear();
+      usage?.stop();
       stopAll();
     },
   };

@@ -24,6 +24,8 @@ export const CHALLENGE_DPOP_ALGS = 'EdDSA ES256';
 /**
  * A refused request: `code` to switch on, `reason` (public, never token material), the HTTP `status`,
  * and the `WWW-Authenticate` value to send (a `DPoP` challenge for bound tokens, `Bearer` otherwise).
+ * For `insufficient_scope`, `scope` (space separated) is the scope the resource needs, announced in
+ * the challenge's `scope` attribute (RFC 6750 section 3).
  *
  * @example
  * try { await verifier.verify(request) } catch (e) { if (e instanceof VerifyError) res.writeHead(e.status, { 'www-authenticate': e.wwwAuthenticate }) }
@@ -37,18 +39,28 @@ export class VerifyError extends Error {
     readonly code: VerifyErrorCode,
     readonly reason: string,
     readonly scheme: 'Bearer' | 'DPoP' | 'both' = 'both',
+    readonly scope?: string,
   ) {
     super(`${code}: ${reason}`);
     this.status = STATUS[code];
-    this.wwwAuthenticate = challenge(code, reason, scheme);
+    this.wwwAuthenticate = challenge(code, reason, scheme, scope);
   }
 }
 
-function challenge(code: VerifyErrorCode, reason: string, scheme: 'Bearer' | 'DPoP' | 'both'): string {
+function challenge(
+  code: VerifyErrorCode,
+  reason: string,
+  scheme: 'Bearer' | 'DPoP' | 'both',
+  scope: string | undefined,
+): string {
   // 503s still answer a challenge: the client may retry, and no detail of the token is implied.
   const error = code === 'unavailable' ? 'invalid_token' : code;
+  const scopeParam =
+    code === 'insufficient_scope' && scope ? `, scope="${scope.replace(/["\\]/g, "'")}"` : '';
   const params =
-    code === 'missing_token' ? '' : `error="${error}", error_description="${reason.replace(/["\\]/g, "'")}"`;
+    code === 'missing_token'
+      ? ''
+      : `error="${error}", error_description="${reason.replace(/["\\]/g, "'")}"${scopeParam}`;
   const bearer = params ? `Bearer ${params}` : 'Bearer';
   const dpop = `DPoP algs="${CHALLENGE_DPOP_ALGS}"${params ? `, ${params}` : ''}`;
   if (scheme === 'Bearer') return bearer;

@@ -37,6 +37,7 @@ import { WriterLoop } from './ingest/writer-loop.js';
 import { AuditorMetrics } from './metrics.js';
 import { CheckpointStream } from './nats/checkpoint-stream.js';
 import { LEASE_BUCKET, WriterLease } from './nats/lease.js';
+import { serveUsageReports } from './nats/usage-subscription.js';
 import { AuditStore } from './store/audit-store.js';
 import { CreepStore } from './store/creep-store.js';
 import type { SqlDriver } from './store/driver.js';
@@ -44,6 +45,7 @@ import { migrate } from './store/migrations.js';
 import { openPglite } from './store/pglite.js';
 import { openPostgres } from './store/postgres.js';
 import { StoreProbe } from './store/store-probe.js';
+import { UsageStore } from './store/usage-store.js';
 
 export const CONSUMER = 'auditor';
 
@@ -168,6 +170,9 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
     );
     writer.start();
     cleanup.push(() => writer.stop());
+    const usage = new UsageStore(db);
+    const usageSub = serveUsageReports(nc, subjects, usage, metrics, log);
+    cleanup.push(() => usageSub.unsubscribe());
 
     const grpc = new GrpcServer(log, ['aoa/v1/auditor.proto']);
     const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.tls);
@@ -176,6 +181,7 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
       pb.AuditorService,
       auditorHandlers({
         store,
+        usage,
         checkpoints: () => checkpoints.readAll(),
         trustedKeys,
         caller: {

@@ -19,6 +19,12 @@ export class AuditorMetrics {
     help: 'Batches the store refused (retried; nothing acknowledged)',
     registers: [this.registry],
   });
+  readonly usageReports = new Counter({
+    name: 'aoa_auditor_usage_reports_total',
+    help: 'Scope usage reports from verifiers, by result (stored, refused, failed)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly checkpoints = new Counter({
     name: 'aoa_auditor_checkpoints_total',
     help: 'Signed checkpoints published',

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { RowContent } from './chain.js';
-import { assessBatch, assessIssuance, type Issuance, issuanceOf, unusedScopes } from './creep.js';
+import { assessBatch, assessIssuance, type Issuance, issuanceOf } from './creep.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -137,10 +137,5 @@ describe('privilege creep', () => {
     assert.equal(alert?.data.jti, 'jti-3');
     assert.match(alert?.id ?? '', /^creep_[A-Za-z0-9_-]{32}$/);
     assert.equal(assessBatch(new Map(), rows).alerts[0]?.id, alert?.id);
-  });
-
-  it('lists the scopes of a baseline never exercised (the hook for verifier usage reports)', () => {
-    const baseline = assessIssuance(undefined, issuance(issued(1, { scopes: ['a', 'b', 'c'] }))).baseline;
-    assert.deepEqual(unusedScopes(baseline, new Set(['b'])), ['a', 'c']);
   });
 });

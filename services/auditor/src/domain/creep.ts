@@ -190,12 +190,3 @@ function creepAlert(issuance: Issuance, growth: CreepGrowth, sourceSeq: number):
     },
   };
 }
-
-/**
- * The hook for the unused-scope report: the scopes of a baseline never seen in use. Verifiers do not
- * publish usage yet, so nothing feeds `exercised` today; once a `scope.used` event exists, the auditor
- * can collect it per app and environment and report `unusedScopes(baseline, used)`.
- */
-export function unusedScopes(baseline: PrivilegeBaseline, exercised: ReadonlySet<string>): string[] {
-  return baseline.scopes.filter((s) => !exercised.has(s));
-}

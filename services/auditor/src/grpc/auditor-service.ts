@@ -1,18 +1,21 @@
 import { type CallerContext, proveClient, requireAdmin } from '@aoa/auth';
-import { type Logger, singleMetadata, toGrpcError } from '@aoa/core';
+import { assertName, type Logger, singleMetadata, toGrpcError } from '@aoa/core';
 import type { events, auditor as pb } from '@aoa/proto';
 import type { Metadata, ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
 import type { ChainRow } from '../domain/chain.js';
 import type { SignedCheckpoint } from '../domain/checkpoint.js';
 import type { TrustedKeys } from '../domain/checkpoint-keys.js';
 import type { LineageNode } from '../domain/lineage.js';
+import type { ScopeReport } from '../domain/usage.js';
 import { lineageOf } from '../read/lineage.js';
 import { queryEvents } from '../read/query.js';
 import { verifyStoredChain } from '../read/verify-chain.js';
 import type { AuditStore } from '../store/audit-store.js';
+import type { UsageStore } from '../store/usage-store.js';
 
 export interface AuditorServiceDeps {
   store: AuditStore;
+  usage: UsageStore;
   /** Every checkpoint of the checkpoint stream. */
   checkpoints(): Promise<SignedCheckpoint[]>;
   /** The pinned checkpoint keys; undefined when checkpoints are trusted on first use. */
@@ -71,6 +74,32 @@ export function auditorHandlers(deps: AuditorServiceDeps): pb.AuditorServer {
         callback(toGrpcError(error, log));
       }
     },
+    unusedScopes: async (
+      call: ServerUnaryCall<pb.UnusedScopesRequest, pb.UnusedScopesResponse>,
+      callback: sendUnaryData<pb.UnusedScopesResponse>,
+    ) => {
+      try {
+        await admin(call.metadata);
+        const { env, app } = call.request;
+        if (env !== '') assertName('env', env);
+        if (app !== '') assertName('app', app);
+        const { apps, grants } = await deps.usage.report({ env, app });
+        callback(null, { apps: apps.map(toPbUsage), grants: grants.map(toPbUsage) });
+      } catch (error) {
+        callback(toGrpcError(error, log));
+      }
+    },
+  };
+}
+
+function toPbUsage(report: ScopeReport): pb.ScopeUsage {
+  return {
+    env: report.env,
+    app: report.app,
+    grantId: report.grantId,
+    granted: report.granted,
+    exercised: report.exercised,
+    unused: report.unused,
   };
 }
 

@@ -87,6 +87,30 @@ export interface LineageResponse {
   node: LineageNode | undefined;
 }
 
+export interface UnusedScopesRequest {
+  /** Only this environment; empty for all. */
+  env: string;
+  /** Only this app; empty for all. */
+  app: string;
+}
+
+export interface ScopeUsage {
+  env: string;
+  app: string;
+  /** Empty for an app's report. */
+  grantId: string;
+  /** Every scope issued to the app, or granted by the grant. */
+  granted: string[];
+  /** Of those, the scopes verifiers reported a request needing. */
+  exercised: string[];
+  unused: string[];
+}
+
+export interface UnusedScopesResponse {
+  apps: ScopeUsage[];
+  grants: ScopeUsage[];
+}
+
 function createBaseQueryRequest(): QueryRequest {
   return {
     since: undefined,
@@ -811,6 +835,331 @@ export const LineageResponse: MessageFns<LineageResponse> = {
   },
 };
 
+function createBaseUnusedScopesRequest(): UnusedScopesRequest {
+  return { env: "", app: "" };
+}
+
+export const UnusedScopesRequest: MessageFns<UnusedScopesRequest> = {
+  encode(message: UnusedScopesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.env !== "") {
+      writer.uint32(10).string(message.env);
+    }
+    if (message.app !== "") {
+      writer.uint32(18).string(message.app);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnusedScopesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnusedScopesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.env = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.app = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UnusedScopesRequest {
+    return {
+      env: isSet(object.env) ? globalThis.String(object.env) : "",
+      app: isSet(object.app) ? globalThis.String(object.app) : "",
+    };
+  },
+
+  toJSON(message: UnusedScopesRequest): unknown {
+    const obj: any = {};
+    if (message.env !== "") {
+      obj.env = message.env;
+    }
+    if (message.app !== "") {
+      obj.app = message.app;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UnusedScopesRequest>, I>>(base?: I): UnusedScopesRequest {
+    return UnusedScopesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UnusedScopesRequest>, I>>(object: I): UnusedScopesRequest {
+    const message = createBaseUnusedScopesRequest();
+    message.env = object.env ?? "";
+    message.app = object.app ?? "";
+    return message;
+  },
+};
+
+function createBaseScopeUsage(): ScopeUsage {
+  return { env: "", app: "", grantId: "", granted: [], exercised: [], unused: [] };
+}
+
+export const ScopeUsage: MessageFns<ScopeUsage> = {
+  encode(message: ScopeUsage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.env !== "") {
+      writer.uint32(10).string(message.env);
+    }
+    if (message.app !== "") {
+      writer.uint32(18).string(message.app);
+    }
+    if (message.grantId !== "") {
+      writer.uint32(26).string(message.grantId);
+    }
+    for (const v of message.granted) {
+      writer.uint32(34).string(v!);
+    }
+    for (const v of message.exercised) {
+      writer.uint32(42).string(v!);
+    }
+    for (const v of message.unused) {
+      writer.uint32(50).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ScopeUsage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseScopeUsage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.env = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.app = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.grantId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.granted.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.exercised.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.unused.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ScopeUsage {
+    return {
+      env: isSet(object.env) ? globalThis.String(object.env) : "",
+      app: isSet(object.app) ? globalThis.String(object.app) : "",
+      grantId: isSet(object.grantId)
+        ? globalThis.String(object.grantId)
+        : isSet(object.grant_id)
+        ? globalThis.String(object.grant_id)
+        : "",
+      granted: globalThis.Array.isArray(object?.granted) ? object.granted.map((e: any) => globalThis.String(e)) : [],
+      exercised: globalThis.Array.isArray(object?.exercised)
+        ? object.exercised.map((e: any) => globalThis.String(e))
+        : [],
+      unused: globalThis.Array.isArray(object?.unused) ? object.unused.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: ScopeUsage): unknown {
+    const obj: any = {};
+    if (message.env !== "") {
+      obj.env = message.env;
+    }
+    if (message.app !== "") {
+      obj.app = message.app;
+    }
+    if (message.grantId !== "") {
+      obj.grantId = message.grantId;
+    }
+    if (message.granted?.length) {
+      obj.granted = message.granted;
+    }
+    if (message.exercised?.length) {
+      obj.exercised = message.exercised;
+    }
+    if (message.unused?.length) {
+      obj.unused = message.unused;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ScopeUsage>, I>>(base?: I): ScopeUsage {
+    return ScopeUsage.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ScopeUsage>, I>>(object: I): ScopeUsage {
+    const message = createBaseScopeUsage();
+    message.env = object.env ?? "";
+    message.app = object.app ?? "";
+    message.grantId = object.grantId ?? "";
+    message.granted = object.granted?.map((e) => e) || [];
+    message.exercised = object.exercised?.map((e) => e) || [];
+    message.unused = object.unused?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseUnusedScopesResponse(): UnusedScopesResponse {
+  return { apps: [], grants: [] };
+}
+
+export const UnusedScopesResponse: MessageFns<UnusedScopesResponse> = {
+  encode(message: UnusedScopesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.apps) {
+      ScopeUsage.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.grants) {
+      ScopeUsage.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnusedScopesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnusedScopesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.apps.push(ScopeUsage.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.grants.push(ScopeUsage.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UnusedScopesResponse {
+    return {
+      apps: globalThis.Array.isArray(object?.apps) ? object.apps.map((e: any) => ScopeUsage.fromJSON(e)) : [],
+      grants: globalThis.Array.isArray(object?.grants) ? object.grants.map((e: any) => ScopeUsage.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: UnusedScopesResponse): unknown {
+    const obj: any = {};
+    if (message.apps?.length) {
+      obj.apps = message.apps.map((e) => ScopeUsage.toJSON(e));
+    }
+    if (message.grants?.length) {
+      obj.grants = message.grants.map((e) => ScopeUsage.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UnusedScopesResponse>, I>>(base?: I): UnusedScopesResponse {
+    return UnusedScopesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UnusedScopesResponse>, I>>(object: I): UnusedScopesResponse {
+    const message = createBaseUnusedScopesResponse();
+    message.apps = object.apps?.map((e) => ScopeUsage.fromPartial(e)) || [];
+    message.grants = object.grants?.map((e) => ScopeUsage.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /** The audit store: ingests every event of `AOA_AUDIT` into a hash chain and answers questions about it. */
 export type AuditorService = typeof AuditorService;
 export const AuditorService = {
@@ -844,6 +1193,20 @@ export const AuditorService = {
     responseSerialize: (value: LineageResponse): Buffer => Buffer.from(LineageResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): LineageResponse => LineageResponse.decode(value),
   },
+  /**
+   * Scopes issued to each app (its privilege baseline) and granted by each live grant that no
+   * verifier has reported a request needing (`aoa.usage.<env>.<app>`).
+   */
+  unusedScopes: {
+    path: "/aoa.v1.Auditor/UnusedScopes" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UnusedScopesRequest): Buffer => Buffer.from(UnusedScopesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UnusedScopesRequest => UnusedScopesRequest.decode(value),
+    responseSerialize: (value: UnusedScopesResponse): Buffer =>
+      Buffer.from(UnusedScopesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UnusedScopesResponse => UnusedScopesResponse.decode(value),
+  },
 } as const;
 
 export interface AuditorServer extends UntypedServiceImplementation {
@@ -853,6 +1216,11 @@ export interface AuditorServer extends UntypedServiceImplementation {
   verifyChain: handleUnaryCall<VerifyChainRequest, VerifyChainResponse>;
   /** The delegation chain above a token and the tree below it. */
   lineage: handleUnaryCall<LineageRequest, LineageResponse>;
+  /**
+   * Scopes issued to each app (its privilege baseline) and granted by each live grant that no
+   * verifier has reported a request needing (`aoa.usage.<env>.<app>`).
+   */
+  unusedScopes: handleUnaryCall<UnusedScopesRequest, UnusedScopesResponse>;
 }
 
 export interface AuditorClient extends Client {
@@ -890,6 +1258,25 @@ export interface AuditorClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: LineageResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Scopes issued to each app (its privilege baseline) and granted by each live grant that no
+   * verifier has reported a request needing (`aoa.usage.<env>.<app>`).
+   */
+  unusedScopes(
+    request: UnusedScopesRequest,
+    callback: (error: ServiceError | null, response: UnusedScopesResponse) => void,
+  ): ClientUnaryCall;
+  unusedScopes(
+    request: UnusedScopesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UnusedScopesResponse) => void,
+  ): ClientUnaryCall;
+  unusedScopes(
+    request: UnusedScopesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UnusedScopesResponse) => void,
   ): ClientUnaryCall;
 }
 
