@@ -128,14 +128,14 @@ after(async () => {
 });
 
 /**
- * Runs a JetStream write until it is acknowledged: while a stream re-elects a leader after a node
- * stops, a write has no responder. Anything still failing after 15 s fails the test.
+ * Runs a JetStream call until it succeeds: while a stream or the meta group re-elects a leader after
+ * a node stops, a call has no responder or times out. Anything still failing after 15 s fails the test.
  */
-async function acknowledged<T>(write: () => Promise<T>): Promise<T> {
+async function retried<T>(call: () => Promise<T>): Promise<T> {
   const deadline = Date.now() + 15_000;
   for (;;) {
     try {
-      return await write();
+      return await call();
     } catch (error) {
       if (Date.now() > deadline) throw error;
       await new Promise((resolve) => setTimeout(resolve, 250));
@@ -187,15 +187,15 @@ describe('the 3-node cluster example in infra/nats/cluster', () => {
     const others = nodes.filter((n) => n.name !== connected);
     const victim = others.find((n) => !leaders.includes(n.name)) ?? others[0];
     assert.ok(victim, `no node to stop (connected to ${connected})`);
+    const before = (await jsm.streams.info(STREAMS.audit)).state.messages;
     await stopNode(victim);
     const audit = new AuditPublisher(jetstream(nc), subjects, 'cluster-test', log);
-    const before = (await jsm.streams.info(STREAMS.audit)).state.messages;
     // One envelope, published with its id as Nats-Msg-Id: a retried write is stored once.
     const event = audit.envelope('key.prepared', 'kid-1', { kid: 'kid-1', alg: 'EdDSA', state: 'prepared' });
-    await acknowledged(() => audit.publishEnvelope(event));
-    await acknowledged(() => kv.put('kid-1', '{}'));
+    await retried(() => audit.publishEnvelope(event));
+    await retried(() => kv.put('kid-1', '{}'));
     // The issuer's user may not read the audit stream's messages; its state shows the one stored.
-    assert.equal((await jsm.streams.info(STREAMS.audit)).state.messages, before + 1);
-    assert.equal((await kv.get('kid-1'))?.string(), '{}');
+    assert.equal((await retried(() => jsm.streams.info(STREAMS.audit))).state.messages, before + 1);
+    assert.equal((await retried(() => kv.get('kid-1')))?.string(), '{}');
   });
 });
