@@ -1,6 +1,7 @@
 export * from './aoa-token.js';
 export * from './audit-types.js';
 export * from './bus/audit.js';
+export * from './bus/bucket.js';
 export * from './bus/connect.js';
 export * from './bus/kv-watch.js';
 export * from './bus/replay.js';

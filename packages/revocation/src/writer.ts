@@ -1,4 +1,4 @@
-import type { AuditPublisher, Clock, Logger, Subjects } from '@aoa/core';
+import { type AuditPublisher, type Clock, type Logger, openBucket, type Subjects } from '@aoa/core';
 import type { KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AuditOutbox, type OutboxMetrics } from './audit-outbox.js';
@@ -46,11 +46,9 @@ export interface RevocationWriter {
  */
 export async function openRevocationWriter(options: RevocationWriterOptions): Promise<RevocationWriter> {
   const { nc, subjects, log } = options;
-  const outboxKv = await options.kvm.create(OUTBOX_BUCKET, {
-    history: 1,
-    storage: 'file',
-    ttl: options.outboxMaxAgeSeconds * 1000,
+  const outboxKv = await openBucket(options.kvm, OUTBOX_BUCKET, {
     replicas: options.replicas,
+    maxAgeMs: options.outboxMaxAgeSeconds * 1000,
   });
   const outbox = new AuditOutbox(outboxKv, options.audit, options.metrics, log, options.retryMs);
   outbox.start();

@@ -8,6 +8,7 @@ import {
   ensureAuditStream,
   GrpcServer,
   type Logger,
+  openBucket,
   ReplayGuard,
   randomId,
   runCleanup,
@@ -112,12 +113,10 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
     await checkpoints.ensure();
     const kvm = new Kvm(nc);
     const [leaseKv, replayKv] = await Promise.all([
-      kvm.create(LEASE_BUCKET, { history: 1, storage: 'file', replicas: config.natsReplicas }),
-      kvm.create(BUCKETS.replay, {
-        history: 1,
-        storage: 'file',
-        ttl: config.replayWindowSeconds * 1000,
+      openBucket(kvm, LEASE_BUCKET, { replicas: config.natsReplicas }),
+      openBucket(kvm, BUCKETS.replay, {
         replicas: config.natsReplicas,
+        maxAgeMs: config.replayWindowSeconds * 1000,
       }),
     ]);
     const signer = new CheckpointSigner(config.keyFile ? await readFile(config.keyFile, 'utf8') : undefined);

@@ -11,6 +11,7 @@ import {
   hostForUrl,
   KeySetMirror,
   type Logger,
+  openBucket,
   ReplayGuard,
   RevocationMirror,
   randomId,
@@ -82,21 +83,17 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
     });
     const kvm = new Kvm(nc);
     const [keysKv, signingKv, replayKv, revocationsKv, grantsKv] = await Promise.all([
-      kvm.create(BUCKETS.keys, { history: 1, storage: 'file', replicas: config.natsReplicas }),
-      kvm.create(BUCKETS.signingKeys, { history: 1, storage: 'file', replicas: config.natsReplicas }),
-      kvm.create(BUCKETS.replay, {
-        history: 1,
-        storage: 'file',
-        ttl: config.replayWindowSeconds * 1000,
+      openBucket(kvm, BUCKETS.keys, { replicas: config.natsReplicas }),
+      openBucket(kvm, BUCKETS.signingKeys, { replicas: config.natsReplicas }),
+      openBucket(kvm, BUCKETS.replay, {
         replicas: config.natsReplicas,
+        maxAgeMs: config.replayWindowSeconds * 1000,
       }),
-      kvm.create(BUCKETS.revocations, {
-        history: 1,
-        storage: 'file',
-        ttl: config.revocationMaxAgeSeconds * 1000,
+      openBucket(kvm, BUCKETS.revocations, {
         replicas: config.natsReplicas,
+        maxAgeMs: config.revocationMaxAgeSeconds * 1000,
       }),
-      kvm.create(BUCKETS.grants, { history: 1, storage: 'file', replicas: config.natsReplicas }),
+      openBucket(kvm, BUCKETS.grants, { replicas: config.natsReplicas }),
     ]);
     const revocationMaxAgeSeconds = (await revocationsKv.status()).ttl / 1000 || Number.POSITIVE_INFINITY;
     const audit = new AuditPublisher(js, subjects, `issuer/${randomId(6)}`, log);

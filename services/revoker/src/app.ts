@@ -8,6 +8,7 @@ import {
   hostForUrl,
   KeySetMirror,
   type Logger,
+  openBucket,
   ReplayGuard,
   RevocationMirror,
   randomId,
@@ -71,20 +72,16 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
     });
     const kvm = new Kvm(nc);
     const [keysKv, replayKv, revocationsKv, grantsKv] = await Promise.all([
-      kvm.create(BUCKETS.keys, { history: 1, storage: 'file', replicas: config.natsReplicas }),
-      kvm.create(BUCKETS.replay, {
-        history: 1,
-        storage: 'file',
-        ttl: config.replayWindowSeconds * 1000,
+      openBucket(kvm, BUCKETS.keys, { replicas: config.natsReplicas }),
+      openBucket(kvm, BUCKETS.replay, {
         replicas: config.natsReplicas,
+        maxAgeMs: config.replayWindowSeconds * 1000,
       }),
-      kvm.create(BUCKETS.revocations, {
-        history: 1,
-        storage: 'file',
-        ttl: config.revocationMaxAgeSeconds * 1000,
+      openBucket(kvm, BUCKETS.revocations, {
         replicas: config.natsReplicas,
+        maxAgeMs: config.revocationMaxAgeSeconds * 1000,
       }),
-      kvm.create(BUCKETS.grants, { history: 1, storage: 'file', replicas: config.natsReplicas }),
+      openBucket(kvm, BUCKETS.grants, { replicas: config.natsReplicas }),
     ]);
     const bucketAge = (await revocationsKv.status()).ttl / 1000;
     if (bucketAge !== 0 && bucketAge < config.revocationMaxAgeSeconds) {

@@ -8,6 +8,7 @@ import {
   GrantMirror,
   GrpcServer,
   type Logger,
+  openBucket,
   ReplayGuard,
   randomId,
   revocationKeys,
@@ -74,12 +75,10 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
     await ensureCredsStream(jsm, subjects, config.natsReplicas);
     const kvm = new Kvm(nc);
     const [grantsKv, replayKv] = await Promise.all([
-      kvm.create(BUCKETS.grants, { history: 1, storage: 'file', replicas: config.natsReplicas }),
-      kvm.create(BUCKETS.replay, {
-        history: 1,
-        storage: 'file',
-        ttl: config.replayWindowSeconds * 1000,
+      openBucket(kvm, BUCKETS.grants, { replicas: config.natsReplicas }),
+      openBucket(kvm, BUCKETS.replay, {
         replicas: config.natsReplicas,
+        maxAgeMs: config.replayWindowSeconds * 1000,
       }),
     ]);
     let reconciler: PolicyReconciler | undefined;
