@@ -22,6 +22,7 @@ import { migrate } from '../services/auditor/src/store/migrations.js';
 import { openPglite } from '../services/auditor/src/store/pglite.js';
 import { openPostgres } from '../services/auditor/src/store/postgres.js';
 import { REPO_ROOT } from './lib/procs.js';
+import { quantile } from './lib/stats.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -36,9 +37,6 @@ const IN_FLIGHT = 500;
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 const log = (message: string) => console.error(`[bench] ${message}`);
 const now = () => performance.timeOrigin + performance.now();
-
-const quantile = (sorted: number[], q: number) =>
-  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN;
 
 const event = (i: number) => ({
   id: randomId(),

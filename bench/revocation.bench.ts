@@ -5,7 +5,7 @@
 // inherits this process's mask) on core 0; the mirror processes (BENCH_PROCS × BENCH_MIRRORS verifiers,
 // one NATS connection per process shared by its verifiers, each verifier with its own KV watches and
 // mirror) on core 1; then, with the mirrors gone, the throughput process alone on core 1.
-import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +19,8 @@ import { loadRevokerConfig } from '../services/revoker/src/config.js';
 import { clientAssertion, makeKey } from '../test/support/oauth.js';
 import { callRevoke } from '../test/support/revoker.js';
 import { callDelegate, startSystem } from '../test/support/system.js';
-import { pinSelf, REPO_ROOT } from './lib/procs.js';
+import { type ForkedChild, forkChild, pinSelf, REPO_ROOT } from './lib/procs.js';
+import { quantile, summary } from './lib/stats.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -52,58 +53,6 @@ const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 const log = (message: string) => console.error(`[bench] ${message}`);
 const now = () => performance.timeOrigin + performance.now();
 
-function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[i] as number;
-}
-const summary = (values: number[]) => {
-  const s = [...values].sort((a, b) => a - b);
-  return { n: s.length, p50: quantile(s, 0.5), p99: quantile(s, 0.99), max: s.at(-1) ?? Number.NaN };
-};
-
-/** A forked child with an IPC channel; `next(type)` resolves the next message of that type. */
-function forkChild(script: string, env: Record<string, string>) {
-  const child: ChildProcess = fork(join(REPO_ROOT, script), [], {
-    cwd: REPO_ROOT,
-    execArgv: ['--import', 'tsx'],
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const waiting = new Map<string, Array<(m: Record<string, unknown>) => void>>();
-  const queued = new Map<string, Array<Record<string, unknown>>>();
-  child.on('message', (m: Record<string, unknown>) => {
-    const type = String(m.type);
-    const w = waiting.get(type)?.shift();
-    if (w) w(m);
-    else queued.set(type, [...(queued.get(type) ?? []), m]);
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
-    child,
-    exited,
-    send: (m: unknown) => child.send(m as object),
-    next: <T = Record<string, unknown>>(type: string, timeoutMs = 120_000): Promise<T> => {
-      const q = queued.get(type)?.shift();
-      if (q) return Promise.resolve(q as T);
-      return new Promise<T>((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`${script}: no ${type} after ${timeoutMs} ms`)),
-          timeoutMs,
-        );
-        void exited.then(() => reject(new Error(`${script}: exited while waiting for ${type}`)));
-        waiting.set(type, [
-          ...(waiting.get(type) ?? []),
-          (m) => {
-            clearTimeout(timer);
-            resolve(m as T);
-          },
-        ]);
-      });
-    },
-  };
-}
-
 const started = Date.now();
 pinSelf(PARENT_CORE); // nats-server, started below, inherits core 0
 const sys = await startSystem();
@@ -118,7 +67,7 @@ const revoker = await buildRevoker(
   { logger: createLogger({ service: 'revoker', level: 'warn' }) },
 ).start();
 const revokerClient = new pb.RevokerClient(`127.0.0.1:${revoker.grpcPort}`, credentials.createInsecure());
-const children: Array<ReturnType<typeof forkChild>> = [];
+const children: ForkedChild[] = [];
 let exitCode = 0;
 
 try {

@@ -6,7 +6,7 @@
 // process's mask) on core 0; the agent processes (N / BENCH_PER_PROC agents each, one NATS connection
 // per process shared by its agents, each agent with its own key and revocation mirrors and its own
 // AOA_CREDS consumer) on core 1; then, with the agents gone, the limit's crypto loop alone on core 1.
-import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -24,7 +24,8 @@ import { clientAssertion } from '../test/support/oauth.js';
 import { callRotator } from '../test/support/rotator.js';
 import { startSystem } from '../test/support/system.js';
 import { type CpuProfile, type ProfileSummary, summarizeProfile } from './lib/cpuprofile.js';
-import { coreTimes, pinSelf, processCpuUs, REPO_ROOT } from './lib/procs.js';
+import { coreTimes, type ForkedChild, forkChild, pinSelf, processCpuUs, REPO_ROOT } from './lib/procs.js';
+import { summary } from './lib/stats.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -71,60 +72,6 @@ const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 const log = (message: string) => console.error(`[bench] ${message}`);
 const now = () => performance.timeOrigin + performance.now();
 const mb = (bytes: number) => bytes / 1024 / 1024;
-
-function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[i] as number;
-}
-const summary = (values: number[]) => {
-  const s = [...values].sort((a, b) => a - b);
-  return { n: s.length, p50: quantile(s, 0.5), p99: quantile(s, 0.99), max: s.at(-1) ?? Number.NaN };
-};
-
-/** A forked child with an IPC channel; `next(type)` resolves the next message of that type. */
-function forkChild(script: string, env: Record<string, string>) {
-  const child: ChildProcess = fork(join(REPO_ROOT, script), [], {
-    cwd: REPO_ROOT,
-    execArgv: ['--import', 'tsx'],
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const waiting = new Map<string, Array<(m: Record<string, unknown>) => void>>();
-  const queued = new Map<string, Array<Record<string, unknown>>>();
-  child.on('message', (m: Record<string, unknown>) => {
-    const type = String(m.type);
-    if (type === 'error') console.error(`[${script}] ${String(m.error)}`);
-    const w = waiting.get(type)?.shift();
-    if (w) w(m);
-    else queued.set(type, [...(queued.get(type) ?? []), m]);
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
-    child,
-    exited,
-    send: (m: unknown) => child.send(m as object),
-    next: <T = Record<string, unknown>>(type: string, timeoutMs = 120_000): Promise<T> => {
-      const q = queued.get(type)?.shift();
-      if (q) return Promise.resolve(q as T);
-      return new Promise<T>((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`${script}: no ${type} after ${timeoutMs} ms`)),
-          timeoutMs,
-        );
-        void exited.then(() => reject(new Error(`${script}: exited while waiting for ${type}`)));
-        waiting.set(type, [
-          ...(waiting.get(type) ?? []),
-          (m) => {
-            clearTimeout(timer);
-            resolve(m as T);
-          },
-        ]);
-      });
-    },
-  };
-}
-type Child = ReturnType<typeof forkChild>;
 
 /**
  * Runs `task` over `items` with at most `limit` in flight, logging progress. A setup call refused as
@@ -287,7 +234,7 @@ async function runSize(n: number): Promise<SizeResult> {
   ).start();
   const client = new pb.RotatorClient(`127.0.0.1:${rot.grpcPort}`, credentials.createInsecure());
   const nc = await connect({ servers: sys.nats.url, name: 'bench-fanout' });
-  const children: Child[] = [];
+  const children: ForkedChild[] = [];
   const admin = async () => ({
     'client-assertion': await clientAssertion('ops', sys.keys.admin, sys.issuer.issuer),
   });
@@ -351,7 +298,8 @@ async function runSize(n: number): Promise<SizeResult> {
       BENCH_CORE: String(CHILD_CORE),
       BENCH_MODE: 'agents',
     };
-    for (let p = 0; p < procs; p++) children.push(forkChild('bench/servers/fanout-agents.ts', childEnv));
+    for (let p = 0; p < procs; p++)
+      children.push(forkChild('bench/servers/fanout-agents.ts', childEnv, { logErrors: true }));
     await Promise.all(children.map((c) => c.next('hello')));
     t = performance.now();
     // One process at a time: their agents' first consumers and mirrors all start on one core.
@@ -586,7 +534,11 @@ async function runSize(n: number): Promise<SizeResult> {
     children.length = 0;
 
     // ---- the limit, part 2: the crypto loop alone on core 1 ----------------------------------------
-    const crypto = forkChild('bench/servers/fanout-agents.ts', { ...childEnv, BENCH_MODE: 'crypto' });
+    const crypto = forkChild(
+      'bench/servers/fanout-agents.ts',
+      { ...childEnv, BENCH_MODE: 'crypto' },
+      { logErrors: true },
+    );
     children.push(crypto);
     await crypto.next('hello');
     crypto.send({ type: 'crypto', n, warmup: CRYPTO_WARMUP, issuer: sys.issuer.issuer });

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { coreTimes, processCpuUs } from './procs.js';
+import { quantile } from './stats.js';
 
 /** Thrown by a call when its pre-signed inputs are used up; the worker stops instead of erroring. */
 export class PoolExhausted extends Error {}
@@ -106,9 +107,9 @@ export async function closedLoop(call: () => Promise<void>, options: LoadOptions
     concurrency: options.concurrency,
     count: sorted.length,
     rps: sorted.length / (windowMs / 1000),
-    p50Ms: percentile(sorted, 50),
-    p90Ms: percentile(sorted, 90),
-    p99Ms: percentile(sorted, 99),
+    p50Ms: quantile(sorted, 0.5),
+    p90Ms: quantile(sorted, 0.9),
+    p99Ms: quantile(sorted, 0.99),
     maxMs: sorted.at(-1) ?? Number.NaN,
     meanMs: sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length),
     errors,
@@ -127,13 +128,6 @@ export async function closedLoop(call: () => Promise<void>, options: LoadOptions
       return ((core.busy - before.busy) / Math.max(1, core.total - before.total)) * 100;
     }),
   };
-}
-
-/** Nearest-rank percentile of an ascending array. */
-export function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1] ?? Number.NaN;
 }
 
 export function median(values: number[]): number {

@@ -1,5 +1,6 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { READY_MARKER } from '../servers/child.js';
 
@@ -7,6 +8,7 @@ export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 15_000;
 const TAIL_LINES = 40;
+const NEXT_TIMEOUT_MS = 120_000;
 
 /** Pins every thread of this process to one core; children it spawns inherit the mask. */
 export function pinSelf(core: number): void {
@@ -99,6 +101,67 @@ async function stopChild(child: ChildProcess, exited: Promise<number | string>):
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** A forked child with an IPC channel; `next(type)` resolves the next message of that type. */
+export interface ForkedChild {
+  readonly child: ChildProcess;
+  /** Resolves when the child exits. */
+  readonly exited: Promise<void>;
+  send(message: unknown): boolean;
+  /** The oldest queued or next message of `type`; rejects after `timeoutMs` or if the child exits first. */
+  next<T = Record<string, unknown>>(type: string, timeoutMs?: number): Promise<T>;
+}
+
+/**
+ * Forks `node --import tsx <script>` (relative to the repo root) with an IPC channel and its stdout and
+ * stderr inherited. Messages are matched on their `type`; with `logErrors`, `error` messages are also
+ * printed as they arrive.
+ */
+export function forkChild(
+  script: string,
+  env: Record<string, string>,
+  options: { logErrors?: boolean } = {},
+): ForkedChild {
+  const child: ChildProcess = fork(join(REPO_ROOT, script), [], {
+    cwd: REPO_ROOT,
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const waiting = new Map<string, Array<(m: Record<string, unknown>) => void>>();
+  const queued = new Map<string, Array<Record<string, unknown>>>();
+  child.on('message', (m: Record<string, unknown>) => {
+    const type = String(m.type);
+    if (options.logErrors && type === 'error') console.error(`[${script}] ${String(m.error)}`);
+    const w = waiting.get(type)?.shift();
+    if (w) w(m);
+    else queued.set(type, [...(queued.get(type) ?? []), m]);
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    child,
+    exited,
+    send: (m: unknown) => child.send(m as object),
+    next: <T = Record<string, unknown>>(type: string, timeoutMs = NEXT_TIMEOUT_MS): Promise<T> => {
+      const q = queued.get(type)?.shift();
+      if (q) return Promise.resolve(q as T);
+      return new Promise<T>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`${script}: no ${type} after ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+        void exited.then(() => reject(new Error(`${script}: exited while waiting for ${type}`)));
+        waiting.set(type, [
+          ...(waiting.get(type) ?? []),
+          (m) => {
+            clearTimeout(timer);
+            resolve(m as T);
+          },
+        ]);
+      });
+    },
+  };
 }
 
 const CLOCK_TICKS_PER_SECOND = 100;
