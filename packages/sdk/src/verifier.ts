@@ -105,16 +105,20 @@ export function createVerifier(options: VerifierOptions): Verifier {
   });
   const windowSeconds = options.dpopWindowSeconds ?? 300;
   const tokenCacheSize = options.tokenCacheSize ?? 10_000;
-  const verifiedTokens = new Map<string, { claims: AoaClaims; kid: string; key: unknown }>();
+  const verifiedTokens = new Map<
+    string,
+    { claims: AoaClaims; kid: string; key: unknown; scopes: ReadonlySet<string> }
+  >();
   const replay = new MemoryReplayCache(clock, (windowSeconds + 10) * 1000);
   const registry = options.registry ?? new Registry();
+  const subjectPrefix = options.subjectPrefix ?? 'aoa';
   const usageIntervalMs = options.usageIntervalMs ?? 60_000;
   const usage =
     usageIntervalMs === 0
       ? undefined
       : new ScopeUsageRecorder({
           nats: options.nats,
-          subjectPrefix: options.subjectPrefix ?? 'aoa',
+          subjectPrefix,
           intervalMs: usageIntervalMs,
           clock,
           logger: log,
@@ -165,7 +169,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     keys = new KeySetMirror(keysKv, log);
     revocations = new RevocationMirror(revocationsKv, log, {
       nc: options.nats,
-      subject: new Subjects(options.subjectPrefix ?? 'aoa').revokedAll(),
+      subject: new Subjects(subjectPrefix).revokedAll(),
     });
     revocations.onChange((key) => {
       for (const listener of changeListeners) listener(key);
@@ -200,6 +204,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
       return refuse(new VerifyError('unavailable', stale ?? 'not_synchronised'));
     let claims: AoaClaims;
     let kid: string;
+    // The token's scopes as a set, made once per verified token (kept in the cache with it).
+    let scopes: ReadonlySet<string>;
     const cached = verifiedTokens.get(token);
     const nowS = clock.nowMs() / 1000;
     if (
@@ -208,7 +214,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       cached.claims.exp > nowS - CLOCK_TOLERANCE_SECONDS &&
       cached.claims.nbf <= nowS + CLOCK_TOLERANCE_SECONDS
     ) {
-      ({ claims, kid } = cached);
+      ({ claims, kid, scopes } = cached);
     } else {
       if (cached) verifiedTokens.delete(token);
       try {
@@ -222,12 +228,13 @@ export function createVerifier(options: VerifierOptions): Verifier {
       } catch (error) {
         return refuse(new VerifyError('invalid_token', publicReason(error), scheme));
       }
+      scopes = new Set(claims.scope.split(' ').filter(Boolean));
       if (tokenCacheSize > 0) {
         if (verifiedTokens.size >= tokenCacheSize) {
           const oldest = verifiedTokens.keys().next().value;
           if (oldest !== undefined) verifiedTokens.delete(oldest);
         }
-        verifiedTokens.set(token, { claims, kid, key: keys.get(kid)?.key });
+        verifiedTokens.set(token, { claims, kid, key: keys.get(kid)?.key, scopes });
       }
     }
     if (claims.cnf) {
@@ -259,8 +266,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
         new VerifyError('invalid_token', `token revoked (${hit.key.split('.')[0]} revocation)`, scheme),
       );
     if (request.scopes && request.scopes.length > 0) {
-      const granted = new Set(claims.scope.split(' ').filter(Boolean));
-      const missing = request.scopes.filter((scope) => !granted.has(scope));
+      const missing = request.scopes.filter((scope) => !scopes.has(scope));
       if (missing.length > 0) {
         return refuse(
           new VerifyError(
