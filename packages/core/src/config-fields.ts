@@ -63,8 +63,8 @@ export const readableFileField = () =>
     });
 
 /**
- * The variables every service reads to reach NATS and to log. Check them with {@link checkNatsTls};
- * turn them into connection options with {@link natsTlsFiles}.
+ * The variables every service reads to reach NATS and to log; {@link serviceEnv} adds them to a
+ * service's schema with their cross-field checks.
  */
 export const SERVICE_ENV = {
   NATS_URL: z.string({ error: 'required' }).min(1, 'required'),
@@ -90,7 +90,7 @@ interface NatsTlsEnv {
 }
 
 /** A client certificate for NATS needs its key, and the other way round. */
-export function checkNatsTls(env: NatsTlsEnv, ctx: z.RefinementCtx): void {
+function checkNatsTls(env: NatsTlsEnv, ctx: z.RefinementCtx): void {
   if (Boolean(env.NATS_TLS_CERT_FILE) !== Boolean(env.NATS_TLS_KEY_FILE)) {
     ctx.addIssue({
       code: 'custom',
@@ -112,7 +112,7 @@ function natsTlsFiles(env: NatsTlsEnv): NatsTlsFiles | undefined {
   return Object.keys(files).length > 0 ? files : undefined;
 }
 
-/** TLS certificate and key files for a service's listeners; check them with {@link checkTlsPair}. */
+/** TLS certificate and key files for a service's listeners; {@link serviceEnv} adds and checks them. */
 export const TLS_ENV = {
   AOA_TLS_CERT_FILE: z.string().optional(),
   AOA_TLS_KEY_FILE: z.string().optional(),
@@ -129,7 +129,7 @@ function listenerTls(env: {
 }
 
 /** TLS needs both files or neither. */
-export function checkTlsPair(
+function checkTlsPair(
   env: { AOA_TLS_CERT_FILE?: string | undefined; AOA_TLS_KEY_FILE?: string | undefined },
   ctx: z.RefinementCtx,
 ): void {
@@ -141,6 +141,28 @@ export function checkTlsPair(
     });
   }
 }
+
+/**
+ * A service's environment schema: {@link SERVICE_ENV}, {@link TLS_ENV} and the service's own variables,
+ * with the TLS pair checks every service needs already attached (chain the service's own refinements).
+ *
+ * @example
+ * export const RevokerEnv = serviceEnv({ AOA_POLICY_FILE: z.string() }).superRefine((env, ctx) => {});
+ */
+export function serviceEnv<T extends z.ZodRawShape>(shape: T) {
+  return z.object({ ...SERVICE_ENV, ...shape, ...TLS_ENV }).superRefine((env, ctx) => {
+    // The generic shape hides the fields' types; these two come from SERVICE_ENV and TLS_ENV.
+    const tls = env as NatsTlsEnv & Parameters<typeof checkTlsPair>[0];
+    checkTlsPair(tls, ctx);
+    checkNatsTls(tls, ctx);
+  });
+}
+
+/** `AOA_REPLAY_WINDOW`: how long a client assertion or DPoP proof `jti` is remembered, 10 s to 1 h. */
+export const replayWindowField = () =>
+  durationField('5m').refine((seconds) => seconds >= 10 && seconds <= 3600, {
+    error: 'must be between 10s and 1h',
+  });
 
 /** What every service reads from {@link SERVICE_ENV} and {@link TLS_ENV}: NATS, its listeners' TLS, logging. */
 export interface ServiceConfig {

@@ -1,68 +1,60 @@
 import {
-  checkNatsTls,
-  checkTlsPair,
   durationField,
   httpUrlField,
   listenField,
   parseConfig,
-  SERVICE_ENV,
+  replayWindowField,
   type ServiceConfig,
   serviceConfig,
-  TLS_ENV,
+  serviceEnv,
 } from '@aoa/core';
 import { z } from 'zod';
+
+/** `AOA_AUDIT_DB` names PostgreSQL by URL; anything else is a PGlite directory. */
+const POSTGRES_URL = /^postgres(ql)?:\/\//;
 
 const count = (fallback: number, max: number) =>
   z.coerce.number().int().positive().max(max).default(fallback);
 
 /** The auditor's environment variables; only `main.ts` reads `process.env`. */
-export const AuditorEnv = z
-  .object({
-    ...SERVICE_ENV,
-    // The registered clients: every Auditor call needs a client assertion of an administrator.
-    AOA_POLICY_FILE: z.string({ error: 'required' }).min(1, 'required'),
-    // The issuer identifier: client assertions name it as `aud`.
-    AOA_ISSUER_URL: httpUrlField(),
-    AOA_REPLAY_WINDOW: durationField('5m'),
-    // Trusted checkpoint public keys (a JWK, a JWK Set or PEM); without it, checkpoints are trusted on first use.
-    AOA_AUDITOR_CHECKPOINT_PUBLIC_KEYS: z.string().min(1, 'must not be empty').optional(),
-    // A postgres:// URL (production); anything else is a PGlite data directory (development only).
-    AOA_AUDIT_DB: z.string().min(1).default('./data/audit'),
-    // The PostgreSQL password, from a file (a secret mount), so the URL in the environment carries none.
-    AOA_AUDIT_DB_PASSWORD_FILE: z.string().min(1, 'must not be empty').optional(),
-    AOA_AUDITOR_GRPC_LISTEN: listenField('127.0.0.1:7431'),
-    AOA_AUDITOR_HTTP_LISTEN: listenField('127.0.0.1:7432'),
-    AOA_AUDITOR_BATCH_SIZE: count(500, 5000),
-    AOA_AUDITOR_FLUSH: durationField('5ms'),
-    AOA_AUDITOR_ACK_WAIT: durationField('30s'),
-    AOA_AUDITOR_MAX_EVENT_BYTES: count(64 * 1024, 1024 * 1024),
-    AOA_AUDITOR_LEASE_TTL: durationField('10s'),
-    AOA_AUDITOR_CHECKPOINT_EVERY: count(1000, 1_000_000),
-    AOA_AUDITOR_CHECKPOINT_INTERVAL: durationField('10s'),
-    // PKCS#8 PEM of an Ed25519 key; without it each auditor generates its own at start.
-    AOA_AUDITOR_KEY_FILE: z.string().optional(),
-    AOA_AUDIT_MAX_AGE: durationField('30d'),
-    AOA_AUDIT_MAX_BYTES: z.coerce
-      .number()
-      .int()
-      .positive()
-      .default(8 * 1024 ** 3),
-    ...TLS_ENV,
-  })
-  .superRefine((env, ctx) => {
-    checkTlsPair(env, ctx);
-    if (env.AOA_AUDIT_DB_PASSWORD_FILE && !/^postgres(ql)?:\/\//.test(env.AOA_AUDIT_DB)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['AOA_AUDIT_DB_PASSWORD_FILE'],
-        message: 'only with a postgres:// AOA_AUDIT_DB',
-      });
-    }
-    checkNatsTls(env, ctx);
-    if (env.AOA_REPLAY_WINDOW < 10 || env.AOA_REPLAY_WINDOW > 3600) {
-      ctx.addIssue({ code: 'custom', path: ['AOA_REPLAY_WINDOW'], message: 'must be between 10s and 1h' });
-    }
-  });
+export const AuditorEnv = serviceEnv({
+  // The registered clients: every Auditor call needs a client assertion of an administrator.
+  AOA_POLICY_FILE: z.string({ error: 'required' }).min(1, 'required'),
+  // The issuer identifier: client assertions name it as `aud`.
+  AOA_ISSUER_URL: httpUrlField(),
+  AOA_REPLAY_WINDOW: replayWindowField(),
+  // Trusted checkpoint public keys (a JWK, a JWK Set or PEM); without it, checkpoints are trusted on first use.
+  AOA_AUDITOR_CHECKPOINT_PUBLIC_KEYS: z.string().min(1, 'must not be empty').optional(),
+  // A postgres:// URL (production); anything else is a PGlite data directory (development only).
+  AOA_AUDIT_DB: z.string().min(1).default('./data/audit'),
+  // The PostgreSQL password, from a file (a secret mount), so the URL in the environment carries none.
+  AOA_AUDIT_DB_PASSWORD_FILE: z.string().min(1, 'must not be empty').optional(),
+  AOA_AUDITOR_GRPC_LISTEN: listenField('127.0.0.1:7431'),
+  AOA_AUDITOR_HTTP_LISTEN: listenField('127.0.0.1:7432'),
+  AOA_AUDITOR_BATCH_SIZE: count(500, 5000),
+  AOA_AUDITOR_FLUSH: durationField('5ms'),
+  AOA_AUDITOR_ACK_WAIT: durationField('30s'),
+  AOA_AUDITOR_MAX_EVENT_BYTES: count(64 * 1024, 1024 * 1024),
+  AOA_AUDITOR_LEASE_TTL: durationField('10s'),
+  AOA_AUDITOR_CHECKPOINT_EVERY: count(1000, 1_000_000),
+  AOA_AUDITOR_CHECKPOINT_INTERVAL: durationField('10s'),
+  // PKCS#8 PEM of an Ed25519 key; without it each auditor generates its own at start.
+  AOA_AUDITOR_KEY_FILE: z.string().optional(),
+  AOA_AUDIT_MAX_AGE: durationField('30d'),
+  AOA_AUDIT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(8 * 1024 ** 3),
+}).superRefine((env, ctx) => {
+  if (env.AOA_AUDIT_DB_PASSWORD_FILE && !POSTGRES_URL.test(env.AOA_AUDIT_DB)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['AOA_AUDIT_DB_PASSWORD_FILE'],
+      message: 'only with a postgres:// AOA_AUDIT_DB',
+    });
+  }
+});
 
 /** Auditor configuration after validation. */
 export interface AuditorConfig extends ServiceConfig {
@@ -97,7 +89,7 @@ export function loadAuditorConfig(env: Record<string, string | undefined>): Audi
     issuerUrl: e.AOA_ISSUER_URL,
     replayWindowSeconds: e.AOA_REPLAY_WINDOW,
     checkpointPublicKeysFile: e.AOA_AUDITOR_CHECKPOINT_PUBLIC_KEYS,
-    store: /^postgres(ql)?:\/\//.test(e.AOA_AUDIT_DB)
+    store: POSTGRES_URL.test(e.AOA_AUDIT_DB)
       ? { kind: 'postgres', url: e.AOA_AUDIT_DB, passwordFile: e.AOA_AUDIT_DB_PASSWORD_FILE }
       : { kind: 'pglite', dataDir: e.AOA_AUDIT_DB },
     grpcListen: e.AOA_AUDITOR_GRPC_LISTEN,

@@ -1,77 +1,66 @@
 import {
-  checkNatsTls,
-  checkTlsPair,
   durationField,
   httpUrlField,
   listenField,
   parseConfig,
-  SERVICE_ENV,
+  replayWindowField,
   type ServiceConfig,
   serviceConfig,
-  TLS_ENV,
+  serviceEnv,
 } from '@aoa/core';
 import { z } from 'zod';
 
 const url = httpUrlField();
 
 /** The issuer's environment variables; only `main.ts` reads `process.env`. */
-export const IssuerEnv = z
-  .object({
-    ...SERVICE_ENV,
-    AOA_POLICY_FILE: z.string({ error: 'required' }).min(1, 'required'),
-    AOA_ISSUER_URL: url.optional(),
-    AOA_ISSUER_GRPC_LISTEN: listenField('127.0.0.1:7401'),
-    AOA_ISSUER_HTTP_LISTEN: listenField('127.0.0.1:7402'),
-    AOA_ISSUER_GRPC_URL: url.optional(),
-    AOA_KEY_MANAGER: z.enum(['memory', 'sealed']).default('memory'),
-    AOA_KEK_FILE: z.string().optional(),
-    AOA_REPLAY_WINDOW: durationField('5m'),
-    AOA_REVOCATION_MAX_AGE: durationField('24h'),
-    AOA_AUDIT_MAX_AGE: durationField('30d'),
-    AOA_AUDIT_MAX_BYTES: z.coerce
-      .number()
-      .int()
-      .positive()
-      .default(8 * 1024 ** 3),
-    AOA_AUDIT_OUTBOX_RETRY: durationField('1s'),
-    AOA_TOKEN_RATE_PER_CLIENT: z.coerce.number().min(0).default(200),
-    AOA_TOKEN_RATE_PER_SOURCE: z.coerce.number().min(0).default(500),
-    AOA_DPOP_NONCE_SECRET_FILE: z.string().optional(),
-    // Scheduled signing-key rotation (0 turns it off); a standby is published at least the lead before
-    // it signs, so verifiers that cache the key set for up to the lead already know it.
-    AOA_KEY_ROTATION_INTERVAL: durationField('24h'),
-    AOA_KEY_PUBLICATION_LEAD: durationField('60s'),
-    AOA_KEY_REMINT_TIMEOUT: durationField('30s'),
-    ...TLS_ENV,
-  })
-  .superRefine((env, ctx) => {
-    if (env.AOA_KEY_MANAGER === 'sealed' && !env.AOA_KEK_FILE) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['AOA_KEK_FILE'],
-        message: 'required when AOA_KEY_MANAGER=sealed',
-      });
-    }
-    checkTlsPair(env, ctx);
-    checkNatsTls(env, ctx);
-    if (env.AOA_REPLAY_WINDOW < 10 || env.AOA_REPLAY_WINDOW > 3600) {
-      ctx.addIssue({ code: 'custom', path: ['AOA_REPLAY_WINDOW'], message: 'must be between 10s and 1h' });
-    }
-    if (env.AOA_KEY_ROTATION_INTERVAL !== 0 && env.AOA_KEY_ROTATION_INTERVAL < env.AOA_KEY_PUBLICATION_LEAD) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['AOA_KEY_ROTATION_INTERVAL'],
-        message: 'must be 0 (off) or at least AOA_KEY_PUBLICATION_LEAD',
-      });
-    }
-    if (env.AOA_KEY_REMINT_TIMEOUT < 0.1 || env.AOA_KEY_REMINT_TIMEOUT > 600) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['AOA_KEY_REMINT_TIMEOUT'],
-        message: 'must be between 100ms and 10m',
-      });
-    }
-  });
+export const IssuerEnv = serviceEnv({
+  AOA_POLICY_FILE: z.string({ error: 'required' }).min(1, 'required'),
+  AOA_ISSUER_URL: url.optional(),
+  AOA_ISSUER_GRPC_LISTEN: listenField('127.0.0.1:7401'),
+  AOA_ISSUER_HTTP_LISTEN: listenField('127.0.0.1:7402'),
+  AOA_ISSUER_GRPC_URL: url.optional(),
+  AOA_KEY_MANAGER: z.enum(['memory', 'sealed']).default('memory'),
+  AOA_KEK_FILE: z.string().optional(),
+  AOA_REPLAY_WINDOW: replayWindowField(),
+  AOA_REVOCATION_MAX_AGE: durationField('24h'),
+  AOA_AUDIT_MAX_AGE: durationField('30d'),
+  AOA_AUDIT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(8 * 1024 ** 3),
+  AOA_AUDIT_OUTBOX_RETRY: durationField('1s'),
+  AOA_TOKEN_RATE_PER_CLIENT: z.coerce.number().min(0).default(200),
+  AOA_TOKEN_RATE_PER_SOURCE: z.coerce.number().min(0).default(500),
+  AOA_DPOP_NONCE_SECRET_FILE: z.string().optional(),
+  // Scheduled signing-key rotation (0 turns it off); a standby is published at least the lead before
+  // it signs, so verifiers that cache the key set for up to the lead already know it.
+  AOA_KEY_ROTATION_INTERVAL: durationField('24h'),
+  AOA_KEY_PUBLICATION_LEAD: durationField('60s'),
+  AOA_KEY_REMINT_TIMEOUT: durationField('30s'),
+}).superRefine((env, ctx) => {
+  if (env.AOA_KEY_MANAGER === 'sealed' && !env.AOA_KEK_FILE) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['AOA_KEK_FILE'],
+      message: 'required when AOA_KEY_MANAGER=sealed',
+    });
+  }
+  if (env.AOA_KEY_ROTATION_INTERVAL !== 0 && env.AOA_KEY_ROTATION_INTERVAL < env.AOA_KEY_PUBLICATION_LEAD) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['AOA_KEY_ROTATION_INTERVAL'],
+      message: 'must be 0 (off) or at least AOA_KEY_PUBLICATION_LEAD',
+    });
+  }
+  if (env.AOA_KEY_REMINT_TIMEOUT < 0.1 || env.AOA_KEY_REMINT_TIMEOUT > 600) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['AOA_KEY_REMINT_TIMEOUT'],
+      message: 'must be between 100ms and 10m',
+    });
+  }
+});
 
 /** Issuer configuration after validation, with URLs derived from the listeners when not given. */
 export interface IssuerConfig extends ServiceConfig {

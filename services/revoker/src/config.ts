@@ -1,50 +1,39 @@
 import {
-  checkNatsTls,
-  checkTlsPair,
   durationField,
   httpUrlField,
   listenField,
   parseConfig,
-  SERVICE_ENV,
+  replayWindowField,
   type ServiceConfig,
   serviceConfig,
-  TLS_ENV,
+  serviceEnv,
 } from '@aoa/core';
 import { z } from 'zod';
 
 const url = httpUrlField();
 
 /** The revoker's environment variables; only `main.ts` reads `process.env`. */
-export const RevokerEnv = z
-  .object({
-    ...SERVICE_ENV,
-    AOA_POLICY_FILE: z.string({ error: 'required' }).min(1, 'required'),
-    // The issuer identifier: client assertions name it as `aud`, aoa tokens as `iss`.
-    AOA_ISSUER_URL: url,
-    AOA_REVOKER_GRPC_LISTEN: listenField('127.0.0.1:7411'),
-    AOA_REVOKER_HTTP_LISTEN: listenField('127.0.0.1:7412'),
-    AOA_REVOKER_GRPC_URL: url.optional(),
-    AOA_REPLAY_WINDOW: durationField('5m'),
-    AOA_REVOCATION_MAX_AGE: durationField('24h'),
-    AOA_AUDIT_MAX_AGE: durationField('30d'),
-    AOA_AUDIT_MAX_BYTES: z.coerce
-      .number()
-      .int()
-      .positive()
-      .default(8 * 1024 ** 3),
-    AOA_AUDIT_OUTBOX_RETRY: durationField('1s'),
-    ...TLS_ENV,
-  })
-  .superRefine((env, ctx) => {
-    checkTlsPair(env, ctx);
-    checkNatsTls(env, ctx);
-    if (env.AOA_REPLAY_WINDOW < 10 || env.AOA_REPLAY_WINDOW > 3600) {
-      ctx.addIssue({ code: 'custom', path: ['AOA_REPLAY_WINDOW'], message: 'must be between 10s and 1h' });
-    }
-    if (env.AOA_REVOCATION_MAX_AGE < 60) {
-      ctx.addIssue({ code: 'custom', path: ['AOA_REVOCATION_MAX_AGE'], message: 'must be at least 1m' });
-    }
-  });
+export const RevokerEnv = serviceEnv({
+  AOA_POLICY_FILE: z.string({ error: 'required' }).min(1, 'required'),
+  // The issuer identifier: client assertions name it as `aud`, aoa tokens as `iss`.
+  AOA_ISSUER_URL: url,
+  AOA_REVOKER_GRPC_LISTEN: listenField('127.0.0.1:7411'),
+  AOA_REVOKER_HTTP_LISTEN: listenField('127.0.0.1:7412'),
+  AOA_REVOKER_GRPC_URL: url.optional(),
+  AOA_REPLAY_WINDOW: replayWindowField(),
+  AOA_REVOCATION_MAX_AGE: durationField('24h'),
+  AOA_AUDIT_MAX_AGE: durationField('30d'),
+  AOA_AUDIT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(8 * 1024 ** 3),
+  AOA_AUDIT_OUTBOX_RETRY: durationField('1s'),
+}).superRefine((env, ctx) => {
+  if (env.AOA_REVOCATION_MAX_AGE < 60) {
+    ctx.addIssue({ code: 'custom', path: ['AOA_REVOCATION_MAX_AGE'], message: 'must be at least 1m' });
+  }
+});
 
 /** Revoker configuration after validation. */
 export interface RevokerConfig extends ServiceConfig {

@@ -1,63 +1,52 @@
 import {
-  checkNatsTls,
-  checkTlsPair,
   durationField,
   httpUrlField,
   listenField,
   parseConfig,
-  SERVICE_ENV,
+  replayWindowField,
   type ServiceConfig,
   serviceConfig,
-  TLS_ENV,
+  serviceEnv,
 } from '@aoa/core';
 import { z } from 'zod';
 
 const url = httpUrlField();
 
 /** The rotator's environment variables; only `main.ts` reads `process.env`. */
-export const RotatorEnv = z
-  .object({
-    ...SERVICE_ENV,
-    AOA_POLICY_FILE: z.string({ error: 'required' }).min(1, 'required'),
-    // The issuer identifier: client assertions name it as `aud`.
-    AOA_ISSUER_URL: url,
-    AOA_ROTATOR_GRPC_LISTEN: listenField('127.0.0.1:7421'),
-    AOA_ROTATOR_HTTP_LISTEN: listenField('127.0.0.1:7422'),
-    AOA_REPLAY_WINDOW: durationField('5m'),
-    AOA_AUDIT_MAX_AGE: durationField('30d'),
-    AOA_AUDIT_MAX_BYTES: z.coerce
-      .number()
-      .int()
-      .positive()
-      .default(8 * 1024 ** 3),
-    AOA_GRANT_MAX_LIFETIME: durationField('30d'),
-    // How often the rotator looks for due grants, and how long a taken lease keeps other replicas off.
-    AOA_ROTATOR_SCAN_INTERVAL: durationField('1s'),
-    AOA_ROTATOR_LEASE: durationField('30s'),
-    AOA_ROTATOR_MINT_TIMEOUT: durationField('5s'),
-    ...TLS_ENV,
-  })
-  .superRefine((env, ctx) => {
-    checkTlsPair(env, ctx);
-    checkNatsTls(env, ctx);
-    if (env.AOA_REPLAY_WINDOW < 10 || env.AOA_REPLAY_WINDOW > 3600) {
-      ctx.addIssue({ code: 'custom', path: ['AOA_REPLAY_WINDOW'], message: 'must be between 10s and 1h' });
-    }
-    if (env.AOA_ROTATOR_SCAN_INTERVAL <= 0 || env.AOA_ROTATOR_SCAN_INTERVAL > 60) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['AOA_ROTATOR_SCAN_INTERVAL'],
-        message: 'must be over 0 and at most 1m',
-      });
-    }
-    if (env.AOA_ROTATOR_LEASE < 2 * env.AOA_ROTATOR_SCAN_INTERVAL) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['AOA_ROTATOR_LEASE'],
-        message: 'must be at least twice the scan interval',
-      });
-    }
-  });
+export const RotatorEnv = serviceEnv({
+  AOA_POLICY_FILE: z.string({ error: 'required' }).min(1, 'required'),
+  // The issuer identifier: client assertions name it as `aud`.
+  AOA_ISSUER_URL: url,
+  AOA_ROTATOR_GRPC_LISTEN: listenField('127.0.0.1:7421'),
+  AOA_ROTATOR_HTTP_LISTEN: listenField('127.0.0.1:7422'),
+  AOA_REPLAY_WINDOW: replayWindowField(),
+  AOA_AUDIT_MAX_AGE: durationField('30d'),
+  AOA_AUDIT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(8 * 1024 ** 3),
+  AOA_GRANT_MAX_LIFETIME: durationField('30d'),
+  // How often the rotator looks for due grants, and how long a taken lease keeps other replicas off.
+  AOA_ROTATOR_SCAN_INTERVAL: durationField('1s'),
+  AOA_ROTATOR_LEASE: durationField('30s'),
+  AOA_ROTATOR_MINT_TIMEOUT: durationField('5s'),
+}).superRefine((env, ctx) => {
+  if (env.AOA_ROTATOR_SCAN_INTERVAL <= 0 || env.AOA_ROTATOR_SCAN_INTERVAL > 60) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['AOA_ROTATOR_SCAN_INTERVAL'],
+      message: 'must be over 0 and at most 1m',
+    });
+  }
+  if (env.AOA_ROTATOR_LEASE < 2 * env.AOA_ROTATOR_SCAN_INTERVAL) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['AOA_ROTATOR_LEASE'],
+      message: 'must be at least twice the scan interval',
+    });
+  }
+});
 
 /** Rotator configuration after validation. */
 export interface RotatorConfig extends ServiceConfig {
