@@ -3,11 +3,12 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { startNats } from '@aoa/testkit';
 import { Metadata, status } from '@grpc/grpc-js';
 import {
   burst,
+  cleanupAfterAll,
   lineage,
   publisher,
   query,
@@ -17,12 +18,9 @@ import {
   verifyChain,
 } from './support/auditor.js';
 import { clientAssertion, makeKey } from './support/oauth.js';
-import { callDelegate, startSystem } from './support/system.js';
+import { rootDelegateAsArgocd, startSystem } from './support/system.js';
 
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const step of cleanups.reverse()) await step().catch(() => undefined);
-});
+const cleanups = cleanupAfterAll();
 
 async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'aoa-audit-access-'));
@@ -144,17 +142,7 @@ describe('privilege creep', () => {
     const auditor = await startAuditor(sys.nats.url, await tempDir(), {}, systemAccess(sys));
     cleanups.push(() => auditor.stop());
     const delegate = async (scopes: string[]) =>
-      callDelegate(
-        sys.client,
-        {
-          subjectToken: await sys.idpToken('argocd-sa'),
-          child: 'dashboards',
-          environment: 'prod',
-          scopes,
-          holderJkt: (await makeKey()).jkt,
-        },
-        { 'client-assertion': await clientAssertion('argocd', sys.keys.argocd, sys.issuer.issuer) },
-      );
+      rootDelegateAsArgocd(sys, { scopes, holderJkt: (await makeKey()).jkt });
     await delegate(['read:metrics']);
     await delegate(['read:metrics']);
     const policy = await readFile(sys.policyPath, 'utf8');

@@ -2,28 +2,26 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { STREAMS, Subjects } from '@aoa/core';
 import { startNats, startPostgres } from '@aoa/testkit';
 import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { CONSUMER } from '../services/auditor/src/app.js';
 import type { AuditStore } from '../services/auditor/src/store/audit-store.js';
-import { burst, publisher, startAuditor, type TestAuditor, until, verifyChain } from './support/auditor.js';
+import {
+  burst,
+  checkpointedSeq,
+  cleanupAfterAll,
+  countRows,
+  headSeq,
+  publisher,
+  startAuditor,
+  type TestAuditor,
+  until,
+  verifyChain,
+} from './support/auditor.js';
 
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const step of cleanups.reverse()) await step().catch(() => undefined);
-});
-
-const count = async (store: AuditStore, where = 'true'): Promise<number> =>
-  Number(
-    (await store.db.query<{ n: unknown }>(`SELECT count(*) AS n FROM audit_events WHERE ${where}`))[0]?.n,
-  );
-
-const headSeq = async (store: AuditStore): Promise<number> => (await store.head())?.seq ?? 0;
-
-const checkpointed = async (store: AuditStore): Promise<number> =>
-  Number((await store.db.query<{ s: unknown }>('SELECT coalesce(max(seq), 0) AS s FROM checkpoints'))[0]?.s);
+const cleanups = cleanupAfterAll();
 
 const storedIds = async (store: AuditStore): Promise<string[]> =>
   (await store.db.query<{ id: string }>('SELECT id FROM audit_events WHERE id IS NOT NULL')).map((r) => r.id);
@@ -71,8 +69,12 @@ describe('PostgreSQL stopped in the middle of a burst', () => {
     await postgres.start();
     await until('all 2000 events stored', async () => (await headSeq(auditor.store)) >= 2000, 90_000);
     const ids = [...storedBefore, ...during];
-    assert.equal(await count(auditor.store), 2000, 'one row per stream sequence');
-    assert.equal(await count(auditor.store, 'marker IS NULL'), 2000, 'no marker rows: nothing stored twice');
+    assert.equal(await countRows(auditor.store), 2000, 'one row per stream sequence');
+    assert.equal(
+      await countRows(auditor.store, 'marker IS NULL'),
+      2000,
+      'no marker rows: nothing stored twice',
+    );
     assert.deepEqual((await storedIds(auditor.store)).sort(), [...ids].sort());
     assert.equal(auditor.isWriter(), true);
     assert.equal(auditor.logs.text().includes('ingest session ended by an error'), false);
@@ -84,7 +86,7 @@ describe('PostgreSQL stopped in the middle of a burst', () => {
     await until('/readyz ready again', async () => (await readiness(auditor)).status === 200);
     const metrics = await (await fetch(`http://127.0.0.1:${auditor.httpPort}/metrics`)).text();
     assert.match(metrics, /^aoa_auditor_write_failures_total [1-9]/m);
-    await until('a checkpoint of the head', async () => (await checkpointed(auditor.store)) === 2000);
+    await until('a checkpoint of the head', async () => (await checkpointedSeq(auditor.store)) === 2000);
     assert.deepEqual(await verifyChain(auditor), { ok: true, checked: 2000, problems: [] });
   });
 });
@@ -120,7 +122,7 @@ describe('events the stream discarded before the auditor stored them', () => {
     const second = await startAuditor(nats.url, dir);
     cleanups.push(() => second.stop());
     await until('the chain past the lost range', async () => (await headSeq(second.store)) >= 40);
-    assert.equal(await count(second.store), 31, '10 events, one marker for 11..20, 20 events');
+    assert.equal(await countRows(second.store), 31, '10 events, one marker for 11..20, 20 events');
     const markers = await second.store.select('marker IS NOT NULL', [], 10);
     assert.deepEqual(
       markers.map((r) => [r.seq, r.marker, r.data]),
@@ -138,7 +140,7 @@ describe('events the stream discarded before the auditor stored them', () => {
       return info.num_pending === 0 && info.num_ack_pending === 0;
     });
 
-    await until('a checkpoint of the head', async () => (await checkpointed(second.store)) === 40);
+    await until('a checkpoint of the head', async () => (await checkpointedSeq(second.store)) === 40);
     const verdict = await verifyChain(second);
     assert.equal(verdict.ok, false);
     assert.equal(verdict.checked, 31);

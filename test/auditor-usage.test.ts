@@ -6,8 +6,8 @@ import { status } from '@grpc/grpc-js';
 import { jetstream } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startAuditor, systemAccess, type TestAuditor, until, unusedScopes } from './support/auditor.js';
-import { clientAssertion, makeKey } from './support/oauth.js';
-import { callDelegate, startSystem, type TestSystem } from './support/system.js';
+import { makeKey } from './support/oauth.js';
+import { rootDelegateAsArgocd, startSystem, type TestSystem } from './support/system.js';
 
 let sys: TestSystem;
 let auditor: TestAuditor;
@@ -48,17 +48,10 @@ async function usageReports(result: string): Promise<number> {
 describe('the unused-scope report', () => {
   it('lists the scopes issued to an app or granted by a grant that no verifier reported a request needing', async () => {
     // The baseline of dashboards/prod: both scopes, issued by a real Delegate.
-    await callDelegate(
-      sys.client,
-      {
-        subjectToken: await sys.idpToken('argocd-sa'),
-        child: 'dashboards',
-        environment: 'prod',
-        scopes: ['read:metrics', 'write:dashboards'],
-        holderJkt: (await makeKey()).jkt,
-      },
-      { 'client-assertion': await clientAssertion('argocd', sys.keys.argocd, sys.issuer.issuer) },
-    );
+    await rootDelegateAsArgocd(sys, {
+      scopes: ['read:metrics', 'write:dashboards'],
+      holderJkt: (await makeKey()).jkt,
+    });
     // A standing grant for dashboards/prod, as the rotator records it.
     const audit = new AuditPublisher(
       jetstream(nc),

@@ -2,14 +2,17 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createDatabase, startNats } from '@aoa/testkit';
 import { status } from '@grpc/grpc-js';
 import { jetstream } from '@nats-io/jetstream';
 import { linkHash } from '../services/auditor/src/domain/chain.js';
-import type { AuditStore } from '../services/auditor/src/store/audit-store.js';
 import {
   burst,
+  checkpointedSeq,
+  cleanupAfterAll,
+  countRows,
+  headSeq,
   lineage,
   publisher,
   query,
@@ -18,13 +21,10 @@ import {
   until,
   verifyChain,
 } from './support/auditor.js';
-import { clientAssertion, dpopProof, makeKey } from './support/oauth.js';
-import { callDelegate, startSystem } from './support/system.js';
+import { dpopProof, makeKey } from './support/oauth.js';
+import { callDelegate, rootDelegateAsArgocd, startSystem } from './support/system.js';
 
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const step of cleanups.reverse()) await step().catch(() => undefined);
-});
+const cleanups = cleanupAfterAll();
 
 async function postgresUrl(): Promise<string> {
   const db = await createDatabase();
@@ -38,16 +38,6 @@ async function pgliteDir(): Promise<string> {
   return dir;
 }
 
-const count = async (store: AuditStore, where = 'true'): Promise<number> =>
-  Number(
-    (await store.db.query<{ n: unknown }>(`SELECT count(*) AS n FROM audit_events WHERE ${where}`))[0]?.n,
-  );
-
-const headSeq = async (store: AuditStore): Promise<number> => (await store.head())?.seq ?? 0;
-
-const checkpointed = async (store: AuditStore): Promise<number> =>
-  Number((await store.db.query<{ s: unknown }>('SELECT coalesce(max(seq), 0) AS s FROM checkpoints'))[0]?.s);
-
 describe('events published by a real issuer', () => {
   it('are stored exactly once with an intact chain, and answer Query and a three-level Lineage', async () => {
     const sys = await startSystem();
@@ -55,17 +45,10 @@ describe('events published by a real issuer', () => {
     const auditor = await startAuditor(sys.nats.url, await postgresUrl(), {}, systemAccess(sys));
     cleanups.push(() => auditor.stop());
     const holder = await makeKey();
-    const root = await callDelegate(
-      sys.client,
-      {
-        subjectToken: await sys.idpToken('argocd-sa'),
-        child: 'dashboards',
-        environment: 'prod',
-        scopes: ['read:metrics', 'write:dashboards'],
-        holderJkt: holder.jkt,
-      },
-      { 'client-assertion': await clientAssertion('argocd', sys.keys.argocd, sys.issuer.issuer) },
-    );
+    const root = await rootDelegateAsArgocd(sys, {
+      scopes: ['read:metrics', 'write:dashboards'],
+      holderJkt: holder.jkt,
+    });
     const htu = `${sys.issuer.grpcUrl}/aoa.v1.Issuer/Delegate`;
     const jobsKey = await makeKey('ES256');
     const child = await callDelegate(
@@ -100,7 +83,7 @@ describe('events published by a real issuer', () => {
       issued.map((e) => e.data?.jti),
       [root.jti, child.jti, grandchild.jti],
     );
-    const stored = await count(auditor.store, 'marker IS NULL');
+    const stored = await countRows(auditor.store, 'marker IS NULL');
     assert.equal(
       stored,
       Number(
@@ -109,7 +92,7 @@ describe('events published by a real issuer', () => {
       ),
     );
     assert.equal(
-      await count(auditor.store),
+      await countRows(auditor.store),
       await headSeq(auditor.store),
       'every stream sequence has one row',
     );
@@ -147,7 +130,7 @@ describe('events published by a real issuer', () => {
 
     await until(
       'a checkpoint of the head',
-      async () => (await checkpointed(auditor.store)) === (await headSeq(auditor.store)),
+      async () => (await checkpointedSeq(auditor.store)) === (await headSeq(auditor.store)),
     );
     const base = `http://127.0.0.1:${auditor.httpPort}`;
     assert.equal((await fetch(`${base}/healthz`)).status, 200);
@@ -179,13 +162,17 @@ for (const kind of ['postgres', 'pglite'] as const) {
       const second = await startAuditor(nats.url, db);
       cleanups.push(() => second.stop());
       await until('all 2000 events stored', async () => (await headSeq(second.store)) >= 2000, 60_000);
-      assert.equal(await count(second.store), 2000);
-      assert.equal(await count(second.store, 'marker IS NULL'), 2000, 'no marker rows: nothing stored twice');
+      assert.equal(await countRows(second.store), 2000);
+      assert.equal(
+        await countRows(second.store, 'marker IS NULL'),
+        2000,
+        'no marker rows: nothing stored twice',
+      );
       const storedIds = new Set(
         (await second.store.db.query<{ id: string }>('SELECT id FROM audit_events')).map((r) => r.id),
       );
       assert.deepEqual([...storedIds].sort(), [...ids].sort());
-      await until('a checkpoint of the head', async () => (await checkpointed(second.store)) === 2000);
+      await until('a checkpoint of the head', async () => (await checkpointedSeq(second.store)) === 2000);
       assert.deepEqual(await verifyChain(second), { ok: true, checked: 2000, problems: [] });
       if (kind === 'pglite') return;
 
@@ -282,8 +269,8 @@ describe('bad events', () => {
         [6, 'duplicate'],
       ],
     );
-    assert.equal(await count(auditor.store, 'marker IS NULL'), 11);
-    await until('a checkpoint of the head', async () => (await checkpointed(auditor.store)) === 16);
+    assert.equal(await countRows(auditor.store, 'marker IS NULL'), 11);
+    await until('a checkpoint of the head', async () => (await checkpointedSeq(auditor.store)) === 16);
     assert.deepEqual(await verifyChain(auditor), { ok: true, checked: 16, problems: [] });
   });
 });
@@ -307,8 +294,8 @@ describe('a database that refuses writes', () => {
     assert.equal(await headSeq(auditor.store), 20);
     await auditor.store.db.exec('DROP TRIGGER refuse ON audit_events');
     await until('220 rows', async () => (await headSeq(auditor.store)) >= 220, 30_000);
-    assert.equal(await count(auditor.store, 'marker IS NULL'), 220);
-    await until('a checkpoint of the head', async () => (await checkpointed(auditor.store)) === 220);
+    assert.equal(await countRows(auditor.store, 'marker IS NULL'), 220);
+    await until('a checkpoint of the head', async () => (await checkpointedSeq(auditor.store)) === 220);
     assert.deepEqual(await verifyChain(auditor), { ok: true, checked: 220, problems: [] });
   });
 });
@@ -335,8 +322,8 @@ describe('two auditors started at once', () => {
     await burst(audit, 100);
     await until('400 rows', async () => (await headSeq(standby.store)) >= 400, 30_000);
     assert.equal(standby.isWriter(), true);
-    assert.equal(await count(standby.store, 'marker IS NULL'), 400);
-    await until('a checkpoint of the head', async () => (await checkpointed(standby.store)) === 400);
+    assert.equal(await countRows(standby.store, 'marker IS NULL'), 400);
+    await until('a checkpoint of the head', async () => (await checkpointedSeq(standby.store)) === 400);
     assert.deepEqual(await verifyChain(standby), { ok: true, checked: 400, problems: [] });
   });
 });

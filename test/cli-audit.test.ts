@@ -21,7 +21,7 @@ import type { ServiceCaller } from '../packages/cli/src/caller.js';
 import { RpcError } from '../packages/cli/src/delegate.js';
 import { startAuditor, systemAccess, type TestAuditor, until } from './support/auditor.js';
 import { clientAssertion, dpopProof, makeKey } from './support/oauth.js';
-import { callDelegate, startSystem, type TestSystem } from './support/system.js';
+import { callDelegate, rootDelegateAsArgocd, startSystem, type TestSystem } from './support/system.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const NOW = Date.UTC(2026, 0, 31, 12, 0, 0);
@@ -81,17 +81,7 @@ describe('aoa audit against an issuer and an auditor', () => {
       clientJwk: { ...(await exportJWK(sys.keys.admin.privateKey)), kid: 'ops-1' },
     };
     const holder = await makeKey();
-    root = await callDelegate(
-      sys.client,
-      {
-        subjectToken: await sys.idpToken('argocd-sa'),
-        child: 'dashboards',
-        environment: 'prod',
-        scopes: ['read:metrics'],
-        holderJkt: holder.jkt,
-      },
-      { 'client-assertion': await clientAssertion('argocd', sys.keys.argocd, sys.issuer.issuer) },
-    );
+    root = await rootDelegateAsArgocd(sys, { scopes: ['read:metrics'], holderJkt: holder.jkt });
     child = await callDelegate(
       sys.client,
       {

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BUCKETS, type PublishedKeyRecord } from '@aoa/core';
-import { issuer as issuerPb, rotator as pb } from '@aoa/proto';
-import { type Agent, createAgent, createVerifier, generateAgentKeys, type Verifier } from '@aoa/sdk';
+import { issuer as issuerPb } from '@aoa/proto';
+import { type Agent, createAgent, createVerifier, type Verifier } from '@aoa/sdk';
 import { Metadata, status } from '@grpc/grpc-js';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { decodeProtectedHeader } from 'jose';
 import { clientAssertion } from './support/oauth.js';
-import { callRotator, startRotator } from './support/rotator.js';
+import { grantWithEnrolledAgent, startRotator } from './support/rotator.js';
 import { startSystem, type TestSystem } from './support/system.js';
 
 const AUDIENCE = 'https://metrics.internal';
@@ -46,37 +46,16 @@ async function grantWithAgent(
   rot: Awaited<ReturnType<typeof startRotator>>,
   nc: NatsConnection,
 ) {
-  const admin = async () => ({
-    'client-assertion': await clientAssertion('ops', sys.keys.admin, sys.issuer.issuer),
-  });
-  const { grant } = await callRotator<pb.CreateGrantRequest, pb.CreateGrantResponse>(
+  const { keys } = await grantWithEnrolledAgent(
+    sys,
     rot.client,
-    rot.client.createGrant,
-    pb.CreateGrantRequest.fromPartial({
-      sub: 'idp:corp:grant-owner',
-      child: 'dashboards',
-      environment: 'prod',
-      scopes: ['read:metrics'],
+    {
       audience: [AUDIENCE],
       // Rotated every ~4 s: long enough that a loaded machine never lets a credential lapse between samples.
       tokenTtlSeconds: 8,
-    }),
-    await admin(),
+    },
+    'dash-1',
   );
-  assert.ok(grant);
-  const { joinToken } = await callRotator<pb.CreateJoinTokenRequest, pb.CreateJoinTokenResponse>(
-    rot.client,
-    rot.client.createJoinToken,
-    { grantId: grant.id, ttlSeconds: 0 },
-    await admin(),
-  );
-  const keys = await generateAgentKeys();
-  await callRotator<pb.EnrollRequest, pb.EnrollResponse>(rot.client, rot.client.enroll, {
-    joinToken,
-    agentId: 'dash-1',
-    encryptionJwk: JSON.stringify(keys.public.encryption),
-    dpopJwk: JSON.stringify(keys.public.dpop),
-  });
   const agent = await createAgent({
     nats: nc,
     env: 'prod',
@@ -94,7 +73,7 @@ async function grantWithAgent(
       return undefined;
     }
   });
-  return { grant, agent, verifier };
+  return { agent, verifier };
 }
 
 /** Samples the agent's credential through the verifier until stopped; returns every failure seen. */

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { STREAMS } from '@aoa/core';
-import { rotator as pb } from '@aoa/proto';
-import { type Agent, type AgentCredential, createAgent, generateAgentKeys } from '@aoa/sdk';
+import { type Agent, type AgentCredential, createAgent } from '@aoa/sdk';
 import { jetstream } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import {
@@ -12,8 +11,7 @@ import {
   subscriptionRefused,
   violations,
 } from './support/nats-auth.js';
-import { clientAssertion } from './support/oauth.js';
-import { callRotator, startRotator } from './support/rotator.js';
+import { grantWithEnrolledAgent, startRotator } from './support/rotator.js';
 import { startSystem, type TestSystem } from './support/system.js';
 
 const AGENT_USER = 'agent-prod-dashboards-dash-1';
@@ -25,10 +23,6 @@ let sys: TestSystem;
 let rot: Awaited<ReturnType<typeof startRotator>>;
 let agentConnection: NatsConnection;
 let agent: Agent | undefined;
-
-const admin = async () => ({
-  'client-assertion': await clientAssertion('ops', sys.keys.admin, sys.issuer.issuer),
-});
 
 /** Resolves when `nc`'s request is refused for permissions, rejects on any other outcome. */
 async function requestRefused(nc: NatsConnection, subject: string, data = ''): Promise<void> {
@@ -57,32 +51,12 @@ after(async () => {
 
 describe('NATS permissions of the rotator and of an agent from infra/nats/auth.conf', () => {
   it('delivers and rotates a grant through the rotator user to an agent through its own user', async () => {
-    const { grant } = await callRotator<pb.CreateGrantRequest, pb.CreateGrantResponse>(
+    const { grant, keys, enrolled } = await grantWithEnrolledAgent(
+      sys,
       rot.client,
-      rot.client.createGrant,
-      pb.CreateGrantRequest.fromPartial({
-        sub: 'idp:corp:grant-owner',
-        child: 'dashboards',
-        environment: 'prod',
-        scopes: ['read:metrics'],
-        tokenTtlSeconds: 3,
-      }),
-      await admin(),
+      { tokenTtlSeconds: 3 },
+      'dash-1',
     );
-    assert.ok(grant);
-    const { joinToken } = await callRotator<pb.CreateJoinTokenRequest, pb.CreateJoinTokenResponse>(
-      rot.client,
-      rot.client.createJoinToken,
-      { grantId: grant.id, ttlSeconds: 0 },
-      await admin(),
-    );
-    const keys = await generateAgentKeys();
-    const enrolled = await callRotator<pb.EnrollRequest, pb.EnrollResponse>(rot.client, rot.client.enroll, {
-      joinToken,
-      agentId: 'dash-1',
-      encryptionJwk: JSON.stringify(keys.public.encryption),
-      dpopJwk: JSON.stringify(keys.public.dpop),
-    });
     assert.equal(enrolled.subject, OWN_SUBJECT);
 
     const refused = violations(agentConnection);

@@ -16,7 +16,7 @@ import {
 } from './support/nats-auth.js';
 import { clientAssertion, dpopProof, makeKey, type TestKey } from './support/oauth.js';
 import { callRevoke, startRevoker } from './support/revoker.js';
-import { callDelegate, startSystem, type TestSystem } from './support/system.js';
+import { rootDelegateAsArgocd, startSystem, type TestSystem } from './support/system.js';
 
 let creds: NatsCredentials;
 let sys: TestSystem;
@@ -50,34 +50,17 @@ after(async () => {
 
 describe('NATS permissions from infra/nats/auth.conf', () => {
   it('lets the issuer do all its work through its own user', async () => {
-    const response = await callDelegate(
-      sys.client,
-      {
-        subjectToken: await sys.idpToken('argocd-sa'),
-        child: 'dashboards',
-        environment: 'prod',
-        scopes: ['read:metrics'],
-        holderJkt: holder.jkt,
-      },
-      { 'client-assertion': await clientAssertion('argocd', sys.keys.argocd, sys.issuer.issuer) },
-    );
+    const response = await rootDelegateAsArgocd(sys, { scopes: ['read:metrics'], holderJkt: holder.jkt });
     assert.equal(response.tokenType, 'DPoP');
     // connectNats logs every error the server sends, permissions violations included.
     assert.doesNotMatch(sys.logs.text(), /Permissions Violation/);
   });
 
   it('lets a verifier mirror the keys and revocations and verify a token through its own user', async () => {
-    const { accessToken } = await callDelegate(
-      sys.client,
-      {
-        subjectToken: await sys.idpToken('argocd-sa'),
-        child: 'dashboards',
-        environment: 'prod',
-        scopes: ['read:metrics'],
-        holderJkt: holder.jkt,
-      },
-      { 'client-assertion': await clientAssertion('argocd', sys.keys.argocd, sys.issuer.issuer) },
-    );
+    const { accessToken } = await rootDelegateAsArgocd(sys, {
+      scopes: ['read:metrics'],
+      holderJkt: holder.jkt,
+    });
     await verifier.whenReady();
     const url = 'https://dashboards.internal/api';
     const claims = await verifier.verify({
@@ -92,17 +75,10 @@ describe('NATS permissions from infra/nats/auth.conf', () => {
   it('lets the revoker revoke through its own user, and the verifier sees it at once', async () => {
     const revoker = await startRevoker(sys, creds.serviceEnv('revoker'));
     try {
-      const { accessToken, jti } = await callDelegate(
-        sys.client,
-        {
-          subjectToken: await sys.idpToken('argocd-sa'),
-          child: 'dashboards',
-          environment: 'prod',
-          scopes: ['read:metrics'],
-          holderJkt: holder.jkt,
-        },
-        { 'client-assertion': await clientAssertion('argocd', sys.keys.argocd, sys.issuer.issuer) },
-      );
+      const { accessToken, jti } = await rootDelegateAsArgocd(sys, {
+        scopes: ['read:metrics'],
+        holderJkt: holder.jkt,
+      });
       const revoked = new Promise<void>((resolve) => {
         const stop = verifier.onRevocationChange((key) => {
           if (key === `jti.${jti}`) {
@@ -226,17 +202,7 @@ describe('NATS permissions from infra/nats/auth.conf', () => {
     const dir = await mkdtemp(join(tmpdir(), 'aoa-audit-'));
     const auditor = await startAuditor(sys.nats.url, dir, creds.serviceEnv('auditor'), systemAccess(sys));
     try {
-      const { jti } = await callDelegate(
-        sys.client,
-        {
-          subjectToken: await sys.idpToken('argocd-sa'),
-          child: 'dashboards',
-          environment: 'prod',
-          scopes: ['read:metrics'],
-          holderJkt: holder.jkt,
-        },
-        { 'client-assertion': await clientAssertion('argocd', sys.keys.argocd, sys.issuer.issuer) },
-      );
+      const { jti } = await rootDelegateAsArgocd(sys, { scopes: ['read:metrics'], holderJkt: holder.jkt });
       // The query authenticates its caller against aoa_replay, through the same user.
       const stored = await until('the delegation in the audit store', async () => {
         const found = await query(auditor, { types: ['delegation.issued'] });

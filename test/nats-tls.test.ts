@@ -7,8 +7,8 @@ import { ConfigError, connectNats, createLogger } from '@aoa/core';
 import { startNats } from '@aoa/testkit';
 import { loadRotatorConfig } from '../services/rotator/src/config.js';
 import { makeCertificates } from './support/certificates.js';
-import { clientAssertion, makeKey } from './support/oauth.js';
-import { callDelegate, startSystem, type TestSystem } from './support/system.js';
+import { makeKey } from './support/oauth.js';
+import { rootDelegateAsArgocd, startSystem, type TestSystem } from './support/system.js';
 
 const log = createLogger({ service: 'test', level: 'silent' });
 let dir: string;
@@ -43,17 +43,7 @@ after(async () => {
 describe('TLS to NATS', () => {
   it('runs a service over mutual TLS with the CA, certificate and key from its environment', async () => {
     const holder = await makeKey();
-    const response = await callDelegate(
-      sys.client,
-      {
-        subjectToken: await sys.idpToken('argocd-sa'),
-        child: 'dashboards',
-        environment: 'prod',
-        scopes: ['read:metrics'],
-        holderJkt: holder.jkt,
-      },
-      { 'client-assertion': await clientAssertion('argocd', sys.keys.argocd, sys.issuer.issuer) },
-    );
+    const response = await rootDelegateAsArgocd(sys, { scopes: ['read:metrics'], holderJkt: holder.jkt });
     assert.equal(response.tokenType, 'DPoP');
   });
 

@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BUCKETS, type GrantRecord, grantKeys } from '@aoa/core';
-import { rotator as pb } from '@aoa/proto';
 import { status } from '@grpc/grpc-js';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { clientAssertion } from './support/oauth.js';
 import { callRevoke, startRevoker } from './support/revoker.js';
-import { callRotator, startRotator } from './support/rotator.js';
+import { createGrantAsAdmin, startRotator } from './support/rotator.js';
 import { startSystem, type TestSystem } from './support/system.js';
 
 describe("revoking a grant: administrators and the grant's parent client", () => {
@@ -29,23 +28,8 @@ describe("revoking a grant: administrators and the grant's parent client", () =>
     await sys?.stop();
   });
 
-  const createGrant = async (parentClient: string) => {
-    const { grant } = await callRotator<pb.CreateGrantRequest, pb.CreateGrantResponse>(
-      rot.client,
-      rot.client.createGrant,
-      pb.CreateGrantRequest.fromPartial({
-        sub: 'idp:corp:grant-owner',
-        child: 'dashboards',
-        environment: 'prod',
-        scopes: ['read:metrics'],
-        tokenTtlSeconds: 60,
-        parentClient,
-      }),
-      { 'client-assertion': await clientAssertion('ops', sys.keys.admin, sys.issuer.issuer) },
-    );
-    assert.ok(grant);
-    return grant.id;
-  };
+  const createGrant = async (parentClient: string) =>
+    (await createGrantAsAdmin(sys, rot.client, { tokenTtlSeconds: 60, parentClient })).id;
   const grantState = async (id: string) =>
     (await (await new Kvm(nc).open(BUCKETS.grants)).get(grantKeys.grant(id)))?.json<GrantRecord>().state;
 

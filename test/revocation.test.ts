@@ -19,7 +19,13 @@ import { decodeProtectedHeader, exportJWK, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { clientAssertion, dpopProof, makeKey, type TestKey } from './support/oauth.js';
 import { callListRevocations, callRevoke, startRevoker } from './support/revoker.js';
-import { callDelegate, callIntrospect, startSystem, type TestSystem } from './support/system.js';
+import {
+  callDelegate,
+  callIntrospect,
+  rootDelegateAsArgocd,
+  startSystem,
+  type TestSystem,
+} from './support/system.js';
 
 const RESOURCE = 'https://metrics.internal';
 const URL_ = `${RESOURCE}/api/v1/series`;
@@ -63,17 +69,7 @@ interface Chain {
 }
 
 async function rootToken(): Promise<{ accessToken: string; jti: string }> {
-  return callDelegate(
-    sys.client,
-    {
-      subjectToken: await sys.idpToken('argocd-sa'),
-      child: 'dashboards',
-      environment: 'prod',
-      scopes: ['read:metrics'],
-      holderJkt: dashboardsKey.jkt,
-    },
-    { 'client-assertion': await assertion('argocd') },
-  );
+  return rootDelegateAsArgocd(sys, { scopes: ['read:metrics'], holderJkt: dashboardsKey.jkt });
 }
 
 async function subDelegate(parent: string, key: TestKey, request: Record<string, unknown>) {

@@ -1,23 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type AgentRecord, createLogger, GrantMirror, type GrantRecord, grantKeys } from '@aoa/core';
+import { type AgentRecord, createLogger, GrantMirror, grantKeys } from '@aoa/core';
 import { captureLogs, type NatsServer, startNats } from '@aoa/testkit';
 import { type KV, Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { grantRecord } from './support/rotator.js';
 
-const grant = (id: string, createdAtMs: number): GrantRecord => ({
-  id,
-  sub: 'idp:corp:owner',
-  parent_client: 'argocd',
-  app: 'dashboards',
-  env: 'prod',
-  scopes: ['read'],
-  audience: ['a'],
-  token_ttl_seconds: 60,
-  expires_at: 0,
-  state: 'active',
-  created_at_ms: createdAtMs,
-});
+const grant = (id: string, createdAtMs: number) => grantRecord(id, { created_at_ms: createdAtMs });
 const agent = (grantId: string, id: string): AgentRecord => ({
   grant: grantId,
   agent: id,

@@ -1,14 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import {
-  AuditPublisher,
-  createLogger,
-  GrantMirror,
-  type GrantRecord,
-  grantKeys,
-  Subjects,
-  systemClock,
-} from '@aoa/core';
+import { AuditPublisher, createLogger, GrantMirror, grantKeys, Subjects, systemClock } from '@aoa/core';
 import { type NatsServer, startNats } from '@aoa/testkit';
 import { jetstream } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
@@ -17,25 +9,14 @@ import type { LeaseRecord } from '../services/rotator/src/domain/schedule.js';
 import { RotatorMetrics } from '../services/rotator/src/metrics.js';
 import { GrantStore } from '../services/rotator/src/nats/grant-store.js';
 import { RotationLoop } from '../services/rotator/src/nats/rotation-loop.js';
+import { grantRecord } from './support/rotator.js';
 
 const GRANTS = 1280;
 const MINT_TIMEOUT_MS = 500;
 /** Every mint answers well within its timeout, but 1280 grants at 64 at a time take longer than a scan may. */
 const MINT_DELAY_MS = 100;
 
-const grant = (id: string): GrantRecord => ({
-  id,
-  sub: 'idp:corp:owner',
-  parent_client: 'argocd',
-  app: 'dashboards',
-  env: 'prod',
-  scopes: ['read'],
-  audience: ['a'],
-  token_ttl_seconds: 900,
-  expires_at: 0,
-  state: 'active',
-  created_at_ms: 1,
-});
+const grant = (id: string) => grantRecord(id, { token_ttl_seconds: 900 });
 
 describe('the rotation loop under a slow issuer', () => {
   let nats: NatsServer;

@@ -5,7 +5,7 @@ import { type Agent, createAgent, generateAgentKeys } from '@aoa/sdk';
 import { status } from '@grpc/grpc-js';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { clientAssertion } from './support/oauth.js';
-import { callRotator, startRotator } from './support/rotator.js';
+import { callRotator, enrollAgent, startRotator } from './support/rotator.js';
 import { startSystem, type TestSystem } from './support/system.js';
 
 const grpcError = (code: number, message: RegExp) => (e: unknown) =>
@@ -71,17 +71,7 @@ describe('CreateGrant by an authenticated parent', () => {
       assertion,
     );
     const keys = await generateAgentKeys();
-    await callRotator(
-      rot.client,
-      rot.client.enroll,
-      {
-        joinToken,
-        agentId: 'parented',
-        encryptionJwk: JSON.stringify(keys.public.encryption),
-        dpopJwk: JSON.stringify(keys.public.dpop),
-      },
-      {},
-    );
+    await enrollAgent(rot.client, joinToken, 'parented', keys);
     const agent = await createAgent({
       nats: nc,
       env: 'prod',

@@ -9,7 +9,15 @@ import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { compactDecrypt, importJWK } from 'jose';
 import { clientAssertion } from './support/oauth.js';
-import { callRotator, startRotator } from './support/rotator.js';
+import {
+  type AgentKeys,
+  asAdmin,
+  callRotator,
+  createGrantAsAdmin,
+  enrollAgent,
+  joinTokenAsAdmin,
+  startRotator,
+} from './support/rotator.js';
 import { startSystem, type TestSystem } from './support/system.js';
 
 const PLAINTEXT_JWT =
@@ -42,54 +50,18 @@ describe('standing grants: enrolment, rotation and encrypted delivery', () => {
   const agents: Agent[] = [];
   const received: string[] = [];
 
-  const admin = async () => ({
-    'client-assertion': await clientAssertion('ops', sys.keys.admin, sys.issuer.issuer),
-  });
+  const admin = () => asAdmin(sys);
   const call = <Req, Res>(
     method: (typeof rot.client)[keyof pb.RotatorClient] & unknown,
     request: Req,
     md: Record<string, string>,
   ) => callRotator<Req, Res>(rot.client, method as never, request, md);
-  const createGrant = async (overrides: Partial<pb.CreateGrantRequest> = {}) =>
-    call<pb.CreateGrantRequest, pb.CreateGrantResponse>(
-      rot.client.createGrant,
-      pb.CreateGrantRequest.fromPartial({
-        sub: 'idp:corp:grant-owner',
-        child: 'dashboards',
-        environment: 'prod',
-        scopes: ['read:metrics'],
-        tokenTtlSeconds: 3,
-        ...overrides,
-      }),
-      await admin(),
-    ).then(({ grant }) => {
-      assert.ok(grant);
-      return grant;
-    });
-  const joinToken = async (grantId: string) =>
-    (
-      await call<pb.CreateJoinTokenRequest, pb.CreateJoinTokenResponse>(
-        rot.client.createJoinToken,
-        { grantId, ttlSeconds: 0 },
-        await admin(),
-      )
-    ).joinToken;
-  const enroll = (
-    joinTokenValue: string,
-    agentId: string,
-    keys: Awaited<ReturnType<typeof generateAgentKeys>>,
-  ) =>
-    call<pb.EnrollRequest, pb.EnrollResponse>(
-      rot.client.enroll,
-      {
-        joinToken: joinTokenValue,
-        agentId,
-        encryptionJwk: JSON.stringify(keys.public.encryption),
-        dpopJwk: JSON.stringify(keys.public.dpop),
-      },
-      {},
-    );
-  const startAgent = async (agentId: string, keys: Awaited<ReturnType<typeof generateAgentKeys>>) => {
+  const createGrant = (overrides: Partial<pb.CreateGrantRequest> = {}) =>
+    createGrantAsAdmin(sys, rot.client, { tokenTtlSeconds: 3, ...overrides });
+  const joinToken = (grantId: string) => joinTokenAsAdmin(sys, rot.client, grantId);
+  const enroll = (joinTokenValue: string, agentId: string, keys: AgentKeys) =>
+    enrollAgent(rot.client, joinTokenValue, agentId, keys);
+  const startAgent = async (agentId: string, keys: AgentKeys) => {
     const agent = await createAgent({
       nats: nc,
       env: 'prod',

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { rotator as pb } from '@aoa/proto';
-import { type Agent, createAgent, generateAgentKeys } from '@aoa/sdk';
+import { type Agent, createAgent } from '@aoa/sdk';
 import { credentials } from '@grpc/grpc-js';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { clientAssertion } from './support/oauth.js';
 import { buildServices, type ServiceProcess, startBuilt, waitForLog } from './support/processes.js';
-import { callRotator } from './support/rotator.js';
+import { grantWithEnrolledAgent } from './support/rotator.js';
 import { startSystem, type TestSystem } from './support/system.js';
 
 /** Eventual success with a generous deadline; never a latency assertion. */
@@ -57,35 +56,7 @@ describe('rotator failover between real processes', () => {
   it("a second replica takes over the grants of a SIGKILLed one; the agent's credentials keep coming", async () => {
     const first = await startReplica();
     const client = new pb.RotatorClient(first.grpc, credentials.createInsecure());
-    const admin = async () => ({
-      'client-assertion': await clientAssertion('ops', sys.keys.admin, sys.issuer.issuer),
-    });
-    const { grant } = await callRotator<pb.CreateGrantRequest, pb.CreateGrantResponse>(
-      client,
-      client.createGrant,
-      pb.CreateGrantRequest.fromPartial({
-        sub: 'idp:corp:grant-owner',
-        child: 'dashboards',
-        environment: 'prod',
-        scopes: ['read:metrics'],
-        tokenTtlSeconds: 3,
-      }),
-      await admin(),
-    );
-    assert.ok(grant);
-    const { joinToken } = await callRotator<pb.CreateJoinTokenRequest, pb.CreateJoinTokenResponse>(
-      client,
-      client.createJoinToken,
-      { grantId: grant.id, ttlSeconds: 0 },
-      await admin(),
-    );
-    const keys = await generateAgentKeys();
-    await callRotator<pb.EnrollRequest, pb.EnrollResponse>(client, client.enroll, {
-      joinToken,
-      agentId: 'dash-1',
-      encryptionJwk: JSON.stringify(keys.public.encryption),
-      dpopJwk: JSON.stringify(keys.public.dpop),
-    });
+    const { grant, keys } = await grantWithEnrolledAgent(sys, client, { tokenTtlSeconds: 3 }, 'dash-1');
     client.close();
     const jtis: string[] = [];
     agent = await createAgent({

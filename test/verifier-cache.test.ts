@@ -4,7 +4,7 @@ import { createVerifier, type Verifier, VerifyError } from '@aoa/sdk';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { clientAssertion, dpopProof, makeKey } from './support/oauth.js';
 import { callRevoke, startRevoker } from './support/revoker.js';
-import { callDelegate, startSystem, type TestSystem } from './support/system.js';
+import { callDelegate, rootDelegateAsArgocd, startSystem, type TestSystem } from './support/system.js';
 
 const AUDIENCE = 'https://metrics.internal';
 const URL_ = `${AUDIENCE}/api`;
@@ -40,18 +40,11 @@ const refusedWith = async (promise: Promise<unknown>, reason: RegExp) =>
 describe('the verified-token cache', () => {
   it('a cached DPoP-bound token still needs a fresh, unreplayed proof, and expires on time', async () => {
     const holder = await makeKey();
-    const { accessToken } = await callDelegate(
-      sys.client,
-      {
-        subjectToken: await sys.idpToken('argocd-sa'),
-        child: 'dashboards',
-        environment: 'prod',
-        scopes: ['read:metrics'],
-        holderJkt: holder.jkt,
-        ttlSeconds: 120,
-      },
-      { 'client-assertion': await clientAssertion('argocd', sys.keys.argocd, sys.issuer.issuer) },
-    );
+    const { accessToken } = await rootDelegateAsArgocd(sys, {
+      scopes: ['read:metrics'],
+      holderJkt: holder.jkt,
+      ttlSeconds: 120,
+    });
     const req = async () => ({
       authorization: `DPoP ${accessToken}`,
       dpop: await dpopProof(holder, 'GET', URL_, accessToken),

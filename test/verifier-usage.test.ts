@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createVerifier, protect, type ScopeUsageReport, type Verifier, VerifyError } from '@aoa/sdk';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { clientAssertion, dpopProof, makeKey, type TestKey } from './support/oauth.js';
-import { callDelegate, startSystem, type TestSystem } from './support/system.js';
+import { dpopProof, makeKey, type TestKey } from './support/oauth.js';
+import { rootDelegateAsArgocd, startSystem, type TestSystem } from './support/system.js';
 
 const AUDIENCE = 'https://metrics.internal';
 const URL_ = `${AUDIENCE}/api`;
@@ -21,18 +21,11 @@ before(async () => {
   nc = await connect({ servers: sys.nats.url });
   watcher = await connect({ servers: sys.nats.url });
   holder = await makeKey();
-  ({ accessToken } = await callDelegate(
-    sys.client,
-    {
-      subjectToken: await sys.idpToken('argocd-sa'),
-      child: 'dashboards',
-      environment: 'prod',
-      scopes: ['read:metrics'],
-      holderJkt: holder.jkt,
-      ttlSeconds: 300,
-    },
-    { 'client-assertion': await clientAssertion('argocd', sys.keys.argocd, sys.issuer.issuer) },
-  ));
+  ({ accessToken } = await rootDelegateAsArgocd(sys, {
+    scopes: ['read:metrics'],
+    holderJkt: holder.jkt,
+    ttlSeconds: 300,
+  }));
 });
 after(async () => {
   await watcher?.close();

@@ -1,6 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after } from 'node:test';
 import { AuditPublisher, createLogger, Subjects } from '@aoa/core';
 import { type events, auditor as pb } from '@aoa/proto';
 import { captureLogs } from '@aoa/testkit';
@@ -9,6 +10,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { buildAuditor, type RunningAuditor } from '../../services/auditor/src/app.js';
 import { loadAuditorConfig } from '../../services/auditor/src/config.js';
+import type { AuditStore } from '../../services/auditor/src/store/audit-store.js';
 import { clientAssertion, makeKey, type TestKey } from './oauth.js';
 import { type TestSystem, testPolicy } from './system.js';
 
@@ -199,3 +201,27 @@ export async function unusedScopes(
     ),
   );
 }
+
+/**
+ * Steps that undo what a test file started, run last first after all its tests; a failing step does not
+ * stop the others. Call once, at the top of the file.
+ */
+export function cleanupAfterAll(): Array<() => Promise<void>> {
+  const cleanups: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const step of cleanups.reverse()) await step().catch(() => undefined);
+  });
+  return cleanups;
+}
+
+/** The rows of the audit store's events, markers included, that satisfy `where`. */
+export const countRows = async (store: AuditStore, where = 'true'): Promise<number> =>
+  Number(
+    (await store.db.query<{ n: unknown }>(`SELECT count(*) AS n FROM audit_events WHERE ${where}`))[0]?.n,
+  );
+
+export const headSeq = async (store: AuditStore): Promise<number> => (await store.head())?.seq ?? 0;
+
+/** The highest sequence a checkpoint covers, 0 without any. */
+export const checkpointedSeq = async (store: AuditStore): Promise<number> =>
+  Number((await store.db.query<{ s: unknown }>('SELECT coalesce(max(seq), 0) AS s FROM checkpoints'))[0]?.s);

@@ -1,8 +1,11 @@
-import { createLogger } from '@aoa/core';
+import assert from 'node:assert/strict';
+import { createLogger, type GrantRecord } from '@aoa/core';
 import { rotator as pb } from '@aoa/proto';
+import { generateAgentKeys } from '@aoa/sdk';
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { buildRotator, type RunningRotator } from '../../services/rotator/src/app.js';
 import { loadRotatorConfig } from '../../services/rotator/src/config.js';
+import { clientAssertion } from './oauth.js';
 import type { TestSystem } from './system.js';
 
 /** Starts a rotator in-process beside a test system's issuer, logging into the system's capture. */
@@ -52,4 +55,109 @@ export function callRotator<Req, Res>(
   return new Promise((resolve, reject) => {
     method.call(client, request, md, (error, response) => (error ? reject(error) : resolve(response)));
   });
+}
+
+/** Metadata authenticating the test system's administrator `ops`. */
+export async function asAdmin(sys: TestSystem): Promise<Record<string, string>> {
+  return { 'client-assertion': await clientAssertion('ops', sys.keys.admin, sys.issuer.issuer) };
+}
+
+/**
+ * Creates a standing grant as the administrator: read:metrics of dashboards in prod for
+ * idp:corp:grant-owner, unless `request` says otherwise. Asserts that the rotator returns the grant.
+ */
+export async function createGrantAsAdmin(
+  sys: TestSystem,
+  client: pb.RotatorClient,
+  request: Partial<pb.CreateGrantRequest> & { tokenTtlSeconds: number },
+): Promise<pb.Grant> {
+  const { grant } = await callRotator<pb.CreateGrantRequest, pb.CreateGrantResponse>(
+    client,
+    client.createGrant,
+    pb.CreateGrantRequest.fromPartial({
+      sub: 'idp:corp:grant-owner',
+      child: 'dashboards',
+      environment: 'prod',
+      scopes: ['read:metrics'],
+      ...request,
+    }),
+    await asAdmin(sys),
+  );
+  assert.ok(grant);
+  return grant;
+}
+
+/** A join token for `grantId`, created by the administrator; `ttlSeconds` 0 asks for the rotator's default. */
+export async function joinTokenAsAdmin(
+  sys: TestSystem,
+  client: pb.RotatorClient,
+  grantId: string,
+  ttlSeconds = 0,
+): Promise<string> {
+  const { joinToken } = await callRotator<pb.CreateJoinTokenRequest, pb.CreateJoinTokenResponse>(
+    client,
+    client.createJoinToken,
+    { grantId, ttlSeconds },
+    await asAdmin(sys),
+  );
+  return joinToken;
+}
+
+export type AgentKeys = Awaited<ReturnType<typeof generateAgentKeys>>;
+
+/** Enrols agent `agentId` with `joinToken` and the public halves of `keys` (enrolment needs no caller). */
+export function enrollAgent(
+  client: pb.RotatorClient,
+  joinToken: string,
+  agentId: string,
+  keys: AgentKeys,
+  metadata: Record<string, string> = {},
+): Promise<pb.EnrollResponse> {
+  return callRotator<pb.EnrollRequest, pb.EnrollResponse>(
+    client,
+    client.enroll,
+    {
+      joinToken,
+      agentId,
+      encryptionJwk: JSON.stringify(keys.public.encryption),
+      dpopJwk: JSON.stringify(keys.public.dpop),
+    },
+    metadata,
+  );
+}
+
+/**
+ * The setup of a test about an agent of a standing grant: the administrator creates the grant (see
+ * createGrantAsAdmin) and a join token, and agent `agentId` enrols with fresh keys. Starting the agent is
+ * left to the test.
+ */
+export async function grantWithEnrolledAgent(
+  sys: TestSystem,
+  client: pb.RotatorClient,
+  request: Partial<pb.CreateGrantRequest> & { tokenTtlSeconds: number },
+  agentId: string,
+): Promise<{ grant: pb.Grant; keys: AgentKeys; enrolled: pb.EnrollResponse }> {
+  const grant = await createGrantAsAdmin(sys, client, request);
+  const joinToken = await joinTokenAsAdmin(sys, client, grant.id);
+  const keys = await generateAgentKeys();
+  const enrolled = await enrollAgent(client, joinToken, agentId, keys);
+  return { grant, keys, enrolled };
+}
+
+/** A grant as the rotator stores it in the grants bucket: active, of dashboards in prod, parent argocd. */
+export function grantRecord(id: string, overrides: Partial<GrantRecord> = {}): GrantRecord {
+  return {
+    id,
+    sub: 'idp:corp:owner',
+    parent_client: 'argocd',
+    app: 'dashboards',
+    env: 'prod',
+    scopes: ['read'],
+    audience: ['a'],
+    token_ttl_seconds: 60,
+    expires_at: 0,
+    state: 'active',
+    created_at_ms: 1,
+    ...overrides,
+  };
 }

@@ -14,7 +14,7 @@ import {
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { buildIssuer, type RunningIssuer } from '../../services/issuer/src/app.js';
 import { loadIssuerConfig } from '../../services/issuer/src/config.js';
-import { makeKey, type TestKey } from './oauth.js';
+import { clientAssertion, makeKey, type TestKey } from './oauth.js';
 
 export const IDP_AUDIENCE = 'https://aoa.test';
 
@@ -222,6 +222,21 @@ export function callDelegate(
       error ? reject(error) : resolve(response),
     );
   });
+}
+
+/**
+ * The root delegation most tests start from: argocd, presenting argocd-sa's IdP token, delegates
+ * `scopes` of dashboards in prod to the holder of `holderJkt`.
+ */
+export async function rootDelegateAsArgocd(
+  sys: TestSystem,
+  request: { scopes: string[]; holderJkt: string; ttlSeconds?: number },
+): Promise<pb.DelegateResponse> {
+  return callDelegate(
+    sys.client,
+    { subjectToken: await sys.idpToken('argocd-sa'), child: 'dashboards', environment: 'prod', ...request },
+    { 'client-assertion': await clientAssertion('argocd', sys.keys.argocd, sys.issuer.issuer) },
+  );
 }
 
 export function callIntrospect(
