@@ -1,5 +1,5 @@
 import { AppError, type Clock, joseReason } from '@aoa/core';
-import { type ClientConfig, type IdpConfig, mayPresent, type Policy } from '@aoa/policy';
+import { type ClientConfig, findIdpByIssuer, type IdpConfig, mayPresent, type Policy } from '@aoa/policy';
 import { decodeJwt, errors, jwtVerify } from 'jose';
 import type { IdpKeySets } from './idp-keys.js';
 
@@ -32,6 +32,19 @@ export function unverifiedIssuer(token: string): unknown {
   } catch {
     throw new AppError('unauthenticated', 'subject token: malformed (not a compact JWT)');
   }
+}
+
+/**
+ * The policy's trusted IdP whose issuer is `iss` (as `unverifiedIssuer` read it).
+ *
+ * @example
+ * const idp = trustedIdp(policy, unverifiedIssuer(token));
+ * @throws AppError `unauthenticated` when no trusted IdP has that issuer
+ */
+export function trustedIdp(policy: Policy, iss: unknown): IdpConfig {
+  const idp = typeof iss === 'string' ? findIdpByIssuer(policy, iss) : undefined;
+  if (!idp) throw new AppError('unauthenticated', 'subject token: issuer is not a trusted IdP');
+  return idp;
 }
 
 /**
@@ -86,10 +99,7 @@ export async function verifyPolicyIdpToken(
   keys: IdpKeySets,
   clock: Clock,
 ): Promise<VerifiedIdpToken> {
-  const iss = unverifiedIssuer(token);
-  const idp = policy.idps.find((candidate) => candidate.issuer === iss);
-  if (!idp) throw new AppError('unauthenticated', 'subject token: issuer is not a trusted IdP');
-  return verifyIdpToken(token, idp, keys, clock);
+  return verifyIdpToken(token, trustedIdp(policy, unverifiedIssuer(token)), keys, clock);
 }
 
 /**

@@ -11,6 +11,7 @@ export { IdpKeySets } from './idp-keys.js';
 export {
   assertMayPresent,
   MAX_SUBJECT_TOKEN_BYTES,
+  trustedIdp,
   unverifiedIssuer,
   type VerifiedIdpToken,
   verifyIdpToken,

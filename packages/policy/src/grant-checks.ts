@@ -1,5 +1,6 @@
 import { decide } from './decide.js';
 import { type Problems, quote } from './errors.js';
+import { parseGrantPrincipal } from './grant-schema.js';
 import type { DelegationRequest, Policy, PolicyGrant } from './types.js';
 
 /** Stands in for an agent's DPoP key: every grant credential is key-bound to its agent. */
@@ -13,9 +14,9 @@ export const GRANT_HOLDER_PLACEHOLDER = 'grant-agents-are-key-bound';
  * const decision = decide(policy, grantRequest(grant, Math.floor(Date.now() / 1000)));
  */
 export function grantRequest(grant: PolicyGrant, nowSeconds: number): DelegationRequest {
-  const [, idp = '', ...sub] = grant.sub.split(':');
+  const { idp, sub } = parseGrantPrincipal(grant.sub) ?? { idp: '', sub: '' };
   return {
-    principal: { kind: 'idp', idp, sub: sub.join(':'), groups: [] },
+    principal: { kind: 'idp', idp, sub, groups: [] },
     child: grant.app,
     env: grant.env,
     scopes: grant.scopes,

@@ -8,8 +8,19 @@ const PRINCIPAL = /^idp:([a-z0-9][a-z0-9-]{0,62}):([\x21-\x7e]{1,255})$/;
 export const MIN_GRANT_TOKEN_TTL_SECONDS = 2;
 export const MAX_GRANT_TOKEN_TTL_SECONDS = 86_400;
 
+/**
+ * Splits a grant's parent principal, `idp:<namespace>:<sub>`, into its parts; undefined when malformed.
+ *
+ * @example
+ * parseGrantPrincipal('idp:corp:a:b'); // { idp: 'corp', sub: 'a:b' }
+ */
+export function parseGrantPrincipal(value: string): { idp: string; sub: string } | undefined {
+  const match = PRINCIPAL.exec(value);
+  return match?.[1] && match[2] ? { idp: match[1], sub: match[2] } : undefined;
+}
+
 const principal = z.string().superRefine((value, ctx) => {
-  if (!PRINCIPAL.test(value)) {
+  if (!parseGrantPrincipal(value)) {
     ctx.addIssue({
       code: 'custom',
       message: `${quote(value)} must read idp:<idp namespace>:<sub> (printable ASCII, no spaces)`,

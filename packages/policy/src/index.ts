@@ -3,6 +3,11 @@ export { decide, principalName, rolesOf } from './decide.js';
 export { explainPolicyError, formatPath, PolicyError } from './errors.js';
 export { GRANT_HOLDER_PLACEHOLDER, grantRequest } from './grant-checks.js';
 export { policyGrantId } from './grant-id.js';
+export {
+  MAX_GRANT_TOKEN_TTL_SECONDS,
+  MIN_GRANT_TOKEN_TTL_SECONDS,
+  parseGrantPrincipal,
+} from './grant-schema.js';
 export { importClientJwk, type JwkProblem } from './jwk.js';
 export { loadPolicyFile, parsePolicy } from './load.js';
 export { findApp, findClient, findIdp, findIdpByIssuer, findRole, findRule } from './lookup.js';

@@ -10,7 +10,7 @@ import {
   revocationKeys,
   type SigningKey,
 } from '@aoa/core';
-import { decide, type Policy } from '@aoa/policy';
+import { decide, type Policy, parseGrantPrincipal } from '@aoa/policy';
 import { CompactEncrypt, importJWK, type JWK } from 'jose';
 import { buildClaims, signAccessToken } from './mint.js';
 
@@ -44,7 +44,6 @@ export interface GrantDelivery {
 }
 
 const GRANT_ID = /^[A-Za-z0-9_-]{8,64}$/;
-const PRINCIPAL = /^idp:([a-z0-9][a-z0-9-]{0,62}):([\x21-\x7e]{1,255})$/;
 const JKT = /^[A-Za-z0-9_-]{43}$/;
 
 /**
@@ -63,8 +62,8 @@ export async function mintForGrant(ctx: GrantMintContext, grantId: unknown): Pro
   const grant = await ctx.grants.grant(grantId);
   if (!grant) throw new AppError('not_found', 'grant not found');
   if (grant.state !== 'active') throw new AppError('failed_precondition', 'grant is revoked');
-  const principal = PRINCIPAL.exec(grant.sub);
-  if (!principal?.[1] || !principal[2] || !isName(grant.app) || !isName(grant.env)) {
+  const principal = parseGrantPrincipal(grant.sub);
+  if (!principal || !isName(grant.app) || !isName(grant.env)) {
     throw new AppError('internal', 'stored grant is malformed', { detail: { grant: grantId } });
   }
   const nowMs = ctx.clock.nowMs();
@@ -83,35 +82,30 @@ export async function mintForGrant(ctx: GrantMintContext, grantId: unknown): Pro
     throw new AppError('failed_precondition', 'grant is suspended: its subject is revoked');
   }
   const agents = await ctx.grants.agents(grantId);
-  if (agents.length === 0) return [];
+  const [first] = agents;
+  if (!first) return [];
   const policy = ctx.policy();
   const key = ctx.signingKey();
+  assertStoredAgent(first, grantId);
+  // Asked once: the agents' requests differ only in holderJkt, which decide checks only for presence.
+  const decision = decide(policy, {
+    principal: { kind: 'idp', idp: principal.idp, sub: principal.sub, groups: grant.groups ?? [] },
+    child: grant.app,
+    env: grant.env,
+    scopes: grant.scopes,
+    audience: grant.audience,
+    ttlSeconds: Math.min(grant.token_ttl_seconds, remaining),
+    holderJkt: first.dpop_jkt,
+    parent: undefined,
+    nowSeconds,
+  });
+  if (!decision.allow) throw new AppError('permission_denied', decision.reason, { rule: decision.rule });
   const minted: Array<GrantDelivery & { kid: string }> = [];
-  let granted: { rule: string; audience: string[]; ttlSeconds: number } | undefined;
   for (const agent of agents) {
-    if (!isName(agent.agent) || !JKT.test(agent.dpop_jkt)) {
-      throw new AppError('internal', 'stored agent is malformed', { detail: { grant: grantId } });
-    }
-    const decision = decide(policy, {
-      principal: { kind: 'idp', idp: principal[1], sub: principal[2], groups: grant.groups ?? [] },
-      child: grant.app,
-      env: grant.env,
-      scopes: grant.scopes,
-      audience: grant.audience,
-      ttlSeconds: Math.min(grant.token_ttl_seconds, remaining),
-      holderJkt: agent.dpop_jkt,
-      parent: undefined,
-      nowSeconds,
-    });
-    if (!decision.allow) throw new AppError('permission_denied', decision.reason, { rule: decision.rule });
-    granted = {
-      rule: decision.rule,
-      audience: decision.audience,
-      ttlSeconds: decision.expSeconds - nowSeconds,
-    };
+    assertStoredAgent(agent, grantId);
     const claims = buildClaims({
       issuer: ctx.issuer,
-      origin: { kind: 'root', idp: principal[1], sub: principal[2], clientId: grant.parent_client },
+      origin: { kind: 'root', idp: principal.idp, sub: principal.sub, clientId: grant.parent_client },
       child: grant.app,
       env: grant.env,
       decision,
@@ -137,10 +131,18 @@ export async function mintForGrant(ctx: GrantMintContext, grantId: unknown): Pro
     child: grant.app,
     env: grant.env,
     scopes: grant.scopes,
-    ...(granted ? { rule: granted.rule, audience: granted.audience, ttl_seconds: granted.ttlSeconds } : {}),
+    rule: decision.rule,
+    audience: decision.audience,
+    ttl_seconds: decision.expSeconds - nowSeconds,
     deliveries: minted.map(({ agent, jti, exp, kid }) => ({ agent, jti, exp, kid })),
   });
   return minted.map(({ agent, jti, exp, jwe }) => ({ agent, jti, exp, jwe }));
+}
+
+function assertStoredAgent(agent: AgentRecord, grantId: string): void {
+  if (!isName(agent.agent) || !JKT.test(agent.dpop_jkt)) {
+    throw new AppError('internal', 'stored agent is malformed', { detail: { grant: grantId } });
+  }
 }
 
 async function encryptTo(jwk: JWK, token: string): Promise<string> {

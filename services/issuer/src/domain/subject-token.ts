@@ -1,4 +1,10 @@
-import { type IdpKeySets, unverifiedIssuer, type VerifiedIdpToken, verifyIdpToken } from '@aoa/auth';
+import {
+  type IdpKeySets,
+  trustedIdp,
+  unverifiedIssuer,
+  type VerifiedIdpToken,
+  verifyIdpToken,
+} from '@aoa/auth';
 import {
   type AoaClaims,
   AppError,
@@ -62,8 +68,7 @@ export class SubjectTokenVerifier {
   private async verifyUncached(token: string, policy: Policy): Promise<VerifiedSubject> {
     const iss = unverifiedIssuer(token);
     if (iss === this.issuer) return this.verifyAoa(token);
-    const idp = policy.idps.find((i) => i.issuer === iss);
-    if (!idp) throw new AppError('unauthenticated', 'subject token: issuer is not a trusted IdP');
+    const idp = trustedIdp(policy, iss);
     return { kind: 'idp', ...(await verifyIdpToken(token, idp, this.idpKeys, this.clock)) };
   }
 

@@ -1,6 +1,6 @@
 import { assertMayPresent } from '@aoa/auth';
 import { AppError, type GrantRecord, nowSeconds, randomId } from '@aoa/core';
-import { type ClientConfig, decide, GRANT_HOLDER_PLACEHOLDER, type Policy } from '@aoa/policy';
+import { type ClientConfig, decide, findClient, GRANT_HOLDER_PLACEHOLDER, type Policy } from '@aoa/policy';
 import { type GrantRequest, parsePrincipal, validateGrantInput } from './grant.js';
 import type { RotatorContext } from './operations.js';
 
@@ -103,7 +103,7 @@ async function grantParent(
     );
   }
   const parentClient = raw.parentClient || client.id;
-  if (!policy.clients.some((c) => c.id === parentClient)) {
+  if (!findClient(policy, parentClient)) {
     throw new AppError('invalid_argument', `parent_client: unknown client ${parentClient}`);
   }
   return { sub: raw.sub, groups: undefined, parentClient };

@@ -1,8 +1,12 @@
 import { AppError, assertName } from '@aoa/core';
-import { SCOPE_TOKEN } from '@aoa/policy';
+import {
+  MAX_GRANT_TOKEN_TTL_SECONDS,
+  MIN_GRANT_TOKEN_TTL_SECONDS,
+  parseGrantPrincipal,
+  SCOPE_TOKEN,
+} from '@aoa/policy';
 
 const GRANT_ID = /^[A-Za-z0-9_-]{8,64}$/;
-const PRINCIPAL = /^idp:([a-z0-9][a-z0-9-]{0,62}):([\x21-\x7e]{1,255})$/;
 const MAX_ITEMS = 32;
 
 export function assertGrantId(value: unknown): string {
@@ -14,11 +18,9 @@ export function assertGrantId(value: unknown): string {
 
 /** Splits `idp:<namespace>:<sub>` into its parts. */
 export function parsePrincipal(sub: string): { idp: string; sub: string } {
-  const match = PRINCIPAL.exec(sub);
-  if (!match?.[1] || !match[2]) {
-    throw new AppError('invalid_argument', 'sub: must be idp:<namespace>:<subject>');
-  }
-  return { idp: match[1], sub: match[2] };
+  const principal = parseGrantPrincipal(sub);
+  if (!principal) throw new AppError('invalid_argument', 'sub: must be idp:<namespace>:<subject>');
+  return principal;
 }
 
 /** A grant as a CreateGrant request names it, before validation. */
@@ -65,8 +67,11 @@ export function validateGrantInput(
     if (aud.length === 0 || aud.length > 512) throw new AppError('invalid_argument', 'audience: bad value');
   }
   const ttl = raw.tokenTtlSeconds;
-  if (!Number.isInteger(ttl) || ttl < 2 || ttl > 86400) {
-    throw new AppError('invalid_argument', 'token_ttl_seconds: must be between 2 and 86400');
+  if (!Number.isInteger(ttl) || ttl < MIN_GRANT_TOKEN_TTL_SECONDS || ttl > MAX_GRANT_TOKEN_TTL_SECONDS) {
+    throw new AppError(
+      'invalid_argument',
+      `token_ttl_seconds: must be between ${MIN_GRANT_TOKEN_TTL_SECONDS} and ${MAX_GRANT_TOKEN_TTL_SECONDS}`,
+    );
   }
   const latest = nowSeconds + maxLifetimeSeconds;
   const expiresAt = raw.expiresAt === 0 ? latest : raw.expiresAt;

@@ -72,12 +72,7 @@ async function remintAll(deps: RemintDeps, retiredKid: string, timeoutMs: number
   const deadline = startMs + timeoutMs;
   while (pending.size > 0 && clock.nowMs() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 100));
-    await Promise.all(
-      [...pending].map(async (id) => {
-        const lease = store.lease(id);
-        if ((lease?.record.rotated_ms ?? 0) >= startMs) pending.delete(id);
-      }),
-    );
+    for (const id of pending) if ((store.lease(id)?.record.rotated_ms ?? 0) >= startMs) pending.delete(id);
   }
   return { grants: grants.length, reminted: grants.length - pending.size, failed: [...pending].sort() };
 }

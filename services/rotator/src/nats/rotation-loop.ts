@@ -124,7 +124,6 @@ export class RotationLoop {
    */
   private async tickGrant(grant: GrantRecord): Promise<number | undefined> {
     const { store, clock, holder, leaseMs, log, metrics } = this.deps;
-    const log2 = log.child({ grant: grant.id });
     // A grant still rotating (from a scan abandoned as stalled) is never ticked twice by this replica:
     // its lease is this replica's and still due, so the compare-and-set alone would let it through.
     if (this.inFlight.has(grant.id)) return undefined;
@@ -145,6 +144,7 @@ export class RotationLoop {
         lease?.revision,
       );
       if (claimed === undefined) return undefined;
+      const grantLog = log.child({ grant: grant.id });
       const dueMs = lease?.record.next_due_ms ?? 0;
       const lagSeconds = dueMs > 0 ? Math.max(0, clock.nowMs() - dueMs) / 1000 : 0;
       let nextDue: number;
@@ -158,7 +158,7 @@ export class RotationLoop {
         metrics.rotationLag.observe(lagSeconds);
         rotatedMs = clock.nowMs();
         nextDue = rotatedMs + rotationDelayMs(grant.token_ttl_seconds);
-        log2.info({ deliveries: count }, 'grant rotated');
+        grantLog.info({ deliveries: count }, 'grant rotated');
       } catch (error) {
         const failures = (this.failures.get(grant.id) ?? 0) + 1;
         this.failures.set(grant.id, failures);
@@ -170,7 +170,7 @@ export class RotationLoop {
             failures,
             rotationDelayMs(grant.token_ttl_seconds, () => 0.5),
           );
-        log2.warn({ code: appError.code, reason: appError.message, failures }, 'grant rotation failed');
+        grantLog.warn({ code: appError.code, reason: appError.message, failures }, 'grant rotation failed');
       }
       // Loses to a concurrent markDue (then the grant is due again at once), never to another holder.
       await store.casLease(
@@ -187,7 +187,7 @@ export class RotationLoop {
       );
       return lagSeconds;
     } catch (error) {
-      log2.warn({ err: toAppError(error).message }, 'grant tick failed');
+      log.warn({ grant: grant.id, err: toAppError(error).message }, 'grant tick failed');
       return undefined;
     } finally {
       this.inFlight.delete(grant.id);
