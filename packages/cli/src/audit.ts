@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import type { AuditEventType } from '@aoa/core';
 import { type events, auditor as pb } from '@aoa/proto';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import { jtiOf, MAX_LIMIT, queryRequestOf, UsageError } from './audit-filters.js';
@@ -39,7 +40,7 @@ const FILTER_OPTIONS = {
 } as const;
 
 const TAIL_POLL_MS = 500;
-const CREEP_TYPE = 'alert.privilege_creep';
+const CREEP_TYPE: AuditEventType = 'alert.privilege_creep';
 
 /**
  * `Auditor.Query` as `caller`, with a fresh client assertion and a 30 s deadline: every event of the
@@ -67,19 +68,13 @@ export async function queryAuditor(
 }
 
 /** `Auditor.VerifyChain` as `caller`; walking a large store takes a while, so the deadline is 5 min. */
-export async function verifyAuditChain(caller: ServiceCaller): Promise<pb.VerifyChainResponse> {
-  const client = auditorClient(caller.grpc, channelCredentials(caller.caFile));
-  try {
-    const metadata = await assertionMetadata(caller);
-    return await new Promise((resolve, reject) =>
-      client.verifyChain({}, metadata, { deadline: Date.now() + 300_000 }, (error, value) =>
-        error ? reject(new RpcError(error.code, error.details)) : resolve(value),
-      ),
-    );
-  } finally {
-    client.close();
-  }
-}
+export const verifyAuditChain = (caller: ServiceCaller): Promise<pb.VerifyChainResponse> =>
+  callAs(
+    caller,
+    auditorClient,
+    (client, metadata, options, done) => client.verifyChain({}, metadata, options, done),
+    300_000,
+  );
 
 /** `Auditor.UnusedScopes` as `caller`: scopes issued or granted that no verifier reported in use. */
 export const auditUnusedScopes = (

@@ -117,18 +117,20 @@ export type UnaryInvoke<C, Res> = (
 
 /**
  * One unary call as `caller`, on a fresh channel closed afterwards, with a fresh client assertion and a
- * 10 s deadline. A refusal rejects with `RpcError` (gRPC code and public message).
+ * deadline `timeoutMs` away (10 s by default). A refusal rejects with `RpcError` (gRPC code and public
+ * message).
  */
 export async function callAs<C extends { close(): void }, Res>(
   caller: ServiceCaller,
   makeClient: (address: string, channel: ChannelCredentials) => C,
   invoke: UnaryInvoke<C, Res>,
+  timeoutMs = 10_000,
 ): Promise<Res> {
   const client = makeClient(caller.grpc, channelCredentials(caller.caFile));
   try {
     const metadata = await assertionMetadata(caller);
     return await new Promise<Res>((resolve, reject) => {
-      invoke(client, metadata, { deadline: Date.now() + 10_000 }, (error, value) =>
+      invoke(client, metadata, { deadline: Date.now() + timeoutMs }, (error, value) =>
         error ? reject(new RpcError(error.code, error.details)) : resolve(value),
       );
     });

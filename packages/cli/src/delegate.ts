@@ -1,9 +1,9 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { issuer as pb } from '@aoa/proto';
-import { Metadata, status } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { calculateJwkThumbprint, exportJWK, importJWK, type JWK, SignJWT } from 'jose';
-import { channelCredentials } from './caller.js';
+import { callAs } from './caller.js';
 import type { DevFacts } from './dev.js';
 
 export interface DelegateOptions {
@@ -64,33 +64,21 @@ export async function delegateOnce(options: DelegateOptions): Promise<DelegateOu
     const { d: _d, ...publicJwk } = holderPrivateJwk;
     holderJkt = await calculateJwkThumbprint(publicJwk, 'sha256');
   }
-  const metadata = new Metadata();
-  metadata.set(
-    'client-assertion',
-    await signClientAssertion(options.clientId, options.clientJwk, options.issuer),
+  const request = pb.DelegateRequest.fromPartial({
+    subjectToken: options.subjectToken,
+    child: options.child,
+    environment: options.env,
+    scopes: options.scopes,
+    audience: options.audience,
+    ttlSeconds: options.ttlSeconds,
+    holderJkt,
+  });
+  const response = await callAs<pb.IssuerClient, pb.DelegateResponse>(
+    options,
+    (address, channel) => new pb.IssuerClient(address, channel),
+    (client, metadata, callOptions, done) => client.delegate(request, metadata, callOptions, done),
   );
-  const client = new pb.IssuerClient(options.grpc, channelCredentials(options.caFile));
-  try {
-    const response = await new Promise<pb.DelegateResponse>((resolve, reject) =>
-      client.delegate(
-        pb.DelegateRequest.fromPartial({
-          subjectToken: options.subjectToken,
-          child: options.child,
-          environment: options.env,
-          scopes: options.scopes,
-          audience: options.audience,
-          ttlSeconds: options.ttlSeconds,
-          holderJkt,
-        }),
-        metadata,
-        { deadline: Date.now() + 10_000 },
-        (error, value) => (error ? reject(new RpcError(error.code, error.details)) : resolve(value)),
-      ),
-    );
-    return { response, holderPrivateJwk };
-  } finally {
-    client.close();
-  }
+  return { response, holderPrivateJwk };
 }
 
 /** Gets the demo orchestrator's IdP token from the `aoa dev` IdP (client_credentials). */

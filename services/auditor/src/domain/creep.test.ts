@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { RowContent } from './chain.js';
-import { assessBatch, assessIssuance, type Issuance, issuanceOf } from './creep.js';
+import { assessBatch, assessIssuance, type Issuance, issuanceOf, issuancesOf } from './creep.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -126,7 +126,7 @@ describe('privilege creep', () => {
       issued(3, { scopes: ['read:metrics', 'write:config'], rule: 'widened' }),
       issued(4, { scopes: ['read:metrics', 'write:config'], rule: 'widened' }),
     ];
-    const { changed, alerts } = assessBatch(new Map(), rows);
+    const { changed, alerts } = assessBatch(new Map(), issuancesOf(rows));
     assert.deepEqual(changed.map((b) => b.app).sort(), ['jobs', 'reports']);
     assert.equal(alerts.length, 1);
     const [alert] = alerts;
@@ -136,6 +136,6 @@ describe('privilege creep', () => {
     assert.equal(alert?.data.rule, 'widened');
     assert.equal(alert?.data.jti, 'jti-3');
     assert.match(alert?.id ?? '', /^creep_[A-Za-z0-9_-]{32}$/);
-    assert.equal(assessBatch(new Map(), rows).alerts[0]?.id, alert?.id);
+    assert.equal(assessBatch(new Map(), issuancesOf(rows)).alerts[0]?.id, alert?.id);
   });
 });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { type AuditEventType, isAuditEventType } from '@aoa/core';
 import type { RowContent } from './chain.js';
 
 /** Everything an app ever held in one environment: the baseline a new grant is compared with. */
@@ -38,10 +39,10 @@ export interface CreepGrowth {
 }
 
 /** The event types the auditor reads issuances from: the types the issuer publishes. */
-export const ISSUANCE_TYPES: ReadonlySet<string> = new Set(['delegation.issued', 'grant.minted']);
+const ISSUANCE_TYPES: ReadonlySet<AuditEventType> = new Set(['delegation.issued', 'grant.minted']);
 
 /** The type of the alert event the auditor publishes onto `AOA_AUDIT`. */
-export const CREEP_ALERT_TYPE = 'alert.privilege_creep';
+export const CREEP_ALERT_TYPE: AuditEventType = 'alert.privilege_creep';
 
 /**
  * Events carry the token's `exp` in seconds and their own time, not the token's `iat`: the TTL read
@@ -59,7 +60,8 @@ const text = (value: unknown): string => (typeof value === 'string' ? value : ''
  * token is signed, so this never overstates the TTL.
  */
 export function issuanceOf(row: RowContent): Issuance | undefined {
-  if (row.marker !== null || row.id === null || !ISSUANCE_TYPES.has(row.type)) return undefined;
+  if (row.marker !== null || row.id === null) return undefined;
+  if (!isAuditEventType(row.type) || !ISSUANCE_TYPES.has(row.type)) return undefined;
   const d = row.data;
   const app = text(d.child);
   const env = text(d.env);
@@ -84,6 +86,20 @@ export function issuanceOf(row: RowContent): Issuance | undefined {
     jti: minted ? '' : text(d.jti),
     grantId: text(d.grant_id),
   };
+}
+
+/** An issuance and the stream sequence of the event that records it. */
+export interface SequencedIssuance {
+  issuance: Issuance;
+  seq: number;
+}
+
+/** The issuances `rows` record, in stream order. */
+export function issuancesOf(rows: readonly RowContent[]): SequencedIssuance[] {
+  return rows.flatMap((row) => {
+    const issuance = issuanceOf(row);
+    return issuance ? [{ issuance, seq: row.seq }] : [];
+  });
 }
 
 /**
@@ -143,27 +159,25 @@ export interface CreepAlert {
 }
 
 /**
- * Runs a batch of stored rows (in stream order) against the baselines, widening them as it goes.
+ * Runs a batch of issuances (in stream order) against the baselines, widening them as it goes.
  * Returns the baselines that changed and one alert per issuance that grew past its baseline.
  *
  * @example
- * const { changed, alerts } = assessBatch(await loadBaselines(pairs), rows);
+ * const { changed, alerts } = assessBatch(await loadBaselines(pairs), issuancesOf(rows));
  */
 export function assessBatch(
   baselines: ReadonlyMap<string, PrivilegeBaseline>,
-  rows: RowContent[],
+  issuances: readonly SequencedIssuance[],
 ): { changed: PrivilegeBaseline[]; alerts: CreepAlert[] } {
   const current = new Map(baselines);
   const changed = new Map<string, PrivilegeBaseline>();
   const alerts: CreepAlert[] = [];
-  for (const row of rows) {
-    const issuance = issuanceOf(row);
-    if (!issuance) continue;
+  for (const { issuance, seq } of issuances) {
     const key = baselineKey(issuance.app, issuance.env);
     const { baseline, growth } = assessIssuance(current.get(key), issuance);
     current.set(key, baseline);
     changed.set(key, baseline);
-    if (growth) alerts.push(creepAlert(issuance, growth, row.seq));
+    if (growth) alerts.push(creepAlert(issuance, growth, seq));
   }
   return { changed: [...changed.values()], alerts };
 }

@@ -1,7 +1,6 @@
 import { NAME_PATTERN } from '@aoa/core';
+import { SCOPE_TOKEN } from '@aoa/policy';
 import { z } from 'zod';
-
-const SCOPE = /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/;
 
 /**
  * A verifier's usage report on `aoa.usage.<env>.<app>`: the scopes that requests needed, and were
@@ -12,7 +11,7 @@ export const UsageReport = z
     env: z.string().regex(NAME_PATTERN),
     app: z.string().regex(NAME_PATTERN),
     grant_id: z.string().min(1).max(128).optional(),
-    scopes: z.array(z.string().regex(SCOPE)).min(1).max(256),
+    scopes: z.array(z.string().regex(SCOPE_TOKEN).max(128)).min(1).max(256),
     from_ms: z.number().int().nonnegative(),
     to_ms: z.number().int().nonnegative(),
   })

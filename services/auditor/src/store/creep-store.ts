@@ -3,12 +3,10 @@ import {
   assessBatch,
   baselineKey,
   type CreepAlert,
-  issuanceOf,
+  issuancesOf,
   type PrivilegeBaseline,
 } from '../domain/creep.js';
-import type { SqlDriver, SqlExecutor } from './driver.js';
-
-const json = <T>(value: unknown): T => (typeof value === 'string' ? JSON.parse(value) : value) as T;
+import { json, type SqlDriver, type SqlExecutor } from './driver.js';
 
 /** The privilege baselines and the outbox of creep alerts, over either driver. */
 export class CreepStore {
@@ -20,13 +18,13 @@ export class CreepStore {
    * nothing.
    */
   async record(tx: SqlExecutor, rows: RowContent[]): Promise<number> {
+    const issuances = issuancesOf(rows);
+    if (issuances.length === 0) return 0;
     const pairs = new Map<string, [string, string]>();
-    for (const row of rows) {
-      const issuance = issuanceOf(row);
-      if (issuance) pairs.set(baselineKey(issuance.app, issuance.env), [issuance.app, issuance.env]);
+    for (const { issuance } of issuances) {
+      pairs.set(baselineKey(issuance.app, issuance.env), [issuance.app, issuance.env]);
     }
-    if (pairs.size === 0) return 0;
-    const { changed, alerts } = assessBatch(await this.baselines(tx, [...pairs.values()]), rows);
+    const { changed, alerts } = assessBatch(await this.baselines(tx, [...pairs.values()]), issuances);
     const lastSeq = rows.at(-1)?.seq ?? 0;
     const values = changed.map((_, i) => `(${[1, 2, 3, 4, 5, 6, 7].map((j) => `$${i * 7 + j}`).join(',')})`);
     await tx.query(

@@ -12,3 +12,6 @@ export interface SqlDriver {
 export interface SqlExecutor {
   query<R extends Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>;
 }
+
+/** A JSON column's value as `T`: parsed when the driver returns it as text, else as returned. */
+export const json = <T>(value: unknown): T => (typeof value === 'string' ? JSON.parse(value) : value) as T;

@@ -9,7 +9,7 @@ import type { SqlDriver } from './driver.js';
  * of the checkout, found by walking up from this file, so the sources (src/store/) and the bundle
  * (dist/main.js) find the same directory.
  */
-export function migrationsDir(): string {
+function migrationsDir(): string {
   for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
     const candidate = join(dir, 'infra', 'sql', 'auditor');
     if (existsSync(candidate)) return candidate;

@@ -1,7 +1,5 @@
 import { type ScopeReport, scopeReport, type UsageReport } from '../domain/usage.js';
-import type { SqlDriver } from './driver.js';
-
-const json = <T>(value: unknown): T => (typeof value === 'string' ? JSON.parse(value) : value) as T;
+import { json, type SqlDriver } from './driver.js';
 
 /** Which apps and grants a report covers; empty fields match all. */
 export interface ScopeReportFilter {
