@@ -160,8 +160,10 @@ describe('aoa policy explain', () => {
     const scope = explain({ scope: ['write:config'] });
     assert.deepEqual(scope, {
       allow: false,
+      code: 'SCOPE_NOT_ALLOWED',
       reason: 'rule deployers-dashboards does not allow scope write:config in prod',
       rule: 'deployers-dashboards',
+      constraint: undefined,
     });
     const bearer = explain({ bearer: true });
     assert.ok(!bearer.allow);
@@ -169,9 +171,11 @@ describe('aoa policy explain', () => {
     const ttl = explain({ ttl: '3600' });
     assert.ok(!ttl.allow);
     assert.match(ttl.reason, /ttl 3600s exceeds rule deployers-dashboards max_ttl \(900s\)/);
+    assert.deepEqual([ttl.code, ttl.constraint], ['TTL_EXCEEDED', 'rules.deployers-dashboards.max_ttl']);
     const stranger = explain({ principal: 'idp:elsewhere:alice' });
     assert.ok(!stranger.allow);
     assert.equal(stranger.reason, 'no trusted IdP has namespace elsewhere');
+    assert.deepEqual([stranger.code, stranger.constraint], ['UNTRUSTED_ISSUER', 'idps']);
   });
 
   it('refuses malformed flags with a usage message', () => {
@@ -196,7 +200,7 @@ describe('aoa policy explain', () => {
     assert.equal(denied.code, 3);
     assert.match(
       denied.stdout,
-      /^denied: rule deployers-dashboards does not allow scope write:config in prod\n/,
+      /^denied: rule deployers-dashboards does not allow scope write:config in prod\n {2}reason {4}SCOPE_NOT_ALLOWED\n {2}rule {6}deployers-dashboards\n/,
     );
     const usage = await aoa(...base, '--scope', 'read:metrics');
     assert.equal(usage.code, 2);

@@ -30,7 +30,9 @@ export function unverifiedIssuer(token: string): unknown {
   try {
     return decodeJwt(token).iss;
   } catch {
-    throw new AppError('unauthenticated', 'subject token: malformed (not a compact JWT)');
+    throw new AppError('unauthenticated', 'subject token: malformed (not a compact JWT)', {
+      reason: 'SUBJECT_TOKEN_INVALID',
+    });
   }
 }
 
@@ -43,7 +45,11 @@ export function unverifiedIssuer(token: string): unknown {
  */
 export function trustedIdp(policy: Policy, iss: unknown): IdpConfig {
   const idp = typeof iss === 'string' ? findIdpByIssuer(policy, iss) : undefined;
-  if (!idp) throw new AppError('unauthenticated', 'subject token: issuer is not a trusted IdP');
+  if (!idp) {
+    throw new AppError('unauthenticated', 'subject token: issuer is not a trusted IdP', {
+      reason: 'UNTRUSTED_ISSUER',
+    });
+  }
   return idp;
 }
 
@@ -67,8 +73,9 @@ export async function verifyIdpToken(
       algorithms: idp.algorithms,
       requiredClaims: ['exp', 'sub'],
       currentDate: new Date(clock.nowMs()),
-      clockTolerance: 5,
+      clockTolerance: idp.clockSkewSeconds,
     });
+    assertIssuedInThePast(payload.iat, idp, clock);
     const rawGroups = payload[idp.groupsClaim];
     const groups = Array.isArray(rawGroups)
       ? rawGroups.filter((g): g is string => typeof g === 'string')
@@ -115,11 +122,31 @@ export function assertMayPresent(policy: Policy, client: ClientConfig, subject: 
     subject.mayAct !== client.id &&
     subject.mayAct !== `client:${client.id}`
   ) {
-    throw new AppError('permission_denied', `subject token's may_act does not name client ${client.id}`);
+    throw new AppError('permission_denied', `subject token's may_act does not name client ${client.id}`, {
+      reason: 'MAY_ACT_MISMATCH',
+    });
   }
   const identity = { idp: subject.idp.namespace, sub: subject.sub, groups: subject.groups };
   const allowed = mayPresent(policy, client.id, identity);
-  if (!allowed.ok) throw new AppError('permission_denied', allowed.reason);
+  if (!allowed.ok) {
+    throw new AppError('permission_denied', allowed.reason, {
+      reason: 'MAY_NOT_PRESENT',
+      constraint: 'clients.may_present',
+    });
+  }
+}
+
+/** jose checks `iat` only against a maximum age; a token from the future is refused here. */
+function assertIssuedInThePast(iat: unknown, idp: IdpConfig, clock: Clock): void {
+  if (typeof iat !== 'number') return;
+  const aheadSeconds = iat - clock.nowMs() / 1000;
+  if (aheadSeconds > idp.clockSkewSeconds) {
+    throw new AppError(
+      'unauthenticated',
+      `subject token: issued ${Math.ceil(aheadSeconds)}s in the future (identity provider ${idp.namespace} allows clock_skew ${idp.clockSkewSeconds}s)`,
+      { reason: 'SUBJECT_TOKEN_FROM_FUTURE' },
+    );
+  }
 }
 
 /**
@@ -143,7 +170,9 @@ function idpError(error: unknown, idp: IdpConfig): AppError {
     if (error.code === 'ERR_JOSE_GENERIC' || error.code === 'ERR_JWKS_INVALID') {
       return new AppError('unavailable', `identity provider ${idp.namespace}: JWKS unavailable`);
     }
-    return new AppError('unauthenticated', `subject token: ${joseReason(error)}`);
+    return new AppError('unauthenticated', `subject token: ${joseReason(error)}`, {
+      reason: 'SUBJECT_TOKEN_INVALID',
+    });
   }
   return new AppError('unavailable', `identity provider ${idp.namespace}: JWKS unavailable`);
 }

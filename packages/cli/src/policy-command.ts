@@ -105,7 +105,13 @@ export function explainRequestOf(flags: ExplainFlags, nowMs: number): Delegation
 export function explainDecision(policy: Policy, request: DelegationRequest): Decision {
   const { principal } = request;
   if (principal.kind === 'idp' && !findIdp(policy, principal.idp)) {
-    return { allow: false, reason: `no trusted IdP has namespace ${principal.idp}`, rule: undefined };
+    return {
+      allow: false,
+      code: 'UNTRUSTED_ISSUER',
+      reason: `no trusted IdP has namespace ${principal.idp}`,
+      rule: undefined,
+      constraint: 'idps',
+    };
   }
   return decide(policy, request);
 }
@@ -113,7 +119,9 @@ export function explainDecision(policy: Policy, request: DelegationRequest): Dec
 /** The human answer of `aoa policy explain`. */
 export function formatDecision(decision: Decision, nowSeconds: number): string {
   if (!decision.allow) {
-    return `denied: ${decision.reason}\n${decision.rule ? `  rule      ${decision.rule}\n` : ''}`;
+    const rule = decision.rule ? `  rule      ${decision.rule}\n` : '';
+    const bound = decision.constraint ? `  bound     ${decision.constraint}\n` : '';
+    return `denied: ${decision.reason}\n  reason    ${decision.code}\n${rule}${bound}`;
   }
   const ttl = decision.expSeconds - nowSeconds;
   return (
@@ -218,7 +226,10 @@ async function explain(args: string[]): Promise<number> {
 }
 
 function jsonOf(decision: Decision, nowSeconds: number): Record<string, unknown> {
-  if (!decision.allow) return { allowed: false, reason: decision.reason, rule: decision.rule ?? null };
+  if (!decision.allow) {
+    const { code, reason, rule, constraint } = decision;
+    return { allowed: false, code, reason, rule: rule ?? null, constraint: constraint ?? null };
+  }
   const { allow: _allow, expSeconds, ...granted } = decision;
   return { allowed: true, ...granted, ttlSeconds: expSeconds - nowSeconds };
 }

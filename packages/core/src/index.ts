@@ -23,6 +23,7 @@ export * from './jws-verify.js';
 export * from './key-set.js';
 export * from './logger.js';
 export * from './names.js';
+export * from './refusals.js';
 export * from './revocation.js';
 export * from './revocation-notices.js';
 export * from './service-main.js';

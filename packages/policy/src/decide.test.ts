@@ -45,8 +45,19 @@ const sub = (
     ...overrides,
   });
 
-const denied = (request: DelegationRequest, reason: string, rule?: string) =>
-  assert.deepEqual(decide(policy, request), { allow: false, reason, rule });
+const denied = (request: DelegationRequest, reason: string, rule?: string) => {
+  const decision = decide(policy, request);
+  assert.deepEqual(decision.allow ? decision : { reason: decision.reason, rule: decision.rule }, {
+    reason,
+    rule,
+  });
+};
+
+/** The stable code and the rule or constraint of a refusal. */
+const refusal = (request: DelegationRequest) => {
+  const decision = decide(policy, request);
+  return decision.allow ? decision : [decision.code, decision.rule ?? decision.constraint];
+};
 
 describe('a root delegation', () => {
   it('is allowed by the rule for the subject’s role, for the rule’s whole max TTL', () => {
@@ -154,14 +165,51 @@ describe('choosing among rules', () => {
   it('explains a refusal by the rule that came closest', () => {
     assert.deepEqual(decide(three, root({ scopes: ['admin'], holderJkt: undefined })), {
       allow: false,
+      code: 'HOLDER_KEY_REQUIRED',
       reason: 'rule bearer requires a key-bound token: holder_jkt is required',
       rule: 'bearer',
+      constraint: undefined,
     });
     assert.deepEqual(decide(three, root({ scopes: ['nothing'] })), {
       allow: false,
+      code: 'SCOPE_NOT_ALLOWED',
       reason: 'rule deployers-dashboards does not allow scope nothing in prod',
       rule: 'deployers-dashboards',
+      constraint: undefined,
     });
+  });
+});
+
+describe('every refusal', () => {
+  it('names a stable reason and the rule or the constraint it broke', () => {
+    const cases: [DelegationRequest, string, string | undefined][] = [
+      [root({ child: 'ghost' }), 'UNKNOWN_APP', 'apps'],
+      [root({ env: 'dev' }), 'UNKNOWN_ENVIRONMENT', 'apps.dashboards.environments'],
+      [root({ child: 'jobs' }), 'NO_MATCHING_RULE', 'rules'],
+      [root({ scopes: [] }), 'NO_SCOPES', undefined],
+      [root({ ttlSeconds: -1 }), 'INVALID_TTL', undefined],
+      [root({ parent: parentToken() }), 'ROOT_ONLY', undefined],
+      [root({ scopes: ['write:config'] }), 'SCOPE_NOT_ALLOWED', 'deployers-dashboards'],
+      [root({ ttlSeconds: 901 }), 'TTL_EXCEEDED', 'deployers-dashboards'],
+      [root({ audience: ['https://elsewhere'] }), 'AUDIENCE_NOT_OF_APP', 'apps.dashboards.audiences'],
+      [sub({ parent: undefined }), 'PARENT_REQUIRED', undefined],
+      [sub({}, { env: 'staging' }), 'ENVIRONMENT_CHANGE', 'parent.env'],
+      [sub({}, { expSeconds: now }), 'PARENT_EXPIRED', 'parent.exp'],
+      [sub({}, { depth: 1, maxDepth: 1 }), 'DEPTH_EXCEEDED', 'parent.aoa_max_depth'],
+      [sub({ scopes: ['run:job'] }, { scopes: ['read:metrics'] }), 'SCOPE_NOT_IN_PARENT', 'parent.scope'],
+      [sub({ audience: ['https://jobs-admin.internal'] }), 'AUDIENCE_NOT_IN_PARENT', 'parent.aud'],
+      [sub({}, { audience: ['https://dashboards.internal'] }), 'AUDIENCE_NOT_IN_PARENT', 'parent.aud'],
+    ];
+    for (const [request, code, by] of cases) assert.deepEqual(refusal(request), [code, by]);
+  });
+
+  it('names the binding lifetime bound as the constraint of a TTL refusal', () => {
+    const ttl = (request: DelegationRequest) => {
+      const decision = decide(policy, request);
+      return decision.allow ? decision : decision.constraint;
+    };
+    assert.equal(ttl(root({ ttlSeconds: 901 })), 'rules.deployers-dashboards.max_ttl');
+    assert.equal(ttl(sub({ ttlSeconds: 301 })), 'parent.exp');
   });
 });
 

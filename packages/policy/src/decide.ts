@@ -1,9 +1,21 @@
+import type { RefusalReason } from '@aoa/core';
 import { findApp } from './lookup.js';
 import type { AppConfig, Decision, DelegationRequest, Policy, Principal, RuleConfig } from './types.js';
 
 type Deny = Extract<Decision, { allow: false }>;
 
-const deny = (reason: string, rule?: string): Deny => ({ allow: false, reason, rule });
+/** A refusal: its stable code, its text, and the rule or (when no rule refused) the constraint it broke. */
+const deny = (
+  code: RefusalReason,
+  reason: string,
+  by: { rule?: string; constraint?: string } = {},
+): Deny => ({
+  allow: false,
+  code,
+  reason,
+  rule: by.rule,
+  constraint: by.constraint,
+});
 
 /** `idp:<namespace>:<sub>` or `app:<app>`: how a principal is named in reasons and tokens. */
 export const principalName = (principal: Principal): string =>
@@ -49,17 +61,26 @@ export function rolesOf(policy: Policy, principal: Principal): string[] {
 export function decide(policy: Policy, request: DelegationRequest): Decision {
   const { child, env } = request;
   const app = findApp(policy, child);
-  if (!app) return deny(`unknown app ${child}`);
-  if (!app.environments.includes(env)) return deny(`app ${child} has no environment ${env}`);
+  if (!app) return deny('UNKNOWN_APP', `unknown app ${child}`, { constraint: 'apps' });
+  if (!app.environments.includes(env))
+    return deny('UNKNOWN_ENVIRONMENT', `app ${child} has no environment ${env}`, {
+      constraint: `apps.${child}.environments`,
+    });
   const refused = checkChain(request) ?? checkTtl(request);
   if (refused) return refused;
 
   const scopes = sortedUnique(request.scopes);
-  if (scopes.length === 0) return deny('no scopes requested');
+  if (scopes.length === 0) return deny('NO_SCOPES', 'no scopes requested');
   const parent = request.parent;
   const beyondParent = parent ? scopes.filter((scope) => !parent.scopes.includes(scope)) : [];
   if (beyondParent.length > 0)
-    return deny(`scope ${beyondParent.join(' ')} is not granted to the presented token`);
+    return deny(
+      'SCOPE_NOT_IN_PARENT',
+      `scope ${beyondParent.join(' ')} is not granted to the presented token`,
+      {
+        constraint: 'parent.scope',
+      },
+    );
   const audience = resolveAudience(app, request);
   if (!Array.isArray(audience)) return audience;
 
@@ -74,23 +95,46 @@ export function decide(policy: Policy, request: DelegationRequest): Decision {
     if (!nearest || outcome.stage > nearest.stage) nearest = { stage: outcome.stage, deny: outcome.deny };
   }
   return (
-    nearest?.deny ?? deny(`no rule lets ${principalName(request.principal)} delegate to ${child} in ${env}`)
+    nearest?.deny ??
+    deny(
+      'NO_MATCHING_RULE',
+      `no rule lets ${principalName(request.principal)} delegate to ${child} in ${env}`,
+      {
+        constraint: 'rules',
+      },
+    )
   );
 }
 
 /** The parts of a chain that hold whatever the rule: who may present a parent, and what it allows. */
 function checkChain({ principal, parent, env, nowSeconds }: DelegationRequest): Deny | undefined {
   if (principal.kind === 'idp' && parent)
-    return deny('an IdP identity delegates at the root, not within a token');
+    return deny('ROOT_ONLY', 'an IdP identity delegates at the root, not within a token');
   if (principal.kind === 'app' && !parent) {
-    return deny(`${principalName(principal)} can only delegate within the token it presents`);
+    return deny(
+      'PARENT_REQUIRED',
+      `${principalName(principal)} can only delegate within the token it presents`,
+    );
   }
   if (!parent) return undefined;
   if (env !== parent.env)
-    return deny(`environment cannot change down a chain: the presented token is for ${parent.env}`);
-  if (parent.expSeconds <= nowSeconds) return deny('the presented token has expired');
+    return deny(
+      'ENVIRONMENT_CHANGE',
+      `environment cannot change down a chain: the presented token is for ${parent.env}`,
+      {
+        constraint: 'parent.env',
+      },
+    );
+  if (parent.expSeconds <= nowSeconds)
+    return deny('PARENT_EXPIRED', 'the presented token has expired', { constraint: 'parent.exp' });
   if (parent.depth + 1 > parent.maxDepth) {
-    return deny(`the presented token may not be delegated further (max depth ${parent.maxDepth})`);
+    return deny(
+      'DEPTH_EXCEEDED',
+      `the presented token may not be delegated further (max depth ${parent.maxDepth})`,
+      {
+        constraint: 'parent.aoa_max_depth',
+      },
+    );
   }
   return undefined;
 }
@@ -98,19 +142,27 @@ function checkChain({ principal, parent, env, nowSeconds }: DelegationRequest): 
 function checkTtl({ ttlSeconds }: DelegationRequest): Deny | undefined {
   return Number.isFinite(ttlSeconds) && ttlSeconds >= 0
     ? undefined
-    : deny('ttl must be 0 or a number of seconds');
+    : deny('INVALID_TTL', 'ttl must be 0 or a number of seconds');
 }
 
 function resolveAudience(app: AppConfig, { audience, parent, child }: DelegationRequest): string[] | Deny {
   for (const aud of audience) {
-    if (!app.audiences.includes(aud)) return deny(`audience ${aud} is not an audience of app ${child}`);
+    if (!app.audiences.includes(aud))
+      return deny('AUDIENCE_NOT_OF_APP', `audience ${aud} is not an audience of app ${child}`, {
+        constraint: `apps.${child}.audiences`,
+      });
     if (parent && !parent.audience.includes(aud))
-      return deny(`audience ${aud} is not in the presented token`);
+      return deny('AUDIENCE_NOT_IN_PARENT', `audience ${aud} is not in the presented token`, {
+        constraint: 'parent.aud',
+      });
   }
   const resolved = sortedUnique(
     audience.length > 0 ? audience : app.audiences.filter((aud) => !parent || parent.audience.includes(aud)),
   );
-  if (resolved.length === 0) return deny(`no audience of app ${child} is within the presented token`);
+  if (resolved.length === 0)
+    return deny('AUDIENCE_NOT_IN_PARENT', `no audience of app ${child} is within the presented token`, {
+      constraint: 'parent.aud',
+    });
   return resolved;
 }
 
@@ -125,31 +177,58 @@ function evaluateRule(
   audience: string[],
 ): RuleOutcome {
   const { env, parent, nowSeconds, ttlSeconds } = request;
-  const refuse = (stage: number, reason: string): RuleOutcome => ({
+  const refuse = (stage: number, code: RefusalReason, reason: string, constraint?: string): RuleOutcome => ({
     allow: false,
     stage,
-    deny: deny(reason, rule.name),
+    deny: deny(code, reason, { rule: rule.name, ...(constraint ? { constraint } : {}) }),
   });
   const allowed = rule.scopes[env] ?? [];
   const missing = scopes.filter((scope) => !allowed.includes(scope));
   if (missing.length > 0)
-    return refuse(1, `rule ${rule.name} does not allow scope ${missing.join(' ')} in ${env}`);
+    return refuse(
+      1,
+      'SCOPE_NOT_ALLOWED',
+      `rule ${rule.name} does not allow scope ${missing.join(' ')} in ${env}`,
+    );
 
   const depth = parent ? parent.depth + 1 : 0;
   const bearer = !request.holderJkt;
   if (bearer && !rule.bearerAllowed) {
-    return refuse(3, `rule ${rule.name} requires a key-bound token: holder_jkt is required`);
+    return refuse(
+      3,
+      'HOLDER_KEY_REQUIRED',
+      `rule ${rule.name} requires a key-bound token: holder_jkt is required`,
+    );
   }
   const bounds = [
-    { seconds: rule.maxTtlSeconds, name: `rule ${rule.name} max_ttl` },
-    { seconds: policy.limits.maxTokenTtlSeconds, name: 'limits.max_token_ttl' },
+    {
+      seconds: rule.maxTtlSeconds,
+      name: `rule ${rule.name} max_ttl`,
+      constraint: `rules.${rule.name}.max_ttl`,
+    },
+    {
+      seconds: policy.limits.maxTokenTtlSeconds,
+      name: 'limits.max_token_ttl',
+      constraint: 'limits.max_token_ttl',
+    },
     ...(parent
-      ? [{ seconds: parent.expSeconds - nowSeconds, name: "the presented token's remaining lifetime" }]
+      ? [
+          {
+            seconds: parent.expSeconds - nowSeconds,
+            name: "the presented token's remaining lifetime",
+            constraint: 'parent.exp',
+          },
+        ]
       : []),
   ];
   const binding = bounds.reduce((a, b) => (b.seconds < a.seconds ? b : a));
   if (ttlSeconds > binding.seconds) {
-    return refuse(4, `ttl ${ttlSeconds}s exceeds ${binding.name} (${binding.seconds}s)`);
+    return refuse(
+      4,
+      'TTL_EXCEEDED',
+      `ttl ${ttlSeconds}s exceeds ${binding.name} (${binding.seconds}s)`,
+      binding.constraint,
+    );
   }
   const lifetime = ttlSeconds > 0 ? ttlSeconds : binding.seconds;
   const expSeconds = parent ? Math.min(nowSeconds + lifetime, parent.expSeconds) : nowSeconds + lifetime;

@@ -63,6 +63,7 @@ describe('loading a policy', () => {
     const policy = parsePolicy(stringify(doc), 'policy.yaml');
     assert.deepEqual(policy.idps[0]?.algorithms, ['RS256', 'ES256', 'EdDSA']);
     assert.equal(policy.idps[0]?.groupsClaim, 'groups');
+    assert.equal(policy.idps[0]?.clockSkewSeconds, 5);
     assert.equal(policy.limits.maxTokenTtlSeconds, 3600);
     assert.equal(policy.rules[0]?.maxTtlSeconds, 3600);
   });
@@ -85,6 +86,24 @@ describe('loading a policy', () => {
         ['k3', 'rsa'],
       ],
     );
+  });
+
+  it('reads an IdP clock_skew from 0 to 5m, and refuses a longer or malformed one', () => {
+    const skewOf = (clock_skew: unknown) => {
+      const doc = baseDocument();
+      doc.idps[0].clock_skew = clock_skew;
+      return parsePolicy(stringify(doc), 'policy.yaml').idps[0]?.clockSkewSeconds;
+    };
+    assert.deepEqual([skewOf(0), skewOf('30s'), skewOf('5m')], [0, 30, 300]);
+    const problems = (clock_skew: unknown) => {
+      const doc = baseDocument();
+      doc.idps[0].clock_skew = clock_skew;
+      return problemsOf(stringify(doc));
+    };
+    assert.deepEqual(problems('6m'), [
+      'policy.yaml: idps[0].clock_skew: "6m" is longer than 300s: fix the clocks instead',
+    ]);
+    assert.match(problems('soon')[0] ?? '', /^policy\.yaml: idps\[0\]\.clock_skew: "soon": /);
   });
 
   it('reads a file from disk and reports an unreadable one by its base name', async () => {

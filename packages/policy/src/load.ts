@@ -182,6 +182,7 @@ function buildPolicy(s: Parsed, maxTokenTtlSeconds: number, hash: string, path: 
       audience: idp.audience,
       groupsClaim: idp.groups_claim,
       algorithms: idp.algorithms,
+      clockSkewSeconds: idp.clock_skew,
     })),
     clients: s.clients.map((client) => ({
       id: client.id,

@@ -7,6 +7,9 @@ import { importClientJwk } from './jwk.js';
 export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 export const DEFAULT_MAX_TOKEN_TTL_SECONDS = 3600;
 export const DEFAULT_IDP_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'];
+/** How far an IdP's clock may run ahead of or behind ours (`iat`, `nbf`, `exp`), by default and at most. */
+export const DEFAULT_IDP_CLOCK_SKEW_SECONDS = 5;
+export const MAX_IDP_CLOCK_SKEW_SECONDS = 300;
 const IDP_ALGORITHMS = [
   'RS256',
   'RS384',
@@ -113,6 +116,23 @@ const algorithm = z.string().superRefine((value, ctx) => {
   });
 });
 
+const clockSkew = z
+  .unknown()
+  .optional()
+  .transform((value, ctx): number => {
+    if (value === undefined) return DEFAULT_IDP_CLOCK_SKEW_SECONDS;
+    if (value === 0 || value === '0s') return 0;
+    const read = readDuration(value);
+    if (!('seconds' in read)) return fail(ctx, read.problem);
+    if (read.seconds > MAX_IDP_CLOCK_SKEW_SECONDS) {
+      return fail(
+        ctx,
+        `${quote(value)} is longer than ${MAX_IDP_CLOCK_SKEW_SECONDS}s: fix the clocks instead`,
+      );
+    }
+    return read.seconds;
+  });
+
 export const LimitsSchema = z.strictObject({ max_token_ttl: duration(DEFAULT_MAX_TOKEN_TTL_SECONDS) });
 
 export const IdpSchema = z.strictObject({
@@ -123,6 +143,8 @@ export const IdpSchema = z.strictObject({
   algorithms: uniqueList(algorithm, 'algorithm')
     .min(1, { error: 'must list at least one algorithm' })
     .default(DEFAULT_IDP_ALGORITHMS),
+  /** Allowance for the IdP's clock: a token issued (`iat`) further in the future is refused. */
+  clock_skew: clockSkew,
 });
 
 const clientJwk = z.record(z.string(), z.unknown()).transform((jwk, ctx) => {

@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import type { RefusalReason } from '@aoa/core';
 import type { JWK } from 'jose';
 
 /** A trusted IdP. `namespace` prefixes its subjects: `idp:<namespace>:<sub>`. */
@@ -9,6 +10,8 @@ export interface IdpConfig {
   groupsClaim: string;
   /** JWS algorithms accepted from this IdP (never `none`, never HS*). */
   algorithms: string[];
+  /** Allowed skew of the IdP's clock, 0 to 300 s: `iat` later than now plus this is refused. */
+  clockSkewSeconds: number;
 }
 
 /** An IdP identity a client may present: by subject, or by membership of a group. */
@@ -140,4 +143,13 @@ export type Decision =
       depth: number;
       maxDepth: number;
     }
-  | { allow: false; reason: string; rule: string | undefined };
+  | {
+      allow: false;
+      /** Stable and machine-readable; see `REFUSAL_REASONS`. */
+      code: RefusalReason;
+      reason: string;
+      /** The rule that refused, when one came closest. */
+      rule: string | undefined;
+      /** The bound the request broke, e.g. `parent.scope` or `limits.max_token_ttl`. */
+      constraint: string | undefined;
+    };

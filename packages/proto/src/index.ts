@@ -3,6 +3,7 @@ export * as events from './gen/aoa/v1/events.js';
 export * as issuer from './gen/aoa/v1/issuer.js';
 export * as revoker from './gen/aoa/v1/revoker.js';
 export * as rotator from './gen/aoa/v1/rotator.js';
+export * as rpc from './gen/google/rpc/status.js';
 export * as health from './gen/grpc/health/v1/health.js';
 
 import { fileURLToPath } from 'node:url';

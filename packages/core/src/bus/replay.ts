@@ -19,6 +19,7 @@ export class ReplayGuard {
         throw new AppError(
           'unauthenticated',
           `${kind === 'ca' ? 'client assertion' : 'DPoP proof'} jti was already used (replay)`,
+          { reason: 'PROOF_REPLAYED' },
         );
       }
       throw new AppError('unavailable', 'replay store unavailable', { cause: error });

@@ -8,6 +8,7 @@ import {
   actorList,
   type Clock,
   depthOf,
+  errorInfoOf,
   isName,
   type ReplayGuard,
   type RevocationMirror,
@@ -126,9 +127,7 @@ async function issue(
   }
   if (client) facts.clientId = `client:${client.id}`;
   try {
-    const result = await mint(ctx, input, proof, facts, policy, client);
-    await singleUse;
-    return result;
+    return await mint(ctx, input, proof, facts, policy, client, singleUse);
   } catch (error) {
     await singleUse;
     throw error;
@@ -142,11 +141,14 @@ async function mint(
   facts: Facts,
   policy: Policy,
   client: ClientConfig | undefined,
+  singleUse: Promise<void> | undefined,
 ): Promise<DelegateResult> {
   const subject = await ctx.subjects.verify(input.subjectToken, input.subjectTokenType, policy);
   const origin = client
     ? rootOrigin(policy, client, subject, facts)
     : await childOrigin(ctx, input, subject, proof, facts);
+  // A replayed caller proof is refused before any policy work, so its refusal names no rule.
+  await singleUse;
   const nowMs = ctx.clock.nowMs();
   const parent = origin.kind === 'child' ? origin.parent : undefined;
   const decision = decide(policy, {
@@ -172,7 +174,11 @@ async function mint(
   });
   if (!decision.allow) {
     if (decision.rule) facts.rule = decision.rule;
-    throw new AppError('permission_denied', decision.reason, decision.rule ? { rule: decision.rule } : {});
+    throw new AppError('permission_denied', decision.reason, {
+      reason: decision.code,
+      rule: decision.rule,
+      constraint: decision.constraint,
+    });
   }
   facts.rule = decision.rule;
   const key = ctx.signingKey();
@@ -256,7 +262,9 @@ export function assertNotRevoked(revocations: RevocationMirror, claims: AoaClaim
   if (!revocations.ready()) throw new AppError('unavailable', 'revocation view not yet synchronised');
   const hit = revocations.check({ ...claims, kid });
   if (hit)
-    throw new AppError('permission_denied', `subject token revoked (${hit.key.split('.')[0]} revocation)`);
+    throw new AppError('permission_denied', `subject token revoked (${hit.key.split('.')[0]} revocation)`, {
+      reason: 'TOKEN_REVOKED',
+    });
 }
 
 function assertionContext(ctx: IssuerContext, policy: Policy) {
@@ -297,6 +305,8 @@ function deniedEvent(raw: RawDelegateRequest, error: AppError, facts: Facts): Re
   return {
     code: error.code,
     reason: error.message,
+    error_reason: errorInfoOf(error).reason,
+    constraint: error.constraint ?? '',
     sub: facts.sub ?? '',
     client_id: facts.clientId ?? '',
     child: safe(raw.child),

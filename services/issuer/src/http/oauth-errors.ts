@@ -1,12 +1,13 @@
-import { AppError } from '@aoa/core';
+import { AppError, errorInfoOf, REFUSAL_REASONS } from '@aoa/core';
 import { OAuthError } from './oauth-form.js';
 
 /**
  * Maps what the Delegate domain throws to RFC 6749 / 8693 / 9449 token endpoint errors, in one place.
- * Policy refusals carry only a reason text, so the registered code is chosen from what the reason is
- * about: a refused audience is `invalid_target`, a refused scope `invalid_scope`, a revoked, expired
- * or exhausted presented token `invalid_grant`, a malformed request `invalid_request`, and anything
- * else a client may not do `unauthorized_client`. Internal failures are `server_error` with no detail.
+ * A refusal's registered code comes from its stable reason (`REFUSAL_REASONS`: a refused audience is
+ * `invalid_target`, a refused scope `invalid_scope`, a revoked, expired or exhausted presented token
+ * `invalid_grant`, ...); its `error_description` starts with that reason (`SCOPE_NOT_IN_PARENT: ...`),
+ * and the body carries it with the rule or constraint as `aoa_reason`, `aoa_rule`, `aoa_constraint`.
+ * Internal failures are `server_error` with no detail.
  *
  * @example
  * catch (error) { sendOAuthError(res, tokenEndpointError(error)); }
@@ -14,36 +15,48 @@ import { OAuthError } from './oauth-form.js';
 export function tokenEndpointError(error: unknown): OAuthError {
   if (error instanceof OAuthError) return error;
   if (!(error instanceof AppError)) return new OAuthError(500, 'server_error');
+  const registered = registeredError(error);
+  if (registered.error === 'server_error') return new OAuthError(500, 'server_error');
+  const info = errorInfoOf(error);
+  const extra: Record<string, string> = { aoa_reason: info.reason };
+  for (const [key, value] of Object.entries(info.metadata)) extra[`aoa_${key}`] = value;
+  const retry: Record<string, string> =
+    registered.status === 429 || registered.status === 503 ? { 'retry-after': '1' } : {};
+  return new OAuthError(
+    registered.status,
+    registered.error,
+    `${info.reason}: ${error.message}`,
+    retry,
+    extra,
+  );
+}
+
+function registeredError(error: AppError): { status: number; error: string } {
   switch (error.code) {
     case 'invalid_argument':
-      return new OAuthError(400, 'invalid_request', error.message);
+      return { status: 400, error: 'invalid_request' };
     case 'unauthenticated':
       // The client is authenticated before the domain runs; what remains is the subject token or
       // the sub-delegating child's DPoP proof.
-      return error.message.startsWith('DPoP proof')
-        ? new OAuthError(400, 'invalid_dpop_proof', error.message)
-        : new OAuthError(400, 'invalid_request', error.message);
+      return {
+        status: 400,
+        error: error.message.startsWith('DPoP proof') ? 'invalid_dpop_proof' : 'invalid_request',
+      };
     case 'permission_denied':
-      return new OAuthError(400, refusalCode(error.message), error.message);
+      return {
+        status: 400,
+        error: error.reason ? REFUSAL_REASONS[error.reason].oauth : 'unauthorized_client',
+      };
     case 'resource_exhausted':
-      return new OAuthError(429, 'slow_down', error.message, { 'retry-after': '1' });
+      return { status: 429, error: 'slow_down' };
     case 'unavailable':
-      return new OAuthError(503, 'temporarily_unavailable', error.message, { 'retry-after': '1' });
+      return { status: 503, error: 'temporarily_unavailable' };
     case 'not_found':
     case 'already_exists':
     case 'failed_precondition':
     case 'internal':
-      return new OAuthError(500, 'server_error');
+      return { status: 500, error: 'server_error' };
   }
-}
-
-function refusalCode(reason: string): string {
-  if (/\baudiences?\b/.test(reason)) return 'invalid_target';
-  if (/\bscopes?\b/.test(reason)) return 'invalid_scope';
-  if (/revoked|expired|may not be delegated further|within the token it presents/.test(reason))
-    return 'invalid_grant';
-  if (/^ttl |holder_jkt is required|environment cannot change/.test(reason)) return 'invalid_request';
-  return 'unauthorized_client';
 }
 
 /**

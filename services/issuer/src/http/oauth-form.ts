@@ -18,6 +18,8 @@ export class OAuthError extends Error {
     readonly error: string,
     readonly description?: string,
     readonly headers: Record<string, string> = {},
+    /** Extension members of the error body (RFC 6749 section 8.2), e.g. `aoa_reason`. */
+    readonly extra: Record<string, string> = {},
   ) {
     super(description ?? error);
   }
@@ -26,7 +28,10 @@ export class OAuthError extends Error {
 /** Renders an OAuth error with `no-store`; `server_error` never carries a description. */
 export function sendOAuthError(res: ServerResponse, error: OAuthError): void {
   const body: Record<string, string> = { error: error.error };
-  if (error.description && error.error !== 'server_error') body.error_description = error.description;
+  if (error.description && error.error !== 'server_error') {
+    body.error_description = error.description;
+    Object.assign(body, error.extra);
+  }
   const headers: Record<string, string> = { pragma: 'no-cache', ...error.headers };
   if (error.status === 401) headers['www-authenticate'] = `Bearer error="${error.error}"`;
   sendJson(res, error.status, body, headers);

@@ -68,6 +68,10 @@ export interface DelegationDenied {
   audience: string[];
   rule: string;
   parentJti: string;
+  /** The stable reason (google.rpc.ErrorInfo reason, docs/errors.md), e.g. SCOPE_NOT_IN_PARENT. */
+  errorReason: string;
+  /** The bound broken when no rule refused, e.g. parent.scope or limits.max_token_ttl. */
+  constraint: string;
 }
 
 /** key.prepared, key.activated, key.retired, key.unpublished. */
@@ -772,6 +776,8 @@ function createBaseDelegationDenied(): DelegationDenied {
     audience: [],
     rule: "",
     parentJti: "",
+    errorReason: "",
+    constraint: "",
   };
 }
 
@@ -806,6 +812,12 @@ export const DelegationDenied: MessageFns<DelegationDenied> = {
     }
     if (message.parentJti !== "") {
       writer.uint32(82).string(message.parentJti);
+    }
+    if (message.errorReason !== "") {
+      writer.uint32(90).string(message.errorReason);
+    }
+    if (message.constraint !== "") {
+      writer.uint32(98).string(message.constraint);
     }
     return writer;
   },
@@ -903,6 +915,22 @@ export const DelegationDenied: MessageFns<DelegationDenied> = {
             message.parentJti = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.errorReason = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.constraint = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -939,6 +967,12 @@ export const DelegationDenied: MessageFns<DelegationDenied> = {
         : isSet(object.parent_jti)
         ? globalThis.String(object.parent_jti)
         : "",
+      errorReason: isSet(object.errorReason)
+        ? globalThis.String(object.errorReason)
+        : isSet(object.error_reason)
+        ? globalThis.String(object.error_reason)
+        : "",
+      constraint: isSet(object.constraint) ? globalThis.String(object.constraint) : "",
     };
   },
 
@@ -974,6 +1008,12 @@ export const DelegationDenied: MessageFns<DelegationDenied> = {
     if (message.parentJti !== "") {
       obj.parentJti = message.parentJti;
     }
+    if (message.errorReason !== "") {
+      obj.errorReason = message.errorReason;
+    }
+    if (message.constraint !== "") {
+      obj.constraint = message.constraint;
+    }
     return obj;
   },
 
@@ -992,6 +1032,8 @@ export const DelegationDenied: MessageFns<DelegationDenied> = {
     message.audience = object.audience?.map((e) => e) || [];
     message.rule = object.rule ?? "";
     message.parentJti = object.parentJti ?? "";
+    message.errorReason = object.errorReason ?? "";
+    message.constraint = object.constraint ?? "";
     return message;
   },
 };
