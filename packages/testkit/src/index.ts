@@ -5,3 +5,4 @@ export * from './idp.js';
 export * from './nats-binary.js';
 export * from './nats-server.js';
 export * from './postgres-server.js';
+export * from './vendor-idp.js';
