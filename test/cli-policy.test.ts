@@ -110,7 +110,7 @@ describe('aoa policy check', () => {
     const json = await aoa('policy', 'check', EXAMPLE, '--json');
     assert.deepEqual(
       { ...JSON.parse(json.stdout), sha256: 'x' },
-      { ok: true, file: EXAMPLE, sha256: 'x', clients: 2, apps: 2, rules: 3 },
+      { ok: true, file: EXAMPLE, sha256: 'x', clients: 2, apps: 2, rules: 3, warnings: [] },
     );
     const file = join(dir, 'broken.yaml');
     await writeFile(file, BROKEN);
@@ -205,5 +205,92 @@ describe('aoa policy explain', () => {
     const usage = await aoa(...base, '--scope', 'read:metrics');
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /aoa policy explain: --child, --env and at least one --scope are required/);
+  });
+});
+
+describe('aoa policy with claim conditions', () => {
+  const CI_POLICY = `version: 1
+idps:
+  - namespace: github
+    profile: github-actions
+    issuer: https://token.actions.githubusercontent.com
+    audience: https://aoa.example.com
+roles:
+  - name: ci
+    members: { idps: [github] }
+    when: 'claims.ref == "refs/heads/main"'
+apps:
+  - name: dashboards
+    environments: [prod]
+    audiences: ["https://dashboards.internal"]
+rules:
+  - name: ci-dashboards
+    role: ci
+    children: [dashboards]
+    environments: [prod]
+    scopes: { prod: ["read:metrics"] }
+    when: 'claims.repository_owner_id == "1234567"'
+`;
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'aoa-cli-conditions-'));
+    await writeFile(join(dir, 'ci.yaml'), CI_POLICY);
+    await writeFile(
+      join(dir, 'main.json'),
+      JSON.stringify({ ref: 'refs/heads/main', repository_owner_id: '1234567' }),
+    );
+    await writeFile(
+      join(dir, 'fork.json'),
+      JSON.stringify({ ref: 'refs/heads/main', repository_owner_id: '99' }),
+    );
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  const explainCi = (claims: string) =>
+    aoa(
+      ...[
+        'policy',
+        'explain',
+        join(dir, 'ci.yaml'),
+        '--principal',
+        'idp:github:repo:octo-org/octo-repo:ref:refs/heads/main',
+      ],
+      ...['--child', 'dashboards', '--env', 'prod', '--scope', 'read:metrics', '--claims', claims],
+    );
+
+  it('explain shows each condition and why it held or failed', async () => {
+    const allowed = await explainCi(join(dir, 'main.json'));
+    assert.equal(allowed.code, 0, allowed.stderr);
+    assert.match(allowed.stdout, /when {6}role ci: claims\.ref == "refs\/heads\/main" -> holds\n/);
+    assert.match(
+      allowed.stdout,
+      /when {6}rule ci-dashboards: claims\.repository_owner_id == "1234567" -> holds\n/,
+    );
+    const fork = await explainCi(join(dir, 'fork.json'));
+    assert.equal(fork.code, 3);
+    assert.match(
+      fork.stdout,
+      /^denied: rule ci-dashboards: condition .* is false\n {2}reason {4}CONDITION_FAILED\n/,
+    );
+    assert.match(fork.stdout, /rule ci-dashboards: claims\.repository_owner_id == "1234567" -> false\n/);
+    const none = await explainCi(join(dir, 'missing.json'));
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /--claims .*missing\.json: cannot read it \(ENOENT\)/);
+  });
+
+  it('check warns about a CI role that never pins the repository owner', async () => {
+    const unpinned = join(dir, 'unpinned.yaml');
+    await writeFile(
+      unpinned,
+      CI_POLICY.replace('\n    when: \'claims.repository_owner_id == "1234567"\'', ''),
+    );
+    const checked = await aoa('policy', 'check', unpinned);
+    assert.equal(checked.code, 0, checked.stderr);
+    assert.match(
+      checked.stderr,
+      /warning: roles\[0\] \(ci\): admits GitHub Actions tokens of idp github from every repository of every owner/,
+    );
+    assert.equal((await aoa('policy', 'check', join(dir, 'ci.yaml'))).stderr, '');
   });
 });

@@ -1,31 +1,43 @@
 import { AppError } from '@aoa/core';
-import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
+import { type IdpConfig, TENANT_PLACEHOLDER } from '@aoa/policy';
+import { createRemoteJWKSet } from 'jose';
+
+/** jose's remote key set: a key resolver with its cache and cooldown, and the JWKS it last fetched. */
+export type IdpKeySet = ReturnType<typeof createRemoteJWKSet>;
 
 /**
  * Resolves each trusted IdP's JWKS through OIDC discovery (falling back to RFC 8414 metadata), once
- * per issuer, and keeps jose's remote key set (with its cache and cooldown) for it.
+ * per issuer, and keeps jose's remote key set for it. The discovery document is the IdP's
+ * `discovery_url`, or found under its issuer; a `{tenantid}` issuer (Entra multi-tenant) is looked up
+ * under its `common` tenant, whose document names the template itself as its issuer.
  */
 export class IdpKeySets {
-  private readonly sets = new Map<string, Promise<JWTVerifyGetKey>>();
+  private readonly sets = new Map<string, Promise<IdpKeySet>>();
 
   constructor(private readonly timeoutMs = 3000) {}
 
-  get(issuer: string): Promise<JWTVerifyGetKey> {
-    let set = this.sets.get(issuer);
+  get(idp: Pick<IdpConfig, 'issuer' | 'discoveryUrl'>): Promise<IdpKeySet> {
+    const key = `${idp.issuer}\n${idp.discoveryUrl ?? ''}`;
+    let set = this.sets.get(key);
     if (!set) {
-      set = this.discover(issuer);
-      this.sets.set(issuer, set);
-      set.catch(() => this.sets.delete(issuer));
+      set = this.discover(idp.issuer, idp.discoveryUrl);
+      this.sets.set(key, set);
+      set.catch(() => this.sets.delete(key));
     }
     return set;
   }
 
-  private async discover(issuer: string): Promise<JWTVerifyGetKey> {
-    const base = issuer.replace(/\/$/, '');
-    for (const path of ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']) {
+  private async discover(issuer: string, discoveryUrl: string | undefined): Promise<IdpKeySet> {
+    const base = issuer.replace(TENANT_PLACEHOLDER, 'common').replace(/\/$/, '');
+    const locations = discoveryUrl
+      ? [discoveryUrl]
+      : ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server'].map(
+          (path) => `${base}${path}`,
+        );
+    for (const location of locations) {
       let response: Response;
       try {
-        response = await fetch(`${base}${path}`, {
+        response = await fetch(location, {
           signal: AbortSignal.timeout(this.timeoutMs),
           redirect: 'error',
         });

@@ -1,7 +1,13 @@
 import { AppError, type Clock, joseReason } from '@aoa/core';
 import { type ClientConfig, findIdpByIssuer, type IdpConfig, mayPresent, type Policy } from '@aoa/policy';
-import { decodeJwt, errors, jwtVerify } from 'jose';
+import { decodeJwt, errors, type JWTPayload, jwtVerify } from 'jose';
 import type { IdpKeySets } from './idp-keys.js';
+import {
+  assertProfileClaims,
+  assertTokenType,
+  expectedIssuer,
+  LEGACY_KUBERNETES_ISSUER,
+} from './profile-claims.js';
 
 /** Largest subject token accepted, before any parsing. */
 export const MAX_SUBJECT_TOKEN_BYTES = 16 * 1024;
@@ -9,8 +15,11 @@ export const MAX_SUBJECT_TOKEN_BYTES = 16 * 1024;
 /** An IdP identity proved by a subject token. */
 export interface VerifiedIdpToken {
   idp: IdpConfig;
+  /** The value of the IdP's subject claim (`sub`, or `oid` for Entra). */
   sub: string;
   groups: string[];
+  /** The verified payload, for claim conditions. */
+  claims: JWTPayload;
   expMs: number;
   /** RFC 8693 `may_act.sub`: when present, the only party allowed to present this token. */
   mayAct?: string;
@@ -44,6 +53,13 @@ export function unverifiedIssuer(token: string): unknown {
  * @throws AppError `unauthenticated` when no trusted IdP has that issuer
  */
 export function trustedIdp(policy: Policy, iss: unknown): IdpConfig {
+  if (iss === LEGACY_KUBERNETES_ISSUER) {
+    throw new AppError(
+      'unauthenticated',
+      'subject token: a legacy secret-based service-account token never expires and is refused; mount a projected service-account token (serviceAccountToken volume) instead',
+      { reason: 'LEGACY_SERVICE_ACCOUNT_TOKEN' },
+    );
+  }
   const idp = typeof iss === 'string' ? findIdpByIssuer(policy, iss) : undefined;
   if (!idp) {
     throw new AppError('unauthenticated', 'subject token: issuer is not a trusted IdP', {
@@ -54,8 +70,10 @@ export function trustedIdp(policy: Policy, iss: unknown): IdpConfig {
 }
 
 /**
- * Verifies an IdP's token as a subject token: the IdP's keys (OIDC discovery + JWKS), its issuer and
- * audience, its algorithm allow-list, `exp` and `sub` required; reads its groups claim and `may_act`.
+ * Verifies an IdP's token as a subject token: the IdP's keys (OIDC discovery + JWKS), its issuer (a
+ * `{tenantid}` template filled with an accepted tenant) and audience, its algorithm allow-list and
+ * `typ` headers, `exp`, the subject claim and the profile's required claims, `iat` no later than the
+ * IdP's clock skew allows, and the profile's own checks; reads its groups claims and `may_act`.
  *
  * @example
  * const subject = await verifyIdpToken(token, findIdpByIssuer(policy, iss), keys, clock);
@@ -67,24 +85,31 @@ export async function verifyIdpToken(
   clock: Clock,
 ): Promise<VerifiedIdpToken> {
   try {
-    const { payload } = await jwtVerify(token, await keys.get(idp.issuer), {
-      issuer: idp.issuer,
+    const issuer = expectedIssuer(idp, unverifiedIssuer(token));
+    const keySet = await keys.get(idp);
+    const { payload, protectedHeader } = await jwtVerify(token, keySet, {
+      issuer,
       audience: idp.audience,
       algorithms: idp.algorithms,
-      requiredClaims: ['exp', 'sub'],
+      requiredClaims: ['exp', idp.subjectClaim, ...idp.requiredClaims],
       currentDate: new Date(clock.nowMs()),
       clockTolerance: idp.clockSkewSeconds,
     });
     assertIssuedInThePast(payload.iat, idp, clock);
-    const rawGroups = payload[idp.groupsClaim];
-    const groups = Array.isArray(rawGroups)
-      ? rawGroups.filter((g): g is string => typeof g === 'string')
-      : [];
+    assertTokenType(protectedHeader.typ, idp);
+    assertProfileClaims(payload, idp, issuer, { keySet, kid: protectedHeader.kid });
+    const sub = payload[idp.subjectClaim];
+    if (typeof sub !== 'string' || sub === '') {
+      throw new AppError('unauthenticated', `subject token: ${idp.subjectClaim} must be a non-empty string`, {
+        reason: 'SUBJECT_TOKEN_INVALID',
+      });
+    }
     const mayAct = mayActSubject(payload.may_act);
     return {
       idp,
-      sub: payload.sub as string,
-      groups,
+      sub,
+      groups: idp.groupsClaims.flatMap((claim) => stringsOf(payload[claim])),
+      claims: payload,
       expMs: (payload.exp as number) * 1000,
       ...(mayAct === undefined ? {} : { mayAct }),
     };
@@ -92,6 +117,9 @@ export async function verifyIdpToken(
     throw idpError(error, idp);
   }
 }
+
+const stringsOf = (value: unknown): string[] =>
+  Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : [];
 
 /**
  * Verifies a subject token that must come from one of the policy's trusted IdPs.

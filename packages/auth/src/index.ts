@@ -7,6 +7,7 @@ export {
   requireAdmin,
   verifyClientAssertion,
 } from './client-assertion.js';
+export { federatedClient, isWorkloadAssertion } from './federated-client.js';
 export { IdpKeySets } from './idp-keys.js';
 export {
   assertMayPresent,

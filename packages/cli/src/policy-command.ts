@@ -1,5 +1,8 @@
+import { readFile } from 'node:fs/promises';
 import { NAME_PATTERN, parseDurationSeconds } from '@aoa/core';
 import {
+  type ConditionTrace,
+  conditionTrace,
   type Decision,
   type DelegationRequest,
   decide,
@@ -7,6 +10,7 @@ import {
   loadPolicyFile,
   type Policy,
   PolicyError,
+  policyWarnings,
   SCOPE_TOKEN,
 } from '@aoa/policy';
 import { parseCommand, usage } from './args.js';
@@ -116,6 +120,16 @@ export function explainDecision(policy: Policy, request: DelegationRequest): Dec
   return decide(policy, request);
 }
 
+/** The `when` lines of `aoa policy explain`: each condition evaluated, and why it held or failed. */
+export function formatConditions(trace: ConditionTrace[]): string {
+  return trace
+    .map(
+      (entry) =>
+        `  when      ${entry.where}: ${entry.source} -> ${entry.holds ? 'holds' : entry.error ? `fails (${entry.error})` : 'false'}\n`,
+    )
+    .join('');
+}
+
 /** The human answer of `aoa policy explain`. */
 export function formatDecision(decision: Decision, nowSeconds: number): string {
   if (!decision.allow) {
@@ -184,9 +198,11 @@ async function check(args: string[]): Promise<number> {
   const policy = await loadFor('check', positionals[0], values['revocation-max-age'], values.json);
   if (typeof policy === 'number') return policy;
   const counts = { clients: policy.clients.length, apps: policy.apps.length, rules: policy.rules.length };
+  const warnings = policyWarnings(policy);
+  if (!values.json) process.stderr.write(warnings.map((w) => `${policy.path}: warning: ${w}\n`).join(''));
   process.stdout.write(
     values.json
-      ? `${JSON.stringify({ ok: true, file: policy.path, sha256: policy.hash, ...counts }, null, 2)}\n`
+      ? `${JSON.stringify({ ok: true, file: policy.path, sha256: policy.hash, ...counts, warnings }, null, 2)}\n`
       : `ok: ${counts.clients} clients, ${counts.apps} apps, ${counts.rules} rules (sha256 ${policy.hash})\n`,
   );
   return EXIT.ok;
@@ -205,6 +221,7 @@ async function explain(args: string[]): Promise<number> {
       audience: { type: 'string', multiple: true, default: [] },
       ttl: { type: 'string', default: '0' },
       bearer: { type: 'boolean', default: false },
+      claims: { type: 'string' },
       json: { type: 'boolean', default: false },
       ...REVOCATION_MAX_AGE_OPTION,
     },
@@ -214,15 +231,40 @@ async function explain(args: string[]): Promise<number> {
   if (positionals.length > 1) return usage('policy explain', 'give one FILE');
   const request = explainRequestOf(values, Date.now());
   if ('usage' in request) return usage('policy explain', request.usage);
+  if (values.claims !== undefined) {
+    const claims = await readClaims(values.claims);
+    if (typeof claims === 'string') return usage('policy explain', claims);
+    request.claims = claims;
+  }
   const policy = await loadFor('explain', positionals[0], values['revocation-max-age'], values.json);
   if (typeof policy === 'number') return policy;
   const decision = explainDecision(policy, request);
+  const conditions = conditionTrace(policy, request);
   process.stdout.write(
     values.json
-      ? `${JSON.stringify(jsonOf(decision, request.nowSeconds), null, 2)}\n`
-      : formatDecision(decision, request.nowSeconds),
+      ? `${JSON.stringify({ ...jsonOf(decision, request.nowSeconds), conditions }, null, 2)}\n`
+      : formatDecision(decision, request.nowSeconds) + formatConditions(conditions),
   );
   return decision.allow ? EXIT.ok : EXIT.refused;
+}
+
+/** The token claims conditions read, from a JSON file (a decoded token payload), or what is wrong. */
+async function readClaims(file: string): Promise<Record<string, unknown> | string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    return `--claims ${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`;
+  }
+  try {
+    const claims: unknown = JSON.parse(text);
+    if (typeof claims === 'object' && claims !== null && !Array.isArray(claims)) {
+      return claims as Record<string, unknown>;
+    }
+  } catch {
+    // reported below, as for any other non-object
+  }
+  return `--claims ${file}: must hold a JSON object (the token's decoded payload)`;
 }
 
 function jsonOf(decision: Decision, nowSeconds: number): Record<string, unknown> {

@@ -38,6 +38,10 @@ export const REFUSAL_REASONS = {
     oauth: 'invalid_target',
     meaning: 'an audience is beyond the presented token (constraint `parent.aud`)',
   },
+  CONDITION_FAILED: {
+    oauth: 'unauthorized_client',
+    meaning: "a role's or rule's `when` condition on the token's claims did not hold",
+  },
   NO_MATCHING_RULE: {
     oauth: 'unauthorized_client',
     meaning: 'no rule of any role the principal holds covers the child app and environment',
@@ -65,10 +69,29 @@ export const REFUSAL_REASONS = {
     oauth: 'invalid_request',
     meaning: 'the client assertion or DPoP proof jti was already used',
   },
+  NO_FEDERATED_CLIENT: {
+    oauth: 'invalid_client',
+    meaning:
+      "no federated client's `when` accepts the workload token (or more than one does and no client id was sent)",
+  },
+  WORKLOAD_TOKEN_TOO_OLD: {
+    oauth: 'invalid_client',
+    meaning: "the workload token was issued longer ago than the federated client's max_age",
+  },
   UNTRUSTED_ISSUER: { oauth: 'invalid_request', meaning: "the subject token's issuer is not in the policy" },
   SUBJECT_TOKEN_INVALID: {
     oauth: 'invalid_request',
     meaning: 'the subject token failed verification (signature, issuer, audience, exp, algorithm)',
+  },
+  LEGACY_SERVICE_ACCOUNT_TOKEN: {
+    oauth: 'invalid_request',
+    meaning:
+      'a Kubernetes secret-based service-account token (`iss: kubernetes/serviceaccount`), which never expires',
+  },
+  GROUPS_OVERAGE: {
+    oauth: 'invalid_request',
+    meaning:
+      'Entra ID left the groups out of the token (`_claim_names.groups` or `hasgroups`): configure the app registration',
   },
   SUBJECT_TOKEN_FROM_FUTURE: {
     oauth: 'invalid_request',

@@ -68,6 +68,9 @@ export function checkPolicy(input: RawSections, problems: Problems): void {
       jwks.map(({ index: i, value }) => ({ index: i, key: str(value, 'kid') })),
       (i, first) => problems.add(['clients', index, 'jwks', i, 'kid'], `duplicate kid (also jwks[${first}])`),
     );
+    const federatedIdp = str(obj(client)?.federated, 'idp');
+    if (federatedIdp !== undefined)
+      refer(['clients', index, 'federated', 'idp'], federatedIdp, 'idps', noIdp(federatedIdp));
     for (const { index: i, value: entry } of list(client, 'may_present')) {
       const idp = str(entry, 'idp');
       if (idp !== undefined) refer(['clients', index, 'may_present', i, 'idp'], idp, 'idps', noIdp(idp));
@@ -89,6 +92,15 @@ export function checkPolicy(input: RawSections, problems: Problems): void {
     }
     for (const { index: i, value } of strings(members, 'apps')) {
       refer(at('apps', i), value, 'apps', `no app is named ${quote(value)}`);
+    }
+    for (const { index: i, value } of strings(members, 'idps')) {
+      refer(at('idps', i), value, 'idps', noIdp(value));
+      if (str(role, 'when') === undefined) {
+        problems.add(
+          at('idps', i),
+          `admits every identity of idp ${value}: add a when condition saying which`,
+        );
+      }
     }
   });
   sections.rules.forEach((rule, index) => {

@@ -1,6 +1,8 @@
 import type { RefusalReason } from '@aoa/core';
+import type { ConditionInput } from './conditions.js';
 import { findApp } from './lookup.js';
-import type { AppConfig, Decision, DelegationRequest, Policy, Principal, RuleConfig } from './types.js';
+import { conditionText, holds, memberRoles, principalName } from './roles.js';
+import type { AppConfig, Decision, DelegationRequest, Policy, RuleConfig } from './types.js';
 
 type Deny = Extract<Decision, { allow: false }>;
 
@@ -16,30 +18,6 @@ const deny = (
   rule: by.rule,
   constraint: by.constraint,
 });
-
-/** `idp:<namespace>:<sub>` or `app:<app>`: how a principal is named in reasons and tokens. */
-export const principalName = (principal: Principal): string =>
-  principal.kind === 'idp' ? `idp:${principal.idp}:${principal.sub}` : `app:${principal.app}`;
-
-/**
- * The roles a principal holds: an IdP identity by its subject (`idp:<namespace>:<sub>`) or any of its
- * groups (`<namespace>:<group>`), an app by name.
- *
- * @example
- * rolesOf(policy, { kind: 'app', app: 'dashboards' }); // ['deployers']
- */
-export function rolesOf(policy: Policy, principal: Principal): string[] {
-  if (principal.kind === 'app') {
-    return policy.roles.filter((role) => role.members.apps.includes(principal.app)).map((role) => role.name);
-  }
-  const subject = principalName(principal);
-  const groups = new Set(principal.groups.map((group) => `${principal.idp}:${group}`));
-  return policy.roles
-    .filter(
-      (role) => role.members.subjects.includes(subject) || role.members.groups.some((g) => groups.has(g)),
-    )
-    .map((role) => role.name);
-}
 
 /**
  * Decides a delegation: may this principal have a token for `child` in `env` with these scopes? Pure;
@@ -84,26 +62,30 @@ export function decide(policy: Policy, request: DelegationRequest): Decision {
   const audience = resolveAudience(app, request);
   if (!Array.isArray(audience)) return audience;
 
-  const roles = new Set(rolesOf(policy, request.principal));
-  const candidates = policy.rules.filter(
-    (rule) => roles.has(rule.role) && rule.children.includes(child) && rule.environments.includes(env),
-  );
+  const input: ConditionInput = { claims: request.claims ?? {}, request: { child, env, scopes, audience } };
+  const members = memberRoles(policy, request.principal);
+  const roles = new Set(members.filter((role) => holds(role.when, input)).map((role) => role.name));
+  const covers = (rule: RuleConfig) => rule.children.includes(child) && rule.environments.includes(env);
+  const candidates = policy.rules.filter((rule) => roles.has(rule.role) && covers(rule));
   let nearest: { stage: number; deny: Deny } | undefined;
   for (const rule of candidates) {
-    const outcome = evaluateRule(policy, rule, request, scopes, audience);
+    const outcome = evaluateRule(policy, rule, request, scopes, audience, input);
     if (outcome.allow) return outcome;
     if (!nearest || outcome.stage > nearest.stage) nearest = { stage: outcome.stage, deny: outcome.deny };
   }
-  return (
-    nearest?.deny ??
-    deny(
-      'NO_MATCHING_RULE',
-      `no rule lets ${principalName(request.principal)} delegate to ${child} in ${env}`,
-      {
-        constraint: 'rules',
-      },
-    )
+  if (nearest) return nearest.deny;
+  const unheld = members.find(
+    (role) => !roles.has(role.name) && policy.rules.some((rule) => rule.role === role.name && covers(rule)),
   );
+  if (unheld?.when) {
+    return deny('CONDITION_FAILED', `role ${unheld.name}: condition ${conditionText(unheld.when, input)}`, {
+      constraint: `roles.${unheld.name}.when`,
+    });
+  }
+  const who = principalName(request.principal);
+  return deny('NO_MATCHING_RULE', `no rule lets ${who} delegate to ${child} in ${env}`, {
+    constraint: 'rules',
+  });
 }
 
 /** The parts of a chain that hold whatever the rule: who may present a parent, and what it allows. */
@@ -175,6 +157,7 @@ function evaluateRule(
   request: DelegationRequest,
   scopes: string[],
   audience: string[],
+  input: ConditionInput,
 ): RuleOutcome {
   const { env, parent, nowSeconds, ttlSeconds } = request;
   const refuse = (stage: number, code: RefusalReason, reason: string, constraint?: string): RuleOutcome => ({
@@ -190,6 +173,10 @@ function evaluateRule(
       'SCOPE_NOT_ALLOWED',
       `rule ${rule.name} does not allow scope ${missing.join(' ')} in ${env}`,
     );
+
+  if (rule.when && !holds(rule.when, input)) {
+    return refuse(2, 'CONDITION_FAILED', `rule ${rule.name}: condition ${conditionText(rule.when, input)}`);
+  }
 
   const depth = parent ? parent.depth + 1 : 0;
   const bearer = !request.holderJkt;

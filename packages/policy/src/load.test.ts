@@ -48,7 +48,7 @@ describe('loading a policy', () => {
     assert.equal(admin?.admin, true);
     assert.equal(admin?.keys[0]?.key.asymmetricKeyType, 'ec');
     assert.deepEqual(admin?.mayPresent, [{ idp: 'corp', subjects: [], groups: ['sre'] }]);
-    assert.equal(policy.idps[0]?.groupsClaim, 'groups');
+    assert.deepEqual(policy.idps[0]?.groupsClaims, ['groups']);
     assert.ok(Object.isFrozen(policy.rules[0]?.scopes.prod));
     assert.deepEqual(
       policy.grants.map((grant) => [grant.name, grant.sub, grant.tokenTtlSeconds, grant.expiresInSeconds]),
@@ -62,7 +62,7 @@ describe('loading a policy', () => {
     delete doc.rules[0].max_ttl;
     const policy = parsePolicy(stringify(doc), 'policy.yaml');
     assert.deepEqual(policy.idps[0]?.algorithms, ['RS256', 'ES256', 'EdDSA']);
-    assert.equal(policy.idps[0]?.groupsClaim, 'groups');
+    assert.deepEqual(policy.idps[0]?.groupsClaims, ['groups']);
     assert.equal(policy.idps[0]?.clockSkewSeconds, 5);
     assert.equal(policy.limits.maxTokenTtlSeconds, 3600);
     assert.equal(policy.rules[0]?.maxTtlSeconds, 3600);

@@ -7,6 +7,7 @@ import { checkPolicy, type RawSections } from './checks.js';
 import { type PathSegment, PolicyError, Problems, quote } from './errors.js';
 import { checkGrantsAllowed } from './grant-checks.js';
 import type { RawGrant } from './grant-schema.js';
+import { PROFILE_DEFAULTS } from './profiles.js';
 import {
   LimitsSchema,
   type RawApp,
@@ -16,7 +17,7 @@ import {
   type RawRule,
 } from './schema.js';
 import { ROOT_KEYS, SECTIONS, type SectionName } from './sections.js';
-import type { Policy } from './types.js';
+import type { IdpConfig, Policy } from './types.js';
 
 /** Aliases a policy may expand before it is refused: enough for reuse, too few for an alias bomb. */
 const MAX_ALIASES = 100;
@@ -170,28 +171,46 @@ function describe(value: unknown): string {
   return typeof value;
 }
 
+/** An IdP entry with its profile's defaults filled in. */
+function buildIdp(idp: RawIdp): IdpConfig {
+  const defaults = PROFILE_DEFAULTS[idp.profile];
+  const groups = idp.groups_claim ?? defaults.groupsClaims;
+  return {
+    namespace: idp.namespace,
+    profile: idp.profile,
+    issuer: idp.issuer,
+    tenants: idp.tenants ?? [],
+    discoveryUrl: idp.discovery_url,
+    audience: idp.audience,
+    subjectClaim: idp.subject_claim ?? defaults.subjectClaim,
+    groupsClaims: typeof groups === 'string' ? [groups] : groups,
+    tokenTypes: (idp.token_types ?? defaults.tokenTypes)?.map((type) => type.toLowerCase()),
+    algorithms: idp.algorithms ?? defaults.algorithms,
+    requiredClaims: idp.required_claims ?? defaults.requiredClaims,
+    clockSkewSeconds: idp.clock_skew,
+  };
+}
+
 function buildPolicy(s: Parsed, maxTokenTtlSeconds: number, hash: string, path: string): Policy {
   return {
     version: 1,
     hash,
     path,
     limits: { maxTokenTtlSeconds },
-    idps: s.idps.map((idp) => ({
-      namespace: idp.namespace,
-      issuer: idp.issuer,
-      audience: idp.audience,
-      groupsClaim: idp.groups_claim,
-      algorithms: idp.algorithms,
-      clockSkewSeconds: idp.clock_skew,
-    })),
+    idps: s.idps.map(buildIdp),
     clients: s.clients.map((client) => ({
       id: client.id,
       admin: client.admin,
-      keys: client.jwks,
+      keys: client.jwks ?? [],
+      federated: client.federated && {
+        idp: client.federated.idp,
+        when: client.federated.when,
+        maxAgeSeconds: client.federated.max_age,
+      },
       mayPresent: client.may_present,
       dpopBoundAccessTokens: client.dpop_bound_access_tokens,
     })),
-    roles: s.roles.map((role) => ({ name: role.name, members: role.members })),
+    roles: s.roles.map((role) => ({ name: role.name, members: role.members, when: role.when })),
     apps: s.apps.map((app) => ({ name: app.name, environments: app.environments, audiences: app.audiences })),
     rules: s.rules.map((rule) => ({
       name: rule.name,
@@ -205,6 +224,7 @@ function buildPolicy(s: Parsed, maxTokenTtlSeconds: number, hash: string, path: 
       mayDelegate: rule.may_delegate,
       maxDepth: rule.max_depth,
       bearerAllowed: rule.bearer_allowed,
+      when: rule.when,
     })),
     grants: s.grants.map((grant) => ({
       name: grant.name,

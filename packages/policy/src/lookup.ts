@@ -1,3 +1,4 @@
+import { TENANT_PLACEHOLDER } from './profiles.js';
 import type { AppConfig, ClientConfig, IdpConfig, Policy, RoleConfig, RuleConfig } from './types.js';
 
 /**
@@ -10,19 +11,35 @@ export const findClient = (policy: Policy, id: string): ClientConfig | undefined
   policy.clients.find((client) => client.id === id);
 
 /**
- * The trusted IdP whose issuer is exactly `issuer` (no normalisation: `iss` is compared as a string).
+ * The trusted IdP whose issuer is exactly `issuer` (no normalisation: `iss` is compared as a string),
+ * or whose `{tenantid}` template `issuer` fills with one of its tenants.
  *
  * @example
  * const idp = findIdpByIssuer(policy, claims.iss);
  */
 export const findIdpByIssuer = (policy: Policy, issuer: string): IdpConfig | undefined =>
-  policy.idps.find((idp) => idp.issuer === issuer);
+  policy.idps.find((idp) => idp.issuer === issuer) ??
+  policy.idps.find((idp) => tenantOfIssuer(idp, issuer) !== undefined);
+
+/**
+ * The tenant a templated IdP's `issuer` names, when it is the template filled with an accepted tenant.
+ *
+ * @example
+ * tenantOfIssuer(entra, 'https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0');
+ */
+export function tenantOfIssuer(idp: IdpConfig, issuer: string): string | undefined {
+  const [before, after] = idp.issuer.split(TENANT_PLACEHOLDER);
+  if (after === undefined || before === undefined) return undefined;
+  if (!issuer.startsWith(before) || !issuer.endsWith(after)) return undefined;
+  const tenant = issuer.slice(before.length, issuer.length - after.length);
+  return idp.tenants.includes(tenant) ? tenant : undefined;
+}
 
 /**
  * A trusted IdP by subject namespace.
  *
  * @example
- * findIdp(policy, 'corp')?.groupsClaim; // 'groups'
+ * findIdp(policy, 'corp')?.groupsClaims; // ['groups']
  */
 export const findIdp = (policy: Policy, namespace: string): IdpConfig | undefined =>
   policy.idps.find((idp) => idp.namespace === namespace);

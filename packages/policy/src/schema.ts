@@ -1,12 +1,13 @@
 import { isName, parseDurationSeconds } from '@aoa/core';
 import { z } from 'zod';
+import { type Condition, compileCondition } from './conditions.js';
 import { quote } from './errors.js';
 import { importClientJwk } from './jwk.js';
+import { IDP_PROFILES, TENANT_PLACEHOLDER } from './profiles.js';
 
 /** RFC 6749 section 3.3 `scope-token`. */
 export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 export const DEFAULT_MAX_TOKEN_TTL_SECONDS = 3600;
-export const DEFAULT_IDP_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'];
 /** How far an IdP's clock may run ahead of or behind ours (`iat`, `nbf`, `exp`), by default and at most. */
 export const DEFAULT_IDP_CLOCK_SKEW_SECONDS = 5;
 export const MAX_IDP_CLOCK_SKEW_SECONDS = 300;
@@ -135,17 +136,50 @@ const clockSkew = z
 
 export const LimitsSchema = z.strictObject({ max_token_ttl: duration(DEFAULT_MAX_TOKEN_TTL_SECONDS) });
 
-export const IdpSchema = z.strictObject({
-  namespace: name('idp namespace'),
-  issuer,
-  audience: text,
-  groups_claim: text.default('groups'),
-  algorithms: uniqueList(algorithm, 'algorithm')
-    .min(1, { error: 'must list at least one algorithm' })
-    .default(DEFAULT_IDP_ALGORITHMS),
-  /** Allowance for the IdP's clock: a token issued (`iat`) further in the future is refused. */
-  clock_skew: clockSkew,
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+const tenant = z.string().superRefine((value, ctx) => {
+  if (!GUID.test(value)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `tenant ${quote(value)} must be a tenant id (a lowercase GUID)`,
+    });
+  }
 });
+
+/** Absent fields take the profile's defaults (`PROFILE_DEFAULTS`) when the policy is built. */
+export const IdpSchema = z
+  .strictObject({
+    namespace: name('idp namespace'),
+    profile: z.enum(IDP_PROFILES, { error: `must be one of ${IDP_PROFILES.join(', ')}` }).default('generic'),
+    issuer,
+    audience: text,
+    subject_claim: text.optional(),
+    groups_claim: z.union([text, uniqueList(text, 'claim')]).optional(),
+    token_types: uniqueList(z.string(), 'token type').optional(),
+    algorithms: uniqueList(algorithm, 'algorithm')
+      .min(1, { error: 'must list at least one algorithm' })
+      .optional(),
+    required_claims: uniqueList(text, 'claim').optional(),
+    /** Where the discovery document is, when not at `<issuer>/.well-known/...` (e.g. an Entra v1 template). */
+    discovery_url: issuer.optional(),
+    /** The tenants a `{tenantid}` issuer accepts; required with one. */
+    tenants: uniqueList(tenant, 'tenant').min(1, { error: 'must list at least one tenant' }).optional(),
+    /** Allowance for the IdP's clock: a token issued (`iat`) further in the future is refused. */
+    clock_skew: clockSkew,
+  })
+  .superRefine((idp, ctx) => {
+    const templated = idp.issuer.includes(TENANT_PLACEHOLDER);
+    const problem = (path: string, message: string) =>
+      ctx.addIssue({ code: 'custom', path: [path], message });
+    if (templated && idp.profile !== 'entra')
+      problem('issuer', `${TENANT_PLACEHOLDER} is only for profile entra`);
+    if (templated && !idp.tenants)
+      problem('tenants', `required with a ${TENANT_PLACEHOLDER} issuer: list the tenant ids to accept`);
+    if (!templated && idp.tenants) problem('tenants', `only with a ${TENANT_PLACEHOLDER} issuer`);
+    if (idp.issuer.split(TENANT_PLACEHOLDER).length > 2)
+      problem('issuer', `${TENANT_PLACEHOLDER} may appear once`);
+  });
 
 const clientJwk = z.record(z.string(), z.unknown()).transform((jwk, ctx) => {
   const result = importClientJwk(jwk);
@@ -166,13 +200,50 @@ const presentRule = z
     }
   });
 
-export const ClientSchema = z.strictObject({
-  id: name('client'),
-  admin: z.boolean().default(false),
-  dpop_bound_access_tokens: z.boolean().default(false),
-  jwks: z.array(clientJwk).min(1, { error: 'a client needs at least one public key' }),
-  may_present: z.array(presentRule).default([]),
-});
+/** How long after its `iat` a workload token still authenticates a federated client, by default and at most. */
+export const DEFAULT_FEDERATED_MAX_AGE_SECONDS = 300;
+export const MAX_FEDERATED_MAX_AGE_SECONDS = 3600;
+
+/**
+ * A client with no stored key, authenticated by a workload token of a trusted IdP whose claims meet
+ * `when` (the pattern of Entra ID federated credentials): a CI job, a pod.
+ */
+const federation = z
+  .strictObject({
+    idp: name('idp namespace'),
+    when: text,
+    max_age: duration(DEFAULT_FEDERATED_MAX_AGE_SECONDS).refine(
+      (seconds) => seconds <= MAX_FEDERATED_MAX_AGE_SECONDS,
+      {
+        error: `must be at most ${MAX_FEDERATED_MAX_AGE_SECONDS}s`,
+      },
+    ),
+  })
+  .transform((entry, ctx) => {
+    const compiled = compileCondition(entry.when);
+    if ('condition' in compiled) return { ...entry, when: compiled.condition };
+    ctx.addIssue({ code: 'custom', path: ['when'], message: compiled.problem });
+    return z.NEVER;
+  });
+
+export const ClientSchema = z
+  .strictObject({
+    id: name('client'),
+    admin: z.boolean().default(false),
+    dpop_bound_access_tokens: z.boolean().default(false),
+    jwks: z.array(clientJwk).min(1, { error: 'a client needs at least one public key' }).optional(),
+    federated: federation.optional(),
+    may_present: z.array(presentRule).default([]),
+  })
+  .superRefine((client, ctx) => {
+    if (!client.jwks === !client.federated) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'a client authenticates with jwks (its own keys) or federated (a workload token): give exactly one',
+      });
+    }
+  });
 
 const groupMember = z.string().superRefine((value, ctx) => {
   const colon = value.indexOf(':');
@@ -188,17 +259,39 @@ const subjectMember = z.string().superRefine((value, ctx) => {
   }
 });
 
-export const RoleSchema = z.strictObject({
-  name: name('role'),
-  members: z
-    .strictObject({
-      groups: uniqueList(groupMember, 'group').default([]),
-      subjects: uniqueList(subjectMember, 'subject').default([]),
-      clients: uniqueList(name('client'), 'client').default([]),
-      apps: uniqueList(name('app'), 'app').default([]),
-    })
-    .default({ groups: [], subjects: [], clients: [], apps: [] }),
-});
+/**
+ * Compiles an entry's `when` at load, so a policy with a broken condition is refused naming the
+ * entry and the column; the compiled condition replaces its source.
+ */
+function compileWhen<T extends { name: string; when?: string | undefined }>(
+  what: 'role' | 'rule',
+): (entry: T, ctx: z.RefinementCtx) => Omit<T, 'when'> & { when: Condition | undefined } {
+  return (entry, ctx) => {
+    if (entry.when === undefined) return { ...entry, when: undefined };
+    const compiled = compileCondition(entry.when);
+    if ('condition' in compiled) return { ...entry, when: compiled.condition };
+    ctx.addIssue({ code: 'custom', path: ['when'], message: `${what} ${entry.name}: ${compiled.problem}` });
+    return z.NEVER;
+  };
+}
+
+export const RoleSchema = z
+  .strictObject({
+    name: name('role'),
+    members: z
+      .strictObject({
+        groups: uniqueList(groupMember, 'group').default([]),
+        subjects: uniqueList(subjectMember, 'subject').default([]),
+        clients: uniqueList(name('client'), 'client').default([]),
+        apps: uniqueList(name('app'), 'app').default([]),
+        /** Every identity of these IdPs, for a role whose `when` says which (a CI job, a pod). */
+        idps: uniqueList(name('idp namespace'), 'idp').default([]),
+      })
+      .default({ groups: [], subjects: [], clients: [], apps: [], idps: [] }),
+    /** A CEL condition on the identity's claims; the role is held only when it holds. */
+    when: text.optional(),
+  })
+  .transform(compileWhen('role'));
 
 export const AppSchema = z.strictObject({
   name: name('app'),
@@ -214,20 +307,27 @@ export const scopeToken = z.string().superRefine((value, ctx) => {
   }
 });
 
-export const RuleSchema = z.strictObject({
-  name: name('rule'),
-  role: name('role'),
-  children: uniqueList(name('app'), 'app').min(1, { error: 'a rule needs at least one child app' }),
-  environments: uniqueList(name('environment'), 'environment').min(1, {
-    error: 'a rule needs at least one environment',
-  }),
-  scopes: z.record(z.string(), uniqueList(scopeToken, 'scope')),
-  /** Absent: the policy's `limits.max_token_ttl`, filled in after limits are known. */
-  max_ttl: duration(0),
-  may_delegate: z.boolean().default(false),
-  max_depth: z.int({ error: 'must be a whole number' }).min(0, { error: 'must not be negative' }).default(0),
-  bearer_allowed: z.boolean().default(false),
-});
+export const RuleSchema = z
+  .strictObject({
+    name: name('rule'),
+    role: name('role'),
+    children: uniqueList(name('app'), 'app').min(1, { error: 'a rule needs at least one child app' }),
+    environments: uniqueList(name('environment'), 'environment').min(1, {
+      error: 'a rule needs at least one environment',
+    }),
+    scopes: z.record(z.string(), uniqueList(scopeToken, 'scope')),
+    /** Absent: the policy's `limits.max_token_ttl`, filled in after limits are known. */
+    max_ttl: duration(0),
+    may_delegate: z.boolean().default(false),
+    max_depth: z
+      .int({ error: 'must be a whole number' })
+      .min(0, { error: 'must not be negative' })
+      .default(0),
+    bearer_allowed: z.boolean().default(false),
+    /** A CEL condition on the claims and the request; the rule allows nothing when it does not hold. */
+    when: text.optional(),
+  })
+  .transform(compileWhen('rule'));
 
 export type RawIdp = z.output<typeof IdpSchema>;
 export type RawClient = z.output<typeof ClientSchema>;

@@ -1,15 +1,29 @@
 import type { KeyObject } from 'node:crypto';
 import type { RefusalReason } from '@aoa/core';
 import type { JWK } from 'jose';
+import type { Condition } from './conditions.js';
+import type { IdpProfile } from './profiles.js';
 
-/** A trusted IdP. `namespace` prefixes its subjects: `idp:<namespace>:<sub>`. */
+/** A trusted IdP. `namespace` prefixes its subjects: `idp:<namespace>:<subject claim>`. */
 export interface IdpConfig {
   namespace: string;
+  profile: IdpProfile;
+  /** Exact, or (profile entra) a template holding `{tenantid}`, filled from the token's `tid`. */
   issuer: string;
+  /** The tenants a templated issuer accepts; empty for an exact issuer. */
+  tenants: string[];
+  /** The discovery document, when not derived from the issuer. */
+  discoveryUrl: string | undefined;
   audience: string;
-  groupsClaim: string;
+  subjectClaim: string;
+  /** Claims read as the identity's groups. */
+  groupsClaims: string[];
+  /** Accepted `typ` headers (lowercase, `''` for none); undefined accepts any. */
+  tokenTypes: string[] | undefined;
   /** JWS algorithms accepted from this IdP (never `none`, never HS*). */
   algorithms: string[];
+  /** Claims required besides `exp` and the subject claim. */
+  requiredClaims: string[];
   /** Allowed skew of the IdP's clock, 0 to 300 s: `iat` later than now plus this is refused. */
   clockSkewSeconds: number;
 }
@@ -29,18 +43,35 @@ export interface ClientKey {
   key: KeyObject;
 }
 
+/** A client authenticated by a workload token of a trusted IdP (no stored key). */
+export interface ClientFederation {
+  /** The IdP namespace whose tokens authenticate the client. */
+  idp: string;
+  /** Which of that IdP's workloads are this client. */
+  when: Condition;
+  /** How old (since `iat`) the workload token may be. */
+  maxAgeSeconds: number;
+}
+
 export interface ClientConfig {
   id: string;
   admin: boolean;
+  /** Empty for a federated client. */
   keys: ClientKey[];
+  federated: ClientFederation | undefined;
   mayPresent: PresentRule[];
   dpopBoundAccessTokens: boolean;
 }
 
 export interface RoleConfig {
   name: string;
-  /** groups as `<namespace>:<group>`, subjects as `idp:<namespace>:<sub>`, client ids, app ids. */
-  members: { groups: string[]; subjects: string[]; clients: string[]; apps: string[] };
+  /**
+   * groups as `<namespace>:<group>`, subjects as `idp:<namespace>:<sub>`, client ids, app ids, and IdP
+   * namespaces whose every identity is a member (always with a `when`).
+   */
+  members: { groups: string[]; subjects: string[]; clients: string[]; apps: string[]; idps: string[] };
+  /** Held only when this holds on the identity's claims. */
+  when: Condition | undefined;
 }
 
 export interface AppConfig {
@@ -61,6 +92,8 @@ export interface RuleConfig {
   /** How many further levels of sub-delegation a token minted under this rule may start (0 unless may_delegate). */
   maxDepth: number;
   bearerAllowed: boolean;
+  /** Allows nothing unless this holds on the claims and the request. */
+  when: Condition | undefined;
 }
 
 /** An agent whose public keys are registered in policy for a grant (enrolled without a join token). */
@@ -130,6 +163,11 @@ export interface DelegationRequest {
   holderJkt: string | undefined;
   parent: ParentBounds | undefined;
   nowSeconds: number;
+  /**
+   * What `when` conditions read as `claims`: the verified IdP token's payload (root delegation) or the
+   * presented aoa token's claims (sub-delegation). Absent (a standing grant): conditions see none.
+   */
+  claims?: Readonly<Record<string, unknown>>;
 }
 
 export type Decision =

@@ -20,7 +20,7 @@ import {
   startHttpServer,
   systemClock,
 } from '@aoa/core';
-import { type Policy, PolicyStore } from '@aoa/policy';
+import { type Policy, PolicyStore, policyWarnings } from '@aoa/policy';
 import { issuer as pb } from '@aoa/proto';
 import { openRevocationWriter, type RevocationWriter, writeRevocation } from '@aoa/revocation';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -284,6 +284,8 @@ async function openPolicy(
     onLoaded: (policy) => {
       metrics.policyLoads.inc({ result: 'loaded' });
       log.info({ hash: policy.hash, rules: policy.rules.length }, 'policy loaded');
+      for (const warning of policyWarnings(policy))
+        log.warn({ hash: policy.hash, warning }, 'policy warning');
       void report(
         audit.publish('policy.loaded', policy.hash, {
           hash: policy.hash,

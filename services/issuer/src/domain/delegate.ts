@@ -1,24 +1,23 @@
-import { assertMayPresent, verifyClientAssertion } from '@aoa/auth';
+import { assertMayPresent, isWorkloadAssertion, verifyClientAssertion } from '@aoa/auth';
 import {
   type AoaClaims,
   AppError,
   type AuditPublisher,
   AuditUnavailable,
-  actorApp,
   actorList,
   type Clock,
-  depthOf,
   errorInfoOf,
   isName,
   type ReplayGuard,
   type RevocationMirror,
   type SigningKey,
-  TOKEN_TYPE_ACCESS_TOKEN,
   toAppError,
   verifyDpopProof,
 } from '@aoa/core';
-import { type ClientConfig, decide, type Policy } from '@aoa/policy';
-import { buildClaims, type Origin, signAccessToken } from './mint.js';
+import type { ClientConfig, Policy } from '@aoa/policy';
+import { decideAndSign } from './decide-and-sign.js';
+import { federatedDelegate } from './federated.js';
+import type { Origin } from './mint.js';
 import {
   type DelegateInput,
   type RawDelegateRequest,
@@ -36,6 +35,8 @@ export interface CallerProof {
    * does so first, to answer `401 invalid_client` and to rate-limit per client). Only adapters set it.
    */
   authenticatedClient?: ClientConfig | undefined;
+  /** The client a federated caller means, when several federated clients accept its workload token. */
+  clientId?: string | undefined;
 }
 
 export interface IssuerContext {
@@ -64,7 +65,7 @@ export interface DelegateResult {
 }
 
 /** What the denial audit event can say about a refused request, filled in as the request is understood. */
-interface Facts {
+export interface Facts {
   sub?: string;
   clientId?: string;
   parentJti?: string;
@@ -105,6 +106,16 @@ async function issue(
   facts: Facts,
 ): Promise<DelegateResult> {
   const policy = ctx.policy();
+  const { clientAssertion, dpop } = proof;
+  if (clientAssertion && dpop && isWorkloadAssertion(policy, clientAssertion)) {
+    return federatedDelegate(
+      ctx,
+      input,
+      { assertion: clientAssertion, dpop, clientId: proof.clientId },
+      facts,
+      policy,
+    );
+  }
   const clientProved = Boolean(proof.clientAssertion || proof.authenticatedClient);
   if (clientProved && proof.dpop) {
     throw new AppError('invalid_argument', 'present either a client assertion or a DPoP proof, not both');
@@ -149,60 +160,7 @@ async function mint(
     : await childOrigin(ctx, input, subject, proof, facts);
   // A replayed caller proof is refused before any policy work, so its refusal names no rule.
   await singleUse;
-  const nowMs = ctx.clock.nowMs();
-  const parent = origin.kind === 'child' ? origin.parent : undefined;
-  const decision = decide(policy, {
-    principal:
-      subject.kind === 'idp'
-        ? { kind: 'idp', idp: subject.idp.namespace, sub: subject.sub, groups: subject.groups }
-        : { kind: 'app', app: actorApp(subject.claims.act.sub) ?? '' },
-    child: input.child,
-    env: input.environment,
-    scopes: input.scopes,
-    audience: input.audience,
-    ttlSeconds: input.ttlSeconds,
-    holderJkt: input.holderJkt,
-    parent: parent && {
-      env: parent.env,
-      scopes: parent.scope.split(' ').filter(Boolean),
-      audience: parent.aud,
-      expSeconds: parent.exp,
-      depth: depthOf(parent),
-      maxDepth: parent.aoa_max_depth,
-    },
-    nowSeconds: Math.floor(nowMs / 1000),
-  });
-  if (!decision.allow) {
-    if (decision.rule) facts.rule = decision.rule;
-    throw new AppError('permission_denied', decision.reason, {
-      reason: decision.code,
-      rule: decision.rule,
-      constraint: decision.constraint,
-    });
-  }
-  facts.rule = decision.rule;
-  const key = ctx.signingKey();
-  const claims = buildClaims({
-    issuer: ctx.issuer,
-    origin,
-    child: input.child,
-    env: input.environment,
-    decision,
-    holderJkt: input.holderJkt,
-    nowMs,
-  });
-  return {
-    accessToken: signAccessToken(claims, key),
-    tokenType: claims.cnf ? 'DPoP' : 'Bearer',
-    expiresAt: claims.exp,
-    scopes: decision.scopes,
-    jti: claims.jti,
-    issuedTokenType: TOKEN_TYPE_ACCESS_TOKEN,
-    rule: decision.rule,
-    depth: decision.depth,
-    kid: key.kid,
-    claims,
-  };
+  return decideAndSign(ctx, input, subject, origin, facts, policy);
 }
 
 function rootOrigin(policy: Policy, client: ClientConfig, subject: VerifiedSubject, facts: Facts): Origin {

@@ -83,7 +83,8 @@ export function issuerHandlers(
 function callerProof(metadata: Metadata, htu: string): CallerProof {
   const clientAssertion = singleMetadata(metadata, 'client-assertion');
   const dpop = singleMetadata(metadata, 'dpop');
-  return { clientAssertion, dpop: dpop ? { proof: dpop, htm: 'POST', htu } : undefined };
+  const clientId = singleMetadata(metadata, 'client-id');
+  return { clientAssertion, dpop: dpop ? { proof: dpop, htm: 'POST', htu } : undefined, clientId };
 }
 
 function introspectionResponse(claims: AoaClaims): pb.IntrospectResponse {

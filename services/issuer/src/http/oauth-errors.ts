@@ -38,10 +38,11 @@ function registeredError(error: AppError): { status: number; error: string } {
     case 'unauthenticated':
       // The client is authenticated before the domain runs; what remains is the subject token or
       // the sub-delegating child's DPoP proof.
-      return {
-        status: 400,
-        error: error.message.startsWith('DPoP proof') ? 'invalid_dpop_proof' : 'invalid_request',
-      };
+      if (error.message.startsWith('DPoP proof')) return { status: 400, error: 'invalid_dpop_proof' };
+      if (error.reason && REFUSAL_REASONS[error.reason].oauth === 'invalid_client') {
+        return { status: 401, error: 'invalid_client' };
+      }
+      return { status: 400, error: 'invalid_request' };
     case 'permission_denied':
       return {
         status: 400,

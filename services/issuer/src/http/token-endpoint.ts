@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { isWorkloadAssertion } from '@aoa/auth';
 import {
   type HttpHandler,
   type Logger,
@@ -9,11 +10,11 @@ import {
 } from '@aoa/core';
 import type { ClientConfig } from '@aoa/policy';
 import type { RevocationWriteContext } from '@aoa/revocation';
-import { type CallerProof, delegate, type IssuerContext } from '../domain/delegate.js';
+import { type CallerProof, type DelegateResult, delegate, type IssuerContext } from '../domain/delegate.js';
 import type { RawDelegateRequest } from '../domain/request.js';
 import type { IssuerMetrics } from '../metrics.js';
 import { type Actor, verifyActorToken } from './actor-token.js';
-import { authenticateFormClient, invalidClient } from './client-auth.js';
+import { authenticateFormClient, invalidClient, JWT_BEARER_ASSERTION } from './client-auth.js';
 import type { DpopNonces } from './dpop-nonce.js';
 import { tokenEndpointError } from './oauth-errors.js';
 import { OAuthError, type OAuthForm, readOAuthForm, sendOAuthError } from './oauth-form.js';
@@ -73,8 +74,10 @@ async function exchange(deps: OAuthEndpointDeps, req: IncomingMessage): Promise<
   if (!grantType) throw new OAuthError(400, 'invalid_request', 'grant_type: required');
   if (grantType !== TOKEN_EXCHANGE_GRANT)
     throw new OAuthError(400, 'unsupported_grant_type', `only ${TOKEN_EXCHANGE_GRANT} is supported`);
-  const client = await authenticateFormClient(ctx, form);
   const dpop = dpopHeader(req);
+  const workload = workloadAssertion(ctx, form);
+  if (workload) return federatedExchange(deps, ctx, form, workload, dpop);
+  const client = await authenticateFormClient(ctx, form);
   if (!client && !dpop)
     throw invalidClient(
       "client authentication required: private_key_jwt, or a DPoP proof by the subject token's key",
@@ -102,6 +105,39 @@ async function exchange(deps: OAuthEndpointDeps, req: IncomingMessage): Promise<
     },
     proof,
   );
+  return tokenResponse(ctx, result);
+}
+
+/**
+ * A federated client's exchange: its workload token is the client assertion and the subject token,
+ * and the DPoP proof (with the server's nonce) is of the key the new token is bound to.
+ */
+async function federatedExchange(
+  deps: OAuthEndpointDeps,
+  ctx: IssuerContext,
+  form: OAuthForm,
+  assertion: string,
+  dpop: string | undefined,
+): Promise<Record<string, unknown>> {
+  if (!dpop) throw new OAuthError(400, 'invalid_dpop_proof', 'a federated client must send a DPoP proof');
+  deps.nonces.require(dpop);
+  const result = await delegate(ctx, exchangeRequest(form), {
+    clientAssertion: assertion,
+    dpop: { proof: dpop, htm: 'POST', htu: deps.urls().token },
+    clientId: form.one('client_id'),
+  });
+  return tokenResponse(ctx, result);
+}
+
+/** The workload token a federated client authenticates with, when the form's assertion is one. */
+function workloadAssertion(ctx: IssuerContext, form: OAuthForm): string | undefined {
+  const assertion = form.one('client_assertion');
+  if (!assertion || form.one('client_assertion_type') !== JWT_BEARER_ASSERTION) return undefined;
+  return isWorkloadAssertion(ctx.policy(), assertion) ? assertion : undefined;
+}
+
+/** The RFC 8693 section 2.2.1 answer for an issued token. */
+function tokenResponse(ctx: IssuerContext, result: DelegateResult): Record<string, unknown> {
   return {
     access_token: result.accessToken,
     issued_token_type: result.issuedTokenType,
