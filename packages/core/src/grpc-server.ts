@@ -36,6 +36,7 @@ export class GrpcServer {
     service: string;
     call: ServerWritableStream<health.HealthCheckRequest, health.HealthCheckResponse>;
   }>();
+  private readiness: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly log: Logger,
@@ -61,6 +62,25 @@ export class GrpcServer {
       includeDirs: [PROTO_ROOT],
     });
     new ReflectionService(definition).addToServer(this.server);
+  }
+
+  /**
+   * Serves health from the same answer as `/readyz`: SERVING while `notReady()` is empty, NOT_SERVING
+   * with a reason logged once per change, asked now and every `intervalMs` until {@link stop}.
+   */
+  followReadiness(notReady: () => string[], services: string[], intervalMs = 1000): void {
+    let serving: boolean | undefined;
+    const update = () => {
+      const problems = notReady();
+      if (serving === (problems.length === 0)) return;
+      serving = problems.length === 0;
+      if (!serving) this.log.warn({ problems }, 'not serving');
+      else this.log.info('serving');
+      this.setServing(serving, services);
+    };
+    update();
+    this.readiness = setInterval(update, intervalMs);
+    this.readiness.unref();
   }
 
   /** Marks the whole server ('') and each named service as serving or not. */
@@ -94,6 +114,7 @@ export class GrpcServer {
 
   /** Stops accepting, lets in-flight calls finish for up to `graceMs`, then forces. */
   async stop(graceMs = 5000): Promise<void> {
+    clearInterval(this.readiness);
     this.setServing(false);
     for (const w of this.watchers) w.call.end();
     await new Promise<void>((resolve) => {

@@ -4,6 +4,7 @@ export * from './bus/audit.js';
 export * from './bus/bucket.js';
 export * from './bus/connect.js';
 export * from './bus/kv-watch.js';
+export * from './bus/nats-probe.js';
 export * from './bus/replay.js';
 export * from './claims.js';
 export * from './claims-schema.js';

@@ -46,6 +46,9 @@ export async function startContainerNats(options: StartNatsOptions): Promise<Nat
       if (options.whileDown) throw new Error('restart: whileDown needs a local nats-server binary');
       await started.restart();
     },
+    async freeze() {
+      throw new Error('freeze: suspending the server needs a local nats-server binary');
+    },
     [Symbol.asyncDispose]: stop,
   };
 }

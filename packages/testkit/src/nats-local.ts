@@ -73,6 +73,15 @@ function wrap(
         proc = await launch();
       }
     },
+    async freeze(whileFrozen) {
+      if (stopped !== undefined) throw new Error('freeze: this NATS server was stopped');
+      process.kill(-proc.pid, 'SIGSTOP');
+      try {
+        await whileFrozen();
+      } finally {
+        process.kill(-proc.pid, 'SIGCONT');
+      }
+    },
     [Symbol.asyncDispose]: stop,
   };
 }

@@ -24,6 +24,11 @@ export interface NatsServer {
    * same port and store; resolves once it is ready.
    */
   restart(options?: { whileDown?: () => Promise<void> }): Promise<void>;
+  /**
+   * Suspends the server (SIGSTOP): its sockets stay open but it answers nothing, as a hung or
+   * partitioned server would. Runs `whileFrozen`, then resumes it (SIGCONT). Needs a local binary.
+   */
+  freeze(whileFrozen: () => Promise<void>): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
 

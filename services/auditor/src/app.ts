@@ -8,6 +8,7 @@ import {
   ensureAuditStream,
   GrpcServer,
   type Logger,
+  NatsProbe,
   openBucket,
   ReplayGuard,
   randomId,
@@ -96,6 +97,9 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
 
     const nc = await connectService(config, 'auditor', log);
     cleanup.push(() => nc.drain().catch(() => undefined));
+    const natsProbe = new NatsProbe(nc, log);
+    natsProbe.start();
+    cleanup.push(() => natsProbe.stop());
     const jsm = await jetstreamManager(nc);
     await ensureAuditStream(jsm, subjects, {
       maxAgeSeconds: config.auditMaxAgeSeconds,
@@ -193,17 +197,18 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
         log,
       }),
     );
+    const notReady = () => [...natsProbe.problems(), ...storeProbe.problems()];
     const http = await startHttpServer({
       listen: config.httpListen,
       log,
       tls: config.tls,
       routes: serviceRoutes({
         registry: metrics.registry,
-        notReady: () => [...(nc.isClosed() ? ['nats connection closed'] : []), ...storeProbe.problems()],
+        notReady,
       }),
     });
     cleanup.push(() => http.close());
-    grpc.setServing(true, ['aoa.v1.Auditor']);
+    grpc.followReadiness(notReady, ['aoa.v1.Auditor']);
     policyStore.watch();
     log.info({ grpcPort, httpPort: http.port, store: db.kind }, 'auditor started');
     return {

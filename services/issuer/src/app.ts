@@ -11,6 +11,7 @@ import {
   hostForUrl,
   KeySetMirror,
   type Logger,
+  NatsProbe,
   openBucket,
   ReplayGuard,
   RevocationMirror,
@@ -75,6 +76,9 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
   try {
     const nc = await connectService(config, 'issuer', log);
     cleanup.push(() => nc.drain().catch(() => undefined));
+    const natsProbe = new NatsProbe(nc, log);
+    natsProbe.start();
+    cleanup.push(() => natsProbe.stop());
     const js = jetstream(nc);
     await ensureAuditStream(await jetstreamManager(nc), subjects, {
       maxAgeSeconds: config.auditMaxAgeSeconds,
@@ -137,6 +141,10 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
     const scheme = config.tls ? 'https' : 'http';
     const grpcUrl = config.grpcUrl ?? `${scheme}://${hostForUrl(config.grpcListen.host)}:${grpcPort}`;
 
+    const notReady = () => [
+      ...natsProbe.problems(),
+      ...(revocations.ready() ? [] : ['revocation view not synchronised']),
+    ];
     let issuer = config.issuerUrl ?? '';
     // The HTTP listener binds before the domain exists (the issuer URL may come from its port).
     let ctx: IssuerContext | undefined;
@@ -151,10 +159,7 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
         grpcUrl,
         keys: keySet,
         metrics,
-        notReady: () => [
-          ...(nc.isClosed() ? ['nats connection closed'] : []),
-          ...(revocations.ready() ? [] : ['revocation view not synchronised']),
-        ],
+        notReady,
         oauth: {
           context: () => ctx,
           revocationWriter: () => writer?.ctx,
@@ -227,7 +232,7 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
     const mintCtx = { ...ctx, grants: mirrorGrantSource(grantMirror, grantsKv) };
     const mintSub = serveGrantMint(nc, subjects, mintCtx, grantMirror, keys, metrics.registry, log);
     cleanup.push(() => mintSub.unsubscribe());
-    grpc.setServing(true, ['aoa.v1.Issuer']);
+    grpc.followReadiness(notReady, ['aoa.v1.Issuer']);
     policyStore.watch();
     log.info({ issuer, grpcUrl, httpPort: http.port, keyManager: store.kind }, 'issuer started');
     return {

@@ -8,6 +8,7 @@ import {
   hostForUrl,
   KeySetMirror,
   type Logger,
+  NatsProbe,
   openBucket,
   ReplayGuard,
   RevocationMirror,
@@ -65,6 +66,9 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
   try {
     const nc = await connectService(config, 'revoker', log);
     cleanup.push(() => nc.drain().catch(() => undefined));
+    const natsProbe = new NatsProbe(nc, log);
+    natsProbe.start();
+    cleanup.push(() => natsProbe.stop());
     await ensureAuditStream(await jetstreamManager(nc), subjects, {
       maxAgeSeconds: config.auditMaxAgeSeconds,
       maxBytes: config.auditMaxBytes,
@@ -139,20 +143,21 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
       pb.RevokerService,
       revokerHandlers({ ctx, list: () => revocations.list(), grpcBaseUrl: grpcUrl, metrics, log }),
     );
+    const notReady = () => [
+      ...natsProbe.problems(),
+      ...(revocations.ready() ? [] : ['revocation view not synchronised']),
+    ];
     const http = await startHttpServer({
       listen: config.httpListen,
       log,
       tls: config.tls,
       routes: serviceRoutes({
         registry: metrics.registry,
-        notReady: () => [
-          ...(nc.isClosed() ? ['nats connection closed'] : []),
-          ...(revocations.ready() ? [] : ['revocation view not synchronised']),
-        ],
+        notReady,
       }),
     });
     cleanup.push(() => http.close());
-    grpc.setServing(true, ['aoa.v1.Revoker']);
+    grpc.followReadiness(notReady, ['aoa.v1.Revoker']);
     policyStore.watch();
     log.info({ grpcUrl, httpPort: http.port }, 'revoker started');
     return {

@@ -8,6 +8,7 @@ import {
   GrantMirror,
   GrpcServer,
   type Logger,
+  NatsProbe,
   openBucket,
   ReplayGuard,
   randomId,
@@ -66,6 +67,9 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
   try {
     const nc = await connectService(config, 'rotator', log);
     cleanup.push(() => nc.drain().catch(() => undefined));
+    const natsProbe = new NatsProbe(nc, log);
+    natsProbe.start();
+    cleanup.push(() => natsProbe.stop());
     const jsm = await jetstreamManager(nc);
     await ensureAuditStream(jsm, subjects, {
       maxAgeSeconds: config.auditMaxAgeSeconds,
@@ -148,13 +152,14 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
     const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.tls);
     cleanup.push(() => grpc.stop());
     grpc.server.addService(pb.RotatorService, rotatorHandlers(ctx, metrics, log));
+    const notReady = () => natsProbe.problems();
     const http = await startHttpServer({
       listen: config.httpListen,
       log,
       tls: config.tls,
       routes: serviceRoutes({
         registry: metrics.registry,
-        notReady: () => (nc.isClosed() ? ['nats connection closed'] : []),
+        notReady,
       }),
     });
     cleanup.push(() => http.close());
@@ -162,7 +167,7 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
     cleanup.push(() => loop.stop());
     const remint = serveRemint({ nc, subjects, store, rotateNow, clock, log });
     cleanup.push(() => remint.unsubscribe());
-    grpc.setServing(true, ['aoa.v1.Rotator']);
+    grpc.followReadiness(notReady, ['aoa.v1.Rotator']);
     policyStore.watch();
     log.info({ grpcPort, httpPort: http.port }, 'rotator started');
     return { grpcPort, httpPort: http.port, holder, stop: () => runCleanup(cleanup) };
