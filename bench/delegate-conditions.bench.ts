@@ -5,7 +5,7 @@
 // bench/delegate.bench.ts (bench/results/delegate.json). Target: conditions add < 5% of a Delegate.
 // Also reports what compiling the conditions adds to a policy load.
 //
-//   npx tsx bench/conditions.bench.ts [--quick]
+//   npx tsx bench/delegate-conditions.bench.ts [--quick]      (npm run bench -- delegate runs it too)
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -160,7 +160,7 @@ const fmt = (n: number) => n.toFixed(2);
 const md = `# CEL claim conditions: cost per decision
 
 ${results.meta.date}, Node ${process.version}, pinned to core 1, ${ROUNDS} rounds × ${CALLS_PER_ROUND} decisions, medians.
-\`npm run bench -- conditions\`
+\`npm run bench -- delegate-conditions\`
 
 Role condition: \`${ROLE_WHEN}\`
 Rule condition: \`${RULE_WHEN}\`
@@ -177,7 +177,7 @@ Against a Delegate: the issuer spends ${delegate.us.toFixed(0)} µs of server CP
 |---|---|---|
 | ${results.check.name} | ${pass ? 'pass' : 'FAIL'} | ${results.check.detail} |
 `;
-writeFileSync(join(RESULTS_DIR, 'conditions.json'), `${JSON.stringify(results, null, 2)}\n`);
-writeFileSync(join(RESULTS_DIR, 'conditions.md'), md);
+writeFileSync(join(RESULTS_DIR, 'delegate-conditions.json'), `${JSON.stringify(results, null, 2)}\n`);
+writeFileSync(join(RESULTS_DIR, 'delegate-conditions.md'), md);
 process.stdout.write(md);
 process.exit(pass ? 0 : 1);
