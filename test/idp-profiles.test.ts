@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { createLogger, errorInfoFrom } from '@aoa/core';
 import { issuer as pb } from '@aoa/proto';
 import {
+  kubernetesCluster,
   legacyServiceAccountToken,
   type NatsServer,
   startNats,
@@ -36,8 +38,14 @@ interface Vendors {
   entraV1: VendorIdp;
   github: VendorIdp;
   k8s: VendorIdp;
+  /** A second cluster, whose tokens are also checked by its API server's TokenReview. */
+  k8sReviewed: VendorIdp;
   tfc: VendorIdp;
 }
+
+/** Where aoa's own service-account token for the reviewed cluster is (token_review.token_file). */
+const reviewerTokenFile = () => join(dir, 'aoa-serviceaccount.token');
+const REVIEWER = 'system:serviceaccount:aoa:aoa-issuer';
 
 let dir: string;
 let nats: NatsServer;
@@ -47,6 +55,8 @@ let issuer: RunningIssuer;
 let client: pb.IssuerClient;
 let broker: TestKey;
 let holder: TestKey;
+/** How far the issuer's clock runs ahead of the real one: moves a test past a cache's lifetime. */
+let aheadMs = 0;
 
 /** One registered client (`broker`) that may present each vendor's identities, and rules per vendor. */
 function policyOf(v: Vendors, brokerKey: TestKey): string {
@@ -74,6 +84,14 @@ idps:
     profile: kubernetes
     issuer: ${v.k8s.issuer}
     audience: ${AUDIENCE}
+  - namespace: k8s-rv
+    profile: kubernetes
+    issuer: ${v.k8sReviewed.issuer}
+    audience: ${AUDIENCE}
+    token_review:
+      server: ${kubernetesCluster(v.k8sReviewed).server}
+      token_file: ${reviewerTokenFile()}
+      cache: 30s
   - namespace: tfc
     profile: terraform-cloud
     issuer: ${v.tfc.issuer}
@@ -87,6 +105,7 @@ clients:
       - { idp: entra-v1, subjects: ["${OID}"] }
       - { idp: gh, subjects: ["${GH_SUB_NAMES}", "${GH_SUB_IDS}"] }
       - { idp: k8s, subjects: ["system:serviceaccount:ci:deployer"] }
+      - { idp: k8s-rv, subjects: ["system:serviceaccount:ci:deployer"] }
       - { idp: tfc, subjects: ["organization:acme:project:infra:workspace:prod:run_phase:plan", "organization:acme:project:infra:workspace:prod:run_phase:apply"] }
   - id: gh-deploy
     federated:
@@ -100,7 +119,7 @@ roles:
     members: { idps: [gh] }
     when: 'claims.repository_owner_id == "${OWNER_ID}" && claims.repository_id == "${REPO_ID}" && claims.ref == "refs/heads/main"'
   - name: pods
-    members: { idps: [k8s] }
+    members: { idps: [k8s, k8s-rv] }
     when: 'claims["kubernetes.io"].namespace == "ci"'
   - name: terraform
     members: { idps: [tfc] }
@@ -144,10 +163,20 @@ before(async () => {
     entraV1: await startVendorIdp({ shape: 'entra-v1' }),
     github: await startVendorIdp({ shape: 'github-actions' }),
     k8s: await startVendorIdp({ shape: 'kubernetes' }),
+    k8sReviewed: await startVendorIdp({ shape: 'kubernetes' }),
     tfc: await startVendorIdp({ shape: 'terraform-cloud' }),
   };
   broker = await makeKey();
   holder = await makeKey();
+  // aoa's own projected token in the reviewed cluster, for the API server's audience (its issuer).
+  const reviewerToken = await vendors.k8sReviewed.token({
+    audience: vendors.k8sReviewed.issuer,
+    claims: {
+      'kubernetes.io': { namespace: 'aoa', serviceaccount: { name: 'aoa-issuer', uid: randomUUID() } },
+    },
+  });
+  await writeFile(reviewerTokenFile(), reviewerToken, { mode: 0o600 });
+  kubernetesCluster(vendors.k8sReviewed).authDelegators.add(REVIEWER);
   const policyPath = join(dir, 'policy.yaml');
   await writeFile(policyPath, policyOf(vendors, broker));
   issuer = await buildIssuer(
@@ -157,7 +186,10 @@ before(async () => {
       AOA_ISSUER_GRPC_LISTEN: '127.0.0.1:0',
       AOA_ISSUER_HTTP_LISTEN: '127.0.0.1:0',
     }),
-    { logger: createLogger({ service: 'issuer', level: 'silent' }) },
+    {
+      logger: createLogger({ service: 'issuer', level: 'silent' }),
+      clock: { nowMs: () => Date.now() + aheadMs },
+    },
   ).start();
   client = new pb.IssuerClient(`127.0.0.1:${issuer.grpcPort}`, credentials.createInsecure());
 });
@@ -305,6 +337,90 @@ describe('Kubernetes', () => {
       await vendors.k8s.token({ audience: AUDIENCE, claims: { sub: 'system:serviceaccount:ci:admin' } }),
     );
     assert.equal(forged.reason, 'SUBJECT_TOKEN_INVALID');
+  });
+});
+
+describe('Kubernetes with TokenReview (a cluster that must see deleted pods at once)', () => {
+  const cluster = () => kubernetesCluster(vendors.k8sReviewed);
+  const podToken = () => vendors.k8sReviewed.token({ audience: AUDIENCE });
+  const jtiOf = (token: string) =>
+    String(JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()).jti);
+
+  it('accepts a token its API server still accepts, asking once per token within the cache', async () => {
+    const token = await podToken();
+    assert.equal((await delegateWith(token)).rule, 'pods-dashboards');
+    assert.equal((await delegateWith(token)).rule, 'pods-dashboards');
+    assert.equal(
+      cluster().reviewed.filter((jti) => jti === jtiOf(token)).length,
+      1,
+      'the second answer came from the cache',
+    );
+  });
+
+  it('refuses a token of a deleted pod at once, though its signature and exp still verify offline', async () => {
+    const seen = await podToken();
+    assert.equal((await delegateWith(seen)).rule, 'pods-dashboards');
+    const token = await podToken();
+    cluster().deletedPods.add(cluster().podUid);
+    try {
+      // A token verified before the deletion is trusted only as long as the cluster's answer is kept.
+      aheadMs = 31_000;
+      assert.equal((await refusalOf(seen)).reason, 'TOKEN_REVIEW_REJECTED', 'cached past the review cache');
+      aheadMs = 0;
+      const refused = await refusalOf(token);
+      assert.deepEqual([refused.code, refused.reason], [status.UNAUTHENTICATED, 'TOKEN_REVIEW_REJECTED']);
+      assert.match(
+        refused.message,
+        /TokenReview of k8s-rv: the cluster no longer accepts it \(.*pod ".+" not found/,
+      );
+      assert.ok(!refused.message.includes(token), 'the token itself is never in the message');
+      assert.equal((await lastDenied()).error_reason, 'TOKEN_REVIEW_REJECTED');
+      // The offline-only cluster, same shape and pod: still accepted (what TokenReview is for).
+      assert.equal(
+        (await delegateWith(await vendors.k8s.token({ audience: AUDIENCE }))).rule,
+        'pods-dashboards',
+      );
+    } finally {
+      aheadMs = 0;
+      cluster().deletedPods.clear();
+    }
+  });
+
+  it('fails closed, saying what to bind, when the API server refuses aoa its reviews', async () => {
+    cluster().authDelegators.delete(REVIEWER);
+    try {
+      const refused = await refusalOf(await podToken());
+      assert.equal(refused.code, status.UNAVAILABLE);
+      assert.match(
+        refused.message,
+        /refused aoa's own service account \(403\): bind it to the system:auth-delegator ClusterRole/,
+      );
+    } finally {
+      cluster().authDelegators.add(REVIEWER);
+    }
+  });
+
+  it('fails closed when the API server refuses aoa’s own token (401), keeps no such answer, and re-reads the token file the kubelet rotates', async () => {
+    const token = await podToken();
+    await writeFile(reviewerTokenFile(), 'not-a-token', { mode: 0o600 });
+    const refused = await refusalOf(token);
+    assert.equal(refused.code, status.UNAVAILABLE);
+    assert.match(refused.message, /refused aoa's own service account \(401\)/);
+    await writeFile(
+      reviewerTokenFile(),
+      await vendors.k8sReviewed.token({
+        audience: vendors.k8sReviewed.issuer,
+        claims: {
+          'kubernetes.io': { namespace: 'aoa', serviceaccount: { name: 'aoa-issuer', uid: randomUUID() } },
+        },
+      }),
+      { mode: 0o600 },
+    );
+    assert.equal(
+      (await delegateWith(token)).rule,
+      'pods-dashboards',
+      're-read the rotated token, asked again',
+    );
   });
 });
 

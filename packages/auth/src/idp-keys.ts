@@ -1,6 +1,7 @@
 import { AppError } from '@aoa/core';
 import { type IdpConfig, TENANT_PLACEHOLDER } from '@aoa/policy';
 import { createRemoteJWKSet } from 'jose';
+import { TokenReviews } from './token-review.js';
 
 /** jose's remote key set: a key resolver with its cache and cooldown, and the JWKS it last fetched. */
 export type IdpKeySet = ReturnType<typeof createRemoteJWKSet>;
@@ -9,12 +10,16 @@ export type IdpKeySet = ReturnType<typeof createRemoteJWKSet>;
  * Resolves each trusted IdP's JWKS through OIDC discovery (falling back to RFC 8414 metadata), once
  * per issuer, and keeps jose's remote key set for it. The discovery document is the IdP's
  * `discovery_url`, or found under its issuer; a `{tenantid}` issuer (Entra multi-tenant) is looked up
- * under its `common` tenant, whose document names the template itself as its issuer.
+ * under its `common` tenant, whose document names the template itself as its issuer. Beside the key
+ * sets it keeps the clusters' TokenReview answers (`reviews`), the other thing asked of an IdP.
  */
 export class IdpKeySets {
   private readonly sets = new Map<string, Promise<IdpKeySet>>();
+  readonly reviews: TokenReviews;
 
-  constructor(private readonly timeoutMs = 3000) {}
+  constructor(private readonly timeoutMs = 3000) {
+    this.reviews = new TokenReviews(timeoutMs);
+  }
 
   get(idp: Pick<IdpConfig, 'issuer' | 'discoveryUrl'>): Promise<IdpKeySet> {
     const key = `${idp.issuer}\n${idp.discoveryUrl ?? ''}`;

@@ -73,7 +73,8 @@ export function trustedIdp(policy: Policy, iss: unknown): IdpConfig {
  * Verifies an IdP's token as a subject token: the IdP's keys (OIDC discovery + JWKS), its issuer (a
  * `{tenantid}` template filled with an accepted tenant) and audience, its algorithm allow-list and
  * `typ` headers, `exp`, the subject claim and the profile's required claims, `iat` no later than the
- * IdP's clock skew allows, and the profile's own checks; reads its groups claims and `may_act`.
+ * IdP's clock skew allows, the profile's own checks and, for a cluster with `token_review`, that its
+ * API server still accepts the token; reads its groups claims and `may_act`.
  *
  * @example
  * const subject = await verifyIdpToken(token, findIdpByIssuer(policy, iss), keys, clock);
@@ -98,6 +99,8 @@ export async function verifyIdpToken(
     assertIssuedInThePast(payload.iat, idp, clock);
     assertTokenType(protectedHeader.typ, idp);
     assertProfileClaims(payload, idp, issuer, { keySet, kid: protectedHeader.kid });
+    if (idp.tokenReview)
+      await keys.reviews.assertAccepted(token, { ...idp, tokenReview: idp.tokenReview }, payload, clock);
     const sub = payload[idp.subjectClaim];
     if (typeof sub !== 'string' || sub === '') {
       throw new AppError('unauthenticated', `subject token: ${idp.subjectClaim} must be a non-empty string`, {

@@ -88,6 +88,11 @@ export const REFUSAL_REASONS = {
     meaning:
       'a Kubernetes secret-based service-account token (`iss: kubernetes/serviceaccount`), which never expires',
   },
+  TOKEN_REVIEW_REJECTED: {
+    oauth: 'invalid_request',
+    meaning:
+      "the cluster's TokenReview no longer accepts the service-account token (its pod or service account was deleted)",
+  },
   GROUPS_OVERAGE: {
     oauth: 'invalid_request',
     meaning:

@@ -188,6 +188,12 @@ function buildIdp(idp: RawIdp): IdpConfig {
     algorithms: idp.algorithms ?? defaults.algorithms,
     requiredClaims: idp.required_claims ?? defaults.requiredClaims,
     clockSkewSeconds: idp.clock_skew,
+    tokenReview: idp.token_review && {
+      server: idp.token_review.server.replace(/\/+$/, ''),
+      caFile: idp.token_review.ca_file,
+      tokenFile: idp.token_review.token_file,
+      cacheSeconds: idp.token_review.cache,
+    },
   };
 }
 

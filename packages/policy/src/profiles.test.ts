@@ -110,6 +110,36 @@ describe('IdP profiles', () => {
       /idps\[1\]\.profile: must be one of generic, okta, entra/,
     );
   });
+
+  it('take a TokenReview only for kubernetes, with in-cluster defaults and a short cache', () => {
+    const k8s = {
+      namespace: 'k8s',
+      profile: 'kubernetes',
+      issuer: 'https://kubernetes.default.svc',
+      audience: 'aoa',
+    };
+    const policy = load((doc) =>
+      doc.idps.push({ ...k8s, token_review: { server: 'https://10.0.0.1:6443/' } }),
+    );
+    assert.deepEqual(policy.idps[1]?.tokenReview, {
+      server: 'https://10.0.0.1:6443',
+      caFile: undefined,
+      tokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+      cacheSeconds: 10,
+    });
+    assert.equal(policy.idps[0]?.tokenReview, undefined);
+    const review = (idp: Record<string, unknown>) => problemsAfter((doc) => doc.idps.push(idp));
+    assert.deepEqual(
+      review({ ...k8s, profile: 'github-actions', token_review: { server: 'https://k.example' } }),
+      ['policy.yaml: idps[1].token_review: only for profile kubernetes'],
+    );
+    assert.deepEqual(review({ ...k8s, token_review: { server: 'https://k.example', cache: '5m' } }), [
+      'policy.yaml: idps[1].token_review.cache: must be at most 60s: a deleted pod must show soon',
+    ]);
+    assert.deepEqual(review({ ...k8s, token_review: { server: 'http://10.0.0.1:6443' } }), [
+      'policy.yaml: idps[1].token_review.server: "http://10.0.0.1:6443" must use https (http only for loopback hosts)',
+    ]);
+  });
 });
 
 describe('roles that admit every identity of an IdP', () => {

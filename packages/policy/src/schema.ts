@@ -147,6 +147,27 @@ const tenant = z.string().superRefine((value, ctx) => {
   }
 });
 
+/** How long a cluster's TokenReview answer is kept, by default and at most. */
+export const DEFAULT_TOKEN_REVIEW_CACHE_SECONDS = 10;
+export const MAX_TOKEN_REVIEW_CACHE_SECONDS = 60;
+/** Where a pod finds its own service-account token and the cluster's CA. */
+const IN_CLUSTER = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/**
+ * Asks the cluster's API server (TokenReview) whether it still accepts a service-account token, so a
+ * deleted pod or service account is refused at once rather than when its token expires. aoa's own
+ * service account needs the `system:auth-delegator` ClusterRole.
+ */
+const tokenReview = z.strictObject({
+  server: issuer,
+  ca_file: text.optional(),
+  token_file: text.default(`${IN_CLUSTER}/token`),
+  cache: duration(DEFAULT_TOKEN_REVIEW_CACHE_SECONDS).refine(
+    (seconds) => seconds <= MAX_TOKEN_REVIEW_CACHE_SECONDS,
+    { error: `must be at most ${MAX_TOKEN_REVIEW_CACHE_SECONDS}s: a deleted pod must show soon` },
+  ),
+});
+
 /** Absent fields take the profile's defaults (`PROFILE_DEFAULTS`) when the policy is built. */
 export const IdpSchema = z
   .strictObject({
@@ -167,6 +188,7 @@ export const IdpSchema = z
     tenants: uniqueList(tenant, 'tenant').min(1, { error: 'must list at least one tenant' }).optional(),
     /** Allowance for the IdP's clock: a token issued (`iat`) further in the future is refused. */
     clock_skew: clockSkew,
+    token_review: tokenReview.optional(),
   })
   .superRefine((idp, ctx) => {
     const templated = idp.issuer.includes(TENANT_PLACEHOLDER);
@@ -177,6 +199,8 @@ export const IdpSchema = z
     if (templated && !idp.tenants)
       problem('tenants', `required with a ${TENANT_PLACEHOLDER} issuer: list the tenant ids to accept`);
     if (!templated && idp.tenants) problem('tenants', `only with a ${TENANT_PLACEHOLDER} issuer`);
+    if (idp.token_review && idp.profile !== 'kubernetes')
+      problem('token_review', 'only for profile kubernetes');
     if (idp.issuer.split(TENANT_PLACEHOLDER).length > 2)
       problem('issuer', `${TENANT_PLACEHOLDER} may appear once`);
   });

@@ -26,6 +26,20 @@ export interface IdpConfig {
   requiredClaims: string[];
   /** Allowed skew of the IdP's clock, 0 to 300 s: `iat` later than now plus this is refused. */
   clockSkewSeconds: number;
+  /** kubernetes only: the API server asked (TokenReview) whether it still accepts each token. */
+  tokenReview: TokenReviewConfig | undefined;
+}
+
+/** A cluster's TokenReview endpoint, and the credentials aoa presents to it. */
+export interface TokenReviewConfig {
+  /** The API server's base URL, no trailing slash. */
+  server: string;
+  /** PEM CA of the API server; absent, the system's roots. */
+  caFile: string | undefined;
+  /** aoa's own service-account token (re-read at each review: the kubelet rotates it). */
+  tokenFile: string;
+  /** How long an answer is kept, 1 to 60 s (never past the token's `exp`). */
+  cacheSeconds: number;
 }
 
 /** An IdP identity a client may present: by subject, or by membership of a group. */

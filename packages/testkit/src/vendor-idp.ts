@@ -28,6 +28,7 @@ import {
   oktaProfile,
   terraformCloudProfile,
 } from './vendor-idp-shapes.js';
+import { type ClusterState, tokenReviewHandler } from './vendor-idp-token-review.js';
 
 export type { VendorShape } from './vendor-idp-profile.js';
 
@@ -84,8 +85,11 @@ const SHAPES: readonly VendorShape[] = [
   'terraform-cloud',
 ];
 
-/** What `legacyServiceAccountToken` needs of a kubernetes IdP, kept off its public surface. */
-const kubernetesSigners = new WeakMap<VendorIdp, { key: VendorSigningKey; workload: KubernetesWorkload }>();
+/** What `legacyServiceAccountToken` and `kubernetesCluster` need of a kubernetes IdP, kept off its public surface. */
+const kubernetesSigners = new WeakMap<
+  VendorIdp,
+  { key: VendorSigningKey; workload: KubernetesWorkload; cluster: ClusterState }
+>();
 
 /**
  * Starts a real OpenID provider (`oidc-provider`) on a free loopback port that issues tokens in one
@@ -108,8 +112,10 @@ export async function startVendorIdp(options: StartVendorIdpOptions): Promise<Ve
   const key = await generateSigningKey(profile.kidStyle);
 
   let router: ((pathname: string) => Route | undefined) | undefined;
+  let api: ((request: IncomingMessage, response: ServerResponse) => boolean) | undefined;
   const listeners = new Map<string, (request: IncomingMessage, response: ServerResponse) => void>();
   const server = createServer((request, response) => {
+    if (api?.(request, response)) return;
     const url = new URL(request.url ?? '/', 'http://127.0.0.1');
     const route = router?.(url.pathname);
     if (route === undefined) return void answer(response, 404, 'application/json', { error: 'not_found' });
@@ -142,6 +148,8 @@ export async function startVendorIdp(options: StartVendorIdpOptions): Promise<Ve
     throw error;
   }
   router = entra ? entraRouter({ origin, version: entra, tenants, key }) : prefixRouter(issuerPath);
+  const cluster: ClusterState = { authDelegators: new Set(), deletedPods: new Set(), reviewed: [] };
+  if (workload !== undefined) api = tokenReviewHandler(origin, key, cluster);
 
   const first = tenants[0] as string;
   let stopped: Promise<void> | undefined;
@@ -192,7 +200,7 @@ export async function startVendorIdp(options: StartVendorIdpOptions): Promise<Ve
     stop,
     [Symbol.asyncDispose]: stop,
   };
-  if (workload !== undefined) kubernetesSigners.set(idp, { key, workload });
+  if (workload !== undefined) kubernetesSigners.set(idp, { key, workload, cluster });
   return idp;
 }
 
@@ -230,6 +238,32 @@ export async function legacyServiceAccountToken(
   return new SignJWT(mergeClaims(base, claims, derive))
     .setProtectedHeader({ alg: SIGNING_ALG, kid: key.kid })
     .sign(key.privateKey);
+}
+
+/** The API server side of a kubernetes IdP: where TokenReview is served, and the state it reads. */
+export interface KubernetesCluster extends ClusterState {
+  /** The API server's base URL (the issuer's origin); TokenReview is at `<server>/apis/authentication.k8s.io/v1/tokenreviews`. */
+  readonly server: string;
+  /** The pod uid the IdP's tokens are bound to (`kubernetes.io.pod.uid`), unless a token overrides it. */
+  readonly podUid: string;
+}
+
+/**
+ * The kubernetes IdP's API server: it serves `POST /apis/authentication.k8s.io/v1/tokenreviews` as
+ * kube-apiserver does. Add a caller's `sub` to `authDelegators` to let it review (the
+ * `system:auth-delegator` binding); add a pod uid to `deletedPods` to invalidate the pod's tokens.
+ *
+ * @example
+ * await using idp = await startVendorIdp({ shape: 'kubernetes' });
+ * const cluster = kubernetesCluster(idp);
+ * cluster.authDelegators.add('system:serviceaccount:aoa:aoa-issuer');
+ * cluster.deletedPods.add(cluster.podUid);
+ */
+export function kubernetesCluster(idp: VendorIdp): KubernetesCluster {
+  const signer = kubernetesSigners.get(idp);
+  if (signer === undefined) throw new TypeError('kubernetesCluster: needs a kubernetes vendor IdP');
+  const { cluster, workload } = signer;
+  return { ...cluster, server: new URL(idp.issuer).origin, podUid: workload.pod.uid };
 }
 
 function entraVersion(shape: VendorShape): EntraVersion | undefined {

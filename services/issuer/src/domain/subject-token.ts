@@ -23,11 +23,15 @@ export type VerifiedSubject =
 
 /**
  * Verifies subject tokens: an IdP's (discovery + JWKS, issuer, audience, algorithm allow-list) or aoa's
- * own (published keys, RFC 9068 shape). A verified token is cached until it expires, keyed by its hash
- * and the policy hash; revocation and the caller's proof are checked by the caller on every use.
+ * own (published keys, RFC 9068 shape). A verified token is cached until it expires (a cluster's with
+ * `token_review`, only as long as its TokenReview answer is kept), keyed by its hash and the policy
+ * hash; revocation and the caller's proof are checked by the caller on every use.
  */
 export class SubjectTokenVerifier {
-  private readonly cache = new Map<string, { subject: VerifiedSubject; policyHash: string }>();
+  private readonly cache = new Map<
+    string,
+    { subject: VerifiedSubject; policyHash: string; untilMs: number }
+  >();
 
   constructor(
     private readonly issuer: string,
@@ -46,19 +50,21 @@ export class SubjectTokenVerifier {
     }
     const cacheKey = sha256Hex(token);
     const cached = this.cache.get(cacheKey);
-    if (cached && cached.policyHash === policy.hash && cached.subject.expMs > this.clock.nowMs()) {
-      return cached.subject;
-    }
+    const now = this.clock.nowMs();
+    if (cached && cached.policyHash === policy.hash && cached.untilMs > now) return cached.subject;
     this.cache.delete(cacheKey);
     const subject = await this.verifyUncached(token, policy);
+    const review = subject.kind === 'idp' ? subject.idp.tokenReview : undefined;
+    const untilMs = review ? Math.min(subject.expMs, now + review.cacheSeconds * 1000) : subject.expMs;
     if (this.cache.size >= this.maxEntries) this.evictExpired();
-    if (this.cache.size < this.maxEntries) this.cache.set(cacheKey, { subject, policyHash: policy.hash });
+    if (this.cache.size < this.maxEntries)
+      this.cache.set(cacheKey, { subject, policyHash: policy.hash, untilMs });
     return subject;
   }
 
   private evictExpired(): void {
     const now = this.clock.nowMs();
-    for (const [key, entry] of this.cache) if (entry.subject.expMs <= now) this.cache.delete(key);
+    for (const [key, entry] of this.cache) if (entry.untilMs <= now) this.cache.delete(key);
     for (const key of this.cache.keys()) {
       if (this.cache.size < this.maxEntries * 0.9) break;
       this.cache.delete(key);
