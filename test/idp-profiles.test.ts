@@ -31,12 +31,14 @@ const OWNER_ID = '1234567';
 const REPO_ID = '7654321';
 const GH_SUB_NAMES = 'repo:octo-org/octo-repo:ref:refs/heads/main';
 const GH_SUB_IDS = `repo:octo-org@${OWNER_ID}/octo-repo@${REPO_ID}:ref:refs/heads/main`;
+const GL_SUB = 'project_path:my-group/my-project:ref_type:branch:ref:main';
 
 interface Vendors {
   okta: VendorIdp;
   entra: VendorIdp;
   entraV1: VendorIdp;
   github: VendorIdp;
+  gitlab: VendorIdp;
   k8s: VendorIdp;
   /** A second cluster, whose tokens are also checked by its API server's TokenReview. */
   k8sReviewed: VendorIdp;
@@ -80,6 +82,10 @@ idps:
     profile: github-actions
     issuer: ${v.github.issuer}
     audience: ${AUDIENCE}
+  - namespace: gitlab
+    profile: gitlab
+    issuer: ${v.gitlab.issuer}
+    audience: ${AUDIENCE}
   - namespace: k8s
     profile: kubernetes
     issuer: ${v.k8s.issuer}
@@ -104,6 +110,7 @@ clients:
       - { idp: entra, groups: [Deployer] }
       - { idp: entra-v1, subjects: ["${OID}"] }
       - { idp: gh, subjects: ["${GH_SUB_NAMES}", "${GH_SUB_IDS}"] }
+      - { idp: gitlab, subjects: ["${GL_SUB}"] }
       - { idp: k8s, subjects: ["system:serviceaccount:ci:deployer"] }
       - { idp: k8s-rv, subjects: ["system:serviceaccount:ci:deployer"] }
       - { idp: tfc, subjects: ["organization:acme:project:infra:workspace:prod:run_phase:plan", "organization:acme:project:infra:workspace:prod:run_phase:apply"] }
@@ -118,6 +125,9 @@ roles:
   - name: ci
     members: { idps: [gh] }
     when: 'claims.repository_owner_id == "${OWNER_ID}" && claims.repository_id == "${REPO_ID}" && claims.ref == "refs/heads/main"'
+  - name: gitlab-deployers
+    members: { idps: [gitlab] }
+    when: 'claims.namespace_id == "72" && claims.project_id == "20"'
   - name: pods
     members: { idps: [k8s, k8s-rv] }
     when: 'claims["kubernetes.io"].namespace == "ci"'
@@ -139,6 +149,12 @@ rules:
     children: [dashboards]
     environments: [prod]
     scopes: { prod: ["read:metrics"] }
+  - name: gitlab-production
+    role: gitlab-deployers
+    children: [dashboards]
+    environments: [prod]
+    scopes: { prod: ["read:metrics"] }
+    when: 'claims.ref_protected == "true" && claims.environment == "production"'
   - name: pods-dashboards
     role: pods
     children: [dashboards]
@@ -162,6 +178,7 @@ before(async () => {
     entra: await startVendorIdp({ shape: 'entra-v2', tenants: [TENANT_A, TENANT_B] }),
     entraV1: await startVendorIdp({ shape: 'entra-v1' }),
     github: await startVendorIdp({ shape: 'github-actions' }),
+    gitlab: await startVendorIdp({ shape: 'gitlab' }),
     k8s: await startVendorIdp({ shape: 'kubernetes' }),
     k8sReviewed: await startVendorIdp({ shape: 'kubernetes' }),
     tfc: await startVendorIdp({ shape: 'terraform-cloud' }),
@@ -319,6 +336,32 @@ describe('GitHub Actions', () => {
       );
       assert.match(refused.message, /^role ci: condition ".*" is false$/);
     }
+  });
+});
+
+describe('GitLab CI', () => {
+  it('accepts a protected production job of the project the role pins', async () => {
+    const token = await vendors.gitlab.token({ audience: AUDIENCE });
+    assert.equal(headerOf(token).typ, 'JWT');
+    assert.equal((await delegateWith(token)).rule, 'gitlab-production');
+  });
+
+  it('refuses another project (role) and an unprotected ref (rule), naming which', async () => {
+    const project = await refusalOf(
+      await vendors.gitlab.token({ audience: AUDIENCE, claims: { project_id: '21' } }),
+    );
+    assert.deepEqual(
+      [project.reason, project.metadata?.constraint],
+      ['CONDITION_FAILED', 'roles.gitlab-deployers.when'],
+    );
+    const unprotected = await refusalOf(
+      await vendors.gitlab.token({ audience: AUDIENCE, claims: { ref_protected: 'false' } }),
+    );
+    assert.deepEqual(
+      [unprotected.reason, unprotected.metadata?.rule],
+      ['CONDITION_FAILED', 'gitlab-production'],
+    );
+    assert.equal((await lastDenied()).rule, 'gitlab-production');
   });
 });
 
