@@ -207,4 +207,22 @@ describe('aoa revoke --dev against aoa dev', () => {
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /--app needs --env/);
   });
+
+  it('prints a refusal with its reason and the rule it broke (the ErrorInfo), exit 3', async () => {
+    const refused = await aoa(
+      'delegate',
+      '--dev',
+      '--child',
+      'dashboards',
+      '--env',
+      'prod',
+      '--scope',
+      'write:config',
+    );
+    assert.equal(refused.code, 3, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /^aoa delegate: refused: PERMISSION_DENIED: .+ \[reason SCOPE_NOT_ALLOWED, rule deployers-dashboards\]\n$/,
+    );
+  });
 });

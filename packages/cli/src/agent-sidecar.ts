@@ -57,7 +57,7 @@ export async function enrolAgent(
         },
         new Metadata(),
         { deadline: Date.now() + 10_000 },
-        (error, value) => (error ? reject(new RpcError(error.code, error.details)) : resolve(value)),
+        (error, value) => (error ? reject(RpcError.of(error)) : resolve(value)),
       );
     });
   } finally {

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { AuditEventType } from '@aoa/core';
 import { type events, auditor as pb } from '@aoa/proto';
-import type { ChannelCredentials } from '@grpc/grpc-js';
+import type { ChannelCredentials, ServiceError } from '@grpc/grpc-js';
 import { jtiOf, MAX_LIMIT, queryRequestOf, UsageError } from './audit-filters.js';
 import {
   eventJson,
@@ -57,9 +57,7 @@ export async function queryAuditor(
       const out: events.AuditEvent[] = [];
       const call = client.query(request, metadata, { deadline: Date.now() + 30_000 });
       call.on('data', (event: events.AuditEvent) => out.push(event));
-      call.on('error', (error: { code: number; details: string }) =>
-        reject(new RpcError(error.code, error.details)),
-      );
+      call.on('error', (error: ServiceError) => reject(RpcError.of(error)));
       call.on('end', () => resolve(out));
     });
   } finally {

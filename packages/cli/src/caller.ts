@@ -131,7 +131,7 @@ export async function callAs<C extends { close(): void }, Res>(
     const metadata = await assertionMetadata(caller);
     return await new Promise<Res>((resolve, reject) => {
       invoke(client, metadata, { deadline: Date.now() + timeoutMs }, (error, value) =>
-        error ? reject(new RpcError(error.code, error.details)) : resolve(value),
+        error ? reject(RpcError.of(error)) : resolve(value),
       );
     });
   } finally {

@@ -1,7 +1,8 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { issuer as pb } from '@aoa/proto';
-import { status } from '@grpc/grpc-js';
+import { errorInfoFrom } from '@aoa/core';
+import { issuer as pb, type rpc } from '@aoa/proto';
+import { type ServiceError, status } from '@grpc/grpc-js';
 import { calculateJwkThumbprint, exportJWK, importJWK, type JWK, SignJWT } from 'jose';
 import { callAs } from './caller.js';
 import type { DevFacts } from './dev.js';
@@ -29,15 +30,34 @@ export interface DelegateOutcome {
   holderPrivateJwk: JWK | undefined;
 }
 
-/** Thrown for a gRPC refusal; `code` is the gRPC status, `details` its public message. */
+/**
+ * Thrown for a gRPC refusal; `code` is the gRPC status, `details` its public message, `info` the
+ * `google.rpc.ErrorInfo` aoa attaches (reason, and the rule or constraint broken), shown in the message.
+ */
 export class RpcError extends Error {
   override readonly name = 'RpcError';
   constructor(
     readonly code: number,
     readonly details: string,
+    readonly info?: rpc.ErrorInfo,
   ) {
-    super(`${status[code] ?? code}: ${details}`);
+    super(`${status[code] ?? code}: ${details}${describeInfo(code, info)}`);
   }
+
+  static of(error: ServiceError): RpcError {
+    return new RpcError(error.code, error.details, errorInfoFrom(error.metadata));
+  }
+}
+
+/** ` [reason R, rule X, constraint C]`; nothing when the reason only repeats the status. */
+function describeInfo(code: number, info: rpc.ErrorInfo | undefined): string {
+  if (!info) return '';
+  const parts = [
+    ...(info.reason && info.reason !== status[code] ? [`reason ${info.reason}`] : []),
+    ...(info.metadata.rule ? [`rule ${info.metadata.rule}`] : []),
+    ...(info.metadata.constraint ? [`constraint ${info.metadata.constraint}`] : []),
+  ];
+  return parts.length > 0 ? ` [${parts.join(', ')}]` : '';
 }
 
 /** Signs a single-use RFC 7523 client assertion for `aud` = the issuer identifier. */
