@@ -15,6 +15,8 @@ import { exportJWK } from 'jose';
 import { callAs, type ServiceCaller } from './caller.js';
 import { type DevNats, startDevNats } from './dev-nats.js';
 import { devPolicy } from './dev-policy.js';
+import { devVendorPolicy } from './dev-vendor-policy.js';
+import { type DevVendorFacts, startDevVendors } from './dev-vendors.js';
 
 export const DEV_IDP_AUDIENCE = 'https://aoa.dev';
 const DEMO_GRANT = { sub: 'idp:dev:orchestrator', child: 'dashboards', environment: 'prod' } as const;
@@ -42,6 +44,10 @@ export interface DevFacts {
   idp: { issuer: string; tokenEndpoint: string; audience: string };
   orchestrator: { clientId: string; idpClientId: string; idpClientSecret: string; privateJwk: object };
   admin: { clientId: string; idpClientId: string; idpClientSecret: string; privateJwk: object };
+  /** Vendor-shaped IdPs (GitHub Actions, Kubernetes, Terraform Cloud, Okta, Entra ID) by policy namespace. */
+  vendorIdps: Record<string, DevVendorFacts>;
+  /** The bearer secret of every `vendorIdps[ns].tokenUrl` (what `aoa dev token` calls). */
+  vendorTokenSecret: string;
 }
 
 /**
@@ -83,6 +89,9 @@ export async function startDev(options: {
       ],
     });
     stops.push(() => idp.stop());
+    progress('the vendor-shaped IdPs (GitHub Actions, Kubernetes, Terraform Cloud, Okta, Entra ID)');
+    const vendors = await startDevVendors(DEV_IDP_AUDIENCE);
+    stops.push(vendors.stop);
 
     const orchestratorKey = generateKeyPairSync('ed25519').privateKey;
     const adminKey = generateKeyPairSync('ed25519').privateKey;
@@ -98,6 +107,7 @@ export async function startDev(options: {
         DEV_IDP_AUDIENCE,
         await publicOf(orchestratorKey, 'orchestrator-1'),
         await publicOf(adminKey, 'admin-1'),
+        devVendorPolicy(vendors.policyIssuers, DEV_IDP_AUDIENCE),
       ),
     );
 
@@ -206,6 +216,8 @@ export async function startDev(options: {
         idpClientSecret: adminSecret,
         privateJwk: adminPrivateJwk,
       },
+      vendorIdps: vendors.facts,
+      vendorTokenSecret: vendors.secret,
     };
     await writeFile(join(dataDir, 'dev.json'), `${JSON.stringify(facts, null, 2)}\n`, { mode: 0o600 });
     return { facts, stop };
@@ -290,6 +302,9 @@ aoa dev is running (development only: plaintext on loopback, signing keys in mem
   auditor       ${f.auditor.grpc}   (aoa.v1.Auditor; metrics ${f.auditor.http}/metrics)
     store       ${f.auditor.store}   (embedded PGlite: development only)
   dev IdP       ${f.idp.issuer}   (token endpoint ${f.idp.tokenEndpoint})
+${Object.entries(f.vendorIdps)
+  .map(([namespace, v]) => `  ${`${namespace} IdP`.padEnd(13)} ${v.issuer}   (profile ${v.profile})`)
+  .join('\n')}
   policy        ${f.policyFile}
   facts (JSON)  ${join(f.dataDir, 'dev.json')}
 
@@ -313,6 +328,8 @@ Try it (in another terminal):
   # every step above, in the tamper-evident audit
   npx aoa audit query --dev --since 10m
   npx aoa audit verify --dev
+  # the token a GitHub Actions job (or a pod, a Terraform run, Okta, Entra ID) would get, for docs/examples/
+  npx aoa dev token --profile github-actions --claim ref=refs/heads/main
   # look at the published keys
   curl -s ${f.issuer.jwksUri}
 

@@ -7,6 +7,7 @@ import { agentCommand } from './agent.js';
 import { auditCommand } from './audit.js';
 import { CALLER_OPTIONS, EXIT } from './caller.js';
 import { delegateOnce, devIdpToken, RpcError, readDevFacts } from './delegate.js';
+import { devTokenCommand } from './dev-token.js';
 import { grantsCommand } from './grants.js';
 import { keysCommand } from './keys.js';
 import { policyCommand } from './policy-command.js';
@@ -18,13 +19,22 @@ const HELP = `aoa — App of Apps OAuth
 Usage:
   aoa dev [--data-dir .aoa] [--log-level warn]
       Run NATS, a development IdP and the four services (issuer, revoker, rotator, auditor) on loopback.
-      Writes every URL and demo credential to <data-dir>/dev.json.
+      Writes every URL and demo credential to <data-dir>/dev.json. Also runs vendor-shaped IdPs
+      (GitHub Actions, Kubernetes, Terraform Cloud, Okta, Entra ID) for the docs/examples/.
+
+  aoa dev token --profile github-actions|kubernetes|terraform-cloud|okta|entra [--claim NAME=VALUE ...]
+               [--claim NAME:=JSON ...] [--audience A] [--data-dir .aoa]
+      Print a token of that vendor's shape from the running aoa dev: what a GitHub Actions job, an
+      Argo CD pod, a Terraform Cloud run or an Okta / Entra ID sign-in would present. --claim replaces
+      one claim of the dev workload's (a string; := takes JSON).
+      Example: aoa dev token --profile terraform-cloud --claim terraform_run_phase=plan
 
   aoa delegate --child APP --env ENV --scope S [--scope S ...] [--audience A ...] [--ttl SECONDS]
                [--holder-jkt JKT | --bearer] [--json]
-               (--dev [--data-dir .aoa] | --grpc HOST:PORT --issuer URL --client-id ID --client-key JWK_FILE
-                --subject-token-file FILE)
-      Exchange a parent's IdP token for a child app's credential (aoa.v1.Issuer/Delegate).
+               (--dev [--data-dir .aoa] [--subject-token-file FILE] | --grpc HOST:PORT --issuer URL
+                --client-id ID --client-key JWK_FILE --subject-token-file FILE)
+      Exchange a parent's IdP token for a child app's credential (aoa.v1.Issuer/Delegate). With --dev,
+      --subject-token-file presents that token (e.g. from aoa dev token --profile okta) as the orchestrator.
       Example: aoa delegate --dev --child dashboards --env prod --scope read:metrics
 
   aoa revoke (--jti JTI | --grant ID | --app APP --env ENV | --subject SUB | --kid KID) [--reason TEXT]
@@ -167,6 +177,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function dev(args: string[]): Promise<number> {
+  if (args[0] === 'token') return devTokenCommand(args.slice(1));
   const { values } = parseArgs({
     args,
     options: {
@@ -229,7 +240,9 @@ async function delegate(args: string[]): Promise<number> {
       issuer: facts.issuer.issuer,
       clientId: facts.orchestrator.clientId,
       clientJwk: facts.orchestrator.privateJwk as JWK,
-      subjectToken: await devIdpToken(facts),
+      subjectToken: values['subject-token-file']
+        ? (await readFile(values['subject-token-file'], 'utf8')).trim()
+        : await devIdpToken(facts),
     };
   } else {
     const missing = ['grpc', 'issuer', 'client-id', 'client-key', 'subject-token-file'].filter(
