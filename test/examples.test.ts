@@ -184,6 +184,49 @@ describe('GitHub Actions (docs/examples/github-actions)', () => {
   });
 });
 
+describe('GitLab CI (docs/examples/gitlab-ci)', () => {
+  it('has a job that asks for an ID token with aoa’s audience and runs the exchange', async () => {
+    const pipeline = parseYaml(await readFile(join(EXAMPLES, 'gitlab-ci/gitlab-ci.yml'), 'utf8')) as Record<
+      string,
+      { environment: string; id_tokens: Record<string, { aud: string }>; script: string[] }
+    >;
+    const job = pipeline.release;
+    assert.equal(job?.environment, 'production');
+    assert.equal(job?.id_tokens.AOA_ID_TOKEN?.aud, 'https://aoa.example.com');
+    assert.match(
+      job?.script.join('\n') ?? '',
+      /AOA_WORKLOAD_TOKEN="\$AOA_ID_TOKEN" node .+gitlab-ci\/exchange\.mjs/,
+    );
+  });
+
+  it('a protected production job gets a deploy-api credential bound to its own key, and deploy-api accepts it', async () => {
+    const childUrl = `${await startChildApp('https://deploy-api.internal', 'deploy:release')}/releases`;
+    const token = await devToken('gitlab');
+    const run = await runScript('gitlab-ci/exchange.mjs', {
+      AOA_WORKLOAD_TOKEN: token,
+      AOA_CHILD_URL: childUrl,
+    });
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok(!run.stdout.includes(token), 'the workload token is never printed');
+    const { credential, child } = JSON.parse(run.stdout);
+    assert.equal(credential.sub, 'idp:gitlab:project_path:my-group/my-project:ref_type:branch:ref:main');
+    assert.equal(credential.client_id, 'client:gitlab-pipeline');
+    assert.deepEqual([credential.scope, credential.aoa_rule], ['deploy:release', 'release-from-protected']);
+    assert.equal(child.status, 200);
+  });
+
+  it('refuses an unprotected ref naming the rule, and another project as no federated client', async () => {
+    const unprotected = await devToken('gitlab', 'ref_protected=false');
+    const refused = await runScript('gitlab-ci/exchange.mjs', { AOA_WORKLOAD_TOKEN: unprotected });
+    assert.equal(refused.code, 3);
+    assert.match(refused.stderr, /^refused: 400 \S+ \(rule release-from-protected\): CONDITION_FAILED: /);
+    const fork = await devToken('gitlab', 'project_id=21');
+    const stranger = await runScript('gitlab-ci/exchange.mjs', { AOA_WORKLOAD_TOKEN: fork });
+    assert.equal(stranger.code, 3);
+    assert.match(stranger.stderr, /401 invalid_client: NO_FEDERATED_CLIENT: /);
+  });
+});
+
 describe('Argo CD app of apps (docs/examples/argo-cd)', () => {
   const manifests = join(EXAMPLES, 'argo-cd/manifests');
   const childApplications = async () => {
@@ -365,11 +408,11 @@ describe('aoa dev token', () => {
   });
 
   it('refuses an unknown profile listing the known ones, and a --claim that is not NAME=VALUE', async () => {
-    const unknown = await devTokenRun('--profile', 'gitlab');
+    const unknown = await devTokenRun('--profile', 'bitbucket');
     assert.equal(unknown.code, 2);
     assert.equal(
       unknown.stderr,
-      'aoa dev token: unknown --profile "gitlab" (known: github-actions, kubernetes, terraform-cloud, okta, entra)\n',
+      'aoa dev token: unknown --profile "bitbucket" (known: github-actions, gitlab, kubernetes, terraform-cloud, okta, entra)\n',
     );
     const bad = await devTokenRun('--profile', 'okta', '--claim', 'groups');
     assert.equal(bad.code, 2);

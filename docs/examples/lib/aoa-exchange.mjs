@@ -158,6 +158,29 @@ export function required(name) {
 }
 
 /** Runs `main`, printing a refusal (exit 3) or a failure (exit 1) without any token material. */
+/**
+ * The whole exchange a CI job or a Terraform run makes: reads `AOA_ISSUER` and the workload token from
+ * the environment variable `tokenVariable`, exchanges it for a credential of `child` (overridden by
+ * `AOA_CHILD`, `AOA_ENV`, `AOA_SCOPE`) bound to a fresh DPoP key, calls `AOA_CHILD_URL` with it when
+ * set, and prints the credential's claims, never a token.
+ */
+export function runWorkloadExchange({ tokenVariable, child, environment, scopes }) {
+  run(async () => {
+    const tokenEndpoint = await tokenEndpointOf(required('AOA_ISSUER'));
+    const key = generateDpopKey();
+    const form = workloadExchangeForm({
+      workloadToken: required(tokenVariable),
+      child: process.env.AOA_CHILD ?? child,
+      environment: process.env.AOA_ENV ?? environment,
+      scopes: process.env.AOA_SCOPE ? process.env.AOA_SCOPE.split(' ') : scopes,
+    });
+    const issued = await exchangeToken(tokenEndpoint, form, key);
+    const childUrl = process.env.AOA_CHILD_URL;
+    const called = childUrl ? await callChildApp(childUrl, issued.access_token, key) : undefined;
+    return { credential: summary(issued), ...(called ? { child: called } : {}) };
+  });
+}
+
 export function run(main) {
   main().then(
     (result) => process.stdout.write(`${JSON.stringify(result, null, 2)}\n`),

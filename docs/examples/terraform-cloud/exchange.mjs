@@ -8,28 +8,11 @@
 //                                 TFC_WORKLOAD_IDENTITY_AUDIENCE (or `aoa dev token --profile terraform-cloud`)
 //   AOA_CHILD_URL                 optional: ipam's endpoint, called with `POST` and the credential
 //   AOA_CHILD, AOA_ENV, AOA_SCOPE default ipam, prod, write:subnets
-import {
-  callChildApp,
-  exchangeToken,
-  generateDpopKey,
-  required,
-  run,
-  summary,
-  tokenEndpointOf,
-  workloadExchangeForm,
-} from '../lib/aoa-exchange.mjs';
+import { runWorkloadExchange } from '../lib/aoa-exchange.mjs';
 
-run(async () => {
-  const tokenEndpoint = await tokenEndpointOf(required('AOA_ISSUER'));
-  const key = generateDpopKey();
-  const form = workloadExchangeForm({
-    workloadToken: required('TFC_WORKLOAD_IDENTITY_TOKEN'),
-    child: process.env.AOA_CHILD ?? 'ipam',
-    environment: process.env.AOA_ENV ?? 'prod',
-    scopes: (process.env.AOA_SCOPE ?? 'write:subnets').split(' '),
-  });
-  const issued = await exchangeToken(tokenEndpoint, form, key);
-  const childUrl = process.env.AOA_CHILD_URL;
-  const child = childUrl ? await callChildApp(childUrl, issued.access_token, key) : undefined;
-  return { credential: summary(issued), ...(child ? { child } : {}) };
+runWorkloadExchange({
+  tokenVariable: 'TFC_WORKLOAD_IDENTITY_TOKEN',
+  child: 'ipam',
+  environment: 'prod',
+  scopes: ['write:subnets'],
 });

@@ -7,6 +7,7 @@ import type { VendorShape } from '@aoa/testkit';
 /** The profiles `aoa dev token --profile` mints for. */
 export const DEV_TOKEN_PROFILES = [
   'github-actions',
+  'gitlab',
   'kubernetes',
   'terraform-cloud',
   'okta',
@@ -22,6 +23,7 @@ const GITHUB = {
   repositoryId: '7654321',
   workflowRef: 'octo-org/deploy/.github/workflows/deploy.yml@refs/heads/main',
 };
+const GITLAB = { namespaceId: '72', projectId: '20' };
 const TERRAFORM = { organizationId: 'org-GZUG5kGJPyWGmfMa', workspaceId: 'ws-5YbrEUxjDQ8KFgPs' };
 const ARGOCD = { namespace: 'argocd', serviceAccount: 'argocd-application-controller' };
 
@@ -49,6 +51,8 @@ export const DEV_VENDORS: Record<DevTokenProfile, DevVendor> = {
       environment: 'prod',
     },
   },
+  // testkit's GitLab token already is my-group/my-project (namespace 72, project 20) on protected main.
+  gitlab: { namespace: 'gitlab', shape: 'gitlab', claims: {} },
   kubernetes: {
     namespace: 'k8s',
     shape: 'kubernetes',
@@ -85,6 +89,8 @@ export const DEV_VENDORS: Record<DevTokenProfile, DevVendor> = {
 const WHEN = {
   github: `claims.repository_owner_id == "${GITHUB.ownerId}" && claims.repository_id == "${GITHUB.repositoryId}"`,
   githubRelease: 'claims.ref == "refs/heads/main" && claims.environment == "prod"',
+  gitlab: `claims.namespace_id == "${GITLAB.namespaceId}" && claims.project_id == "${GITLAB.projectId}"`,
+  gitlabRelease: 'claims.ref_protected == "true" && claims.environment == "production"',
   argocd: `claims["kubernetes.io"].namespace == "${ARGOCD.namespace}" && claims["kubernetes.io"].serviceaccount.name == "${ARGOCD.serviceAccount}"`,
   terraform: `claims.terraform_organization_id == "${TERRAFORM.organizationId}" && claims.terraform_workspace_id == "${TERRAFORM.workspaceId}"`,
   terraformApply: 'claims.terraform_run_phase == "apply"',
@@ -104,7 +110,7 @@ export interface DevVendorPolicy {
 }
 
 /**
- * The vendor part of the dev policy: the GitHub Actions, Argo CD (kubernetes) and Terraform Cloud
+ * The vendor part of the dev policy: the GitHub Actions, GitLab CI, Argo CD (kubernetes) and Terraform Cloud
  * examples' federated clients, roles, apps and rules, and Okta and Entra ID identities the dev
  * orchestrator client may present.
  *
@@ -128,6 +134,11 @@ export function devVendorPolicy(issuers: DevVendorIssuers, audience: string): De
       idp: github
       when: ${quoted(WHEN.github)}
       max_age: 5m
+  - id: gitlab-pipeline
+    federated:
+      idp: gitlab
+      when: ${quoted(WHEN.gitlab)}
+      max_age: 5m
   - id: argocd-controller
     federated:
       idp: k8s
@@ -141,6 +152,9 @@ export function devVendorPolicy(issuers: DevVendorIssuers, audience: string): De
     roles: `  - name: deploy-repo
     members: { idps: [github] }
     when: ${quoted(WHEN.github)}
+  - name: gitlab-project
+    members: { idps: [gitlab] }
+    when: ${quoted(WHEN.gitlab)}
   - name: argocd-controller
     members: { idps: [k8s] }
     when: ${quoted(WHEN.argocd)}
@@ -167,6 +181,13 @@ export function devVendorPolicy(issuers: DevVendorIssuers, audience: string): De
     scopes: { prod: ["deploy:release"] }
     max_ttl: 10m
     when: ${quoted(WHEN.githubRelease)}
+  - name: release-from-protected
+    role: gitlab-project
+    children: [deploy-api]
+    environments: [prod]
+    scopes: { prod: ["deploy:release"] }
+    max_ttl: 10m
+    when: ${quoted(WHEN.gitlabRelease)}
   - name: argocd-root
     role: argocd-controller
     children: [platform-apps]

@@ -44,7 +44,7 @@ export interface DevFacts {
   idp: { issuer: string; tokenEndpoint: string; audience: string };
   orchestrator: { clientId: string; idpClientId: string; idpClientSecret: string; privateJwk: object };
   admin: { clientId: string; idpClientId: string; idpClientSecret: string; privateJwk: object };
-  /** Vendor-shaped IdPs (GitHub Actions, Kubernetes, Terraform Cloud, Okta, Entra ID) by policy namespace. */
+  /** Vendor-shaped IdPs (GitHub Actions, GitLab CI, Kubernetes, Terraform Cloud, Okta, Entra ID) by policy namespace. */
   vendorIdps: Record<string, DevVendorFacts>;
   /** The bearer secret of every `vendorIdps[ns].tokenUrl` (what `aoa dev token` calls). */
   vendorTokenSecret: string;
@@ -89,7 +89,9 @@ export async function startDev(options: {
       ],
     });
     stops.push(() => idp.stop());
-    progress('the vendor-shaped IdPs (GitHub Actions, Kubernetes, Terraform Cloud, Okta, Entra ID)');
+    progress(
+      'the vendor-shaped IdPs (GitHub Actions, GitLab CI, Kubernetes, Terraform Cloud, Okta, Entra ID)',
+    );
     const vendors = await startDevVendors(DEV_IDP_AUDIENCE);
     stops.push(vendors.stop);
 

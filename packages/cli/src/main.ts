@@ -20,12 +20,12 @@ Usage:
   aoa dev [--data-dir .aoa] [--log-level warn]
       Run NATS, a development IdP and the four services (issuer, revoker, rotator, auditor) on loopback.
       Writes every URL and demo credential to <data-dir>/dev.json. Also runs vendor-shaped IdPs
-      (GitHub Actions, Kubernetes, Terraform Cloud, Okta, Entra ID) for the docs/examples/.
+      (GitHub Actions, GitLab CI, Kubernetes, Terraform Cloud, Okta, Entra ID) for the docs/examples/.
 
-  aoa dev token --profile github-actions|kubernetes|terraform-cloud|okta|entra [--claim NAME=VALUE ...]
+  aoa dev token --profile github-actions|gitlab|kubernetes|terraform-cloud|okta|entra [--claim NAME=VALUE ...]
                [--claim NAME:=JSON ...] [--audience A] [--data-dir .aoa]
-      Print a token of that vendor's shape from the running aoa dev: what a GitHub Actions job, an
-      Argo CD pod, a Terraform Cloud run or an Okta / Entra ID sign-in would present. --claim replaces
+      Print a token of that vendor's shape from the running aoa dev: what a GitHub Actions or GitLab CI
+      job, an Argo CD pod, a Terraform Cloud run or an Okta / Entra ID sign-in would present. --claim replaces
       one claim of the dev workload's (a string; := takes JSON).
       Example: aoa dev token --profile terraform-cloud --claim terraform_run_phase=plan
 
