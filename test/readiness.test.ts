@@ -4,12 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { health } from '@aoa/proto';
-import { credentials } from '@grpc/grpc-js';
+import { credentials, type ServiceError, status } from '@grpc/grpc-js';
 import { startAuditor, systemAccess, type TestAuditor } from './support/auditor.js';
 import { aoa } from './support/cli.js';
+import { clientAssertion } from './support/oauth.js';
 import { startRevoker } from './support/revoker.js';
 import { startRotator } from './support/rotator.js';
-import { startSystem, type TestSystem } from './support/system.js';
+import { callDelegate, startSystem, type TestSystem } from './support/system.js';
 
 const { SERVING, NOT_SERVING } = health.HealthCheckResponse_ServingStatus;
 /** What issue #17 asks: readiness follows the bus within 3 s. A polling deadline, not a measured timing. */
@@ -63,11 +64,34 @@ async function untilEvery(
   }
 }
 
+/** What #14 asks of Delegate while the bus is down: UNAVAILABLE at once, so within a 1 s deadline. */
+const FAILS_FAST_MS = 1000;
+
+/** A root Delegate as argocd with a 1 s deadline; resolves the gRPC error it is refused with. */
+async function refusedDelegate(sys: TestSystem, subjectToken: string): Promise<ServiceError> {
+  const refusal = await callDelegate(
+    sys.client,
+    {
+      subjectToken,
+      child: 'dashboards',
+      environment: 'prod',
+      scopes: ['read:metrics'],
+      holderJkt: sys.keys.edge.jkt,
+    },
+    { 'client-assertion': await clientAssertion('argocd', sys.keys.argocd, sys.issuer.issuer) },
+    FAILS_FAST_MS,
+  ).then(
+    () => assert.fail('a credential was issued while the bus was down'),
+    (error: ServiceError) => error,
+  );
+  return refusal;
+}
+
 const unready = (ready: { status: number; problems: string[] }, grpc: number) =>
   ready.status === 503 && ready.problems.some((p) => p.startsWith('nats ')) && grpc === NOT_SERVING;
 const isReady = (ready: { status: number }, grpc: number) => ready.status === 200 && grpc === SERVING;
 
-describe('readiness follows NATS (issue #17)', () => {
+describe('readiness follows NATS (issue #17), and Delegate fails fast while it is down (#14)', () => {
   let sys: TestSystem;
   let auditor: TestAuditor;
   let auditDir: string;
@@ -98,6 +122,7 @@ describe('readiness follows NATS (issue #17)', () => {
 
   it('goes false within 3 s of nats-server dying, aoa status says why, and comes back once NATS does', async () => {
     await untilEvery(targets, 'ready at the start', isReady, Date.now() + 30_000);
+    const subjectToken = await sys.idpToken('argocd-sa');
     await sys.nats.restart({
       whileDown: async () => {
         const problems = await untilEvery(
@@ -112,21 +137,27 @@ describe('readiness follows NATS (issue #17)', () => {
             `${name}: ${list.join('; ')}`,
           );
         }
-        const status = await aoa(
+        const statusRun = await aoa(
           'status',
           '--json',
           '--nats',
           sys.nats.url,
           ...targets.map((t) => `--service=${t.name}=http://127.0.0.1:${t.httpPort}`),
         );
-        assert.equal(status.code, 4, status.stderr);
-        const rows = (JSON.parse(status.stdout) as { services: Array<Record<string, unknown>> }).services;
+        assert.equal(statusRun.code, 4, statusRun.stderr);
+        const rows = (JSON.parse(statusRun.stdout) as { services: Array<Record<string, unknown>> }).services;
         for (const t of targets) {
           const row = rows.find((r) => r.service === t.name);
           assert.equal(row?.state, 'not ready', t.name);
           assert.match(String(row?.problems), /nats disconnected/, t.name);
         }
         assert.equal(rows.find((r) => r.service === 'nats')?.state, 'down');
+        const refused = await refusedDelegate(sys, subjectToken);
+        assert.equal(refused.code, status.UNAVAILABLE, refused.details);
+        assert.match(
+          refused.details,
+          /^nats disconnected from .+: no credential is issued while its audit cannot be stored$/,
+        );
       },
     });
     await untilEvery(targets, 'ready again after NATS returned', isReady, Date.now() + 30_000);
@@ -134,6 +165,7 @@ describe('readiness follows NATS (issue #17)', () => {
 
   it('goes false within 3 s of nats-server hanging with its sockets open, and back once it answers', async () => {
     await untilEvery(targets, 'ready at the start', isReady, Date.now() + 30_000);
+    const subjectToken = await sys.idpToken('argocd-sa');
     await sys.nats.freeze(async () => {
       const problems = await untilEvery(
         targets,
@@ -144,6 +176,8 @@ describe('readiness follows NATS (issue #17)', () => {
       for (const [name, list] of problems) {
         assert.ok(list.includes('nats server not answering (no PONG within 1000 ms)'), `${name}: ${list}`);
       }
+      const refused = await refusedDelegate(sys, subjectToken);
+      assert.equal(refused.code, status.UNAVAILABLE, refused.details);
     });
     await untilEvery(targets, 'ready again once the server answers', isReady, Date.now() + 30_000);
   });

@@ -214,11 +214,13 @@ export function callDelegate(
   client: pb.IssuerClient,
   request: Partial<pb.DelegateRequest>,
   metadata: Record<string, string>,
+  deadlineMs?: number,
 ): Promise<pb.DelegateResponse> {
   const md = new Metadata();
   for (const [k, v] of Object.entries(metadata)) md.set(k, v);
+  const options = deadlineMs === undefined ? {} : { deadline: Date.now() + deadlineMs };
   return new Promise((resolve, reject) => {
-    client.delegate(pb.DelegateRequest.fromPartial(request), md, (error, response) =>
+    client.delegate(pb.DelegateRequest.fromPartial(request), md, options, (error, response) =>
       error ? reject(error) : resolve(response),
     );
   });

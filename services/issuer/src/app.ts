@@ -183,6 +183,7 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
       audit,
       clock,
       windowSeconds: config.replayWindowSeconds,
+      busProblem: () => natsProbe.problems()[0],
     };
     // RFC 7009 revocations are written here as by the revoker, so this process drains the outbox too.
     writer = await openRevocationWriter({

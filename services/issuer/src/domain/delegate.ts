@@ -49,6 +49,8 @@ export interface IssuerContext {
   audit: AuditPublisher;
   clock: Clock;
   windowSeconds: number;
+  /** Why NATS cannot be used right now (disconnected, not answering), or undefined while it can. */
+  busProblem(): string | undefined;
 }
 
 export interface DelegateResult {
@@ -84,6 +86,9 @@ export async function delegate(
 ): Promise<DelegateResult> {
   const facts: Facts = {};
   try {
+    // Without the bus no audit event can be stored, so no credential: say so now, not at a deadline.
+    const down = ctx.busProblem();
+    if (down) throw new AuditUnavailable(`${down}: no credential is issued while its audit cannot be stored`);
     const input = validateDelegateRequest(raw);
     const result = await issue(ctx, input, proof, facts);
     await ctx.audit.publish('delegation.issued', result.jti, issuedEvent(input, result));
