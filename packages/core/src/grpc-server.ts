@@ -1,16 +1,29 @@
 import { readFileSync } from 'node:fs';
 import { health, PROTO_ROOT } from '@aoa/proto';
 import {
+  type Metadata,
   Server,
   ServerCredentials,
   type ServerUnaryCall,
   type ServerWritableStream,
+  type ServiceDefinition,
   type sendUnaryData,
   status,
+  type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
+import { AppError } from './errors.js';
+import { toGrpcError } from './grpc-status.js';
 import type { Logger } from './logger.js';
+
+/** The most request metadata (keys and values, all entries) any aoa method accepts. */
+export const MAX_METADATA_BYTES = 16 * 1024;
+
+/** What a request that does not decode becomes, so its handler can refuse it as INVALID_ARGUMENT. */
+class MalformedRequest {
+  constructor(readonly problem: string) {}
+}
 
 type ServingStatus = health.HealthCheckResponse_ServingStatus;
 const { HealthCheckResponse_ServingStatus: Status } = health;
@@ -26,7 +39,7 @@ export interface TlsFiles {
  *
  * @example
  * const grpc = new GrpcServer(log, ['aoa/v1/issuer.proto']);
- * grpc.server.addService(IssuerService, handlers);
+ * grpc.addService(IssuerService, handlers);
  * const port = await grpc.listen('127.0.0.1:0');
  */
 export class GrpcServer {
@@ -62,6 +75,59 @@ export class GrpcServer {
       includeDirs: [PROTO_ROOT],
     });
     new ReflectionService(definition).addToServer(this.server);
+  }
+
+  /**
+   * Adds an aoa service whose requests are checked before any handler runs: a body that is not a valid
+   * protobuf of its message (or holds an integer beyond 2^53 - 1) is INVALID_ARGUMENT
+   * `MALFORMED_REQUEST`, not grpc-js's INTERNAL, and metadata over {@link MAX_METADATA_BYTES} is
+   * RESOURCE_EXHAUSTED `METADATA_TOO_LARGE`. Unary and server-streaming methods (all aoa has).
+   */
+  addService(service: ServiceDefinition, implementation: UntypedServiceImplementation): void {
+    const guarded: Record<string, ServiceDefinition[string]> = {};
+    const handlers: UntypedServiceImplementation = {};
+    for (const [name, method] of Object.entries(service)) {
+      guarded[name] = {
+        ...method,
+        requestDeserialize: (bytes: Buffer) => {
+          try {
+            return method.requestDeserialize(bytes);
+          } catch (error) {
+            return new MalformedRequest(error instanceof Error ? error.message : String(error));
+          }
+        },
+      };
+      const handler = implementation[name] as (call: GuardedCall, callback?: sendUnaryData<unknown>) => void;
+      handlers[name] = (call: GuardedCall, callback?: sendUnaryData<unknown>) => {
+        const refusal = this.refusalOf(call, method.path);
+        if (refusal === undefined) return handler(call, callback);
+        const error = toGrpcError(refusal, this.log);
+        if (callback) callback(error);
+        else call.emit('error', error);
+      };
+    }
+    this.server.addService(guarded, handlers);
+  }
+
+  private refusalOf(call: GuardedCall, path: string): AppError | undefined {
+    const size = metadataBytes(call.metadata);
+    if (size > MAX_METADATA_BYTES) {
+      return new AppError(
+        'resource_exhausted',
+        `request metadata is ${size} bytes; at most ${MAX_METADATA_BYTES} are accepted`,
+        { reason: 'METADATA_TOO_LARGE', constraint: `metadata <= ${MAX_METADATA_BYTES} bytes` },
+      );
+    }
+    if (call.request instanceof MalformedRequest) {
+      return new AppError(
+        'invalid_argument',
+        `${path}: the request does not decode (${call.request.problem})`,
+        {
+          reason: 'MALFORMED_REQUEST',
+        },
+      );
+    }
+    return undefined;
   }
 
   /**
@@ -128,4 +194,21 @@ export class GrpcServer {
       });
     });
   }
+}
+
+/** The part of a unary or server-streaming call the guard reads. */
+interface GuardedCall {
+  request: unknown;
+  metadata: Metadata;
+  emit(event: 'error', error: unknown): boolean;
+}
+
+function metadataBytes(metadata: Metadata): number {
+  let size = 0;
+  for (const [key, values] of Object.entries(metadata.toJSON())) {
+    for (const value of values) {
+      size += key.length + (Buffer.isBuffer(value) ? value.length : Buffer.byteLength(value));
+    }
+  }
+  return size;
 }

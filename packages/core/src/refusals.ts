@@ -102,6 +102,14 @@ export const REFUSAL_REASONS = {
     oauth: 'invalid_request',
     meaning: "the subject token's iat is later than now plus the IdP's clock_skew",
   },
+  MALFORMED_REQUEST: {
+    oauth: 'invalid_request',
+    meaning: 'the gRPC request is not a valid protobuf of its message, or an integer in it exceeds 2^53 - 1',
+  },
+  METADATA_TOO_LARGE: {
+    oauth: 'invalid_request',
+    meaning: 'the gRPC request metadata exceeds 16 KiB (`constraint` names the limit)',
+  },
 } as const satisfies Record<string, { oauth: string; meaning: string }>;
 
 export type RefusalReason = keyof typeof REFUSAL_REASONS;

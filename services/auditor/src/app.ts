@@ -180,7 +180,7 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
     const grpc = new GrpcServer(log, ['aoa/v1/auditor.proto']);
     const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.tls);
     cleanup.push(() => grpc.stop());
-    grpc.server.addService(
+    grpc.addService(
       pb.AuditorService,
       auditorHandlers({
         store,

@@ -226,7 +226,7 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
     });
     rotation.start();
     cleanup.push(() => rotation.stop());
-    grpc.server.addService(pb.IssuerService, issuerHandlers(ctx, grpcUrl, metrics, log, rotation));
+    grpc.addService(pb.IssuerService, issuerHandlers(ctx, grpcUrl, metrics, log, rotation));
     const grantMirror = new GrantMirror(grantsKv, nc, log.child({ component: 'grant-mirror' }));
     await grantMirror.start();
     cleanup.push(() => grantMirror.stop());

@@ -139,7 +139,7 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
     cleanup.push(() => grpc.stop());
     const scheme = config.tls ? 'https' : 'http';
     const grpcUrl = config.grpcUrl ?? `${scheme}://${hostForUrl(config.grpcListen.host)}:${grpcPort}`;
-    grpc.server.addService(
+    grpc.addService(
       pb.RevokerService,
       revokerHandlers({ ctx, list: () => revocations.list(), grpcBaseUrl: grpcUrl, metrics, log }),
     );

@@ -151,7 +151,7 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
     const grpc = new GrpcServer(log, ['aoa/v1/rotator.proto']);
     const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.tls);
     cleanup.push(() => grpc.stop());
-    grpc.server.addService(pb.RotatorService, rotatorHandlers(ctx, metrics, log));
+    grpc.addService(pb.RotatorService, rotatorHandlers(ctx, metrics, log));
     const notReady = () => natsProbe.problems();
     const http = await startHttpServer({
       listen: config.httpListen,
