@@ -8,21 +8,35 @@ export interface OutboxMetrics {
   outboxFailures: { inc(): void };
 }
 
+type OutboxWatch = Awaited<ReturnType<KV['watch']>>;
+
 /**
  * Revocation audit events wait here until JetStream acknowledges them, so revocation is never blocked
- * by audit. Pending events live in a KV bucket (`aoa_revoker_outbox`, file storage, shared by every process that writes revocations), not in memory or
- * on a local disk: they survive a restart of this process, any replica drains what another left, and
- * the bucket shares the fate of `aoa_revocations` (if NATS is down, nothing was revoked either). An
- * event is deleted only after its acknowledgement; redelivery after a crash is deduplicated by
- * `Nats-Msg-Id` (the event id) within the stream's 2-minute window. If even the outbox write fails,
- * the event is kept in memory and retried the same way.
+ * by audit. Pending events live in a KV bucket (`aoa_revoker_outbox`, file storage, shared by every
+ * process that writes revocations), not in memory or on a local disk: they survive a restart of this
+ * process, any replica drains what another left, and the bucket shares the fate of `aoa_revocations`
+ * (if NATS is down, nothing was revoked either). An event is deleted only after its acknowledgement;
+ * redelivery after a crash is deduplicated by `Nats-Msg-Id` (the event id) within the stream's
+ * 2-minute window. If even the outbox write fails, the event is kept in memory and retried the same way.
+ *
+ * The pending keys come from one KV watch held for the outbox's life, which also reports what other
+ * processes write and delete; listing the keys every round would create a JetStream consumer each
+ * time, and nats.js leaves each one on the server for its 5-minute inactive threshold.
+ *
+ * @example
+ * const outbox = new AuditOutbox(outboxKv, audit, metrics, log, 1000);
+ * outbox.start();
+ * await outbox.enqueue('revocation.issued', jti, { jti, revocation_id });
+ * await outbox.stop();
  */
 export class AuditOutbox {
   private readonly memory = new Map<string, AuditEnvelope>();
+  /** Live keys of the bucket: those written here at once, and any process's as the watch reports them. */
+  private readonly keys = new Set<string>();
+  private watch: OutboxWatch | undefined;
   private timer: NodeJS.Timeout | undefined;
   private draining: Promise<void> | undefined;
   private stopped = false;
-  private pendingCount = 0;
 
   constructor(
     private readonly kv: KV,
@@ -44,21 +58,14 @@ export class AuditOutbox {
   }
 
   /**
-   * Stops retrying and waits (bounded) for a round in flight: its key listing is a JetStream consumer
-   * that would outlive a connection closed under it and keep the process alive.
+   * Stops retrying, waits (bounded) for a round in flight, then closes the watch (its ordered
+   * consumer expires on the server after its inactive threshold, as every watch's does).
    */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    if (!this.draining) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.draining,
-      new Promise((resolve) => {
-        timer = setTimeout(resolve, STOP_WAIT_MS);
-      }),
-    ]);
-    clearTimeout(timer);
+    await bounded(this.draining ?? Promise.resolve());
+    this.closeWatch();
   }
 
   /** Stores the event, then tries to deliver it at once; never throws. */
@@ -70,6 +77,7 @@ export class AuditOutbox {
     const event = this.audit.envelope(type, subject, data);
     try {
       await this.kv.put(outboxKey(event.id), JSON.stringify(event));
+      this.keys.add(outboxKey(event.id));
     } catch (error) {
       this.log.error(
         { err: error, eventId: event.id },
@@ -77,14 +85,14 @@ export class AuditOutbox {
       );
       this.memory.set(event.id, event);
     }
-    this.setPending(this.pendingCount + 1);
+    this.countPending();
     void this.drain();
     return event;
   }
 
-  /** Events not yet acknowledged, as last counted. */
+  /** Events not yet acknowledged: the bucket's live keys as this process knows them, and any held in memory. */
   pending(): number {
-    return this.pendingCount;
+    return this.keys.size + this.memory.size;
   }
 
   /** One delivery round; concurrent calls share it. Stops at the first refusal and waits for the next tick. */
@@ -102,16 +110,17 @@ export class AuditOutbox {
         this.memory.delete(id);
         this.metrics.outboxDelivered.inc();
       }
-      const keys: string[] = [];
-      for await (const key of await this.kv.keys('evt.>')) keys.push(key);
-      this.setPending(keys.length + this.memory.size);
-      for (const key of keys) {
+      await this.openWatch();
+      for (const key of [...this.keys]) {
         const entry = await this.kv.get(key);
-        if (entry?.operation !== 'PUT') continue;
-        await this.audit.publishEnvelope(entry.json<AuditEnvelope>());
-        await this.kv.delete(key);
-        this.metrics.outboxDelivered.inc();
-        this.setPending(this.pendingCount - 1);
+        if (entry?.operation === 'PUT') {
+          await this.audit.publishEnvelope(entry.json<AuditEnvelope>());
+          await this.kv.delete(key);
+          this.metrics.outboxDelivered.inc();
+        }
+        // Delivered, or already deleted or expired (the watch may report a key after its deletion).
+        this.keys.delete(key);
+        this.countPending();
       }
     } catch (error) {
       this.metrics.outboxFailures.inc();
@@ -119,16 +128,59 @@ export class AuditOutbox {
         { err: error instanceof Error ? error.message : String(error) },
         'audit outbox round stopped',
       );
+    } finally {
+      this.countPending();
     }
   }
 
-  private setPending(n: number): void {
-    this.pendingCount = Math.max(0, n);
-    this.metrics.outboxPending.set(this.pendingCount);
+  /** Opens the watch unless it is open: at the first round, and again if it ever ended. */
+  private async openWatch(): Promise<void> {
+    if (this.watch || this.stopped) return;
+    const watch = await this.kv.watch({ key: 'evt.>', headers_only: true });
+    this.watch = watch;
+    void this.follow(watch);
+    if (this.stopped) this.closeWatch();
+  }
+
+  /** Keeps `keys` in step with the bucket: its live keys first, then every write and delete. */
+  private async follow(watch: OutboxWatch): Promise<void> {
+    try {
+      for await (const entry of watch) {
+        if (entry.operation === 'PUT') this.keys.add(entry.key);
+        else this.keys.delete(entry.key);
+        this.countPending();
+      }
+    } catch (error) {
+      this.log.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        'audit outbox watch ended; reopening at the next round',
+      );
+    }
+    if (this.watch === watch) this.watch = undefined;
+  }
+
+  private closeWatch(): void {
+    this.watch?.stop();
+    this.watch = undefined;
+  }
+
+  private countPending(): void {
+    this.metrics.outboxPending.set(this.pending());
   }
 }
 
 /** How long `stop()` waits for a delivery round in flight. */
 const STOP_WAIT_MS = 2000;
+
+async function bounded(work: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    work.catch(() => undefined),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, STOP_WAIT_MS);
+    }),
+  ]);
+  clearTimeout(timer);
+}
 
 const outboxKey = (eventId: string): string => `evt.${eventId}`;
