@@ -62,8 +62,10 @@ async function rawInsertRate(db: SqlDriver): Promise<number> {
     GENESIS_HASH,
     Array.from({ length: EVENTS }, (_, i): RowContent => ({ seq: i + 1, ...event(i), marker: null })),
   );
+  const writer = { epoch: 1, holder: 'bench' };
+  await store.raiseFence(writer);
   const started = now();
-  for (let i = 0; i < rows.length; i += BATCH) await store.append(rows.slice(i, i + BATCH), []);
+  for (let i = 0; i < rows.length; i += BATCH) await store.append(writer, rows.slice(i, i + BATCH), []);
   return EVENTS / ((now() - started) / 1000);
 }
 

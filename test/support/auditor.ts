@@ -47,7 +47,7 @@ export function systemAccess(sys: TestSystem): AuditorAccess {
 }
 
 /** A test policy in a temporary directory, for an auditor without a test system around it. */
-async function standaloneAccess(): Promise<{ access: AuditorAccess; remove(): Promise<void> }> {
+export async function standaloneAccess(): Promise<{ access: AuditorAccess; remove(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'aoa-auditor-policy-'));
   const keys = { argocd: await makeKey(), ci: await makeKey('ES256'), admin: await makeKey() };
   const policyPath = join(dir, 'policy.yaml');

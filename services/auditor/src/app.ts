@@ -90,7 +90,7 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
     cleanup.push(() => db.close());
     const applied = await migrate(db);
     if (applied.length > 0) log.info({ versions: applied }, 'audit store migrated');
-    const store = new AuditStore(db);
+    const store = new AuditStore(db, { stallMs: config.leaseTtlMs });
     const storeProbe = new StoreProbe(db, 1000, log);
     storeProbe.start();
     cleanup.push(() => storeProbe.stop());
@@ -144,9 +144,10 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
     const writer = new WriterLoop(
       config,
       lease,
-      () =>
+      (writer) =>
         new IngestSession(
           {
+            writer,
             consumer: CONSUMER,
             prefix: config.subjectPrefix,
             batchSize: config.batchSize,

@@ -4,12 +4,14 @@ import { chainRows, GENESIS_HASH } from '../domain/chain.js';
 import type { CheckpointSigner } from '../domain/checkpoint.js';
 import type { AuditorMetrics } from '../metrics.js';
 import type { CheckpointStream } from '../nats/checkpoint-stream.js';
-import { type AuditStore, ChainConflictError } from '../store/audit-store.js';
+import { type AuditStore, ChainConflictError, FencedError, type WriterEpoch } from '../store/audit-store.js';
 import type { CreepStore } from '../store/creep-store.js';
 import { eventIds, type ParsedBatch, parseBatch, planBatch } from './batch.js';
 import type { CreepAlertOutbox } from './creep-alerts.js';
 
 export interface IngestOptions {
+  /** The lease this session writes under; every commit is fenced by it. */
+  writer: WriterEpoch;
   consumer: string;
   prefix: string;
   batchSize: number;
@@ -40,7 +42,9 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * One writer's tenure: pulls from the durable consumer in bounded batches (size or time, whichever
  * first), links each batch onto the chain, commits it in one transaction and only then acknowledges.
  * While the database refuses writes the batch is held (marked in progress) and retried, so nothing
- * more is pulled and the backlog stays in JetStream.
+ * more is pulled and the backlog stays in JetStream. Every commit is fenced by the writer's lease
+ * epoch: once a newer writer has taken over, this one's commit fails, its batch goes back to
+ * JetStream and the session ends.
  */
 export class IngestSession {
   private stopping = false;
@@ -74,6 +78,10 @@ export class IngestSession {
 
   private async run(): Promise<void> {
     const { log } = this.deps;
+    if (!(await this.deps.store.raiseFence(this.options.writer))) {
+      log.warn({ epoch: this.options.writer.epoch }, 'a newer writer holds the fence: not writing');
+      return;
+    }
     await this.loadHead();
     const consumer = await this.deps.js.consumers.get(STREAMS.audit, this.options.consumer);
     const messages = await consumer.consume({ max_messages: this.options.batchSize });
@@ -150,9 +158,10 @@ export class IngestSession {
           stream: STREAMS.audit,
           ...(streamFirstSeq === undefined ? {} : { streamFirstSeq }),
         });
+        if (plan.rows.length === 0 && plan.deferred.length > 0 && (await this.caughtUpFromStore())) continue;
         const rows = chainRows(this.headHash, plan.rows);
         let alerts = 0;
-        await store.append(rows, plan.deadLetters, async (tx) => {
+        await store.append(this.options.writer, rows, plan.deadLetters, async (tx) => {
           alerts = await this.deps.creep.store.record(tx, rows);
         });
         if (alerts > 0) void this.deps.creep.outbox.flush();
@@ -191,6 +200,13 @@ export class IngestSession {
         }
         return;
       } catch (error) {
+        if (error instanceof FencedError) {
+          log.warn({ err: error.message }, 'fenced: a newer writer took over, returning the batch');
+          for (const m of batch) m.nak();
+          this.stopping = true;
+          this.wake();
+          return;
+        }
         metrics.writeFailures.inc();
         if (this.stopping) {
           for (const m of batch) m.nak();
@@ -213,6 +229,22 @@ export class IngestSession {
         await this.loadHead().catch(() => undefined);
       }
     }
+  }
+
+  /**
+   * Whether the store's head has moved past where this session believed it was (another writer, since
+   * fenced, committed first): then the position is re-read and the batch planned again, rather than
+   * waiting for sequences that are already stored.
+   */
+  private async caughtUpFromStore(): Promise<boolean> {
+    const before = this.expected;
+    await this.loadHead();
+    if (this.expected === before) return false;
+    this.deps.log.info(
+      { from: before, to: this.expected },
+      'the store is ahead of this writer: position re-read',
+    );
+    return true;
   }
 
   /**

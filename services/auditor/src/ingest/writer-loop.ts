@@ -2,6 +2,7 @@ import type { Logger } from '@aoa/core';
 import type { AuditorConfig } from '../config.js';
 import type { AuditorMetrics } from '../metrics.js';
 import type { WriterLease } from '../nats/lease.js';
+import type { WriterEpoch } from '../store/audit-store.js';
 import type { IngestSession } from './session.js';
 
 /** Keeps trying the lease; runs an ingest session while held, ends it the moment the lease is lost. */
@@ -15,7 +16,7 @@ export class WriterLoop {
   constructor(
     private readonly config: AuditorConfig,
     private readonly lease: WriterLease,
-    private readonly newSession: () => IngestSession,
+    private readonly newSession: (writer: WriterEpoch) => IngestSession,
     private readonly metrics: AuditorMetrics,
     private readonly log: Logger,
   ) {}
@@ -33,8 +34,8 @@ export class WriterLoop {
     try {
       const held = await this.lease.tryAcquire();
       if (held && !this.session) {
-        this.log.info('writer lease taken');
-        this.session = this.newSession();
+        this.log.info({ epoch: this.lease.epoch }, 'writer lease taken');
+        this.session = this.newSession({ epoch: this.lease.epoch, holder: this.lease.holder });
         this.active = true;
         this.metrics.writer.set(1);
         const session = this.session;

@@ -15,6 +15,8 @@ interface LeaseValue {
  */
 export class WriterLease {
   private revision = 0;
+  /** The KV revision at which this instance last took the lease (not renewed it): its writer epoch. */
+  epoch = 0;
 
   constructor(
     private readonly kv: KV,
@@ -35,15 +37,14 @@ export class WriterLease {
       );
     try {
       const entry = await this.kv.get(KEY);
-      if (entry?.operation !== 'PUT') {
-        this.revision = entry
-          ? await this.kv.update(KEY, value(), entry.revision)
-          : await this.kv.create(KEY, value());
-        return true;
-      }
-      const current = entry.json<LeaseValue>();
-      if (current.holder !== this.holder && current.expires_ms > this.clock.nowMs()) return false;
-      this.revision = await this.kv.update(KEY, value(), entry.revision);
+      const held = entry?.operation === 'PUT' ? entry.json<LeaseValue>() : undefined;
+      if (held && held.holder !== this.holder && held.expires_ms > this.clock.nowMs()) return false;
+      const renewal =
+        this.revision !== 0 && held?.holder === this.holder && entry?.revision === this.revision;
+      this.revision = entry
+        ? await this.kv.update(KEY, value(), entry.revision)
+        : await this.kv.create(KEY, value());
+      if (!renewal) this.epoch = this.revision;
       return true;
     } catch (error) {
       this.log.debug({ err: error instanceof Error ? error.message : String(error) }, 'lease not taken');

@@ -21,13 +21,41 @@ export class ChainConflictError extends Error {
   override readonly name = 'ChainConflictError';
 }
 
+/** Another writer took the lease since this one did: it must not commit (its batch is returned). */
+export class FencedError extends Error {
+  override readonly name = 'FencedError';
+}
+
+/** A writer's claim on the chain: the lease epoch it took, checked by every commit. */
+export interface WriterEpoch {
+  epoch: number;
+  holder: string;
+}
+
 const COLUMNS = 10;
 const ROW_SELECT = `seq, id, type, to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS time,
   source, subject, data, prev_hash, hash, marker`;
 
-/** The audit tables over either driver, with the same SQL. */
+/**
+ * The audit tables over either driver, with the same SQL. `stallMs` bounds what a writer's
+ * transaction may hold: a writer stopped in the middle of one (paused, partitioned) has its session
+ * ended by the database after that long idle, so its locks never hold up the writer taking over.
+ */
 export class AuditStore {
-  constructor(readonly db: SqlDriver) {}
+  private readonly stallMs: number;
+
+  constructor(
+    readonly db: SqlDriver,
+    options: { stallMs?: number } = {},
+  ) {
+    this.stallMs = Math.max(100, Math.trunc(options.stallMs ?? 10_000));
+  }
+
+  /** Bounds this transaction's waits for locks and its idle time (PostgreSQL settings, also PGlite). */
+  private async bounded(tx: SqlExecutor): Promise<void> {
+    await tx.query(`SET LOCAL lock_timeout = ${this.stallMs}`);
+    await tx.query(`SET LOCAL idle_in_transaction_session_timeout = ${this.stallMs}`);
+  }
 
   /** The last row of the chain, or undefined when the store is empty. */
   async head(executor: SqlExecutor = this.db): Promise<{ seq: number; hash: string } | undefined> {
@@ -49,11 +77,31 @@ export class AuditStore {
   }
 
   /**
+   * Raises the writer fence to `writer.epoch`; false when the fence already holds a later epoch (a
+   * newer writer took over since this one's lease), and this writer must not write.
+   */
+  async raiseFence(writer: WriterEpoch): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      await this.bounded(tx);
+      const rows = await tx.query<{ epoch: unknown }>(
+        `INSERT INTO writer_fence (id, epoch, holder) VALUES (1, $1, $2)
+         ON CONFLICT (id) DO UPDATE SET epoch = EXCLUDED.epoch, holder = EXCLUDED.holder, taken_at = now()
+         WHERE writer_fence.epoch <= EXCLUDED.epoch RETURNING epoch`,
+        [writer.epoch, writer.holder],
+      );
+      return rows.length === 1;
+    });
+  }
+
+  /**
    * Appends linked rows and their dead letters in one transaction with multi-row INSERTs, after
-   * checking that the chain head is still the one the rows were linked to. `alongside` runs in the same
-   * transaction (derived tables such as the privilege baselines).
+   * checking, in that transaction, that the writer fence still holds `writer`'s epoch (else
+   * {@link FencedError}) and that the chain head is still the one the rows were linked to (else
+   * {@link ChainConflictError}). `alongside` runs in the same transaction (derived tables such as the
+   * privilege baselines).
    */
   async append(
+    writer: WriterEpoch,
     rows: ChainRow[],
     deadLetters: DeadLetter[],
     alongside?: (tx: SqlExecutor) => Promise<unknown>,
@@ -61,6 +109,16 @@ export class AuditStore {
     const first = rows[0];
     if (!first) return;
     await this.db.transaction(async (tx) => {
+      await this.bounded(tx);
+      const fence = await tx.query<{ epoch: unknown; holder: string }>(
+        'SELECT epoch, holder FROM writer_fence WHERE id = 1 FOR UPDATE',
+      );
+      const current = fence[0];
+      if (!current || Number(current.epoch) !== writer.epoch) {
+        throw new FencedError(
+          `writer fence is at epoch ${current ? `${current.epoch} (${current.holder})` : 'none'}, not ${writer.epoch}`,
+        );
+      }
       const head = await this.head(tx);
       if ((head?.hash ?? first.prevHash) !== first.prevHash || (head && head.seq >= first.seq)) {
         throw new ChainConflictError(`chain head moved to seq ${head?.seq}`);
