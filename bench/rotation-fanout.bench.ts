@@ -277,12 +277,12 @@ async function runSize(n: number): Promise<SizeResult> {
         await callRotator<pb.EnrollRequest, pb.EnrollResponse>(
           client,
           client.enroll as never,
-          {
+          pb.EnrollRequest.fromPartial({
             joinToken,
             agentId: id,
             encryptionJwk: JSON.stringify(keys.public.encryption),
             dpopJwk: JSON.stringify(keys.public.dpop),
-          },
+          }),
           {},
         );
         return { id, keys: keys.private };

@@ -217,7 +217,7 @@ describe('aoa agent: the sidecar as a real process', () => {
   it('the SDK agent refuses a credential without an expected audience, and reports one that lapses unreplaced', async () => {
     const sdkGrant = await createGrant(admin, { ...grantRequest, tokenTtlSeconds: 2 });
     const keys = await generateAgentKeys();
-    await enrolAgent(admin.grpc, await joinTokenFor(sdkGrant.id), 'sdk-1', keys.public);
+    await enrolAgent(admin.grpc, { joinToken: await joinTokenFor(sdkGrant.id) }, 'sdk-1', keys);
     const nc = await connect({ servers: sys.nats.url });
     const options = { nats: nc, env: 'prod', app: 'dashboards', agentId: 'sdk-1', keys: keys.private };
     const signal = AbortSignal.timeout(30_000);

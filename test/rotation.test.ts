@@ -162,12 +162,12 @@ describe('standing grants: enrolment, rotation and encrypted delivery', () => {
     const send = (encryptionJwk: unknown, dpopJwk: unknown) =>
       call<pb.EnrollRequest, pb.EnrollResponse>(
         rot.client.enroll,
-        {
+        pb.EnrollRequest.fromPartial({
           joinToken: token,
           agentId: 'keys',
           encryptionJwk: JSON.stringify(encryptionJwk),
           dpopJwk: JSON.stringify(dpopJwk),
-        },
+        }),
         {},
       );
     await assert.rejects(

@@ -116,12 +116,12 @@ export function enrollAgent(
   return callRotator<pb.EnrollRequest, pb.EnrollResponse>(
     client,
     client.enroll,
-    {
+    pb.EnrollRequest.fromPartial({
       joinToken,
       agentId,
       encryptionJwk: JSON.stringify(keys.public.encryption),
       dpopJwk: JSON.stringify(keys.public.dpop),
-    },
+    }),
     metadata,
   );
 }

@@ -1,6 +1,7 @@
+import { readFile } from 'node:fs/promises';
 import { connectNats, type Logger } from '@aoa/core';
 import { rotator as pb } from '@aoa/proto';
-import { type Agent, type AgentKeys, createAgent, generateAgentKeys } from '@aoa/sdk';
+import { type Agent, type AgentKeys, createAgent, enrolmentProof, generateAgentKeys } from '@aoa/sdk';
 import { Metadata } from '@grpc/grpc-js';
 import {
   type Enrolment,
@@ -28,7 +29,7 @@ export interface SidecarOptions {
   audience: string[];
   subjectPrefix: string;
   /** Needed to enrol: when the key directory holds no enrolment yet, or with `rotateKeys`. */
-  enrol?: { rotator: string; joinToken: string; caFile?: string | undefined } | undefined;
+  enrol?: { rotator: string; by: EnrolCredential; caFile?: string | undefined } | undefined;
   rotateKeys: boolean;
 }
 
@@ -37,24 +38,32 @@ export class SidecarUsageError extends Error {
   override readonly name = 'SidecarUsageError';
 }
 
-/** Calls `aoa.v1.Rotator/Enroll`, authenticated by the one-time join token alone. */
+/**
+ * What an enrolment is authenticated by: a one-time join token, or the pod's projected service-account
+ * token (read from its file at enrolment: the kubelet refreshes it) and, when the account is attested
+ * into several grants, the grant's name.
+ */
+export type EnrolCredential = { joinToken: string } | { attestationFile: string; grant?: string | undefined };
+
+/** Calls `aoa.v1.Rotator/Enroll` with a join token, or with a pod attestation and a DPoP proof of `keys`. */
 export async function enrolAgent(
   rotator: string,
-  joinToken: string,
+  by: EnrolCredential,
   agentId: string,
-  publicKeys: AgentKeys,
+  keys: { private: AgentKeys; public: AgentKeys },
   caFile?: string,
 ): Promise<pb.EnrollResponse> {
+  const credential = 'joinToken' in by ? { joinToken: by.joinToken } : await attestation(by, keys.private);
   const client = new pb.RotatorClient(rotator, channelCredentials(caFile));
   try {
     return await new Promise<pb.EnrollResponse>((resolve, reject) => {
       client.enroll(
-        {
-          joinToken,
+        pb.EnrollRequest.fromPartial({
+          ...credential,
           agentId,
-          encryptionJwk: JSON.stringify(publicKeys.encryption),
-          dpopJwk: JSON.stringify(publicKeys.dpop),
-        },
+          encryptionJwk: JSON.stringify(keys.public.encryption),
+          dpopJwk: JSON.stringify(keys.public.dpop),
+        }),
         new Metadata(),
         { deadline: Date.now() + 10_000 },
         (error, value) => (error ? reject(RpcError.of(error)) : resolve(value)),
@@ -63,6 +72,19 @@ export async function enrolAgent(
   } finally {
     client.close();
   }
+}
+
+async function attestation(
+  by: { attestationFile: string; grant?: string | undefined },
+  keys: AgentKeys,
+): Promise<{ attestation: string; dpop: string; grant: string }> {
+  const token = (
+    await readFile(by.attestationFile, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      throw new SidecarUsageError(`--attestation-file: cannot read ${by.attestationFile} (${error.code})`);
+    })
+  ).trim();
+  if (token === '') throw new SidecarUsageError(`--attestation-file ${by.attestationFile} is empty`);
+  return { attestation: token, dpop: await enrolmentProof(keys, token), grant: by.grant ?? '' };
 }
 
 /**
@@ -87,7 +109,7 @@ export async function ensureEnrolled(
   }
   if (!options.enrol) {
     throw new SidecarUsageError(
-      `${options.rotateKeys ? 'to re-enrol with new keys' : 'not enrolled yet'}: give --join-token or --join-token-file, and --rotator`,
+      `${options.rotateKeys ? 'to re-enrol with new keys' : 'not enrolled yet'}: give --join-token, --join-token-file or --attestation-file, and --rotator`,
     );
   }
   const generated = options.rotateKeys || !held.keys ? await generateAgentKeys() : undefined;
@@ -98,9 +120,9 @@ export async function ensureEnrolled(
   };
   const answer = await enrolAgent(
     options.enrol.rotator,
-    options.enrol.joinToken,
+    options.enrol.by,
     options.agentId,
-    publicKeys,
+    { private: keys, public: publicKeys },
     options.enrol.caFile,
   );
   const enrolment: Enrolment = {

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { createLogger, isName } from '@aoa/core';
 import type { rotator as pb } from '@aoa/proto';
 import { agentKeysCommand } from './agent-keys.js';
-import { runSidecar, type SidecarOptions, SidecarUsageError } from './agent-sidecar.js';
+import { type EnrolCredential, runSidecar, type SidecarOptions, SidecarUsageError } from './agent-sidecar.js';
 import { parseCommand, secondsFlag, usage } from './args.js';
 import { CALLER_OPTIONS, EXIT, refusal, resolveCaller, type ServiceCaller } from './caller.js';
 import { RpcError, readDevFacts } from './delegate.js';
@@ -93,6 +93,8 @@ const SIDECAR_OPTIONS = {
   'data-dir': { type: 'string', default: '.aoa' },
   'join-token': { type: 'string' },
   'join-token-file': { type: 'string' },
+  'attestation-file': { type: 'string' },
+  grant: { type: 'string' },
   out: { type: 'string' },
   'key-dir': { type: 'string' },
   'agent-id': { type: 'string' },
@@ -133,7 +135,7 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 function sidecarOptionsOf(
   values: SidecarFlags,
   facts: Partial<DevFacts>,
-  joinToken: string | undefined,
+  by: EnrolCredential | undefined,
 ): SidecarOptions | { usage: string } {
   const natsUrl = values.nats ?? facts.natsUrl;
   const issuer = values.issuer ?? facts.issuer?.issuer;
@@ -161,9 +163,28 @@ function sidecarOptionsOf(
     issuer: issuer as string,
     audience: values.audience ?? [],
     subjectPrefix: values['subject-prefix'] ?? 'aoa',
-    enrol: joinToken && rotator ? { rotator, joinToken, caFile: values['tls-ca'] } : undefined,
+    enrol: by && rotator ? { rotator, by, caFile: values['tls-ca'] } : undefined,
     rotateKeys: values['rotate-keys'] ?? false,
   };
+}
+
+/** How the agent enrols: `--attestation-file` (a pod), or a join token given or read from a file. */
+async function enrolCredentialOf(values: {
+  'join-token'?: string;
+  'join-token-file'?: string;
+  'attestation-file'?: string;
+  grant?: string;
+}): Promise<EnrolCredential | { usage: string } | undefined> {
+  const attestationFile = values['attestation-file'];
+  if (attestationFile !== undefined) {
+    if (values['join-token'] !== undefined || values['join-token-file'] !== undefined) {
+      return { usage: 'give a join token or --attestation-file, not both' };
+    }
+    return { attestationFile, grant: values.grant };
+  }
+  if (values.grant !== undefined) return { usage: '--grant goes with --attestation-file' };
+  const joinToken = await joinTokenOf(values);
+  return typeof joinToken === 'string' ? { joinToken } : joinToken;
 }
 
 async function joinTokenOf(values: { 'join-token'?: string; 'join-token-file'?: string }) {
@@ -184,9 +205,10 @@ async function sidecar(args: string[]): Promise<number> {
   if (!parsed) return EXIT.usage;
   const { values } = parsed;
   const facts: Partial<DevFacts> = values.dev ? await readDevFacts(join(values['data-dir'], 'dev.json')) : {};
-  const joinToken = (await joinTokenOf(values)) ?? facts.demoAgent?.joinToken;
-  if (typeof joinToken === 'object') return usage('agent', joinToken.usage);
-  const options = sidecarOptionsOf(values, facts, joinToken);
+  const given = await enrolCredentialOf(values);
+  if (given && 'usage' in given) return usage('agent', given.usage);
+  const demo = facts.demoAgent?.joinToken;
+  const options = sidecarOptionsOf(values, facts, given ?? (demo ? { joinToken: demo } : undefined));
   if ('usage' in options) return usage('agent', options.usage);
   if (
     !(await stat(dirname(options.out)).then(

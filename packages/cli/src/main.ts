@@ -67,13 +67,16 @@ Usage:
       A one-time join token for a grant (aoa.v1.Rotator/CreateJoinToken), printed alone on stdout.
       Example: aoa agent token create --dev --app dashboards --env prod
 
-  aoa agent --out FILE --key-dir DIR --agent-id ID [--join-token TOKEN | --join-token-file FILE]
+  aoa agent --out FILE --key-dir DIR --agent-id ID
+            [--join-token TOKEN | --join-token-file FILE | --attestation-file FILE [--grant NAME]]
             [--rotate-keys] [--audience A ...] [--subject-prefix aoa] [--log-level info]
             (--dev [--data-dir .aoa] | --nats URL [--nats-user U --nats-password-file F] [--nats-ca-file CA]
              --rotator HOST:PORT --issuer URL)
       The agent sidecar: enrols once (keys and enrolment kept in DIR, mode 0700/0600; a restart needs
       no join token), then writes each verified credential to FILE atomically (mode 0600) and removes
       FILE when it expires unreplaced, is revoked, or the agent stops. Stops cleanly on SIGINT/SIGTERM.
+      In a pod, --attestation-file (its projected service-account token, audience the kubernetes IdP's)
+      enrols with no join token into the policy grant whose attest names the pod's service account.
       Example: aoa agent --dev --agent-id web-1 --key-dir .aoa/agent-web-1 --out /tmp/dashboards.token
 
   With --dev, revoke, revocations, grants and agent token create sign as the admin client in

@@ -11,6 +11,12 @@ import type { ReplayGuard } from './bus/replay.js';
 import type { Clock } from './clock.js';
 import { AppError } from './errors.js';
 
+/**
+ * The `htu` of the DPoP proof an agent sends with a pod attestation (`Rotator.Enroll`): a name, not a
+ * URL, since a rotator behind a load balancer does not know the URL it is reached by.
+ */
+export const ENROLL_DPOP_HTU = 'urn:aoa:rotator:enroll';
+
 // 'Ed25519' is the fully-specified name (RFC 9864) that current clients such as oauth4webapi send.
 export const DPOP_ALGORITHMS = ['EdDSA', 'Ed25519', 'ES256', 'ES384', 'PS256', 'RS256'];
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'];

@@ -66,5 +66,7 @@ export const grantKeys = {
   agent: (grant: string, agent: string) => `agent.${grant}.${agent}`,
   agentsOf: (grant: string) => `agent.${grant}.*`,
   join: (hash: string) => `join.${hash}`,
+  /** A service-account token that enrolled an agent (hash of its idp and jti): each enrols once. */
+  attest: (hash: string) => `attest.${hash}`,
   lease: (grant: string) => `lease.${grant}`,
 };

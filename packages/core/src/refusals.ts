@@ -102,6 +102,14 @@ export const REFUSAL_REASONS = {
     oauth: 'invalid_request',
     meaning: "the subject token's iat is later than now plus the IdP's clock_skew",
   },
+  NO_ATTESTED_GRANT: {
+    oauth: 'invalid_grant',
+    meaning: "no policy grant's `attest` names the pod's idp, namespace and service account",
+  },
+  ATTESTATION_REPLAYED: {
+    oauth: 'invalid_grant',
+    meaning: 'the service-account token already enrolled an agent: each token enrols once',
+  },
   MALFORMED_REQUEST: {
     oauth: 'invalid_request',
     meaning: 'the gRPC request is not a valid protobuf of its message, or an integer in it exceeds 2^53 - 1',

@@ -121,6 +121,17 @@ export function checkPolicy(input: RawSections, problems: Problems): void {
     if (app !== undefined) refer(['grants', index, 'app'], app, 'apps', `no app is named ${quote(app)}`);
     const namespace = /^idp:([^:]+):/.exec(str(grant, 'sub') ?? '')?.[1];
     if (namespace !== undefined) refer(['grants', index, 'sub'], namespace, 'idps', noIdp(namespace));
+    const attestIdp = str(obj(obj(grant)?.attest), 'idp');
+    if (attestIdp !== undefined) {
+      const idp = sections.idps.find((candidate) => str(candidate, 'namespace') === attestIdp);
+      if (!idp) problems.add(['grants', index, 'attest', 'idp'], noIdp(attestIdp));
+      else if (str(idp, 'profile') !== 'kubernetes') {
+        problems.add(
+          ['grants', index, 'attest', 'idp'],
+          `idp ${attestIdp} is not of profile kubernetes: pods attest with service-account tokens`,
+        );
+      }
+    }
     firstSeen(
       list(grant, 'agents').map(({ index: i, value }) => ({ index: i, key: str(value, 'id') })),
       (i, first) =>

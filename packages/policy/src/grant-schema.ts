@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { type AgentKeyPurpose, checkAgentJwk, sameAgentKey } from './agent-keys.js';
+import { compileCondition } from './conditions.js';
 import { quote } from './errors.js';
 import { duration, fail, name, readDuration, scopeToken, text, uniqueList } from './schema.js';
 
@@ -67,6 +68,27 @@ const agent = z
     }
   });
 
+/**
+ * Agents enrol into the grant by their pod, with no join token: a projected service-account token of
+ * the kubernetes IdP `idp`, of this namespace and service account, whose claims meet `when` if given.
+ */
+const attest = z
+  .strictObject({
+    idp: name('idp namespace'),
+    namespace: name('namespace'),
+    service_account: z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, {
+      error: 'must be a Kubernetes service account name (lowercase letters, digits, - and .)',
+    }),
+    when: text.optional(),
+  })
+  .transform((entry, ctx) => {
+    if (entry.when === undefined) return { ...entry, when: undefined };
+    const compiled = compileCondition(entry.when);
+    if ('condition' in compiled) return { ...entry, when: compiled.condition };
+    ctx.addIssue({ code: 'custom', path: ['when'], message: compiled.problem });
+    return z.NEVER;
+  });
+
 /** A standing grant declared in policy; the policy itself is its authority. */
 export const GrantSchema = z.strictObject({
   name: name('grant'),
@@ -80,6 +102,7 @@ export const GrantSchema = z.strictObject({
   token_ttl: tokenTtl,
   expires_in: expiresIn,
   agents: z.array(agent).default([]),
+  attest: attest.optional(),
 });
 
 export type RawGrant = z.output<typeof GrantSchema>;

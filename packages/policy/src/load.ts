@@ -247,6 +247,12 @@ function buildPolicy(s: Parsed, maxTokenTtlSeconds: number, hash: string, path: 
         encryptionJwk: agent.encryption_jwk,
         dpopJwk: agent.dpop_jwk,
       })),
+      attest: grant.attest && {
+        idp: grant.attest.idp,
+        namespace: grant.attest.namespace,
+        serviceAccount: grant.attest.service_account,
+        when: grant.attest.when,
+      },
     })),
   };
 }

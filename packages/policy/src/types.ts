@@ -134,6 +134,16 @@ export interface PolicyGrant {
   /** Counted from the grant's creation; 0: no expiry (`expires_in: none`). */
   expiresInSeconds: number;
   agents: PolicyGrantAgent[];
+  /** Agents may enrol by their pod's service-account token instead of a join token. */
+  attest: GrantAttestation | undefined;
+}
+
+/** Which pods may enrol an agent into a grant: a kubernetes IdP's namespace and service account. */
+export interface GrantAttestation {
+  idp: string;
+  namespace: string;
+  serviceAccount: string;
+  when: Condition | undefined;
 }
 
 export interface Policy {

@@ -13,6 +13,7 @@ import {
   BUCKETS,
   type Clock,
   createLogger,
+  ENROLL_DPOP_HTU,
   KeySetMirror,
   type Logger,
   RevocationMirror,
@@ -331,6 +332,27 @@ export async function generateAgentKeys(): Promise<{
     public: { encryption: encryption.publicJwk, dpop: dpop.publicJwk },
     dpopJkt: await calculateJwkThumbprint(dpop.publicJwk, 'sha256'),
   };
+}
+
+/**
+ * The DPoP proof an agent sends with its pod's service-account token to enrol (`Rotator.Enroll`
+ * `attestation`): by the agent's DPoP key, bound to the token by `ath`, so the token enrols this key
+ * and no other.
+ *
+ * @example
+ * const dpop = await enrolmentProof(keys.private, serviceAccountToken);
+ */
+export async function enrolmentProof(keys: AgentKeys, attestation: string): Promise<string> {
+  const key = privateKey(keys.dpop, 'dpop');
+  return new SignJWT({
+    jti: randomBytes(16).toString('base64url'),
+    htm: 'POST',
+    htu: ENROLL_DPOP_HTU,
+    iat: Math.floor(Date.now() / 1000),
+    ath: createHash('sha256').update(attestation).digest('base64url'),
+  })
+    .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: publicPart(keys.dpop) })
+    .sign(key);
 }
 
 function privateKey(jwk: JWK, purpose: string): KeyObject {

@@ -4,6 +4,7 @@ export {
   type AgentKeys,
   type AgentOptions,
   createAgent,
+  enrolmentProof,
   generateAgentKeys,
   type RejectedDelivery,
 } from './agent.js';

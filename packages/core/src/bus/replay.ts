@@ -27,7 +27,8 @@ export class ReplayGuard {
   }
 }
 
-const isWrongLastSequence = (error: unknown): boolean =>
+/** Whether a KV create or update failed its compare-and-set (the key exists, or moved on). */
+export const isWrongLastSequence = (error: unknown): boolean =>
   (typeof error === 'object' &&
     error !== null &&
     'code' in error &&

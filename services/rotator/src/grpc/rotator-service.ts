@@ -1,8 +1,9 @@
 import { proveClient } from '@aoa/auth';
-import { type GrantRecord, type Logger, singleMetadata, toAppError, toGrpcError } from '@aoa/core';
+import { AppError, type GrantRecord, type Logger, singleMetadata, toAppError, toGrpcError } from '@aoa/core';
 import type { ClientConfig } from '@aoa/policy';
 import type { rotator as pb } from '@aoa/proto';
 import type { Metadata, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
+import { attestedEnrol } from '../domain/attested-enrol.js';
 import { createGrant } from '../domain/create-grant.js';
 import {
   createJoinToken,
@@ -74,12 +75,19 @@ export function rotatorHandlers(ctx: RotatorContext, metrics: RotatorMetrics, lo
       return { joinToken: token, expiresAt };
     }),
     enroll: unary('Enroll', async (req: pb.EnrollRequest) => {
-      const { grant, agent } = await enroll(ctx, {
-        joinToken: req.joinToken,
-        agentId: req.agentId,
-        encryptionJwk: req.encryptionJwk,
-        dpopJwk: req.dpopJwk,
-      });
+      if (req.attestation !== '' && req.joinToken !== '') {
+        throw new AppError('invalid_argument', 'give join_token or attestation, not both');
+      }
+      const keys = { agentId: req.agentId, encryptionJwk: req.encryptionJwk, dpopJwk: req.dpopJwk };
+      const { grant, agent } =
+        req.attestation !== ''
+          ? await attestedEnrol(ctx, {
+              ...keys,
+              attestation: req.attestation,
+              dpop: req.dpop,
+              grant: req.grant,
+            })
+          : await enroll(ctx, { ...keys, joinToken: req.joinToken });
       log.info({ grant: grant.id, agent: agent.agent, jkt: agent.dpop_jkt }, 'agent enrolled');
       return {
         grantId: grant.id,

@@ -1,4 +1,11 @@
-import { type AgentRecord, AppError, type GrantMirror, type GrantRecord, grantKeys } from '@aoa/core';
+import {
+  type AgentRecord,
+  AppError,
+  type GrantMirror,
+  type GrantRecord,
+  grantKeys,
+  isWrongLastSequence,
+} from '@aoa/core';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { checkJoinToken, type JoinTokenRecord } from '../domain/join-token.js';
 import type { LeaseRecord } from '../domain/schedule.js';
@@ -83,6 +90,28 @@ export class GrantStore {
 
   async createJoinToken(hash: string, record: JoinTokenRecord): Promise<void> {
     await this.kv.create(grantKeys.join(hash), JSON.stringify(record));
+  }
+
+  /**
+   * Records that a service-account token enrolled an agent, once across replicas (create is a
+   * compare-and-set on "no previous value"): the same token presented again, by anyone, is refused.
+   */
+  async claimAttestation(
+    hash: string,
+    record: { grant: string; agent: string; pod_uid: string; used_at_ms: number },
+  ): Promise<void> {
+    try {
+      await this.kv.create(grantKeys.attest(hash), JSON.stringify(record));
+    } catch (error) {
+      if (!isWrongLastSequence(error)) {
+        throw new AppError('unavailable', 'grant store unavailable', { cause: error });
+      }
+      throw new AppError(
+        'unauthenticated',
+        'attestation: this service-account token already enrolled an agent (each token enrols once)',
+        { reason: 'ATTESTATION_REPLAYED' },
+      );
+    }
   }
 
   /**

@@ -193,6 +193,19 @@ export interface AgentEvent {
   joinToken: string;
   /** `client:<id>` or `policy`. */
   by: string;
+  /** Enrolled by its pod's service-account token: which pod. */
+  pod: PodAttestation | undefined;
+}
+
+/** The pod whose projected service-account token attested an agent's enrolment. */
+export interface PodAttestation {
+  /** The kubernetes IdP (policy namespace) that issued the token. */
+  idp: string;
+  namespace: string;
+  serviceAccount: string;
+  pod: string;
+  podUid: string;
+  node: string;
 }
 
 /** key.rotation.started, key.rotation.completed: an emergency rotation (Issuer.RotateKeys). */
@@ -2536,7 +2549,7 @@ export const JoinTokenCreated: MessageFns<JoinTokenCreated> = {
 };
 
 function createBaseAgentEvent(): AgentEvent {
-  return { grantId: "", agent: "", dpopJkt: "", joinToken: "", by: "" };
+  return { grantId: "", agent: "", dpopJkt: "", joinToken: "", by: "", pod: undefined };
 }
 
 export const AgentEvent: MessageFns<AgentEvent> = {
@@ -2555,6 +2568,9 @@ export const AgentEvent: MessageFns<AgentEvent> = {
     }
     if (message.by !== "") {
       writer.uint32(42).string(message.by);
+    }
+    if (message.pod !== undefined) {
+      PodAttestation.encode(message.pod, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -2612,6 +2628,14 @@ export const AgentEvent: MessageFns<AgentEvent> = {
             message.by = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.pod = PodAttestation.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2643,6 +2667,7 @@ export const AgentEvent: MessageFns<AgentEvent> = {
         ? globalThis.String(object.join_token)
         : "",
       by: isSet(object.by) ? globalThis.String(object.by) : "",
+      pod: isSet(object.pod) ? PodAttestation.fromJSON(object.pod) : undefined,
     };
   },
 
@@ -2663,6 +2688,9 @@ export const AgentEvent: MessageFns<AgentEvent> = {
     if (message.by !== "") {
       obj.by = message.by;
     }
+    if (message.pod !== undefined) {
+      obj.pod = PodAttestation.toJSON(message.pod);
+    }
     return obj;
   },
 
@@ -2676,6 +2704,166 @@ export const AgentEvent: MessageFns<AgentEvent> = {
     message.dpopJkt = object.dpopJkt ?? "";
     message.joinToken = object.joinToken ?? "";
     message.by = object.by ?? "";
+    message.pod = (object.pod !== undefined && object.pod !== null)
+      ? PodAttestation.fromPartial(object.pod)
+      : undefined;
+    return message;
+  },
+};
+
+function createBasePodAttestation(): PodAttestation {
+  return { idp: "", namespace: "", serviceAccount: "", pod: "", podUid: "", node: "" };
+}
+
+export const PodAttestation: MessageFns<PodAttestation> = {
+  encode(message: PodAttestation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.idp !== "") {
+      writer.uint32(10).string(message.idp);
+    }
+    if (message.namespace !== "") {
+      writer.uint32(18).string(message.namespace);
+    }
+    if (message.serviceAccount !== "") {
+      writer.uint32(26).string(message.serviceAccount);
+    }
+    if (message.pod !== "") {
+      writer.uint32(34).string(message.pod);
+    }
+    if (message.podUid !== "") {
+      writer.uint32(42).string(message.podUid);
+    }
+    if (message.node !== "") {
+      writer.uint32(50).string(message.node);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PodAttestation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePodAttestation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.idp = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.serviceAccount = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.pod = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.podUid = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.node = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PodAttestation {
+    return {
+      idp: isSet(object.idp) ? globalThis.String(object.idp) : "",
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      serviceAccount: isSet(object.serviceAccount)
+        ? globalThis.String(object.serviceAccount)
+        : isSet(object.service_account)
+        ? globalThis.String(object.service_account)
+        : "",
+      pod: isSet(object.pod) ? globalThis.String(object.pod) : "",
+      podUid: isSet(object.podUid)
+        ? globalThis.String(object.podUid)
+        : isSet(object.pod_uid)
+        ? globalThis.String(object.pod_uid)
+        : "",
+      node: isSet(object.node) ? globalThis.String(object.node) : "",
+    };
+  },
+
+  toJSON(message: PodAttestation): unknown {
+    const obj: any = {};
+    if (message.idp !== "") {
+      obj.idp = message.idp;
+    }
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.serviceAccount !== "") {
+      obj.serviceAccount = message.serviceAccount;
+    }
+    if (message.pod !== "") {
+      obj.pod = message.pod;
+    }
+    if (message.podUid !== "") {
+      obj.podUid = message.podUid;
+    }
+    if (message.node !== "") {
+      obj.node = message.node;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PodAttestation>, I>>(base?: I): PodAttestation {
+    return PodAttestation.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PodAttestation>, I>>(object: I): PodAttestation {
+    const message = createBasePodAttestation();
+    message.idp = object.idp ?? "";
+    message.namespace = object.namespace ?? "";
+    message.serviceAccount = object.serviceAccount ?? "";
+    message.pod = object.pod ?? "";
+    message.podUid = object.podUid ?? "";
+    message.node = object.node ?? "";
     return message;
   },
 };

@@ -105,12 +105,25 @@ export interface CreateJoinTokenResponse {
 }
 
 export interface EnrollRequest {
+  /** Either this, or `attestation` with `dpop`. */
   joinToken: string;
   agentId: string;
   /** Public JWK (JSON text) for ECDH-ES+A256KW: EC P-256 or OKP X25519. */
   encryptionJwk: string;
   /** Public JWK (JSON text) of the DPoP signing key: EC P-256 or OKP Ed25519. */
   dpopJwk: string;
+  /**
+   * The pod's projected service-account token (audience: the kubernetes IdP's `audience`), used once;
+   * it enrols into the policy grant whose `attest` names the token's namespace and service account.
+   */
+  attestation: string;
+  /**
+   * With `attestation`: a DPoP proof (RFC 9449) by the `dpop_jwk` key, `htm` POST, `htu`
+   * `urn:aoa:rotator:enroll`, `ath` the SHA-256 of the attestation, so the token enrols only this key.
+   */
+  dpop: string;
+  /** With `attestation`: the policy grant's name, when the account is attested into several. */
+  grant: string;
 }
 
 export interface EnrollResponse {
@@ -1377,7 +1390,7 @@ export const CreateJoinTokenResponse: MessageFns<CreateJoinTokenResponse> = {
 };
 
 function createBaseEnrollRequest(): EnrollRequest {
-  return { joinToken: "", agentId: "", encryptionJwk: "", dpopJwk: "" };
+  return { joinToken: "", agentId: "", encryptionJwk: "", dpopJwk: "", attestation: "", dpop: "", grant: "" };
 }
 
 export const EnrollRequest: MessageFns<EnrollRequest> = {
@@ -1393,6 +1406,15 @@ export const EnrollRequest: MessageFns<EnrollRequest> = {
     }
     if (message.dpopJwk !== "") {
       writer.uint32(34).string(message.dpopJwk);
+    }
+    if (message.attestation !== "") {
+      writer.uint32(42).string(message.attestation);
+    }
+    if (message.dpop !== "") {
+      writer.uint32(50).string(message.dpop);
+    }
+    if (message.grant !== "") {
+      writer.uint32(58).string(message.grant);
     }
     return writer;
   },
@@ -1442,6 +1464,30 @@ export const EnrollRequest: MessageFns<EnrollRequest> = {
             message.dpopJwk = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.attestation = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.dpop = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.grant = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1476,6 +1522,9 @@ export const EnrollRequest: MessageFns<EnrollRequest> = {
         : isSet(object.dpop_jwk)
         ? globalThis.String(object.dpop_jwk)
         : "",
+      attestation: isSet(object.attestation) ? globalThis.String(object.attestation) : "",
+      dpop: isSet(object.dpop) ? globalThis.String(object.dpop) : "",
+      grant: isSet(object.grant) ? globalThis.String(object.grant) : "",
     };
   },
 
@@ -1493,6 +1542,15 @@ export const EnrollRequest: MessageFns<EnrollRequest> = {
     if (message.dpopJwk !== "") {
       obj.dpopJwk = message.dpopJwk;
     }
+    if (message.attestation !== "") {
+      obj.attestation = message.attestation;
+    }
+    if (message.dpop !== "") {
+      obj.dpop = message.dpop;
+    }
+    if (message.grant !== "") {
+      obj.grant = message.grant;
+    }
     return obj;
   },
 
@@ -1505,6 +1563,9 @@ export const EnrollRequest: MessageFns<EnrollRequest> = {
     message.agentId = object.agentId ?? "";
     message.encryptionJwk = object.encryptionJwk ?? "";
     message.dpopJwk = object.dpopJwk ?? "";
+    message.attestation = object.attestation ?? "";
+    message.dpop = object.dpop ?? "";
+    message.grant = object.grant ?? "";
     return message;
   },
 };
@@ -1677,7 +1738,8 @@ export const EnrollResponse: MessageFns<EnrollResponse> = {
  *
  * Caller proof travels in metadata as on the issuer: `client-assertion: <JWT>` (RFC 7523). CreateGrant,
  * DeleteGrant, RestoreGrant and RotateNow are for administrators; CreateJoinToken for an administrator
- * or the grant's parent client; Enroll is authenticated by its one-time join token.
+ * or the grant's parent client; Enroll is authenticated by its one-time join token, or (a pod) by its
+ * projected service-account token and a DPoP proof of the agent's own key (`attestation`, `dpop`).
  */
 export type RotatorService = typeof RotatorService;
 export const RotatorService = {
