@@ -131,4 +131,45 @@ describe('grants in policy', () => {
       ],
     );
   });
+
+  it('takes an attest naming a kubernetes IdP, a namespace, a service account and a compiled when', () => {
+    const k8s = {
+      namespace: 'k8s',
+      profile: 'kubernetes',
+      issuer: 'https://kubernetes.default.svc',
+      audience: 'aoa',
+    };
+    const attest = { idp: 'k8s', namespace: 'dashboards', service_account: 'dashboards' };
+    const doc = baseDocument();
+    doc.idps.push(k8s);
+    doc.grants = [
+      grant({ attest: { ...attest, when: 'claims["kubernetes.io"].pod.name.startsWith("web-")' } }),
+    ];
+    const loaded = parsePolicy(stringify(doc), 'policy.yaml').grants[0]?.attest;
+    assert.deepEqual(
+      [loaded?.idp, loaded?.namespace, loaded?.serviceAccount],
+      ['k8s', 'dashboards', 'dashboards'],
+    );
+    assert.equal(loaded?.when?.source, 'claims["kubernetes.io"].pod.name.startsWith("web-")');
+    assert.equal(parsePolicy(stringify(baseDocument()), 'policy.yaml').grants[0]?.attest, undefined);
+    const problems = (entry: Record<string, unknown>, idps: unknown[] = [k8s]) =>
+      problemsAfter((d) => {
+        d.idps.push(...idps);
+        d.grants = [grant({ attest: entry })];
+      });
+    assert.deepEqual(problems({ ...attest, idp: 'corp' }, []), [
+      'policy.yaml: grants[0].attest.idp: idp corp is not of profile kubernetes: pods attest with service-account tokens',
+    ]);
+    assert.deepEqual(problems({ ...attest, idp: 'nope' }), [
+      'policy.yaml: grants[0].attest.idp: no idp has namespace "nope"',
+    ]);
+    assert.match(
+      problems({ ...attest, when: 'claims.x ==' })[0] ?? '',
+      /^policy\.yaml: grants\[0\]\.attest\.when: column \d+: /,
+    );
+    assert.match(
+      problems({ ...attest, service_account: 'Bad_Name' })[0] ?? '',
+      /grants\[0\]\.attest\.service_account: must be a Kubernetes service account name/,
+    );
+  });
 });
