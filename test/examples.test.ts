@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -11,9 +11,9 @@ import { loadPolicyFile, type Policy, parsePolicy, policyWarnings } from '@aoa/p
 import { createVerifier, protect, type Verifier } from '@aoa/sdk';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { calculateJwkThumbprint, decodeJwt, type JWK } from 'jose';
-import { parse as parseYaml } from 'yaml';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { type DevFacts, startDev } from '../packages/cli/src/dev.js';
-import { aoa, type CliRun, ROOT } from './support/cli.js';
+import { aoa, CLI_MAIN, type CliRun, ROOT } from './support/cli.js';
 import { dpopProof } from './support/oauth.js';
 
 // Every worked example under docs/examples runs here as the docs say, against a real `aoa dev`, with
@@ -296,6 +296,59 @@ describe('Argo CD app of apps (docs/examples/argo-cd)', () => {
     const again = await runScript('argo-cd/delegate-children.mjs', env, children);
     assert.equal(again.code, 0, again.stderr);
     assert.match(JSON.parse(again.stdout).skipped, /already exchanged/);
+  });
+
+  it('a child pod’s sidecar enrols by its service account into the child’s standing grant, whose parent is the controller', async () => {
+    const docs = parseAllDocuments(await readFile(join(manifests, 'children/dashboards.yaml'), 'utf8')).map(
+      (d) => d.toJS(),
+    );
+    const pod = docs.find((d) => d.kind === 'Deployment').spec.template.spec;
+    const sidecar = pod.containers.find((c: { name: string }) => c.name === 'aoa-agent');
+    const agentId = sidecar.args[sidecar.args.indexOf('--agent-id') + 1];
+    assert.ok(sidecar.args.includes('--attestation-file'), 'the sidecar attests; it holds no join token');
+    const tokenFile = join(dataDir, 'dashboards-pod.token');
+    const scope = {
+      namespace: pod.serviceAccountName === 'dashboards' ? 'dashboards' : 'unexpected',
+      serviceaccount: { name: pod.serviceAccountName, uid: '5d1c3b9e-2a4f-4e6d-8c0b-1f3a5e7c9d20' },
+      pod: { name: 'dashboards-7c9d5-x2k4q', uid: '8e2a4c6d-1b3f-4a5c-9d7e-0f2b4d6a8c13' },
+      node: { name: 'worker-2', uid: '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d' },
+    };
+    await writeFile(tokenFile, await devToken('kubernetes', `kubernetes.io:=${JSON.stringify(scope)}`));
+    const out = join(dataDir, 'dashboards.credential');
+    const child = spawn(
+      process.execPath,
+      [
+        ...['--import', 'tsx', CLI_MAIN, 'agent', '--dev', '--data-dir', dataDir],
+        ...['--attestation-file', tokenFile, '--agent-id', agentId, '--key-dir', join(dataDir, 'dash-keys')],
+        ...['--out', out],
+      ],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      output += d.toString();
+    });
+    child.stderr?.on('data', (d: Buffer) => {
+      output += d.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      const deadline = Date.now() + 30_000;
+      let credential: string | undefined;
+      while (!credential) {
+        credential = await readFile(out, 'utf8').catch(() => undefined);
+        if (child.exitCode !== null) assert.fail(`the sidecar exited: ${output}`);
+        if (Date.now() > deadline) assert.fail(`no credential written: ${output}`);
+        if (!credential) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const claims = decodeJwt(credential);
+      assert.equal(claims.sub, 'idp:k8s:system:serviceaccount:argocd:argocd-application-controller');
+      assert.equal(claims.aoa_rule, 'argocd-standing');
+      assert.deepEqual(claims.act, { sub: 'app:dashboards' });
+    } finally {
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0, output);
+    }
   });
 
   it('refuses the token of another service account as no federated client', async () => {

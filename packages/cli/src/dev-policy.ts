@@ -77,5 +77,7 @@ rules:
     max_ttl: 10m
     may_delegate: false
 ${vendors.rules}
+grants:
+${vendors.grants}
 `;
 }

@@ -26,6 +26,10 @@ const GITHUB = {
 const GITLAB = { namespaceId: '72', projectId: '20' };
 const TERRAFORM = { organizationId: 'org-GZUG5kGJPyWGmfMa', workspaceId: 'ws-5YbrEUxjDQ8KFgPs' };
 const ARGOCD = { namespace: 'argocd', serviceAccount: 'argocd-application-controller' };
+/** The controller's identity: the parent of every child app's standing grant (docs/examples/argo-cd). */
+const ARGOCD_PRINCIPAL = `idp:k8s:system:serviceaccount:${ARGOCD.namespace}:${ARGOCD.serviceAccount}`;
+/** The child Applications whose pods attest into a standing grant each, by their own service account. */
+const ARGOCD_CHILDREN = ['dashboards', 'jobs'] as const;
 
 /** One vendor IdP of `aoa dev` (its profile is its key): policy namespace, shape it mints, default claims. */
 export interface DevVendor {
@@ -107,6 +111,7 @@ export interface DevVendorPolicy {
   roles: string;
   apps: string;
   rules: string;
+  grants: string;
 }
 
 /**
@@ -164,7 +169,9 @@ export function devVendorPolicy(issuers: DevVendorIssuers, audience: string): De
     members: { idps: [tfc] }
     when: ${quoted(WHEN.terraform)}
   - name: operators
-    members: { groups: ["okta:aoa-operators", "entra:Deployer"] }`,
+    members: { groups: ["okta:aoa-operators", "entra:Deployer"] }
+  - name: argocd-grants
+    members: { subjects: ["${ARGOCD_PRINCIPAL}"] }`,
     apps: `  - name: deploy-api
     environments: [prod]
     audiences: ["https://deploy-api.internal"]
@@ -214,6 +221,23 @@ export function devVendorPolicy(issuers: DevVendorIssuers, audience: string): De
     children: [dashboards]
     environments: [prod]
     scopes: { prod: ["read:metrics"] }
+    max_ttl: 15m
+  - name: argocd-standing
+    role: argocd-grants
+    children: [${ARGOCD_CHILDREN.join(', ')}]
+    environments: [prod]
+    scopes: { prod: ["read:metrics"] }
     max_ttl: 15m`,
+    grants: ARGOCD_CHILDREN.map(
+      (child) => `  - name: ${child}-sidecar
+    sub: ${ARGOCD_PRINCIPAL}
+    parent_client: argocd-controller
+    app: ${child}
+    env: prod
+    scopes: [read:metrics]
+    token_ttl: 10m
+    expires_in: none
+    attest: { idp: k8s, namespace: ${child}, service_account: ${child} }`,
+    ).join('\n'),
   };
 }
