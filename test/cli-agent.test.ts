@@ -295,7 +295,7 @@ describe('aoa agent: the sidecar as a real process', () => {
     assert.equal(await s.exited, 2);
     assert.match(
       s.output(),
-      /aoa agent: not enrolled yet: give --join-token or --join-token-file, and --rotator/,
+      /aoa agent: not enrolled yet: give --join-token, --join-token-file or --attestation-file, and --rotator/,
     );
     const bare = await new Promise<{ code: number; stderr: string }>((resolve) =>
       execFile(
