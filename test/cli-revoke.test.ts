@@ -208,6 +208,52 @@ describe('aoa revoke --dev against aoa dev', () => {
     assert.match(usage.stderr, /--app needs --env/);
   });
 
+  it('delegates to several children in one DelegateBatch, each with its own key, and reports each refusal', async () => {
+    const both = await aoa(
+      'delegate',
+      '--dev',
+      '--child',
+      'dashboards',
+      '--child',
+      'jobs',
+      '--env',
+      'prod',
+      '--scope',
+      'read:metrics',
+      '--json',
+    );
+    assert.equal(both.code, 0, both.stderr);
+    const outcomes = JSON.parse(both.stdout) as Array<{
+      child: string;
+      issued: { jti: string };
+      holderPrivateJwk: { x: string };
+    }>;
+    assert.deepEqual(
+      outcomes.map((o) => o.child),
+      ['dashboards', 'jobs'],
+    );
+    assert.notEqual(outcomes[0]?.issued.jti, outcomes[1]?.issued.jti);
+    assert.notEqual(outcomes[0]?.holderPrivateJwk.x, outcomes[1]?.holderPrivateJwk.x);
+    const mixed = await aoa(
+      'delegate',
+      '--dev',
+      '--child',
+      'dashboards',
+      '--child',
+      'reports',
+      '--env',
+      'prod',
+      '--scope',
+      'read:metrics',
+    );
+    assert.equal(mixed.code, 3, mixed.stderr);
+    assert.match(
+      mixed.stdout,
+      /^issued DPoP token for dashboards in prod: jti \S+, rule deployers-dashboards\n/,
+    );
+    assert.match(mixed.stdout, /\nrefused reports: PERMISSION_DENIED: .+ \[reason UNKNOWN_APP\]\n$/);
+  });
+
   it('prints a refusal with its reason and the rule it broke (the ErrorInfo), exit 3', async () => {
     const refused = await aoa(
       'delegate',

@@ -70,6 +70,7 @@ const handlers: pb.IssuerServer = {
       depth: 0,
     });
   },
+  delegateBatch: (_call, callback) => callback({ code: status.UNIMPLEMENTED, details: 'not in the bench' }),
   introspect: (_call, callback) => callback({ code: status.UNIMPLEMENTED, details: 'not in the bench' }),
   rotateKeys: (_call, callback) => callback({ code: status.UNIMPLEMENTED, details: 'not in the bench' }),
 };

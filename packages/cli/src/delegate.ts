@@ -74,15 +74,21 @@ export async function signClientAssertion(clientId: string, jwk: JWK, issuer: st
     .sign(await importJWK(jwk, alg));
 }
 
+/** A fresh Ed25519 holder key for a child (development convenience), and its RFC 7638 thumbprint. */
+async function freshHolderKey(): Promise<{ jkt: string; privateJwk: JWK }> {
+  const privateJwk = await exportJWK(generateKeyPairSync('ed25519').privateKey);
+  const { d: _d, ...publicJwk } = privateJwk;
+  return { jkt: await calculateJwkThumbprint(publicJwk, 'sha256'), privateJwk };
+}
+
 /** Calls `aoa.v1.Issuer/Delegate` as a registered parent controller. */
 export async function delegateOnce(options: DelegateOptions): Promise<DelegateOutcome> {
   let holderJkt = options.holderJkt ?? '';
   let holderPrivateJwk: JWK | undefined;
   if (options.holderJkt === undefined) {
-    const { privateKey } = generateKeyPairSync('ed25519');
-    holderPrivateJwk = await exportJWK(privateKey);
-    const { d: _d, ...publicJwk } = holderPrivateJwk;
-    holderJkt = await calculateJwkThumbprint(publicJwk, 'sha256');
+    const fresh = await freshHolderKey();
+    holderJkt = fresh.jkt;
+    holderPrivateJwk = fresh.privateJwk;
   }
   const request = pb.DelegateRequest.fromPartial({
     subjectToken: options.subjectToken,
@@ -99,6 +105,46 @@ export async function delegateOnce(options: DelegateOptions): Promise<DelegateOu
     (client, metadata, callOptions, done) => client.delegate(request, metadata, callOptions, done),
   );
   return { response, holderPrivateJwk };
+}
+
+/** One child's outcome of {@link delegateBatchOnce}. */
+export type BatchChildOutcome = { child: string } & (
+  | { issued: pb.DelegateResponse; holderPrivateJwk: JWK | undefined }
+  | { refused: pb.DelegateRefusal }
+);
+
+/**
+ * Calls `aoa.v1.Issuer/DelegateBatch` for several children at once (same environment, scopes, audience
+ * and lifetime), each bound to a fresh key of its own unless `bearer`.
+ */
+export async function delegateBatchOnce(
+  options: Omit<DelegateOptions, 'child' | 'holderJkt'> & { children: string[]; bearer: boolean },
+): Promise<BatchChildOutcome[]> {
+  const holders = await Promise.all(
+    options.children.map(() => (options.bearer ? undefined : freshHolderKey())),
+  );
+  const request = pb.DelegateBatchRequest.fromPartial({
+    subjectToken: options.subjectToken,
+    items: options.children.map((child, i) => ({
+      child,
+      environment: options.env,
+      scopes: options.scopes,
+      audience: options.audience,
+      ttlSeconds: options.ttlSeconds,
+      holderJkt: holders[i]?.jkt ?? '',
+    })),
+  });
+  const response = await callAs<pb.IssuerClient, pb.DelegateBatchResponse>(
+    options,
+    (address, channel) => new pb.IssuerClient(address, channel),
+    (client, metadata, callOptions, done) => client.delegateBatch(request, metadata, callOptions, done),
+  );
+  return response.results.map((result, i) => {
+    const child = options.children[i] as string;
+    return result.issued
+      ? { child, issued: result.issued, holderPrivateJwk: holders[i]?.privateJwk }
+      : { child, refused: result.refused ?? pb.DelegateRefusal.fromPartial({ code: 'UNKNOWN' }) };
+  });
 }
 
 /** Gets the demo orchestrator's IdP token from the `aoa dev` IdP (client_credentials). */

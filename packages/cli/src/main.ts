@@ -6,7 +6,7 @@ import type { JWK } from 'jose';
 import { agentCommand } from './agent.js';
 import { auditCommand } from './audit.js';
 import { CALLER_OPTIONS, EXIT } from './caller.js';
-import { delegateOnce, devIdpToken, RpcError, readDevFacts } from './delegate.js';
+import { delegateBatchOnce, delegateOnce, devIdpToken, RpcError, readDevFacts } from './delegate.js';
 import { devTokenCommand } from './dev-token.js';
 import { grantsCommand } from './grants.js';
 import { keysCommand } from './keys.js';
@@ -29,12 +29,14 @@ Usage:
       one claim of the dev workload's (a string; := takes JSON).
       Example: aoa dev token --profile terraform-cloud --claim terraform_run_phase=plan
 
-  aoa delegate --child APP --env ENV --scope S [--scope S ...] [--audience A ...] [--ttl SECONDS]
+  aoa delegate --child APP [--child APP ...] --env ENV --scope S [--scope S ...] [--audience A ...] [--ttl SECONDS]
                [--holder-jkt JKT | --bearer] [--json]
                (--dev [--data-dir .aoa] [--subject-token-file FILE] | --grpc HOST:PORT --issuer URL
                 --client-id ID --client-key JWK_FILE --subject-token-file FILE)
       Exchange a parent's IdP token for a child app's credential (aoa.v1.Issuer/Delegate). With --dev,
       --subject-token-file presents that token (e.g. from aoa dev token --profile okta) as the orchestrator.
+      Several --child: one aoa.v1.Issuer/DelegateBatch call, a fresh key per child, one line (or JSON
+      entry) per child; exit 0 when all were issued, 3 when any was refused.
       Example: aoa delegate --dev --child dashboards --env prod --scope read:metrics
 
   aoa revoke (--jti JTI | --grant ID | --app APP --env ENV | --subject SUB | --kid KID) [--reason TEXT]
@@ -222,7 +224,7 @@ async function delegate(args: string[]): Promise<number> {
     options: {
       ...CALLER_OPTIONS,
       'subject-token-file': { type: 'string' },
-      child: { type: 'string' },
+      child: { type: 'string', multiple: true, default: [] },
       env: { type: 'string' },
       scope: { type: 'string', multiple: true, default: [] },
       audience: { type: 'string', multiple: true, default: [] },
@@ -231,8 +233,14 @@ async function delegate(args: string[]): Promise<number> {
       bearer: { type: 'boolean', default: false },
     },
   });
-  if (!values.child || !values.env || values.scope.length === 0) {
+  if (values.child.length === 0 || !values.env || values.scope.length === 0) {
     process.stderr.write('aoa delegate: --child, --env and at least one --scope are required\n');
+    return EXIT.usage;
+  }
+  if (values.child.length > 1 && values['holder-jkt']) {
+    process.stderr.write(
+      'aoa delegate: --holder-jkt names one key: with several --child, each gets a fresh one\n',
+    );
     return EXIT.usage;
   }
   let target: { grpc: string; issuer: string; clientId: string; clientJwk: JWK; subjectToken: string };
@@ -266,9 +274,13 @@ async function delegate(args: string[]): Promise<number> {
     };
   }
   try {
+    if (values.child.length > 1) {
+      return await delegateChildren(target, values);
+    }
+    const child = values.child[0] as string;
     const outcome = await delegateOnce({
       ...target,
-      child: values.child,
+      child,
       env: values.env,
       scopes: values.scope,
       audience: values.audience,
@@ -283,7 +295,7 @@ async function delegate(args: string[]): Promise<number> {
       );
     } else {
       process.stdout.write(
-        `issued ${r.tokenType} token for ${values.child} in ${values.env}\n  jti      ${r.jti}\n  scopes   ${r.scopes.join(' ')}\n` +
+        `issued ${r.tokenType} token for ${child} in ${values.env}\n  jti      ${r.jti}\n  scopes   ${r.scopes.join(' ')}\n` +
           `  expires  ${new Date(r.expiresAt * 1000).toISOString()}\n  rule     ${r.rule}\n  depth    ${r.depth}\n` +
           `${outcome.holderPrivateJwk ? '  holder   a fresh Ed25519 key was generated (see --json)\n' : ''}`,
       );
@@ -296,6 +308,43 @@ async function delegate(args: string[]): Promise<number> {
     }
     throw error;
   }
+}
+
+/** `aoa delegate` with several `--child`: one DelegateBatch; exit 0 when every child was issued, 3 otherwise. */
+async function delegateChildren(
+  target: { grpc: string; issuer: string; clientId: string; clientJwk: JWK; subjectToken: string },
+  values: {
+    child: string[];
+    env?: string | undefined;
+    scope: string[];
+    audience: string[];
+    ttl: string;
+    bearer: boolean;
+    json: boolean;
+    'tls-ca'?: string | undefined;
+  },
+): Promise<number> {
+  const outcomes = await delegateBatchOnce({
+    ...target,
+    children: values.child,
+    env: values.env as string,
+    scopes: values.scope,
+    audience: values.audience,
+    ttlSeconds: Number(values.ttl),
+    bearer: values.bearer,
+    caFile: values['tls-ca'],
+  });
+  if (values.json) process.stdout.write(`${JSON.stringify(outcomes, null, 2)}\n`);
+  else {
+    for (const o of outcomes) {
+      process.stdout.write(
+        'issued' in o
+          ? `issued ${o.issued.tokenType} token for ${o.child} in ${values.env}: jti ${o.issued.jti}, rule ${o.issued.rule}\n`
+          : `refused ${o.child}: ${o.refused.code}: ${o.refused.message} [reason ${o.refused.reason}${o.refused.rule ? `, rule ${o.refused.rule}` : ''}]\n`,
+      );
+    }
+  }
+  return outcomes.every((o) => 'issued' in o) ? EXIT.ok : EXIT.refused;
 }
 
 main(process.argv.slice(2)).then(

@@ -121,6 +121,22 @@ async function issue(
       policy,
     );
   }
+  const { subject, origin } = await authorize(ctx, input, proof, facts, policy);
+  return decideAndSign(ctx, input, subject, origin, facts, policy);
+}
+
+/**
+ * Who is asking and for whom, before any policy decision: a registered client presenting an IdP
+ * token (root), or the holder of an aoa token proving its key (sub-delegation). Shared by Delegate and
+ * DelegateBatch, whose children are then each decided for the same subject and origin.
+ */
+export async function authorize(
+  ctx: IssuerContext,
+  token: Pick<DelegateInput, 'subjectToken' | 'subjectTokenType'>,
+  proof: CallerProof,
+  facts: Facts,
+  policy: Policy,
+): Promise<{ subject: VerifiedSubject; origin: Origin }> {
   const clientProved = Boolean(proof.clientAssertion || proof.authenticatedClient);
   if (clientProved && proof.dpop) {
     throw new AppError('invalid_argument', 'present either a client assertion or a DPoP proof, not both');
@@ -143,29 +159,17 @@ async function issue(
   }
   if (client) facts.clientId = `client:${client.id}`;
   try {
-    return await mint(ctx, input, proof, facts, policy, client, singleUse);
+    const subject = await ctx.subjects.verify(token.subjectToken, token.subjectTokenType, policy);
+    const origin = client
+      ? rootOrigin(policy, client, subject, facts)
+      : await childOrigin(ctx, token.subjectToken, subject, proof, facts);
+    // A replayed caller proof is refused before any policy work, so its refusal names no rule.
+    await singleUse;
+    return { subject, origin };
   } catch (error) {
     await singleUse;
     throw error;
   }
-}
-
-async function mint(
-  ctx: IssuerContext,
-  input: DelegateInput,
-  proof: CallerProof,
-  facts: Facts,
-  policy: Policy,
-  client: ClientConfig | undefined,
-  singleUse: Promise<void> | undefined,
-): Promise<DelegateResult> {
-  const subject = await ctx.subjects.verify(input.subjectToken, input.subjectTokenType, policy);
-  const origin = client
-    ? rootOrigin(policy, client, subject, facts)
-    : await childOrigin(ctx, input, subject, proof, facts);
-  // A replayed caller proof is refused before any policy work, so its refusal names no rule.
-  await singleUse;
-  return decideAndSign(ctx, input, subject, origin, facts, policy);
 }
 
 function rootOrigin(policy: Policy, client: ClientConfig, subject: VerifiedSubject, facts: Facts): Origin {
@@ -186,7 +190,7 @@ function rootOrigin(policy: Policy, client: ClientConfig, subject: VerifiedSubje
  */
 async function childOrigin(
   ctx: IssuerContext,
-  input: DelegateInput,
+  subjectToken: string,
   subject: VerifiedSubject,
   proof: CallerProof,
   facts: Facts,
@@ -209,7 +213,7 @@ async function childOrigin(
     proof: dpop.proof,
     htm: dpop.htm,
     htu: dpop.htu,
-    accessToken: input.subjectToken,
+    accessToken: subjectToken,
     windowSeconds: ctx.windowSeconds,
     clock: ctx.clock,
     replay: ctx.replay,
@@ -240,7 +244,7 @@ function assertionContext(ctx: IssuerContext, policy: Policy) {
   };
 }
 
-function issuedEvent(input: DelegateInput, result: DelegateResult): Record<string, unknown> {
+export function issuedEvent(input: DelegateInput, result: DelegateResult): Record<string, unknown> {
   const { claims } = result;
   return {
     jti: claims.jti,
@@ -263,7 +267,7 @@ function issuedEvent(input: DelegateInput, result: DelegateResult): Record<strin
 }
 
 /** Only fields that passed their own validation are echoed, so no input can smuggle a token into audit. */
-function deniedEvent(raw: RawDelegateRequest, error: AppError, facts: Facts): Record<string, unknown> {
+export function deniedEvent(raw: RawDelegateRequest, error: AppError, facts: Facts): Record<string, unknown> {
   const safe = (value: string) => (isName(value) ? value : '(invalid)');
   return {
     code: error.code,

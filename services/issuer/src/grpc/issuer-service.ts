@@ -1,8 +1,17 @@
 import { proveClient, requireAdmin } from '@aoa/auth';
-import { type AoaClaims, type Logger, singleMetadata, toAppError, toGrpcError } from '@aoa/core';
+import {
+  type AoaClaims,
+  errorInfoOf,
+  GRPC_STATUS,
+  type Logger,
+  singleMetadata,
+  toAppError,
+  toGrpcError,
+} from '@aoa/core';
 import { issuer as pb } from '@aoa/proto';
-import type { Metadata, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
-import { type CallerProof, delegate, type IssuerContext } from '../domain/delegate.js';
+import { type Metadata, type ServerUnaryCall, type sendUnaryData, status } from '@grpc/grpc-js';
+import { type CallerProof, type DelegateResult, delegate, type IssuerContext } from '../domain/delegate.js';
+import { type BatchOutcome, delegateBatch } from '../domain/delegate-batch.js';
 import { introspect } from '../domain/introspect.js';
 import type { KeyRotation } from '../keys/rotation.js';
 import type { IssuerMetrics } from '../metrics.js';
@@ -27,16 +36,29 @@ export function issuerHandlers(
         const result = await delegate(ctx, call.request, proof);
         metrics.delegations.inc({ outcome: 'issued', code: 'ok' });
         log.info({ jti: result.jti, rule: result.rule, depth: result.depth }, 'delegation issued');
-        callback(null, {
-          accessToken: result.accessToken,
-          tokenType: result.tokenType,
-          expiresAt: result.expiresAt,
-          scopes: result.scopes,
-          jti: result.jti,
-          issuedTokenType: result.issuedTokenType,
-          rule: result.rule,
-          depth: result.depth,
-        });
+        callback(null, delegateResponse(result));
+      } catch (error) {
+        metrics.delegations.inc({ outcome: 'denied', code: toAppError(error).code });
+        callback(toGrpcError(error, log));
+      } finally {
+        stop();
+      }
+    },
+    delegateBatch: async (
+      call: ServerUnaryCall<pb.DelegateBatchRequest, pb.DelegateBatchResponse>,
+      callback: sendUnaryData<pb.DelegateBatchResponse>,
+    ) => {
+      const stop = metrics.delegateSeconds.startTimer();
+      try {
+        const proof = callerProof(call.metadata, `${base}/aoa.v1.Issuer/DelegateBatch`);
+        const outcomes = await delegateBatch(ctx, call.request, proof);
+        const issued = outcomes.filter((o) => 'issued' in o).length;
+        metrics.delegations.inc({ outcome: 'issued', code: 'ok' }, issued);
+        for (const o of outcomes) {
+          if ('refused' in o) metrics.delegations.inc({ outcome: 'denied', code: o.refused.code });
+        }
+        log.info({ children: outcomes.length, issued }, 'batch delegation');
+        callback(null, { results: outcomes.map(batchResult) });
       } catch (error) {
         metrics.delegations.inc({ outcome: 'denied', code: toAppError(error).code });
         callback(toGrpcError(error, log));
@@ -76,6 +98,35 @@ export function issuerHandlers(
       } catch (error) {
         callback(toGrpcError(error, log));
       }
+    },
+  };
+}
+
+function delegateResponse(result: DelegateResult): pb.DelegateResponse {
+  return {
+    accessToken: result.accessToken,
+    tokenType: result.tokenType,
+    expiresAt: result.expiresAt,
+    scopes: result.scopes,
+    jti: result.jti,
+    issuedTokenType: result.issuedTokenType,
+    rule: result.rule,
+    depth: result.depth,
+  };
+}
+
+/** A child's outcome as the wire carries it; a refusal with what toGrpcError would put in its ErrorInfo. */
+function batchResult(outcome: BatchOutcome): pb.DelegateBatchResult {
+  if ('issued' in outcome) return { issued: delegateResponse(outcome.issued) };
+  const { refused } = outcome;
+  const info = errorInfoOf(refused);
+  return {
+    refused: {
+      code: status[GRPC_STATUS[refused.code]] ?? 'UNKNOWN',
+      message: refused.message,
+      reason: info.reason,
+      rule: info.metadata.rule ?? '',
+      constraint: info.metadata.constraint ?? '',
     },
   };
 }

@@ -52,6 +52,47 @@ export interface DelegateResponse {
   depth: number;
 }
 
+export interface DelegateBatchRequest {
+  subjectToken: string;
+  /** RFC 8693 token type URI; empty means urn:ietf:params:oauth:token-type:jwt. */
+  subjectTokenType: string;
+  /** 1 to 256. */
+  items: DelegateBatchItem[];
+}
+
+/** One child of a batch: the fields of a DelegateRequest that differ per child. */
+export interface DelegateBatchItem {
+  child: string;
+  environment: string;
+  scopes: string[];
+  audience: string[];
+  /** Requested lifetime; 0 means the longest the rule and the parent allow. */
+  ttlSeconds: number;
+  /** RFC 7638 thumbprint of this child's DPoP signing key. */
+  holderJkt: string;
+}
+
+/** A child the batch did not issue for, with what a Delegate would have answered. */
+export interface DelegateRefusal {
+  /** The gRPC status name (PERMISSION_DENIED, INVALID_ARGUMENT, ...). */
+  code: string;
+  message: string;
+  /** The stable reason (docs/errors.md), and the rule or constraint broken, as in ErrorInfo. */
+  reason: string;
+  rule: string;
+  constraint: string;
+}
+
+export interface DelegateBatchResult {
+  issued?: DelegateResponse | undefined;
+  refused?: DelegateRefusal | undefined;
+}
+
+export interface DelegateBatchResponse {
+  /** One per item, in the items' order. */
+  results: DelegateBatchResult[];
+}
+
 export interface IntrospectRequest {
   token: string;
 }
@@ -508,6 +549,565 @@ export const DelegateResponse: MessageFns<DelegateResponse> = {
     message.issuedTokenType = object.issuedTokenType ?? "";
     message.rule = object.rule ?? "";
     message.depth = object.depth ?? 0;
+    return message;
+  },
+};
+
+function createBaseDelegateBatchRequest(): DelegateBatchRequest {
+  return { subjectToken: "", subjectTokenType: "", items: [] };
+}
+
+export const DelegateBatchRequest: MessageFns<DelegateBatchRequest> = {
+  encode(message: DelegateBatchRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subjectToken !== "") {
+      writer.uint32(10).string(message.subjectToken);
+    }
+    if (message.subjectTokenType !== "") {
+      writer.uint32(18).string(message.subjectTokenType);
+    }
+    for (const v of message.items) {
+      DelegateBatchItem.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DelegateBatchRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDelegateBatchRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subjectToken = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.subjectTokenType = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.items.push(DelegateBatchItem.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DelegateBatchRequest {
+    return {
+      subjectToken: isSet(object.subjectToken)
+        ? globalThis.String(object.subjectToken)
+        : isSet(object.subject_token)
+        ? globalThis.String(object.subject_token)
+        : "",
+      subjectTokenType: isSet(object.subjectTokenType)
+        ? globalThis.String(object.subjectTokenType)
+        : isSet(object.subject_token_type)
+        ? globalThis.String(object.subject_token_type)
+        : "",
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => DelegateBatchItem.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: DelegateBatchRequest): unknown {
+    const obj: any = {};
+    if (message.subjectToken !== "") {
+      obj.subjectToken = message.subjectToken;
+    }
+    if (message.subjectTokenType !== "") {
+      obj.subjectTokenType = message.subjectTokenType;
+    }
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => DelegateBatchItem.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DelegateBatchRequest>, I>>(base?: I): DelegateBatchRequest {
+    return DelegateBatchRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DelegateBatchRequest>, I>>(object: I): DelegateBatchRequest {
+    const message = createBaseDelegateBatchRequest();
+    message.subjectToken = object.subjectToken ?? "";
+    message.subjectTokenType = object.subjectTokenType ?? "";
+    message.items = object.items?.map((e) => DelegateBatchItem.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDelegateBatchItem(): DelegateBatchItem {
+  return { child: "", environment: "", scopes: [], audience: [], ttlSeconds: 0, holderJkt: "" };
+}
+
+export const DelegateBatchItem: MessageFns<DelegateBatchItem> = {
+  encode(message: DelegateBatchItem, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.child !== "") {
+      writer.uint32(10).string(message.child);
+    }
+    if (message.environment !== "") {
+      writer.uint32(18).string(message.environment);
+    }
+    for (const v of message.scopes) {
+      writer.uint32(26).string(v!);
+    }
+    for (const v of message.audience) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.ttlSeconds !== 0) {
+      writer.uint32(40).int64(message.ttlSeconds);
+    }
+    if (message.holderJkt !== "") {
+      writer.uint32(50).string(message.holderJkt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DelegateBatchItem {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDelegateBatchItem();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.child = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.environment = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.scopes.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.audience.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.ttlSeconds = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.holderJkt = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DelegateBatchItem {
+    return {
+      child: isSet(object.child) ? globalThis.String(object.child) : "",
+      environment: isSet(object.environment) ? globalThis.String(object.environment) : "",
+      scopes: globalThis.Array.isArray(object?.scopes) ? object.scopes.map((e: any) => globalThis.String(e)) : [],
+      audience: globalThis.Array.isArray(object?.audience) ? object.audience.map((e: any) => globalThis.String(e)) : [],
+      ttlSeconds: isSet(object.ttlSeconds)
+        ? globalThis.Number(object.ttlSeconds)
+        : isSet(object.ttl_seconds)
+        ? globalThis.Number(object.ttl_seconds)
+        : 0,
+      holderJkt: isSet(object.holderJkt)
+        ? globalThis.String(object.holderJkt)
+        : isSet(object.holder_jkt)
+        ? globalThis.String(object.holder_jkt)
+        : "",
+    };
+  },
+
+  toJSON(message: DelegateBatchItem): unknown {
+    const obj: any = {};
+    if (message.child !== "") {
+      obj.child = message.child;
+    }
+    if (message.environment !== "") {
+      obj.environment = message.environment;
+    }
+    if (message.scopes?.length) {
+      obj.scopes = message.scopes;
+    }
+    if (message.audience?.length) {
+      obj.audience = message.audience;
+    }
+    if (message.ttlSeconds !== 0) {
+      obj.ttlSeconds = Math.round(message.ttlSeconds);
+    }
+    if (message.holderJkt !== "") {
+      obj.holderJkt = message.holderJkt;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DelegateBatchItem>, I>>(base?: I): DelegateBatchItem {
+    return DelegateBatchItem.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DelegateBatchItem>, I>>(object: I): DelegateBatchItem {
+    const message = createBaseDelegateBatchItem();
+    message.child = object.child ?? "";
+    message.environment = object.environment ?? "";
+    message.scopes = object.scopes?.map((e) => e) || [];
+    message.audience = object.audience?.map((e) => e) || [];
+    message.ttlSeconds = object.ttlSeconds ?? 0;
+    message.holderJkt = object.holderJkt ?? "";
+    return message;
+  },
+};
+
+function createBaseDelegateRefusal(): DelegateRefusal {
+  return { code: "", message: "", reason: "", rule: "", constraint: "" };
+}
+
+export const DelegateRefusal: MessageFns<DelegateRefusal> = {
+  encode(message: DelegateRefusal, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== "") {
+      writer.uint32(10).string(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.rule !== "") {
+      writer.uint32(34).string(message.rule);
+    }
+    if (message.constraint !== "") {
+      writer.uint32(42).string(message.constraint);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DelegateRefusal {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDelegateRefusal();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.rule = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.constraint = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DelegateRefusal {
+    return {
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      rule: isSet(object.rule) ? globalThis.String(object.rule) : "",
+      constraint: isSet(object.constraint) ? globalThis.String(object.constraint) : "",
+    };
+  },
+
+  toJSON(message: DelegateRefusal): unknown {
+    const obj: any = {};
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.rule !== "") {
+      obj.rule = message.rule;
+    }
+    if (message.constraint !== "") {
+      obj.constraint = message.constraint;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DelegateRefusal>, I>>(base?: I): DelegateRefusal {
+    return DelegateRefusal.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DelegateRefusal>, I>>(object: I): DelegateRefusal {
+    const message = createBaseDelegateRefusal();
+    message.code = object.code ?? "";
+    message.message = object.message ?? "";
+    message.reason = object.reason ?? "";
+    message.rule = object.rule ?? "";
+    message.constraint = object.constraint ?? "";
+    return message;
+  },
+};
+
+function createBaseDelegateBatchResult(): DelegateBatchResult {
+  return { issued: undefined, refused: undefined };
+}
+
+export const DelegateBatchResult: MessageFns<DelegateBatchResult> = {
+  encode(message: DelegateBatchResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.issued !== undefined) {
+      DelegateResponse.encode(message.issued, writer.uint32(10).fork()).join();
+    }
+    if (message.refused !== undefined) {
+      DelegateRefusal.encode(message.refused, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DelegateBatchResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDelegateBatchResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.issued = DelegateResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.refused = DelegateRefusal.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DelegateBatchResult {
+    return {
+      issued: isSet(object.issued) ? DelegateResponse.fromJSON(object.issued) : undefined,
+      refused: isSet(object.refused) ? DelegateRefusal.fromJSON(object.refused) : undefined,
+    };
+  },
+
+  toJSON(message: DelegateBatchResult): unknown {
+    const obj: any = {};
+    if (message.issued !== undefined) {
+      obj.issued = DelegateResponse.toJSON(message.issued);
+    }
+    if (message.refused !== undefined) {
+      obj.refused = DelegateRefusal.toJSON(message.refused);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DelegateBatchResult>, I>>(base?: I): DelegateBatchResult {
+    return DelegateBatchResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DelegateBatchResult>, I>>(object: I): DelegateBatchResult {
+    const message = createBaseDelegateBatchResult();
+    message.issued = (object.issued !== undefined && object.issued !== null)
+      ? DelegateResponse.fromPartial(object.issued)
+      : undefined;
+    message.refused = (object.refused !== undefined && object.refused !== null)
+      ? DelegateRefusal.fromPartial(object.refused)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDelegateBatchResponse(): DelegateBatchResponse {
+  return { results: [] };
+}
+
+export const DelegateBatchResponse: MessageFns<DelegateBatchResponse> = {
+  encode(message: DelegateBatchResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      DelegateBatchResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DelegateBatchResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDelegateBatchResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(DelegateBatchResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DelegateBatchResponse {
+    return {
+      results: globalThis.Array.isArray(object?.results)
+        ? object.results.map((e: any) => DelegateBatchResult.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: DelegateBatchResponse): unknown {
+    const obj: any = {};
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => DelegateBatchResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DelegateBatchResponse>, I>>(base?: I): DelegateBatchResponse {
+    return DelegateBatchResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DelegateBatchResponse>, I>>(object: I): DelegateBatchResponse {
+    const message = createBaseDelegateBatchResponse();
+    message.results = object.results?.map((e) => DelegateBatchResult.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1372,6 +1972,22 @@ export const IssuerService = {
     responseSerialize: (value: DelegateResponse): Buffer => Buffer.from(DelegateResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DelegateResponse => DelegateResponse.decode(value),
   },
+  /**
+   * Additive: an app-of-apps sync in one call. One subject token and one caller proof (as Delegate's;
+   * a DPoP proof's htu names DelegateBatch) for up to 256 children, each decided by the same policy as
+   * a Delegate, each with its own jti and audit event. The events are acknowledged before any
+   * credential is returned (fail closed); a child the policy refuses gets its refusal, not the call.
+   */
+  delegateBatch: {
+    path: "/aoa.v1.Issuer/DelegateBatch" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DelegateBatchRequest): Buffer => Buffer.from(DelegateBatchRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DelegateBatchRequest => DelegateBatchRequest.decode(value),
+    responseSerialize: (value: DelegateBatchResponse): Buffer =>
+      Buffer.from(DelegateBatchResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DelegateBatchResponse => DelegateBatchResponse.decode(value),
+  },
   introspect: {
     path: "/aoa.v1.Issuer/Introspect" as const,
     requestStream: false as const,
@@ -1399,6 +2015,13 @@ export const IssuerService = {
 
 export interface IssuerServer extends UntypedServiceImplementation {
   delegate: handleUnaryCall<DelegateRequest, DelegateResponse>;
+  /**
+   * Additive: an app-of-apps sync in one call. One subject token and one caller proof (as Delegate's;
+   * a DPoP proof's htu names DelegateBatch) for up to 256 children, each decided by the same policy as
+   * a Delegate, each with its own jti and audit event. The events are acknowledged before any
+   * credential is returned (fail closed); a child the policy refuses gets its refusal, not the call.
+   */
+  delegateBatch: handleUnaryCall<DelegateBatchRequest, DelegateBatchResponse>;
   introspect: handleUnaryCall<IntrospectRequest, IntrospectResponse>;
   /**
    * Emergency signing-key rotation (administrators): switches to the published standby key at once,
@@ -1423,6 +2046,27 @@ export interface IssuerClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DelegateResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Additive: an app-of-apps sync in one call. One subject token and one caller proof (as Delegate's;
+   * a DPoP proof's htu names DelegateBatch) for up to 256 children, each decided by the same policy as
+   * a Delegate, each with its own jti and audit event. The events are acknowledged before any
+   * credential is returned (fail closed); a child the policy refuses gets its refusal, not the call.
+   */
+  delegateBatch(
+    request: DelegateBatchRequest,
+    callback: (error: ServiceError | null, response: DelegateBatchResponse) => void,
+  ): ClientUnaryCall;
+  delegateBatch(
+    request: DelegateBatchRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DelegateBatchResponse) => void,
+  ): ClientUnaryCall;
+  delegateBatch(
+    request: DelegateBatchRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DelegateBatchResponse) => void,
   ): ClientUnaryCall;
   introspect(
     request: IntrospectRequest,

@@ -1,0 +1,98 @@
+import { isWorkloadAssertion } from '@aoa/auth';
+import { AppError, AuditUnavailable, toAppError } from '@aoa/core';
+import { decideAndSign } from './decide-and-sign.js';
+import {
+  authorize,
+  type CallerProof,
+  type DelegateResult,
+  deniedEvent,
+  type Facts,
+  type IssuerContext,
+  issuedEvent,
+} from './delegate.js';
+import { type DelegateInput, type RawDelegateRequest, validateDelegateRequest } from './request.js';
+
+/** The most children one DelegateBatch call may ask for. */
+export const MAX_BATCH_ITEMS = 256;
+
+/** A DelegateBatch request as it arrives: one subject token, and per child what differs. */
+export interface RawDelegateBatch {
+  subjectToken: string;
+  subjectTokenType: string;
+  items: Array<Omit<RawDelegateRequest, 'subjectToken' | 'subjectTokenType'>>;
+}
+
+/** Each child's outcome, in the items' order: its credential, or the refusal a Delegate would give. */
+export type BatchOutcome = { issued: DelegateResult } | { refused: AppError };
+
+/**
+ * An app-of-apps sync in one call: the caller is proved and the subject token verified once, then each
+ * child is validated, decided and signed exactly as a Delegate would be (its own jti, rule and audit
+ * event). Every event, issued and denied, is published together and acknowledged before any
+ * credential is returned: one unacknowledged event and the whole call is UNAVAILABLE (fail closed).
+ * A refusal of the caller or the subject token refuses the call, audited once.
+ */
+export async function delegateBatch(
+  ctx: IssuerContext,
+  raw: RawDelegateBatch,
+  proof: CallerProof,
+): Promise<BatchOutcome[]> {
+  const down = ctx.busProblem();
+  if (down) throw new AuditUnavailable(`${down}: no credential is issued while its audit cannot be stored`);
+  if (raw.items.length === 0 || raw.items.length > MAX_BATCH_ITEMS) {
+    throw new AppError(
+      'invalid_argument',
+      `items: 1 to ${MAX_BATCH_ITEMS} children, got ${raw.items.length}`,
+    );
+  }
+  const policy = ctx.policy();
+  const facts: Facts = {};
+  const requestOf = (item: RawDelegateBatch['items'][number]): RawDelegateRequest => ({
+    ...item,
+    subjectToken: raw.subjectToken,
+    subjectTokenType: raw.subjectTokenType,
+  });
+  let authorized: Awaited<ReturnType<typeof authorize>>;
+  try {
+    if (proof.clientAssertion && proof.dpop && isWorkloadAssertion(policy, proof.clientAssertion)) {
+      throw new AppError(
+        'invalid_argument',
+        "a federated client's credential is bound to its own DPoP key: use Delegate, one child per call",
+      );
+    }
+    authorized = await authorize(ctx, raw, proof, facts, policy);
+  } catch (error) {
+    const refusal = toAppError(error);
+    if (!(refusal instanceof AuditUnavailable)) {
+      await ctx.audit.publish(
+        'delegation.denied',
+        facts.sub ?? 'unknown',
+        deniedEvent(requestOf(raw.items[0] as RawDelegateBatch['items'][number]), refusal, facts),
+      );
+    }
+    throw error;
+  }
+  const decided = raw.items.map((item) => {
+    const request = requestOf(item);
+    const own: Facts = { ...facts };
+    let input: DelegateInput | undefined;
+    try {
+      input = validateDelegateRequest(request);
+      const issued = decideAndSign(ctx, input, authorized.subject, authorized.origin, own, policy);
+      return {
+        outcome: { issued } as BatchOutcome,
+        event: () =>
+          ctx.audit.publish('delegation.issued', issued.jti, issuedEvent(input as DelegateInput, issued)),
+      };
+    } catch (error) {
+      const refused = toAppError(error);
+      return {
+        outcome: { refused } as BatchOutcome,
+        event: () =>
+          ctx.audit.publish('delegation.denied', own.sub ?? 'unknown', deniedEvent(request, refused, own)),
+      };
+    }
+  });
+  await Promise.all(decided.map((d) => d.event()));
+  return decided.map((d) => d.outcome);
+}
