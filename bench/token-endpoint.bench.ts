@@ -5,7 +5,6 @@
 // concurrency, with a lower p99.
 //
 //   npx tsx bench/token-endpoint.bench.ts [--quick] [--duration-s 10] [--concurrency 16,64]
-import { randomBytes, sign } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -14,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { startNats } from '@aoa/testkit';
 import { makeKey } from '../test/support/oauth.js';
 import { IDP_AUDIENCE, testPolicy } from '../test/support/system.js';
+import { signClientAssertions } from './lib/assertions.js';
 import { pinSelf, REPO_ROOT, startPinnedChild } from './lib/procs.js';
 
 const { values: args } = parseArgs({
@@ -61,24 +61,7 @@ type Autocannon = (options: {
 }) => Promise<CannonResult>;
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
-const b64u = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
-
 /** Single-use RFC 7523 assertions, each with its own jti, signed before any timing starts. */
-function signAssertions(
-  count: number,
-  privateKey: Parameters<typeof sign>[2],
-  audience: string,
-  client = { id: 'argocd', kid: 'argocd-1' },
-): string[] {
-  const header = b64u({ alg: 'EdDSA', kid: client.kid });
-  const random = randomBytes(16 * count);
-  const iat = Math.floor(Date.now() / 1000);
-  return Array.from({ length: count }, (_, i) => {
-    const jti = random.subarray(16 * i, 16 * i + 16).toString('base64url');
-    const input = `${header}.${b64u({ iss: client.id, sub: client.id, aud: audience, jti, iat, exp: iat + 240 })}`;
-    return `${input}.${sign(null, Buffer.from(input), privateKey).toString('base64url')}`;
-  });
-}
 
 const basic = `Basic ${Buffer.from(`${IDP_CLIENT.id}:${IDP_CLIENT.secret}`).toString('base64')}`;
 const FORM = 'application/x-www-form-urlencoded';
@@ -192,7 +175,7 @@ try {
   const aoaUrl = `http://127.0.0.1:${issuer.info.httpPort}`;
 
   // One of each before any timing: a broken setup fails here, loudly.
-  const [first] = signAssertions(1, keys.argocd.privateKey, issuer.info.issuer);
+  const [first] = signClientAssertions(1, keys.argocd.privateKey, issuer.info.issuer);
   const smoke = await fetch(`${aoaUrl}/token`, {
     method: 'POST',
     headers: { 'content-type': FORM },
@@ -207,7 +190,7 @@ try {
     resource: IDP_AUDIENCE,
     client_assertion_type: JWT_BEARER,
   }).toString();
-  const [peerProbe] = signAssertions(1, peerKey.privateKey, idp.info.issuer, {
+  const [peerProbe] = signClientAssertions(1, peerKey.privateKey, idp.info.issuer, {
     id: 'bench-pkjwt',
     kid: 'bench-pkjwt-1',
   });
@@ -226,8 +209,8 @@ try {
       const t0 = performance.now();
       pool =
         target === 'aoa'
-          ? signAssertions(POOL_PER_SECOND * seconds + 1000, keys.argocd.privateKey, issuer.info.issuer)
-          : signAssertions(POOL_PER_SECOND * seconds + 1000, peerKey.privateKey, idp.info.issuer, {
+          ? signClientAssertions(POOL_PER_SECOND * seconds + 1000, keys.argocd.privateKey, issuer.info.issuer)
+          : signClientAssertions(POOL_PER_SECOND * seconds + 1000, peerKey.privateKey, idp.info.issuer, {
               id: 'bench-pkjwt',
               kid: 'bench-pkjwt-1',
             });
