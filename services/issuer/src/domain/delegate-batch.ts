@@ -10,7 +10,7 @@ import {
   type IssuerContext,
   issuedEvent,
 } from './delegate.js';
-import { type DelegateInput, type RawDelegateRequest, validateDelegateRequest } from './request.js';
+import { type RawDelegateRequest, validateDelegateRequest } from './request.js';
 
 /** The most children one DelegateBatch call may ask for. */
 export const MAX_BATCH_ITEMS = 256;
@@ -72,22 +72,20 @@ export async function delegateBatch(
     }
     throw error;
   }
-  const decided = raw.items.map((item) => {
+  const decided = raw.items.map((item): { outcome: BatchOutcome; event: () => Promise<unknown> } => {
     const request = requestOf(item);
     const own: Facts = { ...facts };
-    let input: DelegateInput | undefined;
     try {
-      input = validateDelegateRequest(request);
+      const input = validateDelegateRequest(request);
       const issued = decideAndSign(ctx, input, authorized.subject, authorized.origin, own, policy);
       return {
-        outcome: { issued } as BatchOutcome,
-        event: () =>
-          ctx.audit.publish('delegation.issued', issued.jti, issuedEvent(input as DelegateInput, issued)),
+        outcome: { issued },
+        event: () => ctx.audit.publish('delegation.issued', issued.jti, issuedEvent(input, issued)),
       };
     } catch (error) {
       const refused = toAppError(error);
       return {
-        outcome: { refused } as BatchOutcome,
+        outcome: { refused },
         event: () =>
           ctx.audit.publish('delegation.denied', own.sub ?? 'unknown', deniedEvent(request, refused, own)),
       };
