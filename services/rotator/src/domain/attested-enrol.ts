@@ -9,7 +9,7 @@ import {
   verifyDpopProof,
 } from '@aoa/core';
 import { type Policy, type PolicyGrant, policyGrantId } from '@aoa/policy';
-import type { RotatorContext } from './operations.js';
+import { assertActive, type RotatorContext, recordEnrolment } from './operations.js';
 import { parseAgentKeys } from './public-jwk.js';
 
 export interface AttestedEnrolInput {
@@ -66,31 +66,14 @@ export async function attestedEnrol(
   const chosen = attestedGrant(policy, token, pod, input.grant);
   const found = await ctx.store.grant(policyGrantId(chosen.name));
   if (!found) throw new AppError('unavailable', `grant ${chosen.name} is not reconciled yet: retry`);
-  if (found.record.state !== 'active') throw new AppError('failed_precondition', 'grant is revoked');
+  assertActive(found.record);
   await ctx.store.claimAttestation(sha256Hex(`${pod.idp}\n${String(token.claims.jti)}`), {
     grant: found.record.id,
     agent: agentId,
     pod_uid: pod.pod_uid,
     used_at_ms: ctx.clock.nowMs(),
   });
-  const agent: AgentRecord = {
-    grant: found.record.id,
-    agent: agentId,
-    enc_jwk: { ...keys.encryption },
-    dpop_jwk: { ...keys.dpop },
-    dpop_jkt: keys.dpopJkt,
-    enrolled_at_ms: ctx.clock.nowMs(),
-  };
-  await ctx.audit.publish('agent.enrolled', found.record.id, {
-    grant_id: found.record.id,
-    agent: agentId,
-    dpop_jkt: keys.dpopJkt,
-    by: `idp:${pod.idp}:${token.sub}`,
-    pod,
-  });
-  await ctx.store.putAgent(agent);
-  await ctx.rotateNow(found.record.id);
-  return { grant: found.record, agent };
+  return recordEnrolment(ctx, found.record, agentId, keys, { by: `idp:${pod.idp}:${token.sub}`, pod });
 }
 
 function podOf(token: VerifiedIdpToken): Pod {

@@ -157,22 +157,42 @@ export async function enroll(
   const joined = await ctx.store.consumeJoinToken(hash, ctx.clock.nowMs());
   const found = await ctx.store.grant(joined.grant);
   if (!found) throw new AppError('failed_precondition', 'the join token’s grant no longer exists');
-  if (found.record.state !== 'active') throw new AppError('failed_precondition', 'grant is revoked');
+  assertActive(found.record);
+  return recordEnrolment(ctx, found.record, agentId, keys, { join_token: fingerprint(input.joinToken) });
+}
+
+export function assertActive(grant: GrantRecord): void {
+  if (grant.state !== 'active') throw new AppError('failed_precondition', 'grant is revoked');
+}
+
+/**
+ * What every enrolment ends with, once the agent's keys are checked and its grant found (by a join
+ * token or a pod's attestation): the `agent.enrolled` event with `how` it was proved, audited before
+ * anything is stored (fail closed), the agent stored, and the grant made due so it gets a credential
+ * at once.
+ */
+export async function recordEnrolment(
+  ctx: RotatorContext,
+  grant: GrantRecord,
+  agentId: string,
+  keys: Awaited<ReturnType<typeof parseAgentKeys>>,
+  how: Record<string, unknown>,
+): Promise<{ grant: GrantRecord; agent: AgentRecord }> {
   const agent: AgentRecord = {
-    grant: found.record.id,
+    grant: grant.id,
     agent: agentId,
     enc_jwk: { ...keys.encryption },
     dpop_jwk: { ...keys.dpop },
     dpop_jkt: keys.dpopJkt,
     enrolled_at_ms: ctx.clock.nowMs(),
   };
-  await ctx.audit.publish('agent.enrolled', found.record.id, {
-    grant_id: found.record.id,
+  await ctx.audit.publish('agent.enrolled', grant.id, {
+    grant_id: grant.id,
     agent: agentId,
     dpop_jkt: keys.dpopJkt,
-    join_token: fingerprint(input.joinToken),
+    ...how,
   });
   await ctx.store.putAgent(agent);
-  await ctx.rotateNow(found.record.id);
-  return { grant: found.record, agent };
+  await ctx.rotateNow(grant.id);
+  return { grant, agent };
 }
