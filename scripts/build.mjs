@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// Builds each service into one file, services/<name>/dist/main.js, runnable with plain `node` (no tsx):
-// the workspace packages (@aoa/*, TypeScript sources) are bundled in; npm dependencies stay external
-// and load from node_modules. Paths a service resolves at run time (proto/, infra/sql/) are found by
-// walking up from the file, so the bundle works from dist/ as the sources do from src/.
+// Builds each service into one file, services/<name>/dist/main.js, and the CLI (the agent sidecar and
+// the operator commands) into packages/cli/dist/main.js, each runnable with plain `node` (no tsx): the
+// workspace packages (@aoa/*, TypeScript sources) are bundled in; npm dependencies stay external and
+// load from node_modules. Paths resolved at run time (proto/, infra/sql/) are found by walking up from
+// the file, so a bundle works from dist/ as the sources do from src/. `aoa dev` imports the test IdP (a
+// dev dependency) lazily, so the CLI bundle loads from a production-only install; only `aoa dev` needs it.
 //
-//   node scripts/build.mjs            every service
-//   node scripts/build.mjs issuer     only the named ones
+//   node scripts/build.mjs              every service and the CLI
+//   node scripts/build.mjs issuer cli   only the named ones
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,21 +17,25 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const external = Object.keys({ ...manifest.dependencies, ...manifest.devDependencies });
 
-const all = readdirSync(join(root, 'services'), { withFileTypes: true })
-  .filter((entry) => entry.isDirectory())
-  .map((entry) => entry.name);
+/** What can be built, by name: its entry point's directory (src/main.ts in, dist/main.js out). */
+const targets = new Map(
+  readdirSync(join(root, 'services'), { withFileTypes: true })
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => [entry.name, join('services', entry.name)]),
+);
+targets.set('cli', join('packages', 'cli'));
 const wanted = process.argv.slice(2);
-const unknown = wanted.filter((name) => !all.includes(name));
+const unknown = wanted.filter((name) => !targets.has(name));
 if (unknown.length > 0) {
-  console.error(`build: unknown service ${unknown.join(', ')} (known: ${all.join(', ')})`);
+  console.error(`build: unknown target ${unknown.join(', ')} (known: ${[...targets.keys()].join(', ')})`);
   process.exit(2);
 }
 
-for (const name of wanted.length > 0 ? wanted : all) {
-  const outfile = join(root, 'services', name, 'dist', 'main.js');
+for (const name of wanted.length > 0 ? wanted : targets.keys()) {
+  const dir = targets.get(name);
   await build({
-    entryPoints: [join(root, 'services', name, 'src', 'main.ts')],
-    outfile,
+    entryPoints: [join(root, dir, 'src', 'main.ts')],
+    outfile: join(root, dir, 'dist', 'main.js'),
     bundle: true,
     platform: 'node',
     target: 'node20',
@@ -42,5 +48,5 @@ for (const name of wanted.length > 0 ? wanted : all) {
       js: "import { createRequire as __aoaCreateRequire } from 'node:module'; const require = __aoaCreateRequire(import.meta.url);",
     },
   });
-  process.stdout.write(`built ${join('services', name, 'dist', 'main.js')}\n`);
+  process.stdout.write(`built ${join(dir, 'dist', 'main.js')}\n`);
 }

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Builds the named services (all without names) into `services/<name>/dist/main.js`. */
+/** Builds the named services (all of them and the CLI without names) into their `dist/main.js`. */
 export function buildServices(...names: string[]): void {
   execFileSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs'), ...names], { cwd: ROOT });
 }
