@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +11,7 @@ import { kubernetesCluster, legacyServiceAccountToken, startVendorIdp, type Vend
 import { type ServiceError, status } from '@grpc/grpc-js';
 import { parseAllDocuments } from 'yaml';
 import { type BusProbe, probeBus } from './support/bus.js';
-import { CLI_MAIN, ROOT } from './support/cli.js';
+import { ROOT, spawnAoa } from './support/cli.js';
 import { callRotator, startRotator } from './support/rotator.js';
 import { startSystem, type TestSystem, testPolicy } from './support/system.js';
 
@@ -217,27 +216,12 @@ describe('an agent in a pod enrols with its service-account token', () => {
     const tokenFile = join(dir, 'token');
     await writeFile(tokenFile, `${await podToken()}\n`);
     const out = join(dir, 'dashboards.token');
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        CLI_MAIN,
-        'agent',
-        ...['--attestation-file', tokenFile, '--agent-id', 'cli-pod', '--key-dir', join(dir, 'agent-keys')],
-        ...['--out', out, '--nats', sys.nats.url, '--issuer', sys.issuer.issuer],
-        ...['--rotator', `127.0.0.1:${rot.rotator.grpcPort}`],
-      ],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    const sidecar = spawnAoa(
+      'agent',
+      ...['--attestation-file', tokenFile, '--agent-id', 'cli-pod', '--key-dir', join(dir, 'agent-keys')],
+      ...['--out', out, '--nats', sys.nats.url, '--issuer', sys.issuer.issuer],
+      ...['--rotator', `127.0.0.1:${rot.rotator.grpcPort}`],
     );
-    let output = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      output += d.toString();
-    });
-    child.stderr?.on('data', (d: Buffer) => {
-      output += d.toString();
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     try {
       const credential = await until('the credential file', () =>
         readFile(out, 'utf8').catch(() => undefined),
@@ -245,11 +229,11 @@ describe('an agent in a pod enrols with its service-account token', () => {
       const claims = JSON.parse(Buffer.from(credential.split('.')[1] ?? '', 'base64url').toString());
       assert.equal(claims.aoa_grant, policyGrantId(GRANT));
     } finally {
-      child.kill('SIGTERM');
-      assert.equal(await exited, 0, output);
+      sidecar.child.kill('SIGTERM');
+      assert.equal(await sidecar.exited, 0, sidecar.output());
     }
     assert.ok(
-      !output.includes((await readFile(tokenFile, 'utf8')).trim()),
+      !sidecar.output().includes((await readFile(tokenFile, 'utf8')).trim()),
       'the pod token never reaches the log',
     );
   });

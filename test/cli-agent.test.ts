@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import { createJoinToken } from '../packages/cli/src/agent.js';
 import { enrolAgent } from '../packages/cli/src/agent-sidecar.js';
 import type { ServiceCaller } from '../packages/cli/src/caller.js';
 import { createGrant, grantAction } from '../packages/cli/src/grants.js';
+import { type AoaProcess, spawnAoa } from './support/cli.js';
 import { startRotator } from './support/rotator.js';
 import { startSystem, type TestSystem } from './support/system.js';
 
@@ -50,11 +51,7 @@ const readToken = async (path: string): Promise<string | undefined> => {
   }
 };
 
-interface Sidecar {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
+type Sidecar = AoaProcess;
 
 const grantRequest: pb.CreateGrantRequest = {
   sub: 'idp:corp:grant-owner',
@@ -97,31 +94,15 @@ describe('aoa agent: the sidecar as a real process', () => {
 
   const start = (keyDir: string, extra: string[], agentId = 'web-1'): Sidecar => {
     const args = ['--out', join(dir, `${agentId}.token`), '--key-dir', keyDir, '--agent-id', agentId];
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        MAIN,
-        'agent',
-        ...args,
-        '--nats',
-        sys.nats.url,
-        '--issuer',
-        sys.issuer.issuer,
-        ...extra,
-      ],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    const sidecar = spawnAoa(
+      'agent',
+      ...args,
+      '--nats',
+      sys.nats.url,
+      '--issuer',
+      sys.issuer.issuer,
+      ...extra,
     );
-    let output = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      output += d.toString();
-    });
-    child.stderr?.on('data', (d: Buffer) => {
-      output += d.toString();
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const sidecar = { child, output: () => output, exited };
     sidecars.push(sidecar);
     return sidecar;
   };

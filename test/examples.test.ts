@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -13,7 +13,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { calculateJwkThumbprint, decodeJwt, type JWK } from 'jose';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { type DevFacts, startDev } from '../packages/cli/src/dev.js';
-import { aoa, CLI_MAIN, type CliRun, ROOT } from './support/cli.js';
+import { aoa, type CliRun, ROOT, spawnAoa } from './support/cli.js';
 import { dpopProof } from './support/oauth.js';
 
 // Every worked example under docs/examples runs here as the docs say, against a real `aoa dev`, with
@@ -303,9 +303,9 @@ describe('Argo CD app of apps (docs/examples/argo-cd)', () => {
       (d) => d.toJS(),
     );
     const pod = docs.find((d) => d.kind === 'Deployment').spec.template.spec;
-    const sidecar = pod.containers.find((c: { name: string }) => c.name === 'aoa-agent');
-    const agentId = sidecar.args[sidecar.args.indexOf('--agent-id') + 1];
-    assert.ok(sidecar.args.includes('--attestation-file'), 'the sidecar attests; it holds no join token');
+    const container = pod.containers.find((c: { name: string }) => c.name === 'aoa-agent');
+    const agentId = container.args[container.args.indexOf('--agent-id') + 1];
+    assert.ok(container.args.includes('--attestation-file'), 'the sidecar attests; it holds no join token');
     const tokenFile = join(dataDir, 'dashboards-pod.token');
     const scope = {
       namespace: pod.serviceAccountName === 'dashboards' ? 'dashboards' : 'unexpected',
@@ -315,30 +315,18 @@ describe('Argo CD app of apps (docs/examples/argo-cd)', () => {
     };
     await writeFile(tokenFile, await devToken('kubernetes', `kubernetes.io:=${JSON.stringify(scope)}`));
     const out = join(dataDir, 'dashboards.credential');
-    const child = spawn(
-      process.execPath,
-      [
-        ...['--import', 'tsx', CLI_MAIN, 'agent', '--dev', '--data-dir', dataDir],
-        ...['--attestation-file', tokenFile, '--agent-id', agentId, '--key-dir', join(dataDir, 'dash-keys')],
-        ...['--out', out],
-      ],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    const sidecar = spawnAoa(
+      ...['agent', '--dev', '--data-dir', dataDir],
+      ...['--attestation-file', tokenFile, '--agent-id', agentId, '--key-dir', join(dataDir, 'dash-keys')],
+      ...['--out', out],
     );
-    let output = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      output += d.toString();
-    });
-    child.stderr?.on('data', (d: Buffer) => {
-      output += d.toString();
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     try {
       const deadline = Date.now() + 30_000;
       let credential: string | undefined;
       while (!credential) {
         credential = await readFile(out, 'utf8').catch(() => undefined);
-        if (child.exitCode !== null) assert.fail(`the sidecar exited: ${output}`);
-        if (Date.now() > deadline) assert.fail(`no credential written: ${output}`);
+        if (sidecar.child.exitCode !== null) assert.fail(`the sidecar exited: ${sidecar.output()}`);
+        if (Date.now() > deadline) assert.fail(`no credential written: ${sidecar.output()}`);
         if (!credential) await new Promise((resolve) => setTimeout(resolve, 100));
       }
       const claims = decodeJwt(credential);
@@ -346,8 +334,8 @@ describe('Argo CD app of apps (docs/examples/argo-cd)', () => {
       assert.equal(claims.aoa_rule, 'argocd-standing');
       assert.deepEqual(claims.act, { sub: 'app:dashboards' });
     } finally {
-      child.kill('SIGTERM');
-      assert.equal(await exited, 0, output);
+      sidecar.child.kill('SIGTERM');
+      assert.equal(await sidecar.exited, 0, sidecar.output());
     }
   });
 
