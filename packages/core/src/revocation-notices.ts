@@ -1,4 +1,5 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { deliveredByJetStream } from './bus/senders.js';
 import type { Logger } from './logger.js';
 
 /** Where revocation notices arrive: core NATS `<prefix>.revoked.all`, published as each is written. */
@@ -65,6 +66,10 @@ export function subscribeNotices(source: NoticeSource, log: Logger, handler: Not
     const sub = source.nc.subscribe(source.subject, {
       callback: (error, msg) => {
         if (error) return;
+        if (deliveredByJetStream(msg)) {
+          log.warn({ subject: msg.subject }, 'ignoring a revocation notice delivered by JetStream');
+          return;
+        }
         const notice = parseNotice(msg.string());
         if (typeof notice === 'string') {
           log.warn({ reason: notice }, 'ignoring a revocation notice');

@@ -1,4 +1,4 @@
-import type { Logger, Subjects } from '@aoa/core';
+import { deliveredByJetStream, type Logger, type Subjects } from '@aoa/core';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { parseUsageReport } from '../domain/usage.js';
 import type { AuditorMetrics } from '../metrics.js';
@@ -22,6 +22,11 @@ export function serveUsageReports(
     callback: (error, msg) => {
       if (error) {
         usageLog.warn({ err: error.message }, 'usage subscription error');
+        return;
+      }
+      if (deliveredByJetStream(msg)) {
+        metrics.usageReports.inc({ result: 'refused' });
+        usageLog.warn({ subject: msg.subject }, 'ignoring a usage report delivered by JetStream');
         return;
       }
       const report = parseUsageReport(msg.string(), msg.subject, subjects.prefix);

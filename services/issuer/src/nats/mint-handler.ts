@@ -1,5 +1,6 @@
 import {
   AppError,
+  deliveredByJetStream,
   type GrantMirror,
   type GrantRecord,
   grantKeys,
@@ -60,6 +61,11 @@ export function serveGrantMint(
     callback: (error, msg) => {
       if (error) {
         mintLog.warn({ err: error.message }, 'mint subscription error');
+        return;
+      }
+      if (deliveredByJetStream(msg)) {
+        mints.inc({ code: 'not_from_rotator' });
+        mintLog.warn('ignoring a mint request delivered by JetStream');
         return;
       }
       void (async () => {

@@ -1,4 +1,4 @@
-import { type Clock, grantExpired, type Logger, type Subjects } from '@aoa/core';
+import { type Clock, deliveredByJetStream, grantExpired, type Logger, type Subjects } from '@aoa/core';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import type { GrantStore } from './grant-store.js';
@@ -43,6 +43,10 @@ export function serveRemint(deps: RemintDeps): Subscription {
     callback: (error, msg) => {
       if (error) {
         log.warn({ err: error.message }, 'remint subscription error');
+        return;
+      }
+      if (deliveredByJetStream(msg)) {
+        log.warn('ignoring a remint request delivered by JetStream');
         return;
       }
       void (async () => {
