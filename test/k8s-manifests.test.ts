@@ -406,6 +406,17 @@ describe('infra/k8s renders with kubectl kustomize', () => {
         }
       });
 
+      it("has the issuer and the rotator keep the apps' mirrors where auth.conf imports APPS's JetStream API", () => {
+        const manifests = overlay(name);
+        const imported = /to: "(\$JS\.[\w.]+)\.STREAM\.CREATE\.\*"/.exec(AUTH_CONF)?.[1];
+        assert.ok(imported, 'auth.conf imports the APPS JetStream API');
+        for (const service of ['issuer', 'rotator']) {
+          const container = podSpec(find(manifests, 'Deployment', `aoa-${service}`)).containers[0];
+          assert.ok(container);
+          assert.equal(resolvedEnv(manifests, container).AOA_NATS_APPS_API, imported, `aoa-${service}`);
+        }
+      });
+
       it('ships infra/nats/auth.conf and infra/dev-policy.yaml unchanged (copies under infra/k8s/base)', () => {
         const manifests = overlay(name);
         assert.equal(

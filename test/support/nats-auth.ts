@@ -8,6 +8,9 @@ import type { NatsConnection } from '@nats-io/transport-node';
 /** The server configuration with the aoa users of `infra/nats/auth.conf`. */
 export const AUTH_CONFIG = fileURLToPath(new URL('../../infra/nats/nats-auth.conf', import.meta.url));
 
+/** The APPS account's JetStream API as the services' account imports it in auth.conf. */
+export const APPS_API = '$JS.apps.API';
+
 const USERS = {
   issuer: 'AOA_NATS_ISSUER_PASSWORD',
   revoker: 'AOA_NATS_REVOKER_PASSWORD',
@@ -22,7 +25,7 @@ export type NatsUser = keyof typeof USERS;
 /** Fresh passwords for every user of auth.conf, and password files for the services' `NATS_PASSWORD_FILE`. */
 export interface NatsCredentials {
   password(user: NatsUser): string;
-  /** `NATS_USER` and `NATS_PASSWORD_FILE` for a service connecting as `user`. */
+  /** `NATS_USER`, `NATS_PASSWORD_FILE` (and `AOA_NATS_APPS_API`) for a service connecting as `user`. */
   serviceEnv(user: NatsUser): Record<string, string>;
   remove(): Promise<void>;
 }
@@ -44,7 +47,12 @@ export async function natsCredentials(): Promise<NatsCredentials> {
   const password = (user: NatsUser): string => passwords.get(user) as string;
   return {
     password,
-    serviceEnv: (user) => ({ NATS_USER: user, NATS_PASSWORD_FILE: join(dir, user) }),
+    serviceEnv: (user) => ({
+      NATS_USER: user,
+      NATS_PASSWORD_FILE: join(dir, user),
+      // The issuer and the rotator keep the verifiers' and agents' mirrors in the APPS account.
+      ...(user === 'issuer' || user === 'rotator' ? { AOA_NATS_APPS_API: APPS_API } : {}),
+    }),
     remove: () => rm(dir, { recursive: true, force: true }),
   };
 }

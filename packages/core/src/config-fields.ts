@@ -158,6 +158,17 @@ export function serviceEnv<T extends z.ZodRawShape>(shape: T) {
   });
 }
 
+/**
+ * `AOA_NATS_APPS_API`: the apps account's JetStream API as the services' account imports it (e.g.
+ * `$JS.apps.API`, infra/nats/auth.conf); the issuer and the rotator keep the apps' mirrors there.
+ * Unset: verifiers and agents share the services' account (`aoa dev`, tests without accounts).
+ */
+export const natsAppsApiField = () =>
+  z
+    .string()
+    .regex(/^[$\w-]+(\.[$\w-]+)*$/, 'must be a subject prefix without wildcards, e.g. $JS.apps.API')
+    .optional();
+
 /** `AOA_REPLAY_WINDOW`: how long a client assertion or DPoP proof `jti` is remembered, 10 s to 1 h. */
 export const replayWindowField = () =>
   durationField('5m').refine((seconds) => seconds >= 10 && seconds <= 3600, {

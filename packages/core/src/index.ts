@@ -1,5 +1,6 @@
 export * from './aoa-token.js';
 export * from './audit-types.js';
+export * from './bus/app-mirrors.js';
 export * from './bus/audit.js';
 export * from './bus/bucket.js';
 export * from './bus/connect.js';

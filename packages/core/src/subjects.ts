@@ -65,3 +65,6 @@ export const BUCKETS = {
   grants: 'aoa_grants',
   replay: 'aoa_replay',
 } as const;
+
+/** The stream that holds a KV bucket. */
+export const bucketStream = (bucket: string): string => `KV_${bucket}`;

@@ -3,8 +3,10 @@ import { IdpKeySets } from '@aoa/auth';
 import {
   AuditPublisher,
   BUCKETS,
+  bucketStream,
   type Clock,
   connectService,
+  ensureAppMirrors,
   ensureAuditStream,
   GrantMirror,
   GrpcServer,
@@ -99,6 +101,14 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
       }),
       openBucket(kvm, BUCKETS.grants, { replicas: config.natsReplicas }),
     ]);
+    if (config.natsAppsApi) {
+      await ensureAppMirrors(
+        nc,
+        config.natsAppsApi,
+        [bucketStream(BUCKETS.keys), bucketStream(BUCKETS.revocations)],
+        log,
+      );
+    }
     const revocationMaxAgeSeconds = (await revocationsKv.status()).ttl / 1000 || Number.POSITIVE_INFINITY;
     const audit = new AuditPublisher(js, subjects, `issuer/${randomId(6)}`, log);
 

@@ -2,6 +2,7 @@ import {
   durationField,
   httpUrlField,
   listenField,
+  natsAppsApiField,
   parseConfig,
   replayWindowField,
   type ServiceConfig,
@@ -33,6 +34,7 @@ export const IssuerEnv = serviceEnv({
   AOA_TOKEN_RATE_PER_CLIENT: z.coerce.number().min(0).default(200),
   AOA_TOKEN_RATE_PER_SOURCE: z.coerce.number().min(0).default(500),
   AOA_DPOP_NONCE_SECRET_FILE: z.string().optional(),
+  AOA_NATS_APPS_API: natsAppsApiField(),
   // Scheduled signing-key rotation (0 turns it off); a standby is published at least the lead before
   // it signs, so verifiers that cache the key set for up to the lead already know it.
   AOA_KEY_ROTATION_INTERVAL: durationField('24h'),
@@ -86,6 +88,8 @@ export interface IssuerConfig extends ServiceConfig {
   keyRotationMs: number;
   keyPublicationLeadMs: number;
   keyRemintTimeoutMs: number;
+  /** The apps account's JetStream API, where the apps' mirrors are kept; unset without accounts. */
+  natsAppsApi: string | undefined;
 }
 
 export function loadIssuerConfig(env: Record<string, string | undefined>): IssuerConfig {
@@ -110,5 +114,6 @@ export function loadIssuerConfig(env: Record<string, string | undefined>): Issue
     keyRotationMs: Math.round(e.AOA_KEY_ROTATION_INTERVAL * 1000),
     keyPublicationLeadMs: Math.round(e.AOA_KEY_PUBLICATION_LEAD * 1000),
     keyRemintTimeoutMs: Math.round(e.AOA_KEY_REMINT_TIMEOUT * 1000),
+    natsAppsApi: e.AOA_NATS_APPS_API,
   };
 }

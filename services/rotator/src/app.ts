@@ -4,6 +4,7 @@ import {
   BUCKETS,
   type Clock,
   connectService,
+  ensureAppMirrors,
   ensureAuditStream,
   GrantMirror,
   GrpcServer,
@@ -14,6 +15,7 @@ import {
   randomId,
   revocationKeys,
   runCleanup,
+  STREAMS,
   Subjects,
   serviceRoutes,
   startHttpServer,
@@ -77,6 +79,7 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
       replicas: config.natsReplicas,
     });
     await ensureCredsStream(jsm, subjects, config.natsReplicas);
+    if (config.natsAppsApi) await ensureAppMirrors(nc, config.natsAppsApi, [STREAMS.creds], log);
     const kvm = new Kvm(nc);
     const [grantsKv, replayKv] = await Promise.all([
       openBucket(kvm, BUCKETS.grants, { replicas: config.natsReplicas }),

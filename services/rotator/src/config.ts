@@ -2,6 +2,7 @@ import {
   durationField,
   httpUrlField,
   listenField,
+  natsAppsApiField,
   parseConfig,
   replayWindowField,
   type ServiceConfig,
@@ -31,6 +32,7 @@ export const RotatorEnv = serviceEnv({
   AOA_ROTATOR_SCAN_INTERVAL: durationField('1s'),
   AOA_ROTATOR_LEASE: durationField('30s'),
   AOA_ROTATOR_MINT_TIMEOUT: durationField('5s'),
+  AOA_NATS_APPS_API: natsAppsApiField(),
 }).superRefine((env, ctx) => {
   if (env.AOA_ROTATOR_SCAN_INTERVAL <= 0 || env.AOA_ROTATOR_SCAN_INTERVAL > 60) {
     ctx.addIssue({
@@ -61,6 +63,8 @@ export interface RotatorConfig extends ServiceConfig {
   scanMs: number;
   leaseMs: number;
   mintTimeoutMs: number;
+  /** The apps account's JetStream API, where the apps' mirrors are kept; unset without accounts. */
+  natsAppsApi: string | undefined;
 }
 
 /** Parses and validates the rotator's environment; throws `ConfigError` listing every problem. */
@@ -78,6 +82,7 @@ export function loadRotatorConfig(env: Record<string, string | undefined>): Rota
     maxGrantLifetimeSeconds: e.AOA_GRANT_MAX_LIFETIME,
     scanMs: Math.round(e.AOA_ROTATOR_SCAN_INTERVAL * 1000),
     leaseMs: Math.round(e.AOA_ROTATOR_LEASE * 1000),
+    natsAppsApi: e.AOA_NATS_APPS_API,
     mintTimeoutMs: Math.round(e.AOA_ROTATOR_MINT_TIMEOUT * 1000),
   };
 }
