@@ -8,6 +8,7 @@ import { type AuditStore, ChainConflictError, FencedError, type WriterEpoch } fr
 import type { CreepStore } from '../store/creep-store.js';
 import { eventIds, type ParsedBatch, parseBatch, planBatch } from './batch.js';
 import type { CreepAlertOutbox } from './creep-alerts.js';
+import { StopWaits } from './stop-waits.js';
 
 export interface IngestOptions {
   /** The lease this session writes under; every commit is fenced by it. */
@@ -47,8 +48,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * JetStream and the session ends.
  */
 export class IngestSession {
-  private stopping = false;
-  private wake: () => void = () => undefined;
+  private readonly waits = new StopWaits();
   private readonly stopped: Promise<void>;
   private messages: ConsumerMessages | undefined;
   private expected = 1;
@@ -66,8 +66,7 @@ export class IngestSession {
 
   /** Stops pulling, returns unprocessed messages to JetStream, and writes a last checkpoint. */
   async stop(): Promise<void> {
-    this.stopping = true;
-    this.wake();
+    this.waits.stop();
     this.messages?.stop();
     await this.stopped;
   }
@@ -87,14 +86,11 @@ export class IngestSession {
     const messages = await consumer.consume({ max_messages: this.options.batchSize });
     this.messages = messages;
     const iterator = messages[Symbol.asyncIterator]();
-    const stopSignal = new Promise<'stop'>((resolve) => {
-      this.wake = () => resolve('stop');
-    });
     log.info({ nextSeq: this.expected }, 'writing the audit chain');
     let next = iterator.next();
-    while (!this.stopping) {
-      const first = await Promise.race([next, stopSignal, sleep(this.options.checkpointIntervalMs)]);
-      if (first === 'stop' || first?.done) break;
+    while (!this.waits.stopping) {
+      const first = await this.waits.within(next, this.options.checkpointIntervalMs);
+      if (this.waits.stopping || first?.done) break;
       if (!first) {
         await this.maybeCheckpoint(true);
         continue;
@@ -102,11 +98,11 @@ export class IngestSession {
       const batch: JsMsg[] = [first.value];
       next = iterator.next();
       const deadline = this.deps.clock.nowMs() + this.options.flushMs;
-      while (batch.length < this.options.batchSize && !this.stopping) {
+      while (batch.length < this.options.batchSize && !this.waits.stopping) {
         const wait = deadline - this.deps.clock.nowMs();
         if (wait <= 0) break;
-        const more = await Promise.race([next, sleep(wait), stopSignal]);
-        if (!more || more === 'stop' || more.done) break;
+        const more = await this.waits.within(next, wait);
+        if (!more || more.done) break;
         batch.push(more.value);
         next = iterator.next();
       }
@@ -203,12 +199,11 @@ export class IngestSession {
         if (error instanceof FencedError) {
           log.warn({ err: error.message }, 'fenced: a newer writer took over, returning the batch');
           for (const m of batch) m.nak();
-          this.stopping = true;
-          this.wake();
+          this.waits.stop();
           return;
         }
         metrics.writeFailures.inc();
-        if (this.stopping) {
+        if (this.waits.stopping) {
           for (const m of batch) m.nak();
           return;
         }
