@@ -17,7 +17,14 @@ export class IdpKeySets {
   private readonly sets = new Map<string, Promise<IdpKeySet>>();
   readonly reviews: TokenReviews;
 
-  constructor(private readonly timeoutMs = 3000) {
+  /**
+   * @param timeoutMs each discovery, JWKS and TokenReview request
+   * @param maxAgeMs how long a fetched JWKS is used before it is fetched again (jose's `cacheMaxAge`)
+   */
+  constructor(
+    private readonly timeoutMs = 3000,
+    private readonly maxAgeMs = 600_000,
+  ) {
     this.reviews = new TokenReviews(timeoutMs);
   }
 
@@ -30,6 +37,17 @@ export class IdpKeySets {
       set.catch(() => this.sets.delete(key));
     }
     return set;
+  }
+
+  /**
+   * Whether the IdP's key set, as last fetched, still holds `kid`. Never fetches in line: a set past
+   * its maximum age (`maxAgeMs`) is fetched again in the background, so a key the IdP withdraws stops
+   * counting within that age.
+   */
+  async publishes(idp: Pick<IdpConfig, 'issuer' | 'discoveryUrl'>, kid: string): Promise<boolean> {
+    const set = await this.get(idp);
+    if (!set.fresh && !set.reloading) set.reload().catch(() => undefined);
+    return set.jwks()?.keys.some((key) => key.kid === kid) ?? false;
   }
 
   private async discover(issuer: string, discoveryUrl: string | undefined): Promise<IdpKeySet> {
@@ -63,7 +81,8 @@ export class IdpKeySets {
       }
       return createRemoteJWKSet(new URL(metadata.jwks_uri), {
         timeoutDuration: this.timeoutMs,
-        cooldownDuration: 30_000,
+        cooldownDuration: Math.min(30_000, this.maxAgeMs),
+        cacheMaxAge: this.maxAgeMs,
       });
     }
     throw new AppError('unavailable', `identity provider ${issuer} has no discovery document`);

@@ -21,6 +21,8 @@ export interface VerifiedIdpToken {
   /** The verified payload, for claim conditions. */
   claims: JWTPayload;
   expMs: number;
+  /** The `kid` of the key that signed it, when its header names one. */
+  kid?: string;
   /** RFC 8693 `may_act.sub`: when present, the only party allowed to present this token. */
   mayAct?: string;
 }
@@ -114,6 +116,7 @@ export async function verifyIdpToken(
       groups: idp.groupsClaims.flatMap((claim) => stringsOf(payload[claim])),
       claims: payload,
       expMs: (payload.exp as number) * 1000,
+      ...(protectedHeader.kid === undefined ? {} : { kid: protectedHeader.kid }),
       ...(mayAct === undefined ? {} : { mayAct }),
     };
   } catch (error) {

@@ -37,6 +37,8 @@ export interface TestIdp {
   setDown(down: boolean): void;
   /** While broken, the JWKS endpoint answers 200 with a body that is not JSON. */
   breakJwks(broken: boolean): void;
+  /** While withdrawn, the JWKS endpoint serves no key, as after the IdP rotated its key out. */
+  withdrawKeys(withdrawn: boolean): void;
   /** Closes the server and every open connection. Idempotent. */
   stop(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -56,13 +58,14 @@ export interface TestIdp {
 export async function startIdp(options: StartIdpOptions = {}): Promise<TestIdp> {
   const clients = new Map<string, IdpClient>();
   for (const client of options.clients ?? []) clients.set(client.clientId, client);
-  const flags = { down: false, jwksBroken: false };
+  const flags = { down: false, jwksBroken: false, keysWithdrawn: false };
   let handler: ((request: IncomingMessage, response: ServerResponse) => void) | undefined;
 
   const server = createServer((request, response) => {
     if (flags.down) return void answer(response, 503, '{"error":"temporarily_unavailable"}');
-    if (flags.jwksBroken && new URL(request.url ?? '/', 'http://x').pathname === '/jwks') {
-      return void answer(response, 200, '{"keys": [ not json');
+    if (new URL(request.url ?? '/', 'http://x').pathname === '/jwks') {
+      if (flags.jwksBroken) return void answer(response, 200, '{"keys": [ not json');
+      if (flags.keysWithdrawn) return void answer(response, 200, '{"keys":[]}');
     }
     if (handler === undefined) return void answer(response, 503, '{"error":"starting"}');
     handler(request, response);
@@ -109,6 +112,9 @@ export async function startIdp(options: StartIdpOptions = {}): Promise<TestIdp> 
     },
     breakJwks(broken) {
       flags.jwksBroken = broken;
+    },
+    withdrawKeys(withdrawn) {
+      flags.keysWithdrawn = withdrawn;
     },
     stop,
     [Symbol.asyncDispose]: stop,

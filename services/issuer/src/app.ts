@@ -187,7 +187,7 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
       issuer,
       policy: () => policyStore.current(),
       signingKey: () => keys.active(),
-      subjects: new SubjectTokenVerifier(issuer, new IdpKeySets(), keySet, clock),
+      subjects: new SubjectTokenVerifier(issuer, new IdpKeySets(3000, config.idpJwksMaxAgeMs), keySet, clock),
       revocations,
       replay: new ReplayGuard(replayKv),
       audit,

@@ -35,6 +35,9 @@ export const IssuerEnv = serviceEnv({
   AOA_TOKEN_RATE_PER_SOURCE: z.coerce.number().min(0).default(500),
   AOA_DPOP_NONCE_SECRET_FILE: z.string().optional(),
   AOA_NATS_APPS_API: natsAppsApiField(),
+  // How long an IdP's fetched JWKS is used before it is fetched again; a key it withdraws stops
+  // counting, for cached subject tokens too, within this age.
+  AOA_IDP_JWKS_MAX_AGE: durationField('10m'),
   // Scheduled signing-key rotation (0 turns it off); a standby is published at least the lead before
   // it signs, so verifiers that cache the key set for up to the lead already know it.
   AOA_KEY_ROTATION_INTERVAL: durationField('24h'),
@@ -90,6 +93,7 @@ export interface IssuerConfig extends ServiceConfig {
   keyRemintTimeoutMs: number;
   /** The apps account's JetStream API, where the apps' mirrors are kept; unset without accounts. */
   natsAppsApi: string | undefined;
+  idpJwksMaxAgeMs: number;
 }
 
 export function loadIssuerConfig(env: Record<string, string | undefined>): IssuerConfig {
@@ -115,5 +119,6 @@ export function loadIssuerConfig(env: Record<string, string | undefined>): Issue
     keyPublicationLeadMs: Math.round(e.AOA_KEY_PUBLICATION_LEAD * 1000),
     keyRemintTimeoutMs: Math.round(e.AOA_KEY_REMINT_TIMEOUT * 1000),
     natsAppsApi: e.AOA_NATS_APPS_API,
+    idpJwksMaxAgeMs: Math.max(1000, Math.round(e.AOA_IDP_JWKS_MAX_AGE * 1000)),
   };
 }

@@ -24,8 +24,9 @@ export type VerifiedSubject =
 /**
  * Verifies subject tokens: an IdP's (discovery + JWKS, issuer, audience, algorithm allow-list) or aoa's
  * own (published keys, RFC 9068 shape). A verified token is cached until it expires (a cluster's with
- * `token_review`, only as long as its TokenReview answer is kept), keyed by its hash and the policy
- * hash; revocation and the caller's proof are checked by the caller on every use.
+ * `token_review`, only as long as its TokenReview answer is kept) or its key leaves its JWKS (the IdP's
+ * as last fetched, at most its maximum age ago) or aoa_keys, keyed by its hash and the policy hash;
+ * revocation and the caller's proof are checked by the caller on every use.
  */
 export class SubjectTokenVerifier {
   private readonly cache = new Map<
@@ -51,7 +52,13 @@ export class SubjectTokenVerifier {
     const cacheKey = sha256Hex(token);
     const cached = this.cache.get(cacheKey);
     const now = this.clock.nowMs();
-    if (cached && cached.policyHash === policy.hash && cached.untilMs > now) return cached.subject;
+    if (
+      cached &&
+      cached.policyHash === policy.hash &&
+      cached.untilMs > now &&
+      (await this.keyStillPublished(cached.subject))
+    )
+      return cached.subject;
     this.cache.delete(cacheKey);
     const subject = await this.verifyUncached(token, policy);
     const review = subject.kind === 'idp' ? subject.idp.tokenReview : undefined;
@@ -60,6 +67,12 @@ export class SubjectTokenVerifier {
     if (this.cache.size < this.maxEntries)
       this.cache.set(cacheKey, { subject, policyHash: policy.hash, untilMs });
     return subject;
+  }
+
+  /** Whether the key that signed a cached token is still published: in aoa_keys, or in its IdP's JWKS. */
+  private async keyStillPublished(subject: VerifiedSubject): Promise<boolean> {
+    if (subject.kind === 'aoa') return this.aoaKeys.get(subject.kid) !== undefined;
+    return subject.kid === undefined || this.idpKeys.publishes(subject.idp, subject.kid);
   }
 
   private evictExpired(): void {
