@@ -11,8 +11,9 @@ export const APPS_SOURCE_API = '$JS.aoa.API';
 export const APPS_DELIVER_PREFIX = 'aoa.apps.deliver';
 
 /**
- * What a stream's mirror in the apps account keeps of the source's configuration: its limits and the
- * KV flags (roll-ups, no deletes) the client library reads (a KV bucket's mirror opens and watches as the bucket itself).
+ * What a stream's mirror in the apps account keeps of the source's configuration: its limits, and the
+ * KV flags (roll-ups, no deletes) the client library reads, so a bucket's mirror opens and watches as
+ * the bucket itself.
  */
 function mirrorConfig(source: StreamConfig): Partial<StreamConfig> & { name: string } {
   return {
