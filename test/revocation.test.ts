@@ -528,12 +528,25 @@ describe('revocation notices: the fast path ahead of the KV watch', () => {
     await refused(verifier, await request(other.grandchild, other.reportsKey), 'invalid_token', /revoked/);
   });
 
-  it('verifiers on one connection share one notice subscription, which outlives any one of them', async () => {
+  it('verifiers on one connection share one notice subscription and one KV watch per bucket, which outlive any one of them', async () => {
     const shared = await connect({ servers: sys.nats.url });
+    const jsm = await jetstreamManager(shared);
+    const watches = async () =>
+      Promise.all(
+        ['KV_aoa_keys', 'KV_aoa_revocations'].map(
+          async (stream) => (await jsm.streams.info(stream)).state.consumer_count,
+        ),
+      );
+    const alone = await watches();
     const make = () => createVerifier({ issuer: sys.issuer.issuer, audience: RESOURCE, nats: shared });
     const verifiers = [make(), make(), make()];
     try {
       await Promise.all(verifiers.map((v) => v.whenReady()));
+      assert.deepEqual(
+        await watches(),
+        alone.map((n) => n + 1),
+        'three verifiers on one connection: one more consumer on each bucket',
+      );
       const c = await chain();
       for (const v of verifiers) await v.verify(await request(c.grandchild, c.reportsKey));
       // Fifty notices, no KV entries behind them: each verifier applies all fifty, yet the connection

@@ -187,3 +187,9 @@ export function coreTimes(): Array<{ busy: number; total: number }> {
   }
   return cores;
 }
+
+/** Resident set size of a process, in MB (VmRSS of /proc/<pid>/status). */
+export function rssMb(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB$/m);
+  return line ? Number(line[1]) / 1024 : Number.NaN;
+}

@@ -1,9 +1,9 @@
 // A process of revocation-bench verifier mirrors: started by revocation.bench.ts (forked, with an IPC
 // channel), it pins itself to one core, opens ONE NATS connection and creates BENCH_MIRRORS verifiers
-// on it with `createVerifier`; each verifier holds its own KV watches and its own mirror. For each
-// round the parent sends a token: every verifier must accept it; once the parent revokes it, each
-// verifier re-verifies the token when its own mirror applies a revocation entry, and the moment it
-// first refuses (shared clock: performance.timeOrigin + performance.now()) is reported back.
+// on it with `createVerifier`; the verifiers share one mirror (one KV watch per bucket) and each hears
+// its changes. For each round the parent sends a token: every verifier must accept it; once the parent
+// revokes it, each verifier re-verifies the token when the mirror applies a revocation entry, and the
+// moment it first refuses (shared clock: performance.timeOrigin + performance.now()) is reported back.
 import { createVerifier, type Verifier, VerifyError } from '@aoa/sdk';
 import { connect } from '@nats-io/transport-node';
 import { pinSelf } from '../lib/procs.js';

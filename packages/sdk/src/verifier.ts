@@ -1,22 +1,20 @@
 import {
   type AoaClaims,
   AppError,
-  BUCKETS,
   type Clock,
   createLogger,
-  KeySetMirror,
+  type KeySetMirror,
   type Logger,
-  RevocationMirror,
-  Subjects,
+  type RevocationMirror,
   systemClock,
   verifyAoaToken,
   verifyDpopProof,
 } from '@aoa/core';
-import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { Freshness } from './freshness.js';
 import { MemoryReplayCache } from './replay-cache.js';
+import { acquireMirrors } from './shared-mirrors.js';
 import { ScopeUsageRecorder } from './usage.js';
 import { VerifyError } from './verify-error.js';
 
@@ -88,7 +86,8 @@ const AUTHORIZATION = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*)$/i;
 
 /**
  * A resource server's local verifier: mirrors of `aoa_keys` and `aoa_revocations` fed by KV watches,
- * so `verify` makes no network call. Checks RFC 9068 (`typ`, `iss`, `aud`, `exp`, `nbf`, EdDSA/ES256),
+ * so `verify` makes no network call. Every verifier on one connection shares those mirrors (one watch
+ * per bucket), and each keeps its own token cache, replay cache and freshness. Checks RFC 9068 (`typ`, `iss`, `aud`, `exp`, `nbf`, EdDSA/ES256),
  * the aoa claim shape, RFC 9449 DPoP when the token is bound (Bearer downgrade refused), and every
  * revocation rule over the token and its whole lineage, then the request's required `scopes`
  * (`insufficient_scope` otherwise). Refuses before its first sync and when disconnected longer than
@@ -154,31 +153,22 @@ export function createVerifier(options: VerifierOptions): Verifier {
     },
   });
 
+  const shared = acquireMirrors(options.nats, subjectPrefix, log);
+  let stopListening = () => {};
   const stopAll = () => {
-    keys?.stop();
-    revocations?.stop();
+    stopListening();
     freshness?.stop();
+    shared.release();
   };
 
   const ready = (async () => {
-    const kvm = new Kvm(options.nats);
-    const [keysKv, revocationsKv] = await Promise.all([
-      kvm.open(BUCKETS.keys),
-      kvm.open(BUCKETS.revocations),
-    ]);
-    keys = new KeySetMirror(keysKv, log);
-    revocations = new RevocationMirror(revocationsKv, log, {
-      nc: options.nats,
-      subject: new Subjects(subjectPrefix).revokedAll(),
-    });
-    revocations.onChange((key) => {
+    ({ keys, revocations } = await shared.mirrors);
+    if (closed) return;
+    stopListening = revocations.onChange((key) => {
       for (const listener of changeListeners) listener(key);
     });
-    await Promise.all([keys.start(), revocations.start()]);
-    await revocations.whenSynced();
     freshness = new Freshness(options.nats, revocations, clock, options.stalenessMs ?? 30_000, log);
     freshness.start();
-    if (closed) stopAll();
   })();
   ready.catch((error: unknown) => log.error({ err: error }, 'verifier could not start its mirrors'));
 
