@@ -33,7 +33,10 @@ export const AuditorEnv = serviceEnv({
   AOA_AUDITOR_HTTP_LISTEN: listenField('127.0.0.1:7432'),
   AOA_AUDITOR_BATCH_SIZE: count(500, 5000),
   AOA_AUDITOR_FLUSH: durationField('5ms'),
-  AOA_AUDITOR_ACK_WAIT: durationField('30s'),
+  // How long JetStream waits for a delivered event's ack before offering it again. Keep it at most two
+  // thirds of the lease TTL: a paused writer's events are then offered again by the time the lease it
+  // renews every third of the TTL has run out, and the next writer catches up without waiting on them.
+  AOA_AUDITOR_ACK_WAIT: durationField('5s'),
   AOA_AUDITOR_MAX_EVENT_BYTES: count(64 * 1024, 1024 * 1024),
   AOA_AUDITOR_LEASE_TTL: durationField('10s'),
   AOA_AUDITOR_CHECKPOINT_EVERY: count(1000, 1_000_000),
