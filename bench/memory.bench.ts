@@ -236,17 +236,23 @@ try {
   const client = new pb.IssuerClient(`127.0.0.1:${grpcPort}`, credentials.createInsecure());
   cleanup.push(async () => client.close());
   const holder = await makeKey();
-  const subjectToken = await idp.token('argocd-sa', IDP_AUDIENCE);
   let issued = 0;
   let failed = 0;
   let firstError = '';
   const request = pb.DelegateRequest.fromPartial({
-    subjectToken,
+    subjectToken: await idp.token('argocd-sa', IDP_AUDIENCE),
     child: 'dashboards',
     environment: 'prod',
     scopes: ['read:metrics'],
     holderJkt: holder.jkt,
   });
+  // The test IdP's tokens live 10 minutes: a parent fetches a fresh one well before, as a real one does.
+  const refresher = setInterval(() => {
+    void idp.token('argocd-sa', IDP_AUDIENCE).then((token) => {
+      request.subjectToken = token;
+    });
+  }, 240_000);
+  cleanup.push(async () => clearInterval(refresher));
   const fire = () => {
     const md = new Metadata();
     // Signed as sent (about 50 µs each, on the load generator): an assertion lives at most the replay window.
