@@ -9,6 +9,7 @@ import {
   type NatsCredentials,
   type NatsUser,
   natsCredentials,
+  violations,
 } from './support/nats-auth.js';
 import { startRotator } from './support/rotator.js';
 import { startSystem, type TestSystem } from './support/system.js';
@@ -108,45 +109,57 @@ describe('the APPS account of infra/nats/auth.conf', () => {
     }
   });
 
-  it('lets a push consumer an app identity creates deliver nowhere a service listens', async () => {
-    const listeners: Array<{ subject: string; sub: Subscription; nc: NatsConnection }> = [];
-    for (const [user, subject] of [
-      ['issuer', 'aoa.issuer.mint'],
-      ['rotator', 'aoa.rotator.remint'],
-      ['auditor', 'aoa.usage.prod.dashboards'],
-      ['auditor', 'aoa.audit.delegation.issued'],
-      ['issuer', 'aoa.revoked.all'],
-      ['issuer', '$KV.aoa_revocations.jti.forged'],
-      ['rotator', 'aoa.creds.prod.dashboards.dash-1'],
+  it('lets a push consumer an app identity creates deliver nowhere a service listens or stores', async () => {
+    // The subjects services subscribe to, each heard through the user that serves it (its queue
+    // group, so a delivery aimed at the group would reach it too)...
+    const listeners: Array<{ subject: string; sub: Subscription; nc: NatsConnection; queue: string }> = [];
+    for (const [user, subject, queue] of [
+      ['issuer', 'aoa.issuer.mint', 'aoa-issuer'],
+      ['rotator', 'aoa.rotator.remint', 'rotator'],
+      ['auditor', 'aoa.usage.prod.dashboards', 'auditor-usage'],
     ] as const) {
       const nc = await connectAs(user);
-      listeners.push({ subject, sub: nc.subscribe(subject), nc });
+      const refused = violations(nc);
+      listeners.push({ subject, sub: nc.subscribe(subject, { queue }), nc, queue });
       await nc.flush();
+      assert.deepEqual(refused, [], `${user} may subscribe to ${subject}`);
+    }
+    // ...and the subjects the services' streams capture.
+    const stored = [
+      [STREAMS.audit, 'aoa.audit.delegation.issued'],
+      [bucketStream(BUCKETS.revocations), `$KV.${BUCKETS.revocations}.jti.forged`],
+      [STREAMS.creds, 'aoa.creds.prod.dashboards.dash-1'],
+    ] as const;
+    const jsm = await jetstreamManager(await connectAs('issuer'));
+    const rotatorJsm = await jetstreamManager(await connectAs('rotator'));
+    const lastSeq = async (stream: string) =>
+      (await (stream === STREAMS.creds ? rotatorJsm : jsm).streams.info(stream)).state.last_seq;
+    const before = await Promise.all(stored.map(([stream]) => lastSeq(stream)));
+    const targets = [
+      ...listeners.map((l) => ({ deliver_subject: l.subject, deliver_group: l.queue })),
+      ...listeners.map((l) => ({ deliver_subject: l.subject })),
+      ...stored.map(([, subject]) => ({ deliver_subject: subject })),
+    ];
+    for (const [i, target] of targets.entries()) {
+      const created = await createKeysConsumer(verifier, `rogue${i}`, target);
+      assert.equal(created.error, undefined, `${target.deliver_subject}: ${created.error?.description}`);
     }
     // The same kind of consumer delivering to the app identity's own inbox: deliveries do happen.
     const control = verifier.subscribe(`${VERIFIER_INBOX}.control`);
     await verifier.flush();
-    for (const { subject } of listeners) {
-      const created = await createKeysConsumer(
-        verifier,
-        `rogue${listeners.findIndex((l) => l.subject === subject)}`,
-        {
-          deliver_subject: subject,
-        },
-      );
-      assert.equal(created.error, undefined, `${subject}: ${created.error?.description}`);
-    }
-    assert.equal(
-      (await createKeysConsumer(verifier, 'control', { deliver_subject: `${VERIFIER_INBOX}.control` })).error,
-      undefined,
-    );
-    const keyCount = (await (await jetstreamManager(await connectAs('issuer'))).streams.info(KEYS)).state
-      .messages;
+    const made = await createKeysConsumer(verifier, 'control', {
+      deliver_subject: `${VERIFIER_INBOX}.control`,
+    });
+    assert.equal(made.error, undefined);
+    const keyCount = (await jsm.streams.info(KEYS)).state.messages;
     let delivered = 0;
     for await (const _ of control) if (++delivered >= keyCount) break;
     for (const { nc } of listeners) await nc.flush();
     for (const { subject, sub } of listeners)
       assert.equal(sub.getProcessed(), 0, `a service heard ${subject}`);
+    assert.deepEqual(await Promise.all(stored.map(([stream]) => lastSeq(stream))), before, 'nothing stored');
+    // The running issuer and rotator share those queue groups: they heard nothing either.
+    assert.doesNotMatch(sys.logs.text(), /delivered by JetStream/);
   });
 
   it("bounds the consumers an app identity can create, and counts them in APPS, not in the services' account", async () => {
