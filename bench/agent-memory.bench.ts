@@ -1,10 +1,10 @@
-// Memory of the agent sidecar (#14 item 7: under 60 MB): `aoa agent` from its production bundle
-// (`node packages/cli/dist/main.js agent`), enrolled with a join token, writing its credential file
-// while the rotator rotates it every few seconds. Resident set size at rest (its first credential
+// Memory of the agent sidecar (#14 item 7: under 60 MB): `aoa agent` from its production bundle, as
+// the image runs it (`node --max-semi-space-size=1 packages/cli/dist/main.js agent`), enrolled with a
+// join token, writing its credential file while the rotator rotates it every few seconds. Resident set size at rest (its first credential
 // held), then its curve over the soak. Peer in the same run: a bare Node process holding one NATS
 // connection with a subscription, the floor any NATS-connected sidecar in Node starts from.
 //
-//   npx tsx bench/agent-memory.bench.ts [--soak-s 300] [--quick]
+//   npx tsx bench/agent-memory.bench.ts [--soak-s 300] [--quick] [--node-flags=]
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,9 +17,15 @@ import { REPO_ROOT, rssMb } from './lib/procs.js';
 import { slopePerMinute } from './lib/stats.js';
 
 const { values: args } = parseArgs({
-  options: { 'soak-s': { type: 'string' }, quick: { type: 'boolean', default: false } },
+  options: {
+    'soak-s': { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    // Node flags for the agent process: by default the image's (infra/docker/entrypoint.sh); "" for none.
+    'node-flags': { type: 'string', default: '--max-semi-space-size=1' },
+  },
 });
 const SOAK_S = Number(args['soak-s'] ?? (args.quick ? 40 : 300));
+const NODE_FLAGS = (args['node-flags'] ?? '').split(' ').filter(Boolean);
 const TOKEN_TTL_S = 4;
 const LIMIT_MB = 60;
 const SAMPLE_MS = 2000;
@@ -43,6 +49,7 @@ try {
   const agent = spawn(
     process.execPath,
     [
+      ...NODE_FLAGS,
       join(REPO_ROOT, 'packages', 'cli', 'dist', 'main.js'),
       'agent',
       '--nats',
@@ -112,7 +119,7 @@ try {
   const f = (n: number) => n.toFixed(1);
   const md = `# Memory of the agent sidecar (\`aoa agent\`, RSS)
 
-${new Date().toISOString()}, Node ${process.version}. \`node packages/cli/dist/main.js agent\`, enrolled with a join
+${new Date().toISOString()}, Node ${process.version}. \`node ${NODE_FLAGS.length ? `${NODE_FLAGS.join(' ')} ` : ''}packages/cli/dist/main.js agent\`, enrolled with a join
 token, its grant's token TTL ${TOKEN_TTL_S} s (a rotation every ~${TOKEN_TTL_S / 2} s: ${jtis.size} distinct credentials seen in its
 file over the ${SOAK_S} s soak), sampled every ${SAMPLE_MS / 1000} s. Issuer, rotator and NATS run in the bench process.
 \`npm run bench -- agent-memory\`.
