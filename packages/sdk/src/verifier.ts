@@ -87,8 +87,8 @@ const AUTHORIZATION = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*)$/i;
 /**
  * A resource server's local verifier: mirrors of `aoa_keys` and `aoa_revocations` fed by KV watches,
  * so `verify` makes no network call. Every verifier on one connection shares those mirrors (one watch
- * per bucket), and each keeps its own token cache, replay cache and freshness. Checks RFC 9068 (`typ`, `iss`, `aud`, `exp`, `nbf`, EdDSA/ES256),
- * the aoa claim shape, RFC 9449 DPoP when the token is bound (Bearer downgrade refused), and every
+ * per bucket), and each keeps its own token cache, replay cache and freshness. Checks RFC 9068 (`typ`,
+ * `iss`, `aud`, `exp`, `nbf`, EdDSA/ES256), the aoa claim shape, RFC 9449 DPoP when the token is bound (Bearer downgrade refused), and every
  * revocation rule over the token and its whole lineage, then the request's required `scopes`
  * (`insufficient_scope` otherwise). Refuses before its first sync and when disconnected longer than
  * `stalenessMs`. Periodically publishes which scopes requests needed, per app (`usageIntervalMs`).
