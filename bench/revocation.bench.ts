@@ -224,11 +224,13 @@ try {
     `Layout: issuer, revoker and test IdP in the bench process, with nats-server, on core 0 (\`taskset\`); ` +
       `${PROCS} mirror processes × ${MIRRORS_PER_PROC} \`createVerifier\` instances on core 1. The verifiers of a ` +
       'process share one NATS connection, and so one subscription to revocation notices (the server sends ' +
-      'each notice once per process); each holds its own `aoa_keys` and `aoa_revocations` KV watches ' +
-      'and its own mirror. The revoker publishes the notice, then writes the KV entry (whose JetStream ' +
-      `delivery reaches every watch after it). ${WARMUP} warm-up rounds run first and are not counted. ` +
-      'Each round mints a fresh bearer token (ci → jobs/staging), has every mirror ' +
-      'accept it, then an administrator revokes its `jti`; each verifier re-verifies when its own mirror ' +
+      'each notice once per process) and one mirror of `aoa_keys` and of `aoa_revocations` (one KV watch ' +
+      'per bucket and process); each verifier keeps its own token and replay caches. The revoker ' +
+      'publishes the notice, then writes the KV entry (whose JetStream delivery reaches every watch after ' +
+      'it), then publishes the audit event (into its outbox only if JetStream has not acknowledged it ' +
+      `within 100 ms). ${WARMUP} warm-up rounds run first and are not counted. ` +
+      'Each round mints a fresh bearer token (ci → jobs/staging), has every verifier ' +
+      'accept it, then an administrator revokes its `jti`; each verifier re-verifies when its mirror ' +
       'applies a revocation entry (`onRevocationChange`) and stamps the first refusal with ' +
       '`performance.timeOrigin + performance.now()` (a clock shared by processes on one machine). ' +
       'Propagation = refusal time − time `Revoke` returned (negative: the mirror refused before the ' +

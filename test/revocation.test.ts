@@ -3,6 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { STREAMS } from '@aoa/core';
+import { OUTBOX_BUCKET } from '@aoa/revocation';
 import {
   createVerifier,
   fastifyProtect,
@@ -642,6 +643,25 @@ describe('keys, restarts and audit outages', () => {
     } finally {
       strict.close();
     }
+  });
+
+  it('audit available: the event is acknowledged before Revoke answers, and the outbox is never written', async () => {
+    const c = await chain();
+    const jsm = await jetstreamManager(nc);
+    const outbox = `KV_${OUTBOX_BUCKET}`;
+    const before = (await jsm.streams.info(outbox)).state.last_seq;
+    const response = await callRevoke(
+      rev.client,
+      { jti: c.jtis[1], reason: 'audit up' },
+      { 'client-assertion': await assertion('ops') },
+    );
+    const last = await jsm.streams.getMessage(STREAMS.audit, { last_by_subj: 'aoa.audit.revocation.issued' });
+    assert.equal(last?.json<{ data: { revocation_id: string } }>().data.revocation_id, response.revocationId);
+    assert.equal(
+      (await jsm.streams.info(outbox)).state.last_seq,
+      before,
+      'nothing was written to the outbox',
+    );
   });
 
   it('audit unavailable while revoking: the revocation takes effect; the outbox survives a revoker restart and delivers once the stream accepts again', async () => {

@@ -9,6 +9,9 @@ import { type NoticeSource, type RevocationNoticeEntry, subscribeNotices } from 
  * Keys of KV `aoa_revocations` (contract section 5). `jti`, `kid` and `grant` entries are absolute;
  * `app` and `sub` entries are not-before watermarks in milliseconds, compared with `aoa_iat_ms`.
  */
+/** How many subjects' hashed revocation keys a mirror remembers before it starts afresh. */
+const SUB_KEYS_REMEMBERED = 4096;
+
 export const revocationKeys = {
   jti: (jti: string) => `jti.${jti}`,
   app: (env: string, app: string) => `app.${env}.${app}`,
@@ -52,6 +55,7 @@ export class RevocationMirror {
   private watch: BucketWatch | undefined;
   private unsubscribeNotices: (() => void) | undefined;
   private readonly listeners = new Set<(key: string) => void>();
+  private readonly subKeys = new Map<string, string>();
 
   constructor(
     private readonly kv: KV,
@@ -172,7 +176,8 @@ export class RevocationMirror {
 
   /** The first revocation that applies to the token or one of its ancestors, or undefined. */
   check(token: RevocableToken): { key: string; record: RevocationRecord } | undefined {
-    const subWatermark = this.entries.get(revocationKeys.sub(token.sub));
+    const subKey = this.subKey(token.sub);
+    const subWatermark = this.entries.get(subKey);
     const self = {
       jti: token.jti,
       app: actorApp(token.act.sub) ?? '',
@@ -192,9 +197,20 @@ export class RevocationMirror {
       const appWatermark = this.entries.get(appKey);
       if (appWatermark && link.iat_ms <= appWatermark.at_ms) return { key: appKey, record: appWatermark };
       if (subWatermark && link.iat_ms <= subWatermark.at_ms) {
-        return { key: revocationKeys.sub(token.sub), record: subWatermark };
+        return { key: subKey, record: subWatermark };
       }
     }
     return undefined;
+  }
+
+  /** `sub.<sha256(sub)>`, remembered for the subjects seen lately: a verifier checks the same few all day. */
+  private subKey(sub: string): string {
+    let key = this.subKeys.get(sub);
+    if (key === undefined) {
+      if (this.subKeys.size >= SUB_KEYS_REMEMBERED) this.subKeys.clear();
+      key = revocationKeys.sub(sub);
+      this.subKeys.set(sub, key);
+    }
+    return key;
   }
 }

@@ -11,8 +11,8 @@ export interface OutboxMetrics {
 type OutboxWatch = Awaited<ReturnType<KV['watch']>>;
 
 /**
- * Revocation audit events wait here until JetStream acknowledges them, so revocation is never blocked
- * by audit. Pending events live in a KV bucket (`aoa_revoker_outbox`, file storage, shared by every
+ * Revocation audit events JetStream has not acknowledged at once wait here until it does, so revocation
+ * is never blocked by audit. Pending events live in a KV bucket (`aoa_revoker_outbox`, file storage, shared by every
  * process that writes revocations), not in memory or on a local disk: they survive a restart of this
  * process, any replica drains what another left, and the bucket shares the fate of `aoa_revocations`
  * (if NATS is down, nothing was revoked either). An event is deleted only after its acknowledgement;
@@ -68,13 +68,18 @@ export class AuditOutbox {
     this.closeWatch();
   }
 
-  /** Stores the event, then tries to deliver it at once; never throws. */
+  /**
+   * Publishes the event at once and returns when JetStream acknowledges it within
+   * {@link DIRECT_DELIVERY_MS}; otherwise stores it and has it retried. Never throws. In the common
+   * case a revocation costs one audit publish, and no outbox write, read and delete.
+   */
   async enqueue(
     type: AuditEventType,
     subject: string,
     data: Record<string, unknown>,
   ): Promise<AuditEnvelope> {
     const event = this.audit.envelope(type, subject, data);
+    if (await acknowledgedWithin(this.audit.publishEnvelope(event), DIRECT_DELIVERY_MS)) return event;
     try {
       await this.kv.put(outboxKey(event.id), JSON.stringify(event));
       this.keys.add(outboxKey(event.id));
@@ -167,6 +172,28 @@ export class AuditOutbox {
   private countPending(): void {
     this.metrics.outboxPending.set(this.pending());
   }
+}
+
+/**
+ * How long a revocation waits for its audit event's acknowledgement before storing the event in the
+ * outbox instead (a publish still in flight then is deduplicated by its `Nats-Msg-Id` if it lands).
+ */
+const DIRECT_DELIVERY_MS = 100;
+
+/** Whether `publish` was acknowledged within `ms`; a refusal or a later answer is false. */
+async function acknowledgedWithin(publish: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const acknowledged = await Promise.race([
+    publish.then(
+      () => true,
+      () => false,
+    ),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(resolve, ms, false);
+    }),
+  ]);
+  clearTimeout(timer);
+  return acknowledged;
 }
 
 /** How long `stop()` waits for a delivery round in flight. */

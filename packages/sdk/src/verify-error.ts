@@ -41,7 +41,12 @@ export class VerifyError extends Error {
     readonly scheme: 'Bearer' | 'DPoP' | 'both' = 'both',
     readonly scope?: string,
   ) {
+    // A refusal is an answer, not a fault: no stack trace, which would cost most of a refusal's time
+    // (a flood of bad or revoked tokens should cost the resource server as little as possible).
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(`${code}: ${reason}`);
+    Error.stackTraceLimit = limit;
     this.status = STATUS[code];
     this.wwwAuthenticate = challenge(code, reason, scheme, scope);
   }
