@@ -46,6 +46,9 @@ const PROOFS_PER_WINDOW = Math.ceil(2 * (WINDOW_MS / 1000) * 10_000);
 const PARENT_CORE = 0;
 const CHILD_CORE = 1;
 const TARGET_P99_MS = 50;
+const TARGET_RPC_P99_MS = 20;
+/** A round's GC counts as a stall when one process spent at least this long collecting. */
+const GC_STALL_MS = 10;
 const TARGET_RATIO = 0.5;
 const AUDIENCE = 'https://metrics.internal';
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
@@ -99,6 +102,8 @@ try {
   const perMirror: number[] = [];
   const revokeRpcMs: number[] = [];
   const sinceCalled: number[] = [];
+  /** Per round, the most time one mirror process spent collecting garbage until its last refusal. */
+  const roundGcMs: number[] = [];
   let missing = 0;
   for (let round = -WARMUP; round < ROUNDS; round++) {
     const { accessToken, jti } = await mint();
@@ -113,13 +118,14 @@ try {
       );
     }
     const refusedP = Promise.all(
-      children.map((c) => c.next<{ times: Array<number | null> }>('refused', 15_000)),
+      children.map((c) => c.next<{ times: Array<number | null>; gcMs: number }>('refused', 15_000)),
     );
     const md = { 'client-assertion': await clientAssertion('ops', sys.keys.admin, sys.issuer.issuer) };
     const t0 = now();
     await callRevoke(revokerClient, { jti, reason: 'bench' }, md);
     const returned = now();
-    const times = (await refusedP).flatMap((r) => r.times);
+    const refused = await refusedP;
+    const times = refused.flatMap((r) => r.times);
     const deltas = times.filter((t): t is number => t !== null).map((t) => t - returned);
     const worst = deltas.length === times.length ? Math.max(...deltas) : Number.POSITIVE_INFINITY;
     log(
@@ -131,6 +137,7 @@ try {
     perMirror.push(...deltas);
     perRoundMax.push(worst);
     sinceCalled.push(worst + (returned - t0));
+    roundGcMs.push(Math.max(...refused.map((r) => r.gcMs)));
   }
   for (const c of children) c.send({ type: 'stop' });
   await Promise.all(children.map((c) => c.exited));
@@ -179,6 +186,12 @@ try {
   const mirrors = summary(perMirror);
   const rpc = summary(revokeRpcMs);
   const called = summary(sinceCalled);
+  const gc = summary(roundGcMs);
+  const slowRounds = sinceCalled.flatMap((ms, i) => (ms >= TARGET_P99_MS ? [i] : []));
+  const slowWithGc = slowRounds.filter((i) => (roundGcMs[i] ?? 0) >= GC_STALL_MS).length;
+  const fastWithGc = roundGcMs.filter(
+    (ms, i) => ms >= GC_STALL_MS && (sinceCalled[i] ?? 0) < TARGET_P99_MS,
+  ).length;
   const median = (xs: number[]) =>
     quantile(
       [...xs].sort((a, b) => a - b),
@@ -190,9 +203,14 @@ try {
   const ratio = verifierRate / bareRate;
   const checks = [
     {
-      name: `propagation p99 < ${TARGET_P99_MS} ms (all ${mirrorCount} mirrors refusing)`,
-      pass: rounds.p99 < TARGET_P99_MS && missing === 0,
-      detail: `p99 ${rounds.p99.toFixed(2)} ms${missing ? `, ${missing} mirror refusals missing` : ''}`,
+      name: `Revoke called → all ${mirrorCount} mirrors refusing, p99 < ${TARGET_P99_MS} ms`,
+      pass: called.p99 < TARGET_P99_MS && missing === 0,
+      detail: `p99 ${called.p99.toFixed(2)} ms${missing ? `, ${missing} mirror refusals missing` : ''}`,
+    },
+    {
+      name: `Revoke RPC p99 < ${TARGET_RPC_P99_MS} ms`,
+      pass: rpc.p99 < TARGET_RPC_P99_MS,
+      detail: `p99 ${rpc.p99.toFixed(2)} ms`,
     },
     {
       name: `verifier ≥ ${TARGET_RATIO * 100}% of bare jwtVerify`,
@@ -252,6 +270,12 @@ try {
     `| Revoke returned → one mirror refusing (per mirror × revocation) | ${mirrors.n} | ${f(mirrors.p50)} | ${f(mirrors.p99)} | ${f(mirrors.max)} |`,
     `| Revoke called → every mirror refusing (per revocation) | ${called.n} | ${f(called.p50)} | ${f(called.p99)} | ${f(called.max)} |`,
     `| Revoke RPC (admin, jti) | ${rpc.n} | ${f(rpc.p50)} | ${f(rpc.p99)} | ${f(rpc.max)} |`,
+    `| GC in the busiest mirror process, per round (from accepting the token to its last refusal) | ${gc.n} | ${f(gc.p50)} | ${f(gc.p99)} | ${f(gc.max)} |`,
+    '',
+    `Rounds at or over ${TARGET_P99_MS} ms from Revoke called: ${slowRounds.length} of ${sinceCalled.length}; ` +
+      `${slowWithGc} of them had a mirror process collecting garbage for ${GC_STALL_MS} ms or more ` +
+      `(as did ${fastWithGc} faster rounds). The four processes share core 1, so one process's pause ` +
+      'delays the others too.',
     '',
     '| throughput (one core) | verifications/s |',
     '| --- | ---: |',
@@ -282,6 +306,8 @@ try {
           sinceCalled: called,
           revokeRpc: rpc,
           perRoundMaxMs: perRoundMax,
+          sinceCalledMs: sinceCalled,
+          gcMsPerRound: roundGcMs,
         },
         throughput: {
           verifierPerS: verifierRate,

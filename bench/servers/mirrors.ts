@@ -3,7 +3,9 @@
 // on it with `createVerifier`; the verifiers share one mirror (one KV watch per bucket) and each hears
 // its changes. For each round the parent sends a token: every verifier must accept it; once the parent
 // revokes it, each verifier re-verifies the token when the mirror applies a revocation entry, and the
-// moment it first refuses (shared clock: performance.timeOrigin + performance.now()) is reported back.
+// moment it first refuses (shared clock: performance.timeOrigin + performance.now()) is reported back,
+// with the time this process spent in garbage collection meanwhile.
+import { PerformanceObserver } from 'node:perf_hooks';
 import { createVerifier, type Verifier, VerifyError } from '@aoa/sdk';
 import { connect } from '@nats-io/transport-node';
 import { pinSelf } from '../lib/procs.js';
@@ -29,7 +31,14 @@ for (let i = 0; i < count; i += BATCH) {
   verifiers.push(...batch);
 }
 
-let current: { round: number; token: string; refusedAt: Array<number | undefined>; left: number } | undefined;
+let current:
+  | { round: number; token: string; refusedAt: Array<number | undefined>; left: number; gcMs: number }
+  | undefined;
+// Garbage collection while a round waits for its refusals: the pauses that hold a process off the core.
+new PerformanceObserver((list) => {
+  if (!current) return;
+  for (const entry of list.getEntries()) current.gcMs += entry.duration;
+}).observe({ entryTypes: ['gc'] });
 let finishTimer: NodeJS.Timeout | undefined;
 
 const request = (token: string) => ({
@@ -42,7 +51,12 @@ const request = (token: string) => ({
 function finish(): void {
   if (!current) return;
   clearTimeout(finishTimer);
-  send({ type: 'refused', round: current.round, times: current.refusedAt.map((t) => t ?? null) });
+  send({
+    type: 'refused',
+    round: current.round,
+    gcMs: current.gcMs,
+    times: current.refusedAt.map((t) => t ?? null),
+  });
   current = undefined;
 }
 
@@ -76,6 +90,7 @@ process.on('message', (message: FromParent) => {
       token: message.token,
       refusedAt: new Array(verifiers.length).fill(undefined),
       left: verifiers.length,
+      gcMs: 0,
     };
     finishTimer = setTimeout(finish, 10_000);
     send({
