@@ -274,8 +274,7 @@ try {
     '',
     `Rounds at or over ${TARGET_P99_MS} ms from Revoke called: ${slowRounds.length} of ${sinceCalled.length}; ` +
       `${slowWithGc} of them had a mirror process collecting garbage for ${GC_STALL_MS} ms or more ` +
-      `(as did ${fastWithGc} faster rounds). The four processes share core 1, so one process's pause ` +
-      'delays the others too.',
+      `(as did ${fastWithGc} faster rounds).`,
     '',
     '| throughput (one core) | verifications/s |',
     '| --- | ---: |',
