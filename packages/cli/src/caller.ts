@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { signClientAssertion } from '@aoa/sdk';
 import {
   type CallOptions,
   type ChannelCredentials,
@@ -10,7 +11,7 @@ import {
   status,
 } from '@grpc/grpc-js';
 import type { JWK } from 'jose';
-import { RpcError, readDevFacts, signClientAssertion } from './delegate.js';
+import { RpcError, readDevFacts } from './delegate.js';
 import type { DevFacts } from './dev.js';
 
 /** Exit codes scripts can rely on. */

@@ -1,9 +1,9 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { errorInfoFrom } from '@aoa/core';
 import { issuer as pb, type rpc } from '@aoa/proto';
 import { type ServiceError, status } from '@grpc/grpc-js';
-import { calculateJwkThumbprint, exportJWK, importJWK, type JWK, SignJWT } from 'jose';
+import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
 import { callAs } from './caller.js';
 import type { DevFacts } from './dev.js';
 
@@ -58,20 +58,6 @@ function describeInfo(code: number, info: rpc.ErrorInfo | undefined): string {
     ...(info.metadata.constraint ? [`constraint ${info.metadata.constraint}`] : []),
   ];
   return parts.length > 0 ? ` [${parts.join(', ')}]` : '';
-}
-
-/** Signs a single-use RFC 7523 client assertion for `aud` = the issuer identifier. */
-export async function signClientAssertion(clientId: string, jwk: JWK, issuer: string): Promise<string> {
-  const alg = jwk.alg ?? (jwk.kty === 'OKP' ? 'EdDSA' : 'ES256');
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ jti: randomBytes(16).toString('base64url') })
-    .setProtectedHeader({ alg, ...(jwk.kid ? { kid: jwk.kid } : {}) })
-    .setIssuer(clientId)
-    .setSubject(clientId)
-    .setAudience(issuer)
-    .setIssuedAt(now)
-    .setExpirationTime(now + 60)
-    .sign(await importJWK(jwk, alg));
 }
 
 /** A fresh Ed25519 holder key for a child (development convenience), and its RFC 7638 thumbprint. */

@@ -1,11 +1,4 @@
-import {
-  createHash,
-  createPrivateKey,
-  generateKeyPairSync,
-  type JsonWebKey,
-  type KeyObject,
-  randomBytes,
-} from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
   type AoaClaims,
@@ -25,7 +18,8 @@ import {
 import { DeliverPolicy, type JsMsg, jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { calculateJwkThumbprint, compactDecrypt, decodeProtectedHeader, type JWK, SignJWT } from 'jose';
+import { calculateJwkThumbprint, compactDecrypt, decodeProtectedHeader, type JWK } from 'jose';
+import { signDpopProof } from './caller-proofs.js';
 
 /** An agent's two private keys, as JWKs: one for ECDH-ES+A256KW decryption, one for DPoP signing. */
 export interface AgentKeys {
@@ -114,16 +108,8 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** A DPoP proof (RFC 9449) by this agent's key for `htm htu`, bound to the current token by `ath`. */
   async dpopProof(htm: string, htu: string): Promise<string> {
-    const ath = createHash('sha256').update(this.token()).digest('base64url');
-    return new SignJWT({
-      jti: randomBytes(16).toString('base64url'),
-      htm,
-      htu,
-      iat: Math.floor(this.clock.nowMs() / 1000),
-      ath,
-    })
-      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: this.dpopPublic })
-      .sign(this.dpopKey);
+    const key = { privateKey: this.dpopKey, publicJwk: this.dpopPublic, alg: 'ES256' } as const;
+    return signDpopProof(key, htm, htu, this.token(), this.clock.nowMs());
   }
 
   /** @internal */
@@ -343,16 +329,12 @@ export async function generateAgentKeys(): Promise<{
  * const dpop = await enrolmentProof(keys.private, serviceAccountToken);
  */
 export async function enrolmentProof(keys: AgentKeys, attestation: string): Promise<string> {
-  const key = privateKey(keys.dpop, 'dpop');
-  return new SignJWT({
-    jti: randomBytes(16).toString('base64url'),
-    htm: 'POST',
-    htu: ENROLL_DPOP_HTU,
-    iat: Math.floor(Date.now() / 1000),
-    ath: createHash('sha256').update(attestation).digest('base64url'),
-  })
-    .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: publicPart(keys.dpop) })
-    .sign(key);
+  const key = {
+    privateKey: privateKey(keys.dpop, 'dpop'),
+    publicJwk: publicPart(keys.dpop),
+    alg: 'ES256',
+  } as const;
+  return signDpopProof(key, 'POST', ENROLL_DPOP_HTU, attestation);
 }
 
 function privateKey(jwk: JWK, purpose: string): KeyObject {

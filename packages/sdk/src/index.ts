@@ -8,6 +8,7 @@ export {
   generateAgentKeys,
   type RejectedDelivery,
 } from './agent.js';
+export { type DpopKey, signClientAssertion, signDpopProof } from './caller-proofs.js';
 export { fastifyProtect } from './fastify.js';
 export { Freshness, type StaleReason } from './freshness.js';
 export { type ProtectOptions, protect, refusalOf, requestOf } from './node-http.js';
