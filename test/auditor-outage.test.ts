@@ -18,6 +18,7 @@ import {
   startAuditor,
   type TestAuditor,
   until,
+  verdict,
   verifyChain,
 } from './support/auditor.js';
 
@@ -87,7 +88,7 @@ describe('PostgreSQL stopped in the middle of a burst', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${auditor.httpPort}/metrics`)).text();
     assert.match(metrics, /^aoa_auditor_write_failures_total [1-9]/m);
     await until('a checkpoint of the head', async () => (await checkpointedSeq(auditor.store)) === 2000);
-    assert.deepEqual(await verifyChain(auditor), { ok: true, checked: 2000, problems: [] });
+    assert.deepEqual(verdict(await verifyChain(auditor)), { ok: true, checked: 2000, problems: [] });
   });
 });
 

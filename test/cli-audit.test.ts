@@ -133,7 +133,10 @@ describe('aoa audit against an issuer and an auditor', () => {
     assert.match(second ?? '', new RegExp(`^  └─ \\* ${child.jti}  jobs/prod  `));
     const verdict = await verifyAuditChain(admin);
     assert.equal(verdict.ok, true);
-    assert.match(formatVerify(verdict), /^audit chain intact: \d+ rows checked/);
+    assert.match(
+      formatVerify(verdict),
+      /^audit chain intact: \d+ rows checked.*\n(last signed checkpoint: seq \d+ at \S+ by key \S{12}…|no signed checkpoint yet)\n$/,
+    );
     // No verifier has reported usage: every scope issued to both apps is unused.
     assert.equal(
       formatUnused(await auditUnusedScopes(admin, { env: 'prod', app: '' })),

@@ -97,7 +97,9 @@ describe('NATS permissions of the rotator and of an agent from infra/nats/auth.c
     try {
       await requestRefused(nc, '$JS.API.STREAM.INFO.KV_aoa_signing_keys');
       await requestRefused(nc, '$JS.API.DIRECT.GET.KV_aoa_signing_keys.$KV.aoa_signing_keys.ring');
-      await requestRefused(nc, '$JS.API.STREAM.INFO.KV_aoa_keys');
+      // It reads aoa_keys (operator tokens), as a verifier does: it may neither change nor write it.
+      await requestRefused(nc, '$JS.API.STREAM.UPDATE.KV_aoa_keys', '{}');
+      await requestRefused(nc, '$JS.API.STREAM.CREATE.KV_aoa_keys', '{}');
       for (const subject of ['aoa.issuer.mint', 'aoa.audit.>', 'aoa.creds.>']) {
         assert.ok(await subscriptionRefused(nc, subject), subject);
       }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createVerifier, type Verifier } from '@aoa/sdk';
+import { Metadata } from '@grpc/grpc-js';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { query, startAuditor, systemAccess, until, unusedScopes, verifyChain } from './support/auditor.js';
 import {
@@ -15,7 +16,9 @@ import {
   violations,
 } from './support/nats-auth.js';
 import { clientAssertion, dpopProof, makeKey, type TestKey } from './support/oauth.js';
+import { consoleToken, operatorMetadata } from './support/operator.js';
 import { callRevoke, startRevoker } from './support/revoker.js';
+import { callRotator, startRotator } from './support/rotator.js';
 import { rootDelegateAsArgocd, startSystem, type TestSystem } from './support/system.js';
 
 let creds: NatsCredentials;
@@ -227,6 +230,34 @@ describe('NATS permissions from infra/nats/auth.conf', () => {
       assert.deepEqual(reported, []);
       assert.doesNotMatch(auditor.logs.text(), /Permissions Violation/);
     } finally {
+      await auditor.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('lets the auditor and the rotator verify an operator token through their own users', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'aoa-audit-'));
+    const auditor = await startAuditor(sys.nats.url, dir, creds.serviceEnv('auditor'), systemAccess(sys));
+    const rot = await startRotator(sys, creds.serviceEnv('rotator'));
+    try {
+      const operator = await consoleToken(sys);
+      const md = new Metadata();
+      const htu = `${auditor.grpcUrl}/aoa.v1.Auditor/VerifyChain`;
+      for (const [key, value] of Object.entries(await operatorMetadata(operator, htu))) md.set(key, value);
+      // Answered at all is the point (the chain itself is another test's: this store starts empty).
+      await new Promise((resolve, reject) =>
+        auditor.client.verifyChain({}, md, (error, response) => (error ? reject(error) : resolve(response))),
+      );
+      await callRotator(
+        rot.client,
+        rot.client.listGrants,
+        { environment: '', child: '' },
+        await operatorMetadata(operator, `${rot.rotator.grpcUrl}/aoa.v1.Rotator/ListGrants`),
+      );
+      assert.doesNotMatch(auditor.logs.text(), /Permissions Violation/);
+      assert.doesNotMatch(sys.logs.text(), /Permissions Violation/);
+    } finally {
+      await rot.stop();
       await auditor.stop();
       await rm(dir, { recursive: true, force: true });
     }

@@ -149,6 +149,9 @@ async function callerMetadata(auditor: TestAuditor, as: AuditorCaller | null | u
   return metadata;
 }
 
+/** A VerifyChain answer without its last checkpoint (which depends on when checkpoints were signed). */
+export const verdict = ({ ok, checked, problems }: pb.VerifyChainResponse) => ({ ok, checked, problems });
+
 export async function verifyChain(
   auditor: TestAuditor,
   as?: AuditorCaller | null,

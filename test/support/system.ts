@@ -20,11 +20,14 @@ export const IDP_AUDIENCE = 'https://aoa.test';
 
 /**
  * A policy for the system tests: the real test IdP, two parent clients, an admin, three apps; with an
- * `edge` key, also a client registered with `dpop_bound_access_tokens` (it presents argocd-sa too).
+ * `edge` key, also a client registered with `dpop_bound_access_tokens` (it presents argocd-sa too);
+ * with a `console` key, the web console's client (not an admin), which presents the `sre` group.
+ * Members of `sre` may get operator tokens (`aoa:admin` for `urn:aoa:admin`) for the app `console` in
+ * env `ops`; the rule also allows bearer tokens, so tests can show that no service accepts one.
  */
 export function testPolicy(
   idpIssuer: string,
-  keys: { argocd: TestKey; ci: TestKey; admin: TestKey; edge?: TestKey },
+  keys: { argocd: TestKey; ci: TestKey; admin: TestKey; edge?: TestKey; console?: TestKey },
 ): string {
   const jwk = (k: TestKey, kid: string) => JSON.stringify({ ...k.publicJwk, kid });
   const edge = keys.edge
@@ -35,6 +38,14 @@ export function testPolicy(
     may_present:
       - idp: corp
         subjects: [argocd-sa]`
+    : '';
+  const consoleClient = keys.console
+    ? `
+  - id: console
+    jwks: [${jwk(keys.console, 'console-1')}]
+    may_present:
+      - idp: corp
+        groups: [sre]`
     : '';
   return `version: 1
 limits:
@@ -61,7 +72,7 @@ clients:
     jwks: [${jwk(keys.admin, 'ops-1')}]
     may_present:
       - idp: corp
-        groups: [sre]${edge}
+        groups: [sre]${edge}${consoleClient}
 roles:
   - name: deployers
     members:
@@ -78,6 +89,9 @@ roles:
   - name: grant-owners
     members:
       subjects: ["idp:corp:grant-owner"]
+  - name: operators
+    members:
+      groups: ["corp:sre"]
 apps:
   - name: dashboards
     environments: [prod, staging]
@@ -88,6 +102,9 @@ apps:
   - name: reports
     environments: [prod]
     audiences: ["https://metrics.internal"]
+  - name: console
+    environments: [ops]
+    audiences: ["urn:aoa:admin", "https://console.internal"]
 rules:
   - name: deployers-dashboards
     role: deployers
@@ -132,6 +149,14 @@ rules:
     scopes:
       prod: ["read:metrics"]
     max_ttl: 15m
+  - name: operators-console
+    role: operators
+    children: [console]
+    environments: [ops]
+    scopes:
+      ops: ["aoa:admin", "read:console"]
+    max_ttl: 15m
+    bearer_allowed: true
 `;
 }
 
@@ -141,7 +166,7 @@ export interface TestSystem {
   issuer: RunningIssuer;
   dir: string;
   policyPath: string;
-  keys: { argocd: TestKey; ci: TestKey; admin: TestKey; edge: TestKey };
+  keys: { argocd: TestKey; ci: TestKey; admin: TestKey; edge: TestKey; console: TestKey };
   logs: ReturnType<typeof captureLogs>;
   client: pb.IssuerClient;
   /** A token from the real IdP for an IdP client (argocd-sa is in group platform). */
@@ -170,6 +195,7 @@ export async function startSystem(
     ci: await makeKey('ES256'),
     admin: await makeKey(),
     edge: await makeKey('ES256'),
+    console: await makeKey(),
   };
   const policyPath = join(dir, 'policy.yaml');
   await writeFile(policyPath, testPolicy(idp.issuer, keys));

@@ -7,6 +7,7 @@ export {
   requireAdmin,
   verifyClientAssertion,
 } from './client-assertion.js';
+export { type DpopPresentation, type HolderContext, type ProvedHolder, proveHolder } from './dpop-holder.js';
 export { federatedClient, isWorkloadAssertion } from './federated-client.js';
 export { IdpKeySets } from './idp-keys.js';
 export {
@@ -18,3 +19,17 @@ export {
   verifyIdpToken,
   verifyPolicyIdpToken,
 } from './idp-token.js';
+export {
+  type Administrator,
+  assertOperator,
+  type CallerProof,
+  callerBy,
+  callerProof,
+  isAdministrator,
+  type Operator,
+  type OperatorContext,
+  proveAdministrator,
+  proveServiceCaller,
+  requireAdministrator,
+  type ServiceCaller,
+} from './operator.js';

@@ -70,10 +70,15 @@ export function formatLineage(response: auditor.LineageResponse): string {
 
 /** The verification verdict; every problem on its own line. */
 export function formatVerify(result: auditor.VerifyChainResponse): string {
-  if (result.ok) return `audit chain intact: ${result.checked} rows checked against the signed checkpoints\n`;
+  const cp = result.lastCheckpoint;
+  const last = cp
+    ? `last signed checkpoint: seq ${cp.seq} at ${cp.time?.toISOString() ?? '?'} by key ${cp.publicKey.slice(0, 12)}…${cp.matchesStore ? '' : ' (the store no longer holds its hash)'}\n`
+    : 'no signed checkpoint yet\n';
+  if (result.ok)
+    return `audit chain intact: ${result.checked} rows checked against the signed checkpoints\n${last}`;
   return `audit chain NOT intact: ${result.checked} rows checked, ${result.problems.length} problem(s):\n${result.problems
     .map((p) => `  - ${p}\n`)
-    .join('')}`;
+    .join('')}${last}`;
 }
 
 type Growth = {

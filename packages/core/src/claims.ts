@@ -53,3 +53,17 @@ export function actorList(act: ActorClaim | undefined): string[] {
 
 /** Depth of a token: the length of its lineage; a root delegation has depth 0. */
 export const depthOf = (claims: Pick<AoaClaims, 'aoa_lineage'>): number => claims.aoa_lineage.length;
+
+/**
+ * The scope that makes the holder of an aoa token an administrator of the services (an operator
+ * token): with {@link OPERATOR_AUDIENCE} in `aud`, key-bound, presented with a DPoP proof. Policy
+ * decides who may be issued one, through the ordinary Delegate path.
+ */
+export const OPERATOR_SCOPE = 'aoa:admin';
+
+/** The audience an operator token must name (see {@link OPERATOR_SCOPE}). */
+export const OPERATOR_AUDIENCE = 'urn:aoa:admin';
+
+/** Whether a token's claims name both the operator scope and the operator audience. */
+export const isOperatorToken = (claims: Pick<AoaClaims, 'aud' | 'scope'>): boolean =>
+  claims.aud.includes(OPERATOR_AUDIENCE) && claims.scope.split(' ').includes(OPERATOR_SCOPE);

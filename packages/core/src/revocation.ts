@@ -28,7 +28,7 @@ export interface RevocationRecord {
   reason: string;
   /** Additive: what was revoked (`jti`, `app`, `sub`, `kid`, `grant`). */
   kind?: string;
-  /** Additive: who revoked, `client:<id>` or `jkt:<thumbprint>`. */
+  /** Additive: who revoked, `client:<id>`, `jkt:<thumbprint>` or `operator:<sub>`. */
   by?: string;
 }
 

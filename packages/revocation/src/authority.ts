@@ -1,14 +1,29 @@
 import { AppError, actorApp, type VerifiedAoaToken } from '@aoa/core';
 import type { RevokeTarget } from './target.js';
 
-/** A proved caller: a registered client (client assertion) or the holder of a key (DPoP proof). */
-export type Caller = { kind: 'client'; id: string; admin: boolean } | { kind: 'holder'; jkt: string };
+/**
+ * A proved caller: a registered client (client assertion), the holder of a key (DPoP proof), or an
+ * operator (the holder of a valid operator token, `@aoa/auth` `assertOperator`): an administrator.
+ */
+export type Caller =
+  | { kind: 'client'; id: string; admin: boolean }
+  | { kind: 'holder'; jkt: string }
+  | { kind: 'operator'; sub: string; jti: string; jkt: string };
 
-/** How a caller is named in records and audit: `client:<id>` or `jkt:<thumbprint>`. */
-export const callerName = (caller: Caller): string =>
-  caller.kind === 'client' ? `client:${caller.id}` : `jkt:${caller.jkt}`;
+/** How a caller is named in records and audit: `client:<id>`, `jkt:<thumbprint>` or `operator:<sub>`. */
+export function callerName(caller: Caller): string {
+  switch (caller.kind) {
+    case 'client':
+      return `client:${caller.id}`;
+    case 'holder':
+      return `jkt:${caller.jkt}`;
+    case 'operator':
+      return `operator:${caller.sub}`;
+  }
+}
 
-export const isAdmin = (caller: Caller): boolean => caller.kind === 'client' && caller.admin;
+export const isAdmin = (caller: Caller): boolean =>
+  caller.kind === 'operator' || (caller.kind === 'client' && caller.admin);
 
 /** Where a revoked token lives, for the notice subject `aoa.revoked.<env>.<app>`. */
 export interface TargetPlace {

@@ -52,7 +52,7 @@ export interface RevocationWriteContext {
 export interface RevocationWrite {
   target: RevokeTarget;
   reason: string;
-  /** Who revokes, as records and audit name it: `client:<id>` or `jkt:<thumbprint>`. */
+  /** Who revokes, as records and audit name it: `client:<id>`, `jkt:<thumbprint>` or `operator:<sub>`. */
   by: string;
   /** Where the revoked token lives, for the notice subject; undefined when unknown. */
   place: TargetPlace | undefined;

@@ -6,7 +6,9 @@ import {
   ConfigError,
   connectService,
   ensureAuditStream,
+  followTokenMirrors,
   GrpcServer,
+  hostForUrl,
   type Logger,
   NatsProbe,
   openBucket,
@@ -61,6 +63,8 @@ export interface AuditorDeps {
 export interface RunningAuditor {
   grpcPort: number;
   httpPort: number;
+  /** Base URL of the gRPC endpoint, the prefix of every DPoP `htu`. */
+  grpcUrl: string;
   /** This instance's lease holder name. */
   instance: string;
   /** True while this instance holds the writer lease and ingests. */
@@ -71,7 +75,8 @@ export interface RunningAuditor {
 
 /**
  * Composes the auditor: the store (PostgreSQL or PGlite, migrated), NATS (audit stream, durable
- * consumer, lease bucket, checkpoint stream), the writer lease loop, and the gRPC and HTTP adapters.
+ * consumer, lease bucket, checkpoint stream, `aoa_replay`, and mirrors of `aoa_keys` and
+ * `aoa_revocations` for operator tokens), the writer lease loop, and the gRPC and HTTP adapters.
  * Nothing happens until `start()`.
  */
 export function buildAuditor(config: AuditorConfig, deps: AuditorDeps): { start(): Promise<RunningAuditor> } {
@@ -123,6 +128,10 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
         maxAgeMs: config.replayWindowSeconds * 1000,
       }),
     ]);
+    // Operator tokens: verified against the published keys and the revocations (not part of readiness:
+    // until they are synchronised only operator calls are refused, as unavailable).
+    const tokenMirrors = await followTokenMirrors(kvm, log);
+    cleanup.push(() => tokenMirrors.stop());
     const signer = new CheckpointSigner(config.keyFile ? await readFile(config.keyFile, 'utf8') : undefined);
     const trustedKeys = await loadTrustedKeys(config, signer, log);
     const policyStore = await PolicyStore.open(config.policyFile, {
@@ -181,6 +190,8 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
     const grpc = new GrpcServer(log, ['aoa/v1/auditor.proto']);
     const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.tls);
     cleanup.push(() => grpc.stop());
+    const scheme = config.tls ? 'https' : 'http';
+    const grpcUrl = config.grpcUrl ?? `${scheme}://${hostForUrl(config.grpcListen.host)}:${grpcPort}`;
     grpc.addService(
       pb.AuditorService,
       auditorHandlers({
@@ -194,7 +205,10 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
           windowSeconds: config.replayWindowSeconds,
           clock,
           replay: new ReplayGuard(replayKv),
+          keys: tokenMirrors.keys,
+          revocations: tokenMirrors.revocations,
         },
+        grpcUrl,
         log,
       }),
     );
@@ -211,10 +225,11 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
     cleanup.push(() => http.close());
     grpc.followReadiness(notReady, ['aoa.v1.Auditor']);
     policyStore.watch();
-    log.info({ grpcPort, httpPort: http.port, store: db.kind }, 'auditor started');
+    log.info({ grpcPort, grpcUrl, httpPort: http.port, store: db.kind }, 'auditor started');
     return {
       grpcPort,
       httpPort: http.port,
+      grpcUrl,
       instance,
       isWriter: () => writer.active,
       store,

@@ -18,9 +18,10 @@ const count = (fallback: number, max: number) =>
 
 /** The auditor's environment variables; only `main.ts` reads `process.env`. */
 export const AuditorEnv = serviceEnv({
-  // The registered clients: every Auditor call needs a client assertion of an administrator.
+  // The registered clients: every Auditor call needs an administrator (an admin client's assertion,
+  // or an operator token with its DPoP proof).
   AOA_POLICY_FILE: z.string({ error: 'required' }).min(1, 'required'),
-  // The issuer identifier: client assertions name it as `aud`.
+  // The issuer identifier: client assertions name it as `aud`, aoa tokens as `iss`.
   AOA_ISSUER_URL: httpUrlField(),
   AOA_REPLAY_WINDOW: replayWindowField(),
   // Trusted checkpoint public keys (a JWK, a JWK Set or PEM); without it, checkpoints are trusted on first use.
@@ -31,6 +32,8 @@ export const AuditorEnv = serviceEnv({
   AOA_AUDIT_DB_PASSWORD_FILE: z.string().min(1, 'must not be empty').optional(),
   AOA_AUDITOR_GRPC_LISTEN: listenField('127.0.0.1:7431'),
   AOA_AUDITOR_HTTP_LISTEN: listenField('127.0.0.1:7432'),
+  // The gRPC base URL callers reach this auditor by: operator DPoP proofs name it (+ method) as `htu`.
+  AOA_AUDITOR_GRPC_URL: httpUrlField().optional(),
   AOA_AUDITOR_BATCH_SIZE: count(500, 5000),
   AOA_AUDITOR_FLUSH: durationField('5ms'),
   // How long JetStream waits for a delivered event's ack before offering it again. Keep it at most two
@@ -71,6 +74,8 @@ export interface AuditorConfig extends ServiceConfig {
     | { kind: 'pglite'; dataDir: string };
   grpcListen: { host: string; port: number };
   httpListen: { host: string; port: number };
+  /** The gRPC base URL of DPoP `htu`s; undefined: derived from the listener. */
+  grpcUrl: string | undefined;
   batchSize: number;
   flushMs: number;
   ackWaitMs: number;
@@ -97,6 +102,7 @@ export function loadAuditorConfig(env: Record<string, string | undefined>): Audi
       : { kind: 'pglite', dataDir: e.AOA_AUDIT_DB },
     grpcListen: e.AOA_AUDITOR_GRPC_LISTEN,
     httpListen: e.AOA_AUDITOR_HTTP_LISTEN,
+    grpcUrl: e.AOA_AUDITOR_GRPC_URL,
     batchSize: e.AOA_AUDITOR_BATCH_SIZE,
     flushMs: Math.max(1, e.AOA_AUDITOR_FLUSH * 1000),
     ackWaitMs: Math.max(1000, e.AOA_AUDITOR_ACK_WAIT * 1000),

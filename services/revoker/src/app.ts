@@ -127,6 +127,7 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
       issuer: config.issuerUrl,
       policy: () => policyStore.current(),
       keys,
+      revocations,
       replay: new ReplayGuard(replayKv),
       windowSeconds: config.replayWindowSeconds,
       ...writer.ctx,

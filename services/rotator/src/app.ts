@@ -6,8 +6,10 @@ import {
   connectService,
   ensureAppMirrors,
   ensureAuditStream,
+  followTokenMirrors,
   GrantMirror,
   GrpcServer,
+  hostForUrl,
   type Logger,
   NatsProbe,
   openBucket,
@@ -45,13 +47,16 @@ export interface RotatorDeps {
 export interface RunningRotator {
   grpcPort: number;
   httpPort: number;
+  /** Base URL of the gRPC endpoint, the prefix of every DPoP `htu`. */
+  grpcUrl: string;
   /** This replica's lease holder id. */
   holder: string;
   stop(): Promise<void>;
 }
 
 /**
- * Composes the rotator: NATS (audit stream, `AOA_CREDS`, `aoa_grants`, `aoa_replay`), policy
+ * Composes the rotator: NATS (audit stream, `AOA_CREDS`, `aoa_grants`, `aoa_replay`, and mirrors of
+ * `aoa_keys` and `aoa_revocations` for operator tokens), policy
  * (registered clients, grant checks), the grant domain, the rotation loop, and the gRPC and HTTP
  * adapters. Nothing happens until `start()`.
  */
@@ -126,12 +131,17 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
     reconciler = new PolicyReconciler({ store, audit, clock, log, metrics, rotateNow, retryMs: 5000 });
     cleanup.push(() => reconciler?.stop());
     await reconciler.reconcile(policyStore.current());
+    // Operator tokens: not part of readiness (until synchronised, only operator calls are refused).
+    const tokenMirrors = await followTokenMirrors(kvm, log);
+    cleanup.push(() => tokenMirrors.stop());
     const idpKeys = new IdpKeySets();
     const ctx: RotatorContext = {
       issuer: config.issuerUrl,
       policy: () => policyStore.current(),
       store,
       replay: new ReplayGuard(replayKv),
+      keys: tokenMirrors.keys,
+      revocations: tokenMirrors.revocations,
       audit,
       subjects,
       clock,
@@ -154,7 +164,9 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
     const grpc = new GrpcServer(log, ['aoa/v1/rotator.proto']);
     const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.tls);
     cleanup.push(() => grpc.stop());
-    grpc.addService(pb.RotatorService, rotatorHandlers(ctx, metrics, log));
+    const scheme = config.tls ? 'https' : 'http';
+    const grpcUrl = config.grpcUrl ?? `${scheme}://${hostForUrl(config.grpcListen.host)}:${grpcPort}`;
+    grpc.addService(pb.RotatorService, rotatorHandlers(ctx, grpcUrl, metrics, log));
     const notReady = () => natsProbe.problems();
     const http = await startHttpServer({
       listen: config.httpListen,
@@ -172,8 +184,8 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
     cleanup.push(() => remint.unsubscribe());
     grpc.followReadiness(notReady, ['aoa.v1.Rotator']);
     policyStore.watch();
-    log.info({ grpcPort, httpPort: http.port }, 'rotator started');
-    return { grpcPort, httpPort: http.port, holder, stop: () => runCleanup(cleanup) };
+    log.info({ grpcPort, grpcUrl, httpPort: http.port }, 'rotator started');
+    return { grpcPort, httpPort: http.port, grpcUrl, holder, stop: () => runCleanup(cleanup) };
   } catch (error) {
     await runCleanup(cleanup);
     throw error;

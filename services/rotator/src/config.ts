@@ -16,10 +16,12 @@ const url = httpUrlField();
 /** The rotator's environment variables; only `main.ts` reads `process.env`. */
 export const RotatorEnv = serviceEnv({
   AOA_POLICY_FILE: z.string({ error: 'required' }).min(1, 'required'),
-  // The issuer identifier: client assertions name it as `aud`.
+  // The issuer identifier: client assertions name it as `aud`, aoa tokens as `iss`.
   AOA_ISSUER_URL: url,
   AOA_ROTATOR_GRPC_LISTEN: listenField('127.0.0.1:7421'),
   AOA_ROTATOR_HTTP_LISTEN: listenField('127.0.0.1:7422'),
+  // The gRPC base URL callers reach this rotator by: operator DPoP proofs name it (+ method) as `htu`.
+  AOA_ROTATOR_GRPC_URL: url.optional(),
   AOA_REPLAY_WINDOW: replayWindowField(),
   AOA_AUDIT_MAX_AGE: durationField('30d'),
   AOA_AUDIT_MAX_BYTES: z.coerce
@@ -56,6 +58,8 @@ export interface RotatorConfig extends ServiceConfig {
   issuerUrl: string;
   grpcListen: { host: string; port: number };
   httpListen: { host: string; port: number };
+  /** The gRPC base URL of DPoP `htu`s; undefined: derived from the listener. */
+  grpcUrl: string | undefined;
   replayWindowSeconds: number;
   auditMaxAgeSeconds: number;
   auditMaxBytes: number;
@@ -76,6 +80,7 @@ export function loadRotatorConfig(env: Record<string, string | undefined>): Rota
     issuerUrl: e.AOA_ISSUER_URL,
     grpcListen: e.AOA_ROTATOR_GRPC_LISTEN,
     httpListen: e.AOA_ROTATOR_HTTP_LISTEN,
+    grpcUrl: e.AOA_ROTATOR_GRPC_URL,
     replayWindowSeconds: e.AOA_REPLAY_WINDOW,
     auditMaxAgeSeconds: e.AOA_AUDIT_MAX_AGE,
     auditMaxBytes: e.AOA_AUDIT_MAX_BYTES,

@@ -33,6 +33,7 @@ const checkpointOf = (row: ChainRow): TrustedCheckpoint => ({
   seq: row.seq,
   hash: row.hash,
   time: row.time,
+  publicKey: 'k'.repeat(43),
   signatureOk: true,
 });
 
@@ -56,7 +57,15 @@ describe('chain verification', () => {
   it('accepts an intact chain with matching checkpoints', () => {
     const rows = chain(10);
     const result = verify(rows, [checkpointOf(rows[4]!), checkpointOf(rows[9]!)]);
-    assert.deepEqual(result, { ok: true, checked: 10, problems: [] });
+    assert.deepEqual(
+      { ...result, lastCheckpoint: result.lastCheckpoint?.seq },
+      {
+        ok: true,
+        checked: 10,
+        problems: [],
+        lastCheckpoint: 10,
+      },
+    );
   });
 
   it('names an edited row', () => {
@@ -99,6 +108,22 @@ describe('chain verification', () => {
     assert.deepEqual(result.problems, [
       `tail missing: checkpoint at seq 8 (${rows[7]!.time}) but the chain ends at seq 5`,
     ]);
+  });
+
+  it('names the latest trusted checkpoint, and whether the store still holds its hash', () => {
+    const rows = chain(6);
+    const bad = { ...checkpointOf(rows[5]!), signatureOk: false };
+    const intact = verify(rows, [checkpointOf(rows[1]!), checkpointOf(rows[3]!), bad]);
+    assert.deepEqual(intact.lastCheckpoint, {
+      seq: 4,
+      hash: rows[3]!.hash,
+      time: rows[3]!.time,
+      publicKey: 'k'.repeat(43),
+      matchesStore: true,
+    });
+    const rewritten = verify(rows, [{ ...checkpointOf(rows[3]!), hash: 'f'.repeat(64) }]);
+    assert.equal(rewritten.lastCheckpoint?.matchesStore, false);
+    assert.equal(verify(rows, []).lastCheckpoint, undefined);
   });
 
   it('reports a checkpoint whose signature does not verify', () => {

@@ -5,6 +5,8 @@ export interface TrustedCheckpoint {
   seq: number;
   hash: string;
   time: string;
+  /** The signer's Ed25519 public key (base64url). */
+  publicKey: string;
   /** False when the signature did not verify: reported, and not trusted. */
   signatureOk: boolean;
   /** The signing key, when keys are pinned and this one is not among them: reported, and not trusted. */
@@ -15,6 +17,17 @@ export interface VerifyResult {
   ok: boolean;
   checked: number;
   problems: string[];
+  /** The latest trusted checkpoint (signature good, key pinned or trusted on first use), if any. */
+  lastCheckpoint: LastCheckpoint | undefined;
+}
+
+export interface LastCheckpoint {
+  seq: number;
+  hash: string;
+  time: string;
+  publicKey: string;
+  /** Whether row `seq` of the store still has the signed hash. */
+  matchesStore: boolean;
 }
 
 /**
@@ -109,6 +122,18 @@ export class ChainVerifier {
         );
       }
     }
-    return { ok: this.problems.length === 0, checked: this.checked, problems: [...this.problems] };
+    const last = sorted.filter((cp) => cp.signatureOk && cp.unknownKey === undefined).at(-1);
+    return {
+      ok: this.problems.length === 0,
+      checked: this.checked,
+      problems: [...this.problems],
+      lastCheckpoint: last && {
+        seq: last.seq,
+        hash: last.hash,
+        time: last.time,
+        publicKey: last.publicKey,
+        matchesStore: this.hashes.get(last.seq) === last.hash,
+      },
+    };
   }
 }

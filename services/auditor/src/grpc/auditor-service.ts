@@ -1,5 +1,5 @@
-import { type CallerContext, proveClient, requireAdmin } from '@aoa/auth';
-import { assertName, type Logger, singleMetadata, toGrpcError } from '@aoa/core';
+import { callerBy, callerProof, type OperatorContext, proveAdministrator } from '@aoa/auth';
+import { assertName, type Logger, toGrpcError } from '@aoa/core';
 import type { events, auditor as pb } from '@aoa/proto';
 import type { Metadata, ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
 import type { ChainRow } from '../domain/chain.js';
@@ -20,25 +20,35 @@ export interface AuditorServiceDeps {
   checkpoints(): Promise<SignedCheckpoint[]>;
   /** The pinned checkpoint keys; undefined when checkpoints are trusted on first use. */
   trustedKeys: TrustedKeys | undefined;
-  caller: CallerContext;
+  caller: OperatorContext;
+  /** The gRPC base URL callers reach this auditor by, the prefix of every DPoP `htu`. */
+  grpcUrl: string;
   log: Logger;
 }
 
 /**
- * gRPC `aoa.v1.Auditor`: proves an administrator caller (audit data is sensitive: a single-use client
- * assertion of an admin client on every call), validates, calls the store, maps errors once.
+ * gRPC `aoa.v1.Auditor`: proves an administrator caller on every call (audit data is sensitive: a
+ * single-use client assertion of an admin client, or an operator token with a single-use DPoP proof
+ * by its key), validates, calls the store, maps errors once.
  */
 export function auditorHandlers(deps: AuditorServiceDeps): pb.AuditorServer {
   const { store, log } = deps;
-  const admin = async (metadata: Metadata) =>
-    requireAdmin(
-      await proveClient(singleMetadata(metadata, 'client-assertion'), deps.caller),
+  const base = deps.grpcUrl.replace(/\/$/, '');
+  const admin = async (metadata: Metadata, method: string) => {
+    const caller = await proveAdministrator(
+      callerProof(metadata, `${base}/aoa.v1.Auditor/${method}`),
+      deps.caller,
       'the audit log is for administrators only',
     );
+    // Who read the audit log: an operator is a person, named with the token that proved it.
+    if (caller.kind === 'operator')
+      log.info({ by: callerBy(caller), jti: caller.jti, method }, 'operator call');
+    return caller;
+  };
   return {
     query: async (call: ServerWritableStream<pb.QueryRequest, events.AuditEvent>) => {
       try {
-        await admin(call.metadata);
+        await admin(call.metadata, 'Query');
         const rows = await queryEvents(store, call.request);
         for (const row of rows) {
           if (call.cancelled) return;
@@ -54,10 +64,16 @@ export function auditorHandlers(deps: AuditorServiceDeps): pb.AuditorServer {
       callback: sendUnaryData<pb.VerifyChainResponse>,
     ) => {
       try {
-        await admin(call.metadata);
+        await admin(call.metadata, 'VerifyChain');
         const result = await verifyStoredChain(store, await deps.checkpoints(), deps.trustedKeys);
         if (!result.ok) log.warn({ problems: result.problems.length }, 'audit chain verification failed');
-        callback(null, result);
+        callback(null, {
+          ...result,
+          lastCheckpoint: result.lastCheckpoint && {
+            ...result.lastCheckpoint,
+            time: new Date(result.lastCheckpoint.time),
+          },
+        });
       } catch (error) {
         callback(toGrpcError(error, log));
       }
@@ -67,7 +83,7 @@ export function auditorHandlers(deps: AuditorServiceDeps): pb.AuditorServer {
       callback: sendUnaryData<pb.LineageResponse>,
     ) => {
       try {
-        await admin(call.metadata);
+        await admin(call.metadata, 'Lineage');
         const { ancestors, node } = await lineageOf(store, call.request.jti);
         callback(null, { ancestors: ancestors.map(toPbNode), node: toPbNode(node) });
       } catch (error) {
@@ -79,7 +95,7 @@ export function auditorHandlers(deps: AuditorServiceDeps): pb.AuditorServer {
       callback: sendUnaryData<pb.UnusedScopesResponse>,
     ) => {
       try {
-        await admin(call.metadata);
+        await admin(call.metadata, 'UnusedScopes');
         const { env, app } = call.request;
         if (env !== '') assertName('env', env);
         if (app !== '') assertName('app', app);

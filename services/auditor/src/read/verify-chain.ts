@@ -21,6 +21,7 @@ export async function verifyStoredChain(
       seq: Number(cp.seq),
       hash: String(cp.hash),
       time: String(cp.time),
+      publicKey: String(cp.public_key),
       signatureOk: pinned && verifyCheckpoint(cp),
       ...(pinned ? {} : { unknownKey: String(cp.public_key) }),
     };

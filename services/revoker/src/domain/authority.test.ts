@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type AoaClaims, AppError, type VerifiedAoaToken } from '@aoa/core';
-import { authorizeRevoke, type Caller, mayList } from './authority.js';
+import { authorizeRevoke, type Caller, callerName, mayList } from './authority.js';
 
 const jti = (n: number) => `jti${String(n).padStart(19, '0')}`;
 const JKT = (c: string) => c.repeat(43);
@@ -51,6 +51,16 @@ describe('who may revoke', () => {
     authorizeRevoke(admin, { kind: 'kid', kid: 'k1' }, []);
     authorizeRevoke(admin, { kind: 'sub', subject: 's' }, []);
     authorizeRevoke(admin, { kind: 'grant', grant: 'g' }, []);
+  });
+
+  it('an operator (the holder of an operator token) is an administrator, named by its subject', () => {
+    const operator: Caller = { kind: 'operator', sub: 'idp:corp:sre-bot', jti: jti(8), jkt: JKT('o') };
+    assert.equal(authorizeRevoke(operator, { kind: 'jti', jti: jti(9) }, []), undefined);
+    authorizeRevoke(operator, { kind: 'app', environment: 'prod', app: 'jobs' }, []);
+    authorizeRevoke(operator, { kind: 'sub', subject: 's' }, []);
+    authorizeRevoke(operator, { kind: 'grant', grant: 'g' }, []);
+    assert.equal(mayList(operator, 'client:ops', false), true);
+    assert.equal(callerName(operator), 'operator:idp:corp:sre-bot');
   });
 
   it('the holder of a token may revoke it and every descendant, placed at the target app', () => {

@@ -1,12 +1,13 @@
-import { proveClient } from '@aoa/auth';
+import { assertOperator, type DpopPresentation, proveClient, proveHolder } from '@aoa/auth';
 import {
   AppError,
   type Clock,
+  isOperatorToken,
   type KeySetMirror,
   type ReplayGuard,
+  type RevocationMirror,
   type VerifiedAoaToken,
   verifyAoaToken,
-  verifyDpopProof,
 } from '@aoa/core';
 import type { Policy } from '@aoa/policy';
 import type { Caller } from './authority.js';
@@ -15,7 +16,7 @@ import type { Caller } from './authority.js';
 export interface CallerProof {
   clientAssertion: string | undefined;
   /** A DPoP proof for `htm htu`, sent with `authorization: DPoP <token>`. */
-  dpop: { proof: string; htm: string; htu: string } | undefined;
+  dpop: DpopPresentation | undefined;
   /** The raw `authorization` value, if any. */
   authorization: string | undefined;
   /** Tokens presented in `aoa-token` metadata, to show a target's lineage. */
@@ -26,6 +27,8 @@ export interface ProofContext {
   issuer: string;
   policy(): Policy;
   keys: KeySetMirror;
+  /** Consulted for operator tokens (other holders prove only what they own, as before). */
+  revocations: Pick<RevocationMirror, 'ready' | 'check'>;
   replay: Pick<ReplayGuard, 'claim'>;
   clock: Clock;
   windowSeconds: number;
@@ -35,7 +38,9 @@ const MAX_PRESENTED = 4;
 
 /**
  * Proves the caller exactly as the issuer does: a client assertion (RFC 7523) of a registered client,
- * or a DPoP proof (RFC 9449, with `ath`) by the key the `authorization: DPoP` aoa token is bound to.
+ * or a DPoP proof (RFC 9449, with `ath`) by the key the `authorization: DPoP` aoa token is bound to
+ * (`@aoa/auth` `proveHolder`); when that token is an operator token, its holder is an operator
+ * (`assertOperator`: an administrator, refused if the token is revoked).
  * Returns the caller and every verified token it presented (the authorization token first).
  *
  * @example
@@ -58,33 +63,18 @@ export async function proveCaller(
     return { caller: { kind: 'client', id: client.id, admin: client.admin }, presented };
   }
   if (proof.dpop) {
-    const token = dpopToken(proof.authorization);
-    const holderToken = await verifyAoaToken(token, check);
-    const jkt = await verifyDpopProof({
-      ...proof.dpop,
-      accessToken: token,
-      windowSeconds: ctx.windowSeconds,
-      clock: ctx.clock,
-      replay: ctx.replay,
-    });
-    if (holderToken.claims.cnf?.jkt !== jkt) {
-      throw new AppError('unauthenticated', 'DPoP proof: key does not match the token binding (cnf.jkt)');
-    }
+    const holder = await proveHolder(proof.authorization, proof.dpop, ctx);
+    // An operator token makes its holder an administrator, once it is shown not to be revoked.
+    const caller: Caller = isOperatorToken(holder.token.claims)
+      ? assertOperator(holder, ctx.revocations)
+      : { kind: 'holder', jkt: holder.jkt };
     const presented = await verifyAll(proof.tokens, check);
-    return { caller: { kind: 'holder', jkt }, presented: [holderToken, ...presented] };
+    return { caller, presented: [holder.token, ...presented] };
   }
   throw new AppError(
     'unauthenticated',
     'caller proof required (send client-assertion, or dpop with authorization)',
   );
-}
-
-function dpopToken(authorization: string | undefined): string {
-  const match = /^DPoP ([A-Za-z0-9_.-]+)$/.exec(authorization ?? '');
-  if (!match?.[1]) {
-    throw new AppError('unauthenticated', 'a dpop proof needs authorization: DPoP <key-bound aoa token>');
-  }
-  return match[1];
 }
 
 async function verifyAll(

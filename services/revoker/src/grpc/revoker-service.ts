@@ -1,13 +1,8 @@
-import {
-  AppError,
-  type Logger,
-  type RevocationRecord,
-  singleMetadata,
-  toAppError,
-  toGrpcError,
-} from '@aoa/core';
+import { callerProof } from '@aoa/auth';
+import { AppError, type Logger, type RevocationRecord, toAppError, toGrpcError } from '@aoa/core';
 import type { revoker as pb } from '@aoa/proto';
 import type { Metadata, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
+import { callerName } from '../domain/authority.js';
 import { type CallerProof, proveCaller } from '../domain/caller.js';
 import { listRevocations } from '../domain/list.js';
 import { type RevokerContext, revoke } from '../domain/revoke.js';
@@ -33,11 +28,16 @@ export function revokerHandlers(deps: RevokerServiceDeps): pb.RevokerServer {
     ) => {
       const kind = targetKind(call.request);
       try {
-        const proof = callerProof(call.metadata, `${base}/aoa.v1.Revoker/Revoke`);
+        const proof = revokerProof(call.metadata, `${base}/aoa.v1.Revoker/Revoke`);
         const result = await revoke(ctx, call.request, proof);
         metrics.revocations.inc({ kind, code: 'ok' });
         log.info(
-          { key: result.key, revocationId: result.revocationId, repeated: result.repeated },
+          {
+            key: result.key,
+            revocationId: result.revocationId,
+            repeated: result.repeated,
+            by: callerName(result.caller),
+          },
           'revocation in force',
         );
         callback(null, { revocationId: result.revocationId, atMs: result.atMs, key: result.key });
@@ -51,7 +51,7 @@ export function revokerHandlers(deps: RevokerServiceDeps): pb.RevokerServer {
       callback: sendUnaryData<pb.ListRevocationsResponse>,
     ) => {
       try {
-        const proof = callerProof(call.metadata, `${base}/aoa.v1.Revoker/ListRevocations`);
+        const proof = revokerProof(call.metadata, `${base}/aoa.v1.Revoker/ListRevocations`);
         const { caller } = await proveCaller(ctx, proof);
         const page = listRevocations(caller, deps.list(), call.request);
         callback(null, {
@@ -81,8 +81,8 @@ function targetKind(request: pb.RevokeRequest): string {
   return 'none';
 }
 
-function callerProof(metadata: Metadata, htu: string): CallerProof {
-  const dpop = singleMetadata(metadata, 'dpop');
+/** The caller proof (`@aoa/auth` `callerProof`) and the tokens presented in `aoa-token` metadata. */
+function revokerProof(metadata: Metadata, htu: string): CallerProof {
   const tokens = metadata.get('aoa-token').flatMap((v) => {
     if (typeof v !== 'string') throw new AppError('invalid_argument', 'aoa-token: must be ASCII text');
     return v
@@ -90,10 +90,5 @@ function callerProof(metadata: Metadata, htu: string): CallerProof {
       .map((t) => t.trim())
       .filter(Boolean);
   });
-  return {
-    clientAssertion: singleMetadata(metadata, 'client-assertion'),
-    dpop: dpop ? { proof: dpop, htm: 'POST', htu } : undefined,
-    authorization: singleMetadata(metadata, 'authorization'),
-    tokens,
-  };
+  return { ...callerProof(metadata, htu), tokens };
 }

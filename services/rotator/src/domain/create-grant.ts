@@ -1,13 +1,13 @@
-import { assertMayPresent } from '@aoa/auth';
+import { assertMayPresent, callerBy, isAdministrator, type ServiceCaller } from '@aoa/auth';
 import { AppError, type GrantRecord, nowSeconds, randomId } from '@aoa/core';
-import { type ClientConfig, decide, findClient, GRANT_HOLDER_PLACEHOLDER, type Policy } from '@aoa/policy';
+import { decide, findClient, GRANT_HOLDER_PLACEHOLDER, type Policy } from '@aoa/policy';
 import { type GrantRequest, parsePrincipal, validateGrantInput } from './grant.js';
 import type { RotatorContext } from './operations.js';
 
 export interface CreateGrantInput extends GrantRequest {
   /** Empty for a parent (its subject token names it); any principal for an administrator. */
   sub: string;
-  /** Empty: the caller. */
+  /** Empty: the caller (an operator, not being a client, must name one). */
   parentClient: string;
   /** The parent's IdP token (`subject-token` metadata); absent for an administrator's grant. */
   subjectToken: string | undefined;
@@ -23,17 +23,18 @@ interface GrantParent {
 /**
  * Creates a standing grant. A parent proves itself (client assertion) and presents its IdP token as
  * `subject-token`: the grant's `sub` is that verified principal, its parent client the caller, its groups
- * the token's. An administrator without a token may create a grant for any principal. Either way the
+ * the token's. An administrator (an admin client, or an operator naming the parent client) without a
+ * token may create a grant for any principal. Either way the
  * request is validated (its lifetime within `AOA_GRANT_MAX_LIFETIME`), checked against policy as the
  * issuer will check every mint, audited before the answer (fail closed), and stored.
  */
 export async function createGrant(
   ctx: RotatorContext,
-  client: ClientConfig,
+  caller: ServiceCaller,
   raw: CreateGrantInput,
 ): Promise<GrantRecord> {
   const policy = ctx.policy();
-  const parent = await grantParent(ctx, policy, client, raw);
+  const parent = await grantParent(ctx, policy, caller, raw);
   const now = nowSeconds(ctx.clock);
   const input = validateGrantInput({ ...raw, sub: parent.sub }, now, ctx.maxGrantLifetimeSeconds);
   const principal = parsePrincipal(input.sub);
@@ -65,7 +66,7 @@ export async function createGrant(
   };
   await ctx.audit.publish('grant.created', record.id, {
     ...record,
-    by: `client:${client.id}`,
+    by: callerBy(caller),
     rule: decision.rule,
   });
   await ctx.store.createGrant(record);
@@ -75,10 +76,14 @@ export async function createGrant(
 async function grantParent(
   ctx: RotatorContext,
   policy: Policy,
-  client: ClientConfig,
+  caller: ServiceCaller,
   raw: CreateGrantInput,
 ): Promise<GrantParent> {
   if (raw.subjectToken) {
+    if (caller.kind !== 'client') {
+      throw new AppError('invalid_argument', 'subject-token: only a parent client presents its IdP identity');
+    }
+    const client = caller.client;
     const subject = await ctx.verifySubjectToken(raw.subjectToken, policy);
     assertMayPresent(policy, client, subject);
     const sub = `idp:${subject.idp.namespace}:${subject.sub}`;
@@ -96,13 +101,16 @@ async function grantParent(
     }
     return { sub, groups: subject.groups, parentClient: client.id };
   }
-  if (!client.admin) {
+  if (!isAdministrator(caller)) {
     throw new AppError(
       'unauthenticated',
       'subject-token required: a parent creates grants for the IdP identity it presents',
     );
   }
-  const parentClient = raw.parentClient || client.id;
+  const parentClient = raw.parentClient || (caller.kind === 'client' ? caller.client.id : '');
+  if (!parentClient) {
+    throw new AppError('invalid_argument', 'parent_client: required when an operator creates a grant');
+  }
   if (!findClient(policy, parentClient)) {
     throw new AppError('invalid_argument', `parent_client: unknown client ${parentClient}`);
   }

@@ -1,4 +1,10 @@
-import { requireAdmin, type VerifiedIdpToken } from '@aoa/auth';
+import {
+  callerBy,
+  isAdministrator,
+  requireAdministrator,
+  type ServiceCaller,
+  type VerifiedIdpToken,
+} from '@aoa/auth';
 import {
   type AgentRecord,
   AppError,
@@ -7,10 +13,12 @@ import {
   type Clock,
   fingerprint,
   type GrantRecord,
+  type KeySetMirror,
   type ReplayGuard,
+  type RevocationMirror,
   type Subjects,
 } from '@aoa/core';
-import type { ClientConfig, Policy } from '@aoa/policy';
+import type { Policy } from '@aoa/policy';
 import type { GrantStore } from '../nats/grant-store.js';
 import { assertGrantId } from './grant.js';
 import { joinTokenHash, joinTokenTtl, newJoinToken } from './join-token.js';
@@ -21,6 +29,9 @@ export interface RotatorContext {
   policy(): Policy;
   store: GrantStore;
   replay: Pick<ReplayGuard, 'claim'>;
+  /** The published keys and the revocations, for operator tokens (`@aoa/auth` `proveServiceCaller`). */
+  keys: KeySetMirror;
+  revocations: Pick<RevocationMirror, 'ready' | 'check'>;
   audit: Pick<AuditPublisher, 'publish'>;
   subjects: Subjects;
   clock: Clock;
@@ -46,25 +57,30 @@ async function existingGrant(
   return found;
 }
 
-/** Lists grants: all for an administrator, a parent client's own otherwise. */
+/** Whether the caller is the grant's parent client. */
+const isParent = (caller: ServiceCaller, grant: GrantRecord): boolean =>
+  caller.kind === 'client' && grant.parent_client === caller.client.id;
+
+/** Lists grants: all for an administrator (an admin client or an operator), a parent client's own otherwise. */
 export async function listGrants(
   ctx: RotatorContext,
-  client: ClientConfig,
+  caller: ServiceCaller,
   filter: { environment: string; child: string },
 ): Promise<Array<GrantRecord & { agents: string[] }>> {
+  const all = isAdministrator(caller);
   const grants = ctx.store
     .listGrants()
     .filter(
       (g) =>
-        (client.admin || g.parent_client === client.id) &&
+        (all || isParent(caller, g)) &&
         (!filter.environment || g.env === filter.environment) &&
         (!filter.child || g.app === filter.child),
     );
   return grants.map((g) => ({ ...g, agents: ctx.store.agents(g.id).map((a) => a.agent) }));
 }
 
-export async function deleteGrant(ctx: RotatorContext, client: ClientConfig, id: string): Promise<void> {
-  requireAdmin(client);
+export async function deleteGrant(ctx: RotatorContext, caller: ServiceCaller, id: string): Promise<void> {
+  const by = callerBy(requireAdministrator(caller));
   const { record } = await existingGrant(ctx, id);
   const listed = record.policy_grant;
   if (listed !== undefined && ctx.policy().grants.some((grant) => grant.name === listed)) {
@@ -73,30 +89,30 @@ export async function deleteGrant(ctx: RotatorContext, client: ClientConfig, id:
       `grant comes from policy grant ${listed}: remove it from the policy file instead`,
     );
   }
-  await ctx.audit.publish('grant.deleted', record.id, { grant_id: record.id, by: `client:${client.id}` });
+  await ctx.audit.publish('grant.deleted', record.id, { grant_id: record.id, by });
   await ctx.store.deleteGrant(record.id);
 }
 
 /** Lifts a revoked grant's tombstone (administrators), and its revocation mark. */
 export async function restoreGrant(
   ctx: RotatorContext,
-  client: ClientConfig,
+  caller: ServiceCaller,
   id: string,
 ): Promise<GrantRecord> {
-  requireAdmin(client);
+  const by = callerBy(requireAdministrator(caller));
   // Taken before reading: a revocation of this grant written after this moment outlives the restore.
   const restoredAt = ctx.clock.nowMs();
   const { record, revision } = await existingGrant(ctx, id);
   const restored: GrantRecord = { ...record, state: 'active', restored_at_ms: restoredAt };
-  await ctx.audit.publish('grant.restored', record.id, { grant_id: record.id, by: `client:${client.id}` });
+  await ctx.audit.publish('grant.restored', record.id, { grant_id: record.id, by });
   await ctx.liftGrantRevocation(record.id, restoredAt);
   await ctx.store.updateGrant(restored, revision);
   await ctx.rotateNow(record.id);
   return restored;
 }
 
-export async function rotateNow(ctx: RotatorContext, client: ClientConfig, id: string): Promise<void> {
-  requireAdmin(client);
+export async function rotateNow(ctx: RotatorContext, caller: ServiceCaller, id: string): Promise<void> {
+  requireAdministrator(caller);
   const { record } = await existingGrant(ctx, id);
   if (record.state !== 'active') throw new AppError('failed_precondition', 'grant is revoked');
   await ctx.rotateNow(record.id);
@@ -108,12 +124,12 @@ export async function rotateNow(ctx: RotatorContext, client: ClientConfig, id: s
  */
 export async function createJoinToken(
   ctx: RotatorContext,
-  client: ClientConfig,
+  caller: ServiceCaller,
   id: string,
   ttlSeconds: number,
 ): Promise<{ token: string; expiresAt: number }> {
   const { record } = await existingGrant(ctx, id);
-  if (!client.admin && record.parent_client !== client.id) {
+  if (!isAdministrator(caller) && !isParent(caller, record)) {
     throw new AppError('permission_denied', "administrators or the grant's parent client only");
   }
   if (record.state !== 'active') throw new AppError('failed_precondition', 'grant is revoked');
@@ -125,12 +141,12 @@ export async function createJoinToken(
     grant_id: record.id,
     token_hash: hash,
     expires_at_ms: expiresAtMs,
-    by: `client:${client.id}`,
+    by: callerBy(caller),
   });
   await ctx.store.createJoinToken(hash, {
     grant: record.id,
     expires_at_ms: expiresAtMs,
-    created_by: client.id,
+    created_by: caller.kind === 'client' ? caller.client.id : callerBy(caller),
   });
   return { token, expiresAt: Math.floor(expiresAtMs / 1000) };
 }

@@ -1,6 +1,5 @@
-import { proveClient } from '@aoa/auth';
+import { callerBy, callerProof, proveServiceCaller, type ServiceCaller } from '@aoa/auth';
 import { AppError, type GrantRecord, type Logger, singleMetadata, toAppError, toGrpcError } from '@aoa/core';
-import type { ClientConfig } from '@aoa/policy';
 import type { rotator as pb } from '@aoa/proto';
 import type { Metadata, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import { attestedEnrol } from '../domain/attested-enrol.js';
@@ -18,8 +17,17 @@ import type { RotatorMetrics } from '../metrics.js';
 
 type Handler<Req, Res> = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void;
 
-/** gRPC `aoa.v1.Rotator`: reads the caller's proof from metadata, calls the domain, maps errors once. */
-export function rotatorHandlers(ctx: RotatorContext, metrics: RotatorMetrics, log: Logger): pb.RotatorServer {
+/**
+ * gRPC `aoa.v1.Rotator`: reads the caller's proof from metadata (a client assertion, or an operator
+ * token with a DPoP proof whose `htu` is `grpcUrl` + the method path), calls the domain, maps errors once.
+ */
+export function rotatorHandlers(
+  ctx: RotatorContext,
+  grpcUrl: string,
+  metrics: RotatorMetrics,
+  log: Logger,
+): pb.RotatorServer {
+  const base = grpcUrl.replace(/\/$/, '');
   const unary =
     <Req, Res>(method: string, run: (request: Req, metadata: Metadata) => Promise<Res>): Handler<Req, Res> =>
     (call, callback) => {
@@ -34,11 +42,15 @@ export function rotatorHandlers(ctx: RotatorContext, metrics: RotatorMetrics, lo
         },
       );
     };
-  const client = (metadata: Metadata): Promise<ClientConfig> =>
-    proveClient(singleMetadata(metadata, 'client-assertion'), ctx);
+  const caller = async (metadata: Metadata, method: string): Promise<ServiceCaller> => {
+    const proved = await proveServiceCaller(callerProof(metadata, `${base}/aoa.v1.Rotator/${method}`), ctx);
+    if (proved.kind === 'operator')
+      log.info({ by: callerBy(proved), jti: proved.jti, method }, 'operator call');
+    return proved;
+  };
   return {
     createGrant: unary('CreateGrant', async (req: pb.CreateGrantRequest, md) => {
-      const grant = await createGrant(ctx, await client(md), {
+      const grant = await createGrant(ctx, await caller(md, 'CreateGrant'), {
         sub: req.sub,
         child: req.child,
         environment: req.environment,
@@ -53,25 +65,30 @@ export function rotatorHandlers(ctx: RotatorContext, metrics: RotatorMetrics, lo
       return { grant: toPb(grant, []) };
     }),
     listGrants: unary('ListGrants', async (req: pb.ListGrantsRequest, md) => {
-      const grants = await listGrants(ctx, await client(md), req);
+      const grants = await listGrants(ctx, await caller(md, 'ListGrants'), req);
       return { grants: grants.map((g) => toPb(g, g.agents)) };
     }),
     deleteGrant: unary('DeleteGrant', async (req: pb.DeleteGrantRequest, md) => {
-      await deleteGrant(ctx, await client(md), req.grantId);
+      await deleteGrant(ctx, await caller(md, 'DeleteGrant'), req.grantId);
       log.info({ grant: req.grantId }, 'grant deleted');
       return {};
     }),
     restoreGrant: unary('RestoreGrant', async (req: pb.RestoreGrantRequest, md) => {
-      const grant = await restoreGrant(ctx, await client(md), req.grantId);
+      const grant = await restoreGrant(ctx, await caller(md, 'RestoreGrant'), req.grantId);
       log.info({ grant: grant.id }, 'grant restored');
       return { grant: toPb(grant, []) };
     }),
     rotateNow: unary('RotateNow', async (req: pb.RotateNowRequest, md) => {
-      await rotateNow(ctx, await client(md), req.grantId);
+      await rotateNow(ctx, await caller(md, 'RotateNow'), req.grantId);
       return {};
     }),
     createJoinToken: unary('CreateJoinToken', async (req: pb.CreateJoinTokenRequest, md) => {
-      const { token, expiresAt } = await createJoinToken(ctx, await client(md), req.grantId, req.ttlSeconds);
+      const { token, expiresAt } = await createJoinToken(
+        ctx,
+        await caller(md, 'CreateJoinToken'),
+        req.grantId,
+        req.ttlSeconds,
+      );
       return { joinToken: token, expiresAt };
     }),
     enroll: unary('Enroll', async (req: pb.EnrollRequest) => {

@@ -63,6 +63,25 @@ export interface VerifyChainResponse {
   checked: number;
   /** One precise sentence per problem: edited row, deleted row, gap, missing tail, checkpoint mismatch. */
   problems: string[];
+  /**
+   * The latest checkpoint of the checkpoint stream whose signature verifies (by a pinned key, when
+   * keys are pinned); unset when there is none yet.
+   */
+  lastCheckpoint: Checkpoint | undefined;
+}
+
+/** A signed chain head, as the auditor published it to AOA_AUDIT_CHECKPOINTS. */
+export interface Checkpoint {
+  seq: number;
+  /** Hex SHA-256 chain hash of row `seq`. */
+  hash: string;
+  time:
+    | Date
+    | undefined;
+  /** The signer's Ed25519 public key, base64url of its raw 32 bytes. */
+  publicKey: string;
+  /** Whether row `seq` of the store still has this hash. */
+  matchesStore: boolean;
 }
 
 export interface LineageRequest {
@@ -392,7 +411,7 @@ export const VerifyChainRequest: MessageFns<VerifyChainRequest> = {
 };
 
 function createBaseVerifyChainResponse(): VerifyChainResponse {
-  return { ok: false, checked: 0, problems: [] };
+  return { ok: false, checked: 0, problems: [], lastCheckpoint: undefined };
 }
 
 export const VerifyChainResponse: MessageFns<VerifyChainResponse> = {
@@ -405,6 +424,9 @@ export const VerifyChainResponse: MessageFns<VerifyChainResponse> = {
     }
     for (const v of message.problems) {
       writer.uint32(26).string(v!);
+    }
+    if (message.lastCheckpoint !== undefined) {
+      Checkpoint.encode(message.lastCheckpoint, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -446,6 +468,14 @@ export const VerifyChainResponse: MessageFns<VerifyChainResponse> = {
             message.problems.push(reader.string());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.lastCheckpoint = Checkpoint.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -463,6 +493,11 @@ export const VerifyChainResponse: MessageFns<VerifyChainResponse> = {
       ok: isSet(object.ok) ? globalThis.Boolean(object.ok) : false,
       checked: isSet(object.checked) ? globalThis.Number(object.checked) : 0,
       problems: globalThis.Array.isArray(object?.problems) ? object.problems.map((e: any) => globalThis.String(e)) : [],
+      lastCheckpoint: isSet(object.lastCheckpoint)
+        ? Checkpoint.fromJSON(object.lastCheckpoint)
+        : isSet(object.last_checkpoint)
+        ? Checkpoint.fromJSON(object.last_checkpoint)
+        : undefined,
     };
   },
 
@@ -477,6 +512,9 @@ export const VerifyChainResponse: MessageFns<VerifyChainResponse> = {
     if (message.problems?.length) {
       obj.problems = message.problems;
     }
+    if (message.lastCheckpoint !== undefined) {
+      obj.lastCheckpoint = Checkpoint.toJSON(message.lastCheckpoint);
+    }
     return obj;
   },
 
@@ -488,6 +526,150 @@ export const VerifyChainResponse: MessageFns<VerifyChainResponse> = {
     message.ok = object.ok ?? false;
     message.checked = object.checked ?? 0;
     message.problems = object.problems?.map((e) => e) || [];
+    message.lastCheckpoint = (object.lastCheckpoint !== undefined && object.lastCheckpoint !== null)
+      ? Checkpoint.fromPartial(object.lastCheckpoint)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCheckpoint(): Checkpoint {
+  return { seq: 0, hash: "", time: undefined, publicKey: "", matchesStore: false };
+}
+
+export const Checkpoint: MessageFns<Checkpoint> = {
+  encode(message: Checkpoint, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.seq !== 0) {
+      writer.uint32(8).int64(message.seq);
+    }
+    if (message.hash !== "") {
+      writer.uint32(18).string(message.hash);
+    }
+    if (message.time !== undefined) {
+      Timestamp.encode(toTimestamp(message.time), writer.uint32(26).fork()).join();
+    }
+    if (message.publicKey !== "") {
+      writer.uint32(34).string(message.publicKey);
+    }
+    if (message.matchesStore !== false) {
+      writer.uint32(40).bool(message.matchesStore);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Checkpoint {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckpoint();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hash = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.time = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.publicKey = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.matchesStore = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Checkpoint {
+    return {
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      hash: isSet(object.hash) ? globalThis.String(object.hash) : "",
+      time: isSet(object.time) ? fromJsonTimestamp(object.time) : undefined,
+      publicKey: isSet(object.publicKey)
+        ? globalThis.String(object.publicKey)
+        : isSet(object.public_key)
+        ? globalThis.String(object.public_key)
+        : "",
+      matchesStore: isSet(object.matchesStore)
+        ? globalThis.Boolean(object.matchesStore)
+        : isSet(object.matches_store)
+        ? globalThis.Boolean(object.matches_store)
+        : false,
+    };
+  },
+
+  toJSON(message: Checkpoint): unknown {
+    const obj: any = {};
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.hash !== "") {
+      obj.hash = message.hash;
+    }
+    if (message.time !== undefined) {
+      obj.time = message.time.toISOString();
+    }
+    if (message.publicKey !== "") {
+      obj.publicKey = message.publicKey;
+    }
+    if (message.matchesStore !== false) {
+      obj.matchesStore = message.matchesStore;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Checkpoint>, I>>(base?: I): Checkpoint {
+    return Checkpoint.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Checkpoint>, I>>(object: I): Checkpoint {
+    const message = createBaseCheckpoint();
+    message.seq = object.seq ?? 0;
+    message.hash = object.hash ?? "";
+    message.time = object.time ?? undefined;
+    message.publicKey = object.publicKey ?? "";
+    message.matchesStore = object.matchesStore ?? false;
     return message;
   },
 };

@@ -110,7 +110,7 @@ export interface RevocationIssued {
   kind: string;
   atMs: number;
   reason: string;
-  /** `client:<id>` or `jkt:<thumbprint>`. */
+  /** `client:<id>`, `jkt:<thumbprint>` or `operator:<sub>`. */
   by: string;
   /** Known for app targets and for jti targets whose token was presented. */
   environment: string;

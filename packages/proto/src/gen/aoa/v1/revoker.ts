@@ -79,7 +79,7 @@ export interface Revocation {
   reason: string;
   /** jti, app, sub, kid, grant. */
   kind: string;
-  /** Who revoked: `client:<id>` or `jkt:<thumbprint>`. */
+  /** Who revoked: `client:<id>`, `jkt:<thumbprint>` or `operator:<sub>`. */
   by: string;
 }
 

@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  type AoaClaims,
+  AppError,
+  OPERATOR_AUDIENCE,
+  OPERATOR_SCOPE,
+  type VerifiedAoaToken,
+} from '@aoa/core';
+import type { ClientConfig } from '@aoa/policy';
+import type { ProvedHolder } from './dpop-holder.js';
+import { assertOperator, callerBy, requireAdministrator, type ServiceCaller } from './operator.js';
+
+function holder(overrides: Partial<AoaClaims> = {}): ProvedHolder {
+  const claims: AoaClaims = {
+    iss: 'https://issuer',
+    sub: 'idp:corp:sre-bot',
+    aud: [OPERATOR_AUDIENCE],
+    client_id: 'client:console',
+    env: 'ops',
+    scope: `read:console ${OPERATOR_SCOPE}`,
+    iat: 1,
+    nbf: 1,
+    exp: 2,
+    jti: 'j'.repeat(22),
+    act: { sub: 'app:console' },
+    aoa_lineage: [],
+    aoa_iat_ms: 1,
+    aoa_max_depth: 0,
+    aoa_rule: 'operators-console',
+    cnf: { jkt: 'k'.repeat(43) },
+    ...overrides,
+  };
+  const token: VerifiedAoaToken = { claims, kid: 'kid-1', alg: 'EdDSA' };
+  return { token, jkt: 'k'.repeat(43) };
+}
+
+const none = { ready: () => true, check: () => undefined };
+const refusedAs = (code: string, message: RegExp) => (error: unknown) =>
+  error instanceof AppError && error.code === code && message.test(error.message);
+
+describe('operator tokens', () => {
+  it('make the holder of aoa:admin for urn:aoa:admin an operator named by the token subject', () => {
+    const operator = assertOperator(holder(), none);
+    assert.deepEqual(operator, {
+      kind: 'operator',
+      sub: 'idp:corp:sre-bot',
+      jti: 'j'.repeat(22),
+      jkt: 'k'.repeat(43),
+    });
+    assert.equal(callerBy(operator), 'operator:idp:corp:sre-bot');
+    assert.deepEqual(requireAdministrator(operator), operator);
+  });
+
+  it('refuse a token without the operator audience or scope as permission_denied', () => {
+    assert.throws(
+      () => assertOperator(holder({ aud: ['https://console.internal'] }), none),
+      refusedAs('permission_denied', /aud/),
+    );
+    assert.throws(
+      () => assertOperator(holder({ scope: 'aoa:admins read:console' }), none),
+      refusedAs('permission_denied', /scope/),
+    );
+  });
+
+  it('refuse a revoked token (itself or an ancestor), and anything before the mirror is synchronised', () => {
+    const revoked = {
+      ready: () => true,
+      check: () => ({ key: 'jti.x', record: { id: 'r', at_ms: 1, reason: '' } }),
+    };
+    assert.throws(() => assertOperator(holder(), revoked), refusedAs('permission_denied', /revoked/));
+    assert.throws(
+      () => assertOperator(holder(), { ...none, ready: () => false }),
+      refusedAs('unavailable', /synchronised/),
+    );
+  });
+
+  it('leave clients as they were: an admin client is an administrator, another client is refused', () => {
+    const client = (admin: boolean): ServiceCaller => ({
+      kind: 'client',
+      client: { id: admin ? 'ops' : 'argocd', admin } as ClientConfig,
+    });
+    assert.deepEqual(requireAdministrator(client(true)), { kind: 'client', clientId: 'ops' });
+    assert.equal(callerBy(client(false)), 'client:argocd');
+    assert.throws(
+      () => requireAdministrator(client(false)),
+      refusedAs('permission_denied', /administrators only/),
+    );
+  });
+});

@@ -1,0 +1,140 @@
+import {
+  AppError,
+  type KeySetMirror,
+  OPERATOR_AUDIENCE,
+  OPERATOR_SCOPE,
+  type RevocationMirror,
+  singleMetadata,
+} from '@aoa/core';
+import type { ClientConfig } from '@aoa/policy';
+import type { Metadata } from '@grpc/grpc-js';
+import { type CallerContext, proveClient } from './client-assertion.js';
+import { type DpopPresentation, type ProvedHolder, proveHolder } from './dpop-holder.js';
+
+/** The person an operator token names: its root subject, its `jti`, and the key that proved it. */
+export interface Operator {
+  kind: 'operator';
+  /** The token's `sub`: `idp:<namespace>:<idp sub>`, the person signed in. */
+  sub: string;
+  jti: string;
+  jkt: string;
+}
+
+/** Who made a call: a registered client (by its client assertion) or an operator (by its token). */
+export type ServiceCaller = { kind: 'client'; client: ClientConfig } | Operator;
+
+/** An administrator: an admin client, or an operator. */
+export type Administrator = { kind: 'client'; clientId: string } | Operator;
+
+/** The caller proof a call sent, as read from metadata ({@link callerProof}). */
+export interface CallerProof {
+  clientAssertion: string | undefined;
+  /** A DPoP proof, sent with `authorization: DPoP <token>`. */
+  dpop: DpopPresentation | undefined;
+  authorization: string | undefined;
+}
+
+/** What proving a client or an operator needs: the registered clients, the keys, the revocations. */
+export interface OperatorContext extends CallerContext {
+  keys: KeySetMirror;
+  /** A mirror of `aoa_revocations`; one not yet synchronised refuses operators (unavailable). */
+  revocations: Pick<RevocationMirror, 'ready' | 'check'>;
+}
+
+/**
+ * Reads a call's caller proof from gRPC metadata: `client-assertion`, or `dpop` with
+ * `authorization`; the proof must name `POST` and `htu`, the service's gRPC base URL + the method path.
+ *
+ * @example
+ * const proof = callerProof(call.metadata, `${grpcUrl}/aoa.v1.Auditor/VerifyChain`);
+ */
+export function callerProof(metadata: Metadata, htu: string): CallerProof {
+  const dpop = singleMetadata(metadata, 'dpop');
+  return {
+    clientAssertion: singleMetadata(metadata, 'client-assertion'),
+    dpop: dpop ? { proof: dpop, htm: 'POST', htu } : undefined,
+    authorization: singleMetadata(metadata, 'authorization'),
+  };
+}
+
+/**
+ * What makes a proved holder an operator: its token names {@link OPERATOR_AUDIENCE} and
+ * {@link OPERATOR_SCOPE} (else `permission_denied`), and neither it nor any ancestor is revoked
+ * (`permission_denied`, reason `TOKEN_REVOKED`; a mirror not yet synchronised: `unavailable`).
+ */
+export function assertOperator(
+  holder: ProvedHolder,
+  revocations: Pick<RevocationMirror, 'ready' | 'check'>,
+): Operator {
+  const { claims, kid } = holder.token;
+  if (!claims.aud.includes(OPERATOR_AUDIENCE)) {
+    throw new AppError('permission_denied', `operator token: aud must include ${OPERATOR_AUDIENCE}`);
+  }
+  if (!claims.scope.split(' ').includes(OPERATOR_SCOPE)) {
+    throw new AppError('permission_denied', `operator token: scope must include ${OPERATOR_SCOPE}`);
+  }
+  if (!revocations.ready()) throw new AppError('unavailable', 'revocation view not yet synchronised');
+  const hit = revocations.check({ ...claims, kid });
+  if (hit) {
+    throw new AppError('permission_denied', `operator token revoked (${hit.key.split('.')[0]} revocation)`, {
+      reason: 'TOKEN_REVOKED',
+    });
+  }
+  return { kind: 'operator', sub: claims.sub, jti: claims.jti, jkt: holder.jkt };
+}
+
+/**
+ * Proves who made a call: a registered client by its client assertion ({@link proveClient}), or an
+ * operator by `authorization: DPoP <operator token>` and a DPoP proof by the key it is bound to
+ * ({@link proveHolder}, then {@link assertOperator}). Both proofs is `invalid_argument`; neither is
+ * `unauthenticated`. A bearer token is never enough.
+ *
+ * @example
+ * const caller = await proveServiceCaller(callerProof(call.metadata, htu), ctx);
+ */
+export async function proveServiceCaller(proof: CallerProof, ctx: OperatorContext): Promise<ServiceCaller> {
+  if (proof.clientAssertion && proof.dpop) {
+    throw new AppError('invalid_argument', 'send one caller proof: client-assertion or dpop, not both');
+  }
+  if (proof.clientAssertion) return { kind: 'client', client: await proveClient(proof.clientAssertion, ctx) };
+  if (proof.dpop) {
+    // Before the mirrors are current no operator token can be judged: say so, whatever was sent.
+    if (!ctx.revocations.ready()) throw new AppError('unavailable', 'revocation view not yet synchronised');
+    return assertOperator(await proveHolder(proof.authorization, proof.dpop, ctx), ctx.revocations);
+  }
+  throw new AppError(
+    'unauthenticated',
+    'caller proof required (send client-assertion, or dpop with an operator token in authorization)',
+  );
+}
+
+export const isAdministrator = (caller: ServiceCaller): boolean =>
+  caller.kind === 'operator' || caller.client.admin;
+
+/** Lets an administrator through (an admin client or an operator); refuses any other as `permission_denied`. */
+export function requireAdministrator(caller: ServiceCaller, what = 'administrators only'): Administrator {
+  if (!isAdministrator(caller)) throw new AppError('permission_denied', what);
+  return caller.kind === 'client' ? { kind: 'client', clientId: caller.client.id } : caller;
+}
+
+/**
+ * Proves an administrator: the client assertion of an admin client, or an operator token with a DPoP
+ * proof by its key ({@link proveServiceCaller}); any other caller is `permission_denied`.
+ *
+ * @example
+ * const admin = await proveAdministrator(callerProof(call.metadata, htu), ctx);
+ * log.info({ by: callerBy(admin) }, 'chain verified');
+ */
+export async function proveAdministrator(
+  proof: CallerProof,
+  ctx: OperatorContext,
+  what?: string,
+): Promise<Administrator> {
+  return requireAdministrator(await proveServiceCaller(proof, ctx), what);
+}
+
+/** How a caller is named in `by` fields and logs: `client:<id>` or `operator:<sub>`. */
+export function callerBy(caller: ServiceCaller | Administrator): string {
+  if (caller.kind === 'operator') return `operator:${caller.sub}`;
+  return `client:${'client' in caller ? caller.client.id : caller.clientId}`;
+}
