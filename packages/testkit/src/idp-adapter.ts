@@ -1,4 +1,7 @@
-/** A client of the test IdP: a confidential client allowed the client_credentials grant. */
+/**
+ * A client of the test IdP: a confidential client allowed the client_credentials grant and, with
+ * `redirectUris`, the authorization code grant (PKCE required) for people who sign in.
+ */
 export interface IdpClient {
   clientId: string;
   clientSecret: string;
@@ -13,6 +16,8 @@ export interface IdpClient {
   sub?: string;
   /** When set, the access token carries RFC 8693 `may_act: { sub }`. */
   mayAct?: string;
+  /** Where the authorization code grant may send its code (and sign-out return); none: no such grant. */
+  redirectUris?: string[];
 }
 
 /** The shape oidc-provider expects of a storage adapter, one instance per model name. */
@@ -28,15 +33,17 @@ interface Adapter {
 
 /**
  * The oidc-provider metadata of a test client: secret in the Authorization header (or, with `jwks`,
- * `private_key_jwt`), no redirects.
+ * `private_key_jwt`), redirects only when it signs people in.
  */
 export function clientMetadata(client: IdpClient): Record<string, unknown> {
+  const redirects = client.redirectUris ?? [];
   return {
     client_id: client.clientId,
     client_secret: client.clientSecret,
-    grant_types: ['client_credentials'],
-    response_types: [],
-    redirect_uris: [],
+    grant_types: redirects.length > 0 ? ['client_credentials', 'authorization_code'] : ['client_credentials'],
+    response_types: redirects.length > 0 ? ['code'] : [],
+    redirect_uris: redirects,
+    post_logout_redirect_uris: redirects.map((uri) => new URL('/', uri).href),
     ...(client.jwks
       ? { token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: client.jwks } }
       : { token_endpoint_auth_method: 'client_secret_basic' }),

@@ -3,9 +3,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair } from 'jose';
 import { createIdpAdapter, type IdpClient } from './idp-adapter.js';
+import { handleInteraction, type IdpUser, type InteractionProvider } from './idp-login.js';
 import { requestClientCredentialsToken } from './idp-token.js';
 
 export type { IdpClient } from './idp-adapter.js';
+export type { IdpUser } from './idp-login.js';
 
 /** Scopes every resource offers, besides any the client asks for. */
 const DEFAULT_SCOPES = ['read', 'write'];
@@ -16,6 +18,8 @@ const SIGNING_ALG = 'ES256';
 export interface StartIdpOptions {
   /** Clients known from the start; more can be added with `addClient`. */
   clients?: IdpClient[];
+  /** People who may sign in (authorization code grant, at `/interaction/...`). */
+  users?: IdpUser[];
 }
 
 /** A running OpenID provider started by {@link startIdp}. */
@@ -49,6 +53,8 @@ export interface TestIdp {
  * tokens (`typ: at+jwt`, ES256, from a key pair generated here) through the client_credentials grant
  * with a resource indicator (RFC 8707): `aud` is the requested resource, any absolute URL is
  * accepted, `sub` is the client id (or the client's `sub`), and `groups` holds the client's groups.
+ * People in `users` sign in through the authorization code grant (PKCE) of a client with
+ * `redirectUris`; their access tokens have `sub` = their login and `groups` = their groups.
  *
  * @example
  * await using idp = await startIdp({ clients: [{ clientId: 'ci', clientSecret: 's3cret', groups: ['ops'] }] });
@@ -58,6 +64,7 @@ export interface TestIdp {
 export async function startIdp(options: StartIdpOptions = {}): Promise<TestIdp> {
   const clients = new Map<string, IdpClient>();
   for (const client of options.clients ?? []) clients.set(client.clientId, client);
+  const users = new Map((options.users ?? []).map((user) => [user.login, user]));
   const flags = { down: false, jwksBroken: false, keysWithdrawn: false };
   let handler: ((request: IncomingMessage, response: ServerResponse) => void) | undefined;
 
@@ -76,11 +83,24 @@ export async function startIdp(options: StartIdpOptions = {}): Promise<TestIdp> 
   try {
     // Loaded on first use: importing the testkit for NATS alone should not load a whole OpenID provider.
     const { default: Provider } = await import('oidc-provider');
-    const provider = new Provider(issuer, await providerConfiguration(clients));
+    const provider = new Provider(issuer, await providerConfiguration(clients, users));
     provider.on('server_error', (_ctx, error) => {
       lastServerError.error = error;
     });
-    handler = provider.callback();
+    const callback = provider.callback();
+    const interactions = provider as unknown as InteractionProvider;
+    handler = (request, response) => {
+      handleInteraction(interactions, users, request, response).then(
+        (handled) => {
+          if (!handled) callback(request, response);
+        },
+        (error: unknown) => {
+          lastServerError.error = error;
+          if (!response.headersSent) answer(response, 400, '{"error":"invalid_request"}');
+          else response.end();
+        },
+      );
+    };
   } catch (error) {
     server.close();
     throw error;
@@ -123,6 +143,7 @@ export async function startIdp(options: StartIdpOptions = {}): Promise<TestIdp> 
 
 async function providerConfiguration(
   clients: ReadonlyMap<string, IdpClient>,
+  users: ReadonlyMap<string, IdpUser>,
 ): Promise<Record<string, unknown>> {
   const { privateKey } = await generateKeyPair(SIGNING_ALG, { extractable: true });
   const jwk = {
@@ -135,12 +156,26 @@ async function providerConfiguration(
     const clientId = (token as { clientId?: unknown }).clientId;
     return typeof clientId === 'string' ? clients.get(clientId) : undefined;
   };
+  const userOf = (token: unknown): IdpUser | undefined => {
+    const accountId = (token as { accountId?: unknown }).accountId;
+    return typeof accountId === 'string' ? users.get(accountId) : undefined;
+  };
   return {
     adapter: createIdpAdapter(clients),
+    interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
+    findAccount: async (_ctx: unknown, id: string) => {
+      const user = users.get(id);
+      if (!user) return undefined;
+      return {
+        accountId: id,
+        claims: async () => ({ sub: id, name: user.name ?? id, groups: user.groups ?? [] }),
+      };
+    },
+    claims: { openid: ['sub'], profile: ['name', 'groups'] },
     jwks: { keys: [jwk] },
     cookies: { keys: [randomBytes(32).toString('hex')] },
     clientDefaults: { id_token_signed_response_alg: SIGNING_ALG },
-    ttl: { ClientCredentials: ACCESS_TOKEN_TTL_SECONDS },
+    ttl: { ClientCredentials: ACCESS_TOKEN_TTL_SECONDS, AccessToken: ACCESS_TOKEN_TTL_SECONDS },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -155,11 +190,14 @@ async function providerConfiguration(
         }),
       },
     },
-    extraTokenClaims: async (_ctx: unknown, token: unknown) => ({ groups: clientOf(token)?.groups ?? [] }),
+    extraTokenClaims: async (_ctx: unknown, token: unknown) => ({
+      groups: (userOf(token) ?? clientOf(token))?.groups ?? [],
+    }),
     formats: {
       customizers: {
         // oidc-provider puts `sub: clientId` for client_credentials and lets no extra claim override it.
         jwt: async (_ctx: unknown, token: unknown, jwt: { payload: Record<string, unknown> }) => {
+          if (userOf(token)) return;
           const client = clientOf(token);
           if (client?.sub !== undefined) jwt.payload.sub = client.sub;
           if (client?.mayAct !== undefined) jwt.payload.may_act = { sub: client.mayAct };

@@ -1,5 +1,6 @@
 export * from './capture-logs.js';
 export * from './database.js';
+export * from './fetch-browser.js';
 export * from './free-port.js';
 export * from './idp.js';
 export * from './nats-binary.js';
