@@ -8,7 +8,7 @@
 //
 //   node scripts/build.mjs              every service and the CLI
 //   node scripts/build.mjs issuer cli   only the named ones
-import { readdirSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -48,5 +48,8 @@ for (const name of wanted.length > 0 ? wanted : targets.keys()) {
       js: "import { createRequire as __aoaCreateRequire } from 'node:module'; const require = __aoaCreateRequire(import.meta.url);",
     },
   });
+  // Files a service serves as they are (the console's script and stylesheet) go beside the bundle.
+  const assets = join(root, dir, 'src', 'static');
+  if (existsSync(assets)) cpSync(assets, join(root, dir, 'dist', 'static'), { recursive: true });
   process.stdout.write(`built ${join(dir, 'dist', 'main.js')}\n`);
 }

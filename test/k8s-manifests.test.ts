@@ -537,3 +537,53 @@ describe('infra/k8s renders with kubectl kustomize', () => {
     }
   });
 });
+
+describe('infra/k8s/console: the web console beside an overlay', () => {
+  const consoleManifests = () => render(rendered().kubectl, join(K8S, 'console'));
+  const labels = { 'app.kubernetes.io/name': 'console', 'app.kubernetes.io/part-of': 'aoa' };
+
+  it('runs one non-root, read-only replica probed on its HTTP listener, its secrets from aoa-console', () => {
+    const manifests = consoleManifests();
+    const deployment = find(manifests, 'Deployment', 'aoa-console');
+    const pod = podSpec(deployment);
+    const [container] = pod.containers;
+    assert.ok(container);
+    const context = { ...pod.securityContext, ...container.securityContext };
+    assert.equal(context.runAsNonRoot, true);
+    assert.equal(context.readOnlyRootFilesystem, true);
+    assert.deepEqual(context.capabilities?.drop, ['ALL']);
+    const env = resolvedEnv(manifests, container);
+    assert.equal(env.AOA_CONSOLE_HTTP_LISTEN, '0.0.0.0:7440');
+    assert.deepEqual(container.ports, [{ name: 'http', containerPort: 7440 }]);
+    assert.equal(container.readinessProbe?.httpGet?.path, '/readyz');
+    assert.equal(container.livenessProbe?.httpGet?.path, '/healthz');
+    const secret = pod.volumes?.find((v) => v.secret)?.secret?.secretName;
+    assert.equal(secret, 'aoa-console');
+    assert.match(env.AOA_CONSOLE_CLIENT_KEY_FILE ?? '', /^\/run\/secrets\/aoa\/console\//);
+    assert.match(env.AOA_CONSOLE_OIDC_CLIENT_SECRET_FILE ?? '', /^\/run\/secrets\/aoa\/console\//);
+  });
+
+  it('names each service by the gRPC URL the base gives that service (the htu of its DPoP proofs)', () => {
+    const manifests = consoleManifests();
+    const settings = generated(manifests, 'aoa-console-settings').data ?? {};
+    const base = generated(overlay('dev'), 'aoa-settings').data ?? {};
+    for (const service of ['AUDITOR', 'REVOKER', 'ROTATOR']) {
+      const key = `AOA_${service}_GRPC_URL`;
+      assert.ok(base[key], `the base sets ${key}`);
+      assert.equal(settings[key], base[key], key);
+    }
+    assert.equal(settings.AOA_ISSUER_URL, base.AOA_ISSUER_URL);
+  });
+
+  it('lets the console be reached on 7440 and reach only the services and HTTPS', () => {
+    const manifests = consoleManifests();
+    assert.deepEqual(allowedPorts(manifests, labels, 'ingress'), [7440]);
+    assert.deepEqual(allowedPorts(manifests, labels, 'egress'), [443, 7401, 7411, 7421, 7431]);
+    const base = overlay('dev');
+    assert.ok(
+      matches(find(base, 'NetworkPolicy', 'aoa-default-deny').spec?.podSelector, labels),
+      'under default deny',
+    );
+    assert.ok(matches(find(base, 'NetworkPolicy', 'aoa-dns').spec?.podSelector, labels), 'DNS from the base');
+  });
+});

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The aoa image's entry point: the first argument picks what runs.
 #
-#   issuer | revoker | rotator | auditor   that service (node services/<name>/dist/main.js)
+#   issuer | revoker | rotator | auditor | console   that service (node services/<name>/dist/main.js)
 #   agent [options]                        the agent sidecar (aoa agent ...)
 #   aoa <command> [options]                any aoa CLI command (status, keys, revoke, audit, ...)
 #   anything else                          run as given (e.g. `node services/issuer/dist/main.js`)
@@ -12,7 +12,7 @@ set -eu
 app=$(cd "$(dirname "$0")/../.." && pwd)
 
 case "${1:-}" in
-  issuer | revoker | rotator | auditor)
+  issuer | revoker | rotator | auditor | console)
     service=$1
     shift
     exec node "$app/services/$service/dist/main.js" "$@"
@@ -27,7 +27,7 @@ case "${1:-}" in
     exec node "$app/packages/cli/dist/main.js" "$@"
     ;;
   "" | -h | --help)
-    echo "usage: <image> issuer|revoker|rotator|auditor | agent [options] | aoa <command> [options]" >&2
+    echo "usage: <image> issuer|revoker|rotator|auditor|console | agent [options] | aoa <command> [options]" >&2
     exit 2
     ;;
   *)

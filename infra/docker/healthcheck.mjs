@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 
-const DEFAULT_HTTP_PORTS = { issuer: 7402, revoker: 7412, rotator: 7422, auditor: 7432 };
+const DEFAULT_HTTP_PORTS = { issuer: 7402, revoker: 7412, rotator: 7422, auditor: 7432, console: 7440 };
 const TIMEOUT_MS = 2000;
 
 function fromEnvironment() {
@@ -24,7 +24,7 @@ function fromPid1() {
     const args = readFileSync('/proc/1/cmdline', 'utf8').split('\0');
     if (args.some((arg) => arg.endsWith('packages/cli/dist/main.js'))) return 'agent';
     for (const arg of args) {
-      const match = /services\/(issuer|revoker|rotator|auditor)\/dist\/main\.js$/.exec(arg);
+      const match = /services\/(issuer|revoker|rotator|auditor|console)\/dist\/main\.js$/.exec(arg);
       if (match) return match[1];
     }
   } catch {

@@ -2,6 +2,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { buildAuditor, loadAuditorConfig } from '@aoa/auditor';
+import { buildConsole, loadConsoleConfig } from '@aoa/console';
 import { createLogger, type Logger } from '@aoa/core';
 import { buildIssuer, loadIssuerConfig } from '@aoa/issuer';
 import { rotator as pb } from '@aoa/proto';
@@ -48,7 +49,15 @@ export interface DevFacts {
   vendorIdps: Record<string, DevVendorFacts>;
   /** The bearer secret of every `vendorIdps[ns].tokenUrl` (what `aoa dev token` calls). */
   vendorTokenSecret: string;
+  /** The web console, and the people who can sign in to it at the dev IdP. */
+  console: { url: string; users: Array<{ login: string; password: string; groups: string[] }> };
 }
+
+/** People of the dev IdP: an administrator of the console, and a developer it shows nothing to. */
+const DEV_PEOPLE = [
+  { login: 'alice', name: 'Alice (platform admin)', groups: ['platform-admins'] },
+  { login: 'bob', name: 'Bob (developer)', groups: ['developers'] },
+];
 
 /**
  * `aoa dev`: the whole credential plane on this machine with embedded defaults, like `vault server
@@ -81,12 +90,14 @@ export async function startDev(options: {
     const secret = () => randomBytes(18).toString('base64url');
     const orchestratorSecret = secret();
     const adminSecret = secret();
+    const people = DEV_PEOPLE.map((person) => ({ ...person, password: secret() }));
     progress('the development IdP');
     const idp = await startIdp({
       clients: [
         { clientId: 'orchestrator', clientSecret: orchestratorSecret, groups: ['platform'] },
         { clientId: 'admin', clientSecret: adminSecret, groups: ['sre'] },
       ],
+      users: people,
     });
     stops.push(() => idp.stop());
     progress(
@@ -97,6 +108,7 @@ export async function startDev(options: {
 
     const orchestratorKey = generateKeyPairSync('ed25519').privateKey;
     const adminKey = generateKeyPairSync('ed25519').privateKey;
+    const consoleKey = generateKeyPairSync('ed25519').privateKey;
     const publicOf = async (key: typeof orchestratorKey, kid: string) => {
       const { d: _private, ...pub } = await exportJWK(key);
       return { ...pub, kid };
@@ -107,8 +119,11 @@ export async function startDev(options: {
       devPolicy(
         idp.issuer,
         DEV_IDP_AUDIENCE,
-        await publicOf(orchestratorKey, 'orchestrator-1'),
-        await publicOf(adminKey, 'admin-1'),
+        {
+          orchestrator: await publicOf(orchestratorKey, 'orchestrator-1'),
+          admin: await publicOf(adminKey, 'admin-1'),
+          console: await publicOf(consoleKey, 'console-1'),
+        },
         devVendorPolicy(vendors.policyIssuers, DEV_IDP_AUDIENCE),
       ),
     );
@@ -170,6 +185,43 @@ export async function startDev(options: {
     ).start();
     stops.push(() => auditor.stop());
 
+    progress('the web console');
+    const consoleSecret = secret();
+    const consoleKeyFile = join(dataDir, 'console-client.jwk');
+    const consoleSecretFile = join(dataDir, 'console-oidc-secret');
+    await writeFile(
+      consoleKeyFile,
+      JSON.stringify({ ...(await exportJWK(consoleKey)), kid: 'console-1', alg: 'EdDSA' }),
+      { mode: 0o600 },
+    );
+    await writeFile(consoleSecretFile, consoleSecret, { mode: 0o600 });
+    const consoleApp = await buildConsole(
+      loadConsoleConfig({
+        AOA_CONSOLE_HTTP_LISTEN: process.env.AOA_CONSOLE_HTTP_LISTEN ?? '127.0.0.1:0',
+        AOA_CONSOLE_OIDC_ISSUER: idp.issuer,
+        AOA_CONSOLE_OIDC_CLIENT_ID: 'console',
+        AOA_CONSOLE_OIDC_CLIENT_SECRET_FILE: consoleSecretFile,
+        AOA_CONSOLE_OIDC_RESOURCE: DEV_IDP_AUDIENCE,
+        AOA_CONSOLE_CLIENT_KEY_FILE: consoleKeyFile,
+        AOA_ISSUER_URL: issuer.issuer,
+        AOA_ISSUER_GRPC: `127.0.0.1:${issuer.grpcPort}`,
+        AOA_AUDITOR_GRPC: `127.0.0.1:${auditor.grpcPort}`,
+        AOA_AUDITOR_GRPC_URL: auditor.grpcUrl,
+        AOA_REVOKER_GRPC: `127.0.0.1:${revoker.grpcPort}`,
+        AOA_REVOKER_GRPC_URL: revoker.grpcUrl,
+        AOA_ROTATOR_GRPC: `127.0.0.1:${rotator.grpcPort}`,
+        AOA_ROTATOR_GRPC_URL: rotator.grpcUrl,
+        LOG_LEVEL: options.logLevel,
+      }),
+      { logger },
+    ).start();
+    stops.push(() => consoleApp.stop());
+    idp.addClient({
+      clientId: 'console',
+      clientSecret: consoleSecret,
+      redirectUris: [`${consoleApp.url}/callback`],
+    });
+
     const adminPrivateJwk = { ...(await exportJWK(adminKey)), kid: 'admin-1', alg: 'EdDSA' };
     const rotatorGrpc = `127.0.0.1:${rotator.grpcPort}`;
     progress('the demo grant and its join token');
@@ -220,6 +272,10 @@ export async function startDev(options: {
       },
       vendorIdps: vendors.facts,
       vendorTokenSecret: vendors.secret,
+      console: {
+        url: consoleApp.url,
+        users: people.map(({ login, password, groups }) => ({ login, password, groups })),
+      },
     };
     await writeFile(join(dataDir, 'dev.json'), `${JSON.stringify(facts, null, 2)}\n`, { mode: 0o600 });
     return { facts, stop };
@@ -303,6 +359,8 @@ aoa dev is running (development only: plaintext on loopback, signing keys in mem
   rotator       ${f.rotator.grpc}   (aoa.v1.Rotator; metrics ${f.rotator.http}/metrics)
   auditor       ${f.auditor.grpc}   (aoa.v1.Auditor; metrics ${f.auditor.http}/metrics)
     store       ${f.auditor.store}   (embedded PGlite: development only)
+  console       ${f.console.url}
+${f.console.users.map((u) => `    sign in as  ${u.login} / ${u.password}   (${u.groups.join(', ')})`).join('\n')}
   dev IdP       ${f.idp.issuer}   (token endpoint ${f.idp.tokenEndpoint})
 ${Object.entries(f.vendorIdps)
   .map(([namespace, v]) => `  ${`${namespace} IdP`.padEnd(13)} ${v.issuer}   (profile ${v.profile})`)

@@ -119,7 +119,7 @@ export const TLS_ENV = {
 };
 
 /** The listeners' TLS pair from a validated environment, or undefined for plaintext. */
-function listenerTls(env: {
+export function listenerTls(env: {
   AOA_TLS_CERT_FILE?: string | undefined;
   AOA_TLS_KEY_FILE?: string | undefined;
 }): { certFile: string; keyFile: string } | undefined {
@@ -129,7 +129,7 @@ function listenerTls(env: {
 }
 
 /** TLS needs both files or neither. */
-function checkTlsPair(
+export function checkTlsPair(
   env: { AOA_TLS_CERT_FILE?: string | undefined; AOA_TLS_KEY_FILE?: string | undefined },
   ctx: z.RefinementCtx,
 ): void {

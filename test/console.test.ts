@@ -1,0 +1,311 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { issuer as pb } from '@aoa/proto';
+import { createVerifier, signDpopProof, VerifyError } from '@aoa/sdk';
+import { FetchBrowser } from '@aoa/testkit';
+import { credentials } from '@grpc/grpc-js';
+import { connect } from '@nats-io/transport-node';
+import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
+import type { Browser, Page } from 'playwright-core';
+import { type DevFacts, startDev } from '../packages/cli/src/dev.js';
+import { eventually } from './support/bus.js';
+import { launchChromium } from './support/chromium.js';
+import { callDelegate } from './support/system.js';
+
+const run = promisify(execFile);
+/** Screenshots of each page: where the run saves them (the README shows copies in docs/console/). */
+const SHOTS = process.env.AOA_CONSOLE_SCREENSHOTS ?? join('test-results', 'console');
+
+interface Delegated {
+  accessToken: string;
+  jti: string;
+  holderPrivateJwk: JWK;
+}
+
+describe('web console', () => {
+  let dataDir: string;
+  let dev: Awaited<ReturnType<typeof startDev>>;
+  let facts: DevFacts;
+  let alice: { login: string; password: string };
+  let bob: { login: string; password: string };
+
+  /** `aoa delegate --dev --json`, the CLI as a person would run it. */
+  async function delegateFromCli(child: string, env: string, scopes: string[]): Promise<Delegated> {
+    const { stdout } = await run(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'packages/cli/src/main.ts',
+        'delegate',
+        '--dev',
+        '--data-dir',
+        dataDir,
+        '--child',
+        child,
+        '--env',
+        env,
+        ...scopes.flatMap((s) => ['--scope', s]),
+        '--json',
+      ],
+      { env: { ...process.env, LOG_LEVEL: 'warn' } },
+    );
+    return JSON.parse(stdout) as Delegated;
+  }
+
+  /** The holder of `parent` sub-delegates to `child`, proving its key (DPoP). */
+  async function subDelegate(
+    parent: Delegated,
+    child: string,
+    env: string,
+    scopes: string[],
+  ): Promise<string> {
+    const client = new pb.IssuerClient(facts.issuer.grpc, credentials.createInsecure());
+    try {
+      const key = {
+        privateKey: createPrivateKey({ key: parent.holderPrivateJwk as never, format: 'jwk' }),
+        publicJwk: { kty: 'OKP', crv: 'Ed25519', x: parent.holderPrivateJwk.x } as JWK,
+        alg: 'EdDSA' as const,
+      };
+      const proof = await signDpopProof(
+        key,
+        'POST',
+        `${facts.issuer.grpcUrl}/aoa.v1.Issuer/Delegate`,
+        parent.accessToken,
+      );
+      const response = await callDelegate(
+        client,
+        {
+          subjectToken: parent.accessToken,
+          child,
+          environment: env,
+          scopes,
+          ttlSeconds: 300,
+          holderJkt: await calculateJwkThumbprint(await exportJWK(generateKeyPairSync('ed25519').publicKey)),
+        },
+        { dpop: proof },
+      );
+      return response.jti;
+    } finally {
+      client.close();
+    }
+  }
+
+  before(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'aoa-console-'));
+    dev = await startDev({ dataDir, logLevel: 'warn' });
+    facts = dev.facts;
+    const person = (login: string) => {
+      const user = facts.console.users.find((u) => u.login === login);
+      assert.ok(user, `aoa dev has a ${login}`);
+      return { login: user.login, password: user.password };
+    };
+    alice = person('alice');
+    bob = person('bob');
+    await mkdir(SHOTS, { recursive: true });
+  });
+
+  after(async () => {
+    await dev?.stop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  describe('who may see and do what (server side)', () => {
+    it('a person policy gives no console rule signs in and is shown nothing, and can change nothing', async () => {
+      const browser = new FetchBrowser();
+      const home = await browser.open(`${facts.console.url}/login`, bob);
+      assert.equal(home.status, 403);
+      assert.match(home.body, /No console rights/);
+      for (const path of ['/tree', '/events', '/grants', '/revocations', '/creep']) {
+        const page = await browser.open(`${facts.console.url}${path}`);
+        assert.equal(page.status, 403, path);
+        assert.doesNotMatch(page.body, /<table/, `${path} shows no data`);
+      }
+      const feed = await browser.request(`${facts.console.url}/events/stream`);
+      assert.equal(feed.status, 401);
+      const csrf = /name="csrf" value="([^"]+)"/.exec(home.body)?.[1] ?? '';
+      const refused = await browser.request(`${facts.console.url}/revoke`, {
+        form: new URLSearchParams({ csrf, kind: 'app', value: 'dashboards', environment: 'prod' }),
+      });
+      assert.equal(refused.status, 403);
+    });
+
+    it('an administrator sees every page, and no page carries token material', async () => {
+      const browser = new FetchBrowser();
+      assert.equal((await browser.open(`${facts.console.url}/login`, alice)).status, 200);
+      for (const path of ['/', '/tree', '/events', '/grants', '/revocations', '/creep']) {
+        const page = await browser.open(`${facts.console.url}${path}`);
+        assert.equal(page.status, 200, path);
+        assert.doesNotMatch(page.body, /eyJ[A-Za-z0-9_-]{8,}/, `${path} holds no JWT`);
+        assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+      }
+      const session = browser.cookie(facts.console.url, 'aoa_console');
+      assert.ok(session, 'the session cookie');
+    });
+
+    it('a state-changing request without the session CSRF token, or from another origin, is refused and changes nothing', async () => {
+      const target = await delegateFromCli('dashboards', 'staging', ['read:metrics']);
+      const browser = new FetchBrowser();
+      const home = await browser.open(`${facts.console.url}/login`, alice);
+      const csrf = /name="csrf" value="([^"]+)"/.exec(home.body)?.[1];
+      assert.ok(csrf);
+      const revoke = (form: Record<string, string>, headers: Record<string, string> = {}) =>
+        browser.request(`${facts.console.url}/revoke`, { form: new URLSearchParams(form), headers });
+      assert.equal((await revoke({ kind: 'jti', value: target.jti })).status, 403, 'no token');
+      assert.equal(
+        (await revoke({ csrf: `${csrf}x`, kind: 'jti', value: target.jti })).status,
+        403,
+        'wrong token',
+      );
+      assert.equal(
+        (await revoke({ csrf, kind: 'jti', value: target.jti }, { origin: 'https://evil.example' })).status,
+        403,
+        'another origin',
+      );
+      const list = await browser.open(`${facts.console.url}/revocations`);
+      assert.ok(!list.body.includes(target.jti), 'nothing was revoked');
+      const done = await revoke(
+        { csrf, kind: 'jti', value: target.jti, reason: 'test' },
+        { origin: new URL(facts.console.url).origin },
+      );
+      assert.equal(done.status, 200);
+      assert.ok((await browser.open(`${facts.console.url}/revocations`)).body.includes(`jti.${target.jti}`));
+    });
+
+    it('a forged session cookie, and one that has been signed out, lead to the sign-in page', async () => {
+      const forged = new FetchBrowser();
+      forged.setCookie(facts.console.url, 'aoa_console', 'not-a-session');
+      const page = await forged.open(`${facts.console.url}/revocations`);
+      assert.match(page.body, /<h1>Sign in<\/h1>/);
+
+      const browser = new FetchBrowser();
+      const home = await browser.open(`${facts.console.url}/login`, alice);
+      const session = browser.cookie(facts.console.url, 'aoa_console') ?? '';
+      const csrf = /name="csrf" value="([^"]+)"/.exec(home.body)?.[1] ?? '';
+      const out = await browser.request(`${facts.console.url}/logout`, {
+        form: new URLSearchParams({ csrf }),
+      });
+      assert.equal(out.status, 303);
+      const replay = new FetchBrowser();
+      replay.setCookie(facts.console.url, 'aoa_console', session);
+      assert.match((await replay.open(`${facts.console.url}/grants`)).body, /<h1>Sign in<\/h1>/);
+    });
+  });
+
+  describe('in a real browser (headless Chromium)', () => {
+    let browser: Browser;
+    let page: Page;
+    const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+
+    before(async () => {
+      browser = await launchChromium();
+      page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    });
+
+    after(async () => {
+      await browser?.close();
+    });
+
+    it('signs in, sees a CLI delegation in the live feed and the tree, revokes it from the page, and signs out', async (t) => {
+      await page.goto(facts.console.url);
+      await shot('sign-in');
+      await page.click('a.button');
+      await page.fill('input[name=login]', alice.login);
+      await page.fill('input[name=password]', alice.password);
+      await page.click('button[type=submit]');
+      await page.waitForSelector('[data-testid=chain]');
+      assert.match((await page.textContent('[data-testid=who]')) ?? '', /alice/);
+      await shot('overview');
+
+      await page.goto(`${facts.console.url}/events`);
+      await page.waitForSelector('[data-testid=live-status].on');
+      const parent = await delegateFromCli('dashboards', 'prod', ['read:metrics', 'write:dashboards']);
+      const delegatedAt = Date.now();
+      await page.waitForSelector(`#feed tr[data-subject="${parent.jti}"]`, { timeout: 10_000 });
+      t.diagnostic(
+        `the delegation reached the live feed ${Date.now() - delegatedAt} ms after the CLI returned`,
+      );
+      const grandchild = await subDelegate(parent, 'jobs', 'prod', ['read:metrics']);
+      await page.waitForSelector(`#feed tr[data-subject="${grandchild}"]`, { timeout: 10_000 });
+      await shot('live-audit');
+
+      await page.goto(`${facts.console.url}/tree?jti=${parent.jti}`);
+      await page.waitForSelector(`[data-testid=tree] a[data-jti="${parent.jti}"]`);
+      assert.ok(
+        await page.$(`[data-testid=tree] a[data-jti="${grandchild}"]`),
+        'the sub-delegation is a child node',
+      );
+      await shot('tree');
+
+      await page.click('[data-testid=details] button.danger');
+      assert.equal(await page.textContent('[data-testid=descendants]'), '1');
+      await shot('revoke-confirm');
+      await page.click('main form button.danger');
+      await page.waitForSelector('[data-testid=revoked]');
+
+      const nc = await connect({ servers: facts.natsUrl });
+      const verifier = createVerifier({
+        issuer: facts.issuer.issuer,
+        audience: 'https://metrics.internal',
+        nats: nc,
+      });
+      try {
+        await verifier.whenReady();
+        const holder = parent.holderPrivateJwk;
+        const key = {
+          privateKey: createPrivateKey({ key: holder as never, format: 'jwk' }),
+          publicJwk: { kty: 'OKP', crv: 'Ed25519', x: holder.x } as JWK,
+          alg: 'EdDSA' as const,
+        };
+        const url = 'https://metrics.internal/api';
+        await eventually('a fresh verifier refuses the revoked token', async () => {
+          const refusal = await verifier
+            .verify({
+              authorization: `DPoP ${parent.accessToken}`,
+              dpop: await signDpopProof(key, 'GET', url, parent.accessToken),
+              method: 'GET',
+              url,
+            })
+            .then(
+              () => undefined,
+              (error: unknown) => error,
+            );
+          return refusal instanceof VerifyError && /revoked/.test(refusal.reason) ? true : undefined;
+        });
+      } finally {
+        verifier.close();
+        await nc.close();
+      }
+
+      await page.goto(`${facts.console.url}/tree?jti=${parent.jti}`);
+      assert.ok(
+        await page.$(`[data-testid=tree] a.revoked-self[data-jti="${parent.jti}"]`),
+        'revoked node marked',
+      );
+      assert.ok(
+        await page.$(`[data-testid=tree] a.revoked-ancestor[data-jti="${grandchild}"]`),
+        'its descendant too',
+      );
+      await shot('tree-revoked');
+      for (const [path, name] of [
+        ['/revocations', 'revocations'],
+        ['/grants', 'grants'],
+        ['/creep', 'privilege-creep'],
+      ] as const) {
+        await page.goto(`${facts.console.url}${path}`);
+        await shot(name);
+      }
+
+      await page.click('form.signout button');
+      await page.waitForSelector('a.button');
+      await page.goto(`${facts.console.url}/tree`);
+      assert.match((await page.textContent('h1')) ?? '', /Sign in/);
+    });
+  });
+});
