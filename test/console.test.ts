@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, type JsonWebKey } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { issuer as pb } from '@aoa/proto';
-import { createVerifier, signDpopProof, VerifyError } from '@aoa/sdk';
+import { createVerifier, type DpopKey, signDpopProof, VerifyError } from '@aoa/sdk';
 import { FetchBrowser } from '@aoa/testkit';
 import { credentials } from '@grpc/grpc-js';
 import { connect } from '@nats-io/transport-node';
@@ -27,6 +27,13 @@ interface Delegated {
   jti: string;
   holderPrivateJwk: JWK;
 }
+
+/** The DPoP key of a token's holder, from the Ed25519 private JWK `aoa delegate --json` printed. */
+const holderKey = ({ holderPrivateJwk: jwk }: Delegated): DpopKey => ({
+  privateKey: createPrivateKey({ key: jwk as JsonWebKey, format: 'jwk' }),
+  publicJwk: { kty: 'OKP', crv: 'Ed25519', x: jwk.x },
+  alg: 'EdDSA',
+});
 
 describe('web console', () => {
   let dataDir: string;
@@ -68,13 +75,8 @@ describe('web console', () => {
   ): Promise<string> {
     const client = new pb.IssuerClient(facts.issuer.grpc, credentials.createInsecure());
     try {
-      const key = {
-        privateKey: createPrivateKey({ key: parent.holderPrivateJwk as never, format: 'jwk' }),
-        publicJwk: { kty: 'OKP', crv: 'Ed25519', x: parent.holderPrivateJwk.x } as JWK,
-        alg: 'EdDSA' as const,
-      };
       const proof = await signDpopProof(
-        key,
+        holderKey(parent),
         'POST',
         `${facts.issuer.grpcUrl}/aoa.v1.Issuer/Delegate`,
         parent.accessToken,
@@ -257,12 +259,7 @@ describe('web console', () => {
       });
       try {
         await verifier.whenReady();
-        const holder = parent.holderPrivateJwk;
-        const key = {
-          privateKey: createPrivateKey({ key: holder as never, format: 'jwk' }),
-          publicJwk: { kty: 'OKP', crv: 'Ed25519', x: holder.x } as JWK,
-          alg: 'EdDSA' as const,
-        };
+        const key = holderKey(parent);
         const url = 'https://metrics.internal/api';
         await eventually('a fresh verifier refuses the revoked token', async () => {
           const refusal = await verifier
@@ -296,11 +293,19 @@ describe('web console', () => {
       for (const [path, name] of [
         ['/revocations', 'revocations'],
         ['/grants', 'grants'],
-        ['/creep', 'privilege-creep'],
       ] as const) {
         await page.goto(`${facts.console.url}${path}`);
         await shot(name);
       }
+      // dashboards in staging held read:metrics (the CSRF test); write:config too is privilege creep.
+      await delegateFromCli('dashboards', 'staging', ['read:metrics', 'write:config']);
+      await eventually('the creep alert on the page', async () => {
+        await page.goto(`${facts.console.url}/creep`);
+        const row = await page.$('[data-testid=creep-alert]');
+        const text = (await row?.textContent()) ?? '';
+        return text.includes('+write:config') ? true : undefined;
+      });
+      await shot('privilege-creep');
 
       await page.click('form.signout button');
       await page.waitForSelector('a.button');

@@ -321,7 +321,7 @@ export function creepPage(
   const alertRows = alerts
     .map(
       (e) =>
-        `<tr><td>${html(e.time?.toISOString() ?? '')}</td><td>${html(e.data?.app)}</td><td>${html(e.data?.env)}</td><td>${html(e.subject)}</td><td><code>${html(JSON.stringify(e.data ?? {}))}</code></td></tr>`,
+        `<tr data-testid="creep-alert"><td>${html(e.time?.toISOString() ?? '')}</td><td>${html(e.data?.child)}</td><td>${html(e.data?.env)}</td><td>${html(e.data?.rule)}</td><td>${html(growthText(e.data?.growth))}</td></tr>`,
     )
     .join('');
   return layout(
@@ -330,10 +330,24 @@ export function creepPage(
     `<section><h2>Creep alerts per day</h2>${creepChart(days)}</section>
 <section><h2>Unused scopes per app</h2><table><thead><tr><th>app</th><th>env</th><th>granted</th><th>never exercised</th></tr></thead>
 <tbody>${usageRows || '<tr><td colspan="4">No usage reports yet.</td></tr>'}</tbody></table></section>
-<section><h2>Alerts</h2><table><thead><tr><th>time</th><th>app</th><th>env</th><th>subject</th><th>detail</th></tr></thead>
+<section><h2>Alerts</h2><table><thead><tr><th>time</th><th>app</th><th>env</th><th>rule</th><th>what grew</th></tr></thead>
 <tbody>${alertRows || '<tr><td colspan="5">No alerts.</td></tr>'}</tbody></table></section>`,
     '/creep',
   );
+}
+
+/** An alert's growth as one line: `scopes +a +b; audiences +x; ttl 300→900 s; depth 0→1`. */
+function growthText(growth: unknown): string {
+  if (typeof growth !== 'object' || growth === null) return '';
+  const g = growth as Record<string, { added?: unknown[]; before?: unknown; after?: unknown }>;
+  const parts: string[] = [];
+  for (const key of ['scopes', 'audiences']) {
+    const added = g[key]?.added;
+    if (Array.isArray(added)) parts.push(`${key} ${added.map((a) => `+${String(a)}`).join(' ')}`);
+  }
+  if (g.ttl) parts.push(`ttl ${String(g.ttl.before)}→${String(g.ttl.after)} s`);
+  if (g.depth) parts.push(`depth ${String(g.depth.before)}→${String(g.depth.after)}`);
+  return parts.join('; ');
 }
 
 function creepChart(days: CreepDay[]): string {
