@@ -180,6 +180,62 @@ describe('web console', () => {
       assert.ok((await browser.open(`${facts.console.url}/revocations`)).body.includes(`jti.${target.jti}`));
     });
 
+    it('a live feed ends when its session signs out; bad filters and a fourth feed are refused', {
+      timeout: 60_000,
+    }, async () => {
+      const browser = new FetchBrowser();
+      const home = await browser.open(`${facts.console.url}/login`, alice);
+      const csrf = /name="csrf" value="([^"]+)"/.exec(home.body)?.[1] ?? '';
+      const session = browser.cookie(facts.console.url, 'aoa_console') ?? '';
+      const stream = (query = '') =>
+        fetch(`${facts.console.url}/events/stream${query}`, {
+          headers: { cookie: `aoa_console=${session}` },
+        });
+      assert.equal((await stream('?app=Not%20A%20Name')).status, 400);
+      const feeds = await Promise.all([stream(), stream(), stream()]);
+      assert.deepEqual(
+        feeds.map((f) => f.status),
+        [200, 200, 200],
+      );
+      assert.equal((await stream()).status, 429, 'three feeds per session at most');
+      const [first, ...others] = feeds;
+      for (const other of others) await other.body?.cancel();
+      const reader = first?.body?.getReader();
+      assert.ok(reader);
+      const decoder = new TextDecoder();
+      let seen = '';
+      const read = (until: RegExp) =>
+        eventually(`the feed says ${until}`, async () => {
+          const { value, done } = await reader.read();
+          seen += decoder.decode(value ?? new Uint8Array());
+          return until.test(seen) || done ? true : undefined;
+        });
+      await read(/event: ready/);
+      const out = await browser.request(`${facts.console.url}/logout`, {
+        form: new URLSearchParams({ csrf }),
+      });
+      assert.equal(out.status, 303);
+      await read(/event: expired/);
+      assert.match(seen, /event: expired/, 'the open feed ended with the session');
+    });
+
+    it('revoking the signed-in person’s own subject ends their session at the next call', async () => {
+      const browser = new FetchBrowser();
+      const home = await browser.open(`${facts.console.url}/login`, alice);
+      const csrf = /name="csrf" value="([^"]+)"/.exec(home.body)?.[1] ?? '';
+      const revoked = await browser.request(`${facts.console.url}/revoke`, {
+        form: new URLSearchParams({ csrf, kind: 'subject', value: 'idp:dev:alice', reason: 'test' }),
+        headers: { origin: new URL(facts.console.url).origin },
+      });
+      assert.equal(revoked.status, 200);
+      const next = await browser.open(`${facts.console.url}/grants`);
+      assert.equal(next.status, 401);
+      assert.match(next.body, /operator token was revoked/);
+      assert.equal(browser.cookie(facts.console.url, 'aoa_console'), undefined, 'the cookie is cleared');
+      const again = await new FetchBrowser().open(`${facts.console.url}/login`, alice);
+      assert.equal(again.status, 200, 'signing in again gets a token issued after the revocation');
+    });
+
     it('a forged session cookie, and one that has been signed out, lead to the sign-in page', async () => {
       const forged = new FetchBrowser();
       forged.setCookie(facts.console.url, 'aoa_console', 'not-a-session');

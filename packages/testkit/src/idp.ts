@@ -90,16 +90,15 @@ export async function startIdp(options: StartIdpOptions = {}): Promise<TestIdp> 
     const callback = provider.callback();
     const interactions = provider as unknown as InteractionProvider;
     handler = (request, response) => {
-      handleInteraction(interactions, users, request, response).then(
-        (handled) => {
+      handleInteraction(interactions, users, request, response)
+        .then((handled) => {
           if (!handled) callback(request, response);
-        },
-        (error: unknown) => {
+        })
+        .catch((error: unknown) => {
           lastServerError.error = error;
           if (!response.headersSent) answer(response, 400, '{"error":"invalid_request"}');
           else response.end();
-        },
-      );
+        });
     };
   } catch (error) {
     server.close();

@@ -9,12 +9,15 @@ import {
   type ServiceError,
   status,
 } from '@grpc/grpc-js';
-import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
+import { calculateJwkThumbprint, decodeJwt, exportJWK, type JWK } from 'jose';
 import type { ServiceTarget } from '../config.js';
 
 /** How long an operator token is asked for; the console asks again as it runs out. */
 const OPERATOR_TTL_SECONDS = 900;
 const CALL_TIMEOUT_MS = 10_000;
+/** Query pages read to find the newest events of a window: up to 50,000 events. */
+const PAGE_SIZE = 1000;
+const MAX_PAGES = 50;
 
 /** An aoa operator token held for one signed-in person, bound to a key of this console session. */
 export interface OperatorCredential {
@@ -108,10 +111,13 @@ export class AoaServices {
       },
       metadata,
     );
+    // The token's own lifetime from this clock: a skewed issuer clock must not make it look expired.
+    const { iat, exp } = decodeJwt(response.accessToken);
+    const lifetimeMs = (Number(exp) - Number(iat)) * 1000;
     return {
       token: response.accessToken,
       jti: response.jti,
-      expiresAtMs: Number(response.expiresAt) * 1000,
+      expiresAtMs: Date.now() + (Number.isFinite(lifetimeMs) && lifetimeMs > 0 ? lifetimeMs : 0),
       key,
     };
   }
@@ -129,6 +135,27 @@ export class AoaServices {
       stream.on('error', (error: ServiceError) => reject(ServiceRefusal.of(error)));
       stream.on('end', () => resolve(rows));
     });
+  }
+
+  /**
+   * The newest `keep` events matching `request` (Query answers oldest first, a page at a time): pages
+   * on from each page's last event until the window is exhausted or {@link MAX_PAGES} pages are read.
+   */
+  async latest(
+    operator: OperatorCredential,
+    request: Omit<Partial<auditor.QueryRequest>, 'limit' | 'pageToken'>,
+    keep: number,
+  ): Promise<events.AuditEvent[]> {
+    let newest: events.AuditEvent[] = [];
+    let pageToken = '';
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const rows = await this.query(operator, { ...request, limit: PAGE_SIZE, pageToken });
+      newest = [...newest, ...rows].slice(-keep);
+      const last = rows.at(-1);
+      if (!last || rows.length < PAGE_SIZE) break;
+      pageToken = last.id;
+    }
+    return newest;
   }
 
   async lineage(operator: OperatorCredential, jti: string): Promise<auditor.LineageResponse> {

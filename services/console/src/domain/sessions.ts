@@ -19,8 +19,10 @@ export interface Session {
   idpExpiresAtMs: number;
   /** The current operator token, absent while the person holds none (policy refused, or expired). */
   operator: OperatorCredential | undefined;
-  /** Why policy refused this person an operator token, and when, if it did. */
-  refusal: { message: string; atMs: number } | undefined;
+  /** Policy's reason code for refusing this person an operator token, and when, if it did. */
+  refusal: { reason: string; atMs: number } | undefined;
+  /** The operator token exchange in flight, shared by concurrent requests. */
+  exchanging: Promise<OperatorCredential | undefined> | undefined;
   expiresAtMs: number;
 }
 
@@ -32,13 +34,14 @@ export interface LoginTransaction {
 }
 
 const LOGIN_TTL_MS = 10 * 60_000;
+/** Sessions one person may hold at once (browsers, tabs signed in separately). */
+const SESSIONS_PER_PERSON = 5;
 
 const newSecret = (): string => randomBytes(32).toString('base64url');
 
 /**
  * Sessions and sign-ins in progress, in memory, each with an absolute expiry, at most `maxSessions`
- * at once (the oldest goes first). A console replica keeps its own: run one, or route each browser to
- * the same replica.
+ * of each at once. A console replica keeps its own: run one, or route each browser to the same replica.
  */
 export class SessionStore {
   private readonly sessions = new Map<string, Session>();
@@ -50,9 +53,10 @@ export class SessionStore {
     private readonly maxSessions: number,
   ) {}
 
-  beginLogin(codeVerifier: string): LoginTransaction {
+  /** A new sign-in, or undefined while `maxSessions` are already in progress (refused, not evicted). */
+  beginLogin(codeVerifier: string): LoginTransaction | undefined {
     this.sweep(this.logins);
-    if (this.logins.size >= this.maxSessions) this.dropOldest(this.logins);
+    if (this.logins.size >= this.maxSessions) return undefined;
     const login = { state: newSecret(), codeVerifier, expiresAtMs: this.clock.nowMs() + LOGIN_TTL_MS };
     this.logins.set(login.state, login);
     return login;
@@ -65,15 +69,22 @@ export class SessionStore {
     return login && login.expiresAtMs > this.clock.nowMs() ? login : undefined;
   }
 
-  create(fields: Pick<Session, 'person' | 'idpAccessToken' | 'idpExpiresAtMs'>): Session {
+  /**
+   * A new session. A person holds at most {@link SESSIONS_PER_PERSON} (their oldest ends); while
+   * `maxSessions` are live the answer is undefined: nobody signing in can end anyone else's session.
+   */
+  create(fields: Pick<Session, 'person' | 'idpAccessToken' | 'idpExpiresAtMs'>): Session | undefined {
     this.sweep(this.sessions);
-    if (this.sessions.size >= this.maxSessions) this.dropOldest(this.sessions);
+    const own = [...this.sessions.values()].filter((s) => s.person.sub === fields.person.sub);
+    if (own.length >= SESSIONS_PER_PERSON && own[0]) this.sessions.delete(own[0].id);
+    if (this.sessions.size >= this.maxSessions) return undefined;
     const session: Session = {
       ...fields,
       id: newSecret(),
       csrf: newSecret(),
       operator: undefined,
       refusal: undefined,
+      exchanging: undefined,
       expiresAtMs: this.clock.nowMs() + this.ttlMs,
     };
     this.sessions.set(session.id, session);
@@ -103,11 +114,6 @@ export class SessionStore {
   private sweep<T extends { expiresAtMs: number }>(entries: Map<string, T>): void {
     const now = this.clock.nowMs();
     for (const [key, entry] of entries) if (entry.expiresAtMs <= now) entries.delete(key);
-  }
-
-  private dropOldest<T>(entries: Map<string, T>): void {
-    const oldest = entries.keys().next().value;
-    if (oldest !== undefined) entries.delete(oldest);
   }
 }
 

@@ -50,7 +50,7 @@ export function noRightsPage(session: Session): string {
     'No console rights',
     session,
     `<p class="refusal" role="alert">Policy grants <b>${html(session.person.sub)}</b> no operator rights for the console,
-so nothing is shown. ${session.refusal ? `The issuer said: <code>${html(session.refusal.message)}</code>` : ''}</p>
+so nothing is shown. ${session.refusal ? `The issuer's reason: <code>${html(session.refusal.reason)}</code>` : ''}</p>
 <p>Ask an administrator to add you to a role with a rule for the console's app.</p>`,
   );
 }

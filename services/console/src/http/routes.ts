@@ -2,12 +2,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock, HttpHandler, Logger } from '@aoa/core';
 import { isName } from '@aoa/core';
 import type { events, revoker } from '@aoa/proto';
+import { decodeJwt } from 'jose';
 import type * as oidc from 'openid-client';
 import { type AoaServices, type OperatorCredential, ServiceRefusal } from '../domain/services.js';
 import { csrfMatches, type Session, type SessionStore } from '../domain/sessions.js';
 import { layoutLineage } from '../domain/tree.js';
 import { creepDays, grantRows } from '../domain/views.js';
-import { feedStream } from './feed.js';
+import { FeedLimits, feedFilters, feedStream } from './feed.js';
 import {
   confirmPage,
   creepPage,
@@ -23,12 +24,31 @@ import {
   signInPage,
   treePage,
 } from './pages.js';
-import { cookie, cookies, FormError, queryOf, readForm, redirect, sendPage } from './web.js';
+import { cookie, cookies, FormError, queryOf, readForm, redirect, sendPage, sendText } from './web.js';
 
 export const SESSION_COOKIE = 'aoa_console';
 const LOGIN_COOKIE = 'aoa_console_login';
 /** An operator token with less than this left is replaced before a call. */
 const OPERATOR_RENEW_MS = 60_000;
+const BUSY = 'The console holds as many sessions as it may: try again later.';
+
+/**
+ * How long the IdP's access token lives, in seconds: `expires_in`, else its own `exp` − `iat` (a JWT),
+ * else nothing (the person signs in again at the first page).
+ */
+function lifetimeSeconds(accessToken: string, expiresIn: number | undefined): number {
+  if (expiresIn !== undefined) return expiresIn;
+  try {
+    const { exp, iat } = decodeJwt(accessToken);
+    return exp !== undefined && iat !== undefined ? Math.max(0, exp - iat) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Live feeds (each polls the auditor 4 times a second) a session, and the whole console, may hold. */
+const MAX_FEEDS_PER_SESSION = 3;
+const MAX_FEEDS = 100;
 /** After policy refused a person an operator token, how long before the console asks again. */
 const REFUSAL_RETRY_MS = 60_000;
 const JTI = /^[A-Za-z0-9_-]{16,128}$/;
@@ -58,6 +78,7 @@ type Page = (
  */
 export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
   const { services, sessions, clock, log } = deps;
+  const feeds = new FeedLimits(MAX_FEEDS_PER_SESSION, MAX_FEEDS);
   const origin = () => new URL(deps.publicUrl()).origin;
   const secure = () => deps.publicUrl().startsWith('https:');
   const sessionOf = (req: IncomingMessage) => sessions.get(cookies(req).get(SESSION_COOKIE));
@@ -78,20 +99,33 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
       return undefined;
     }
     if (session.refusal && now - session.refusal.atMs < REFUSAL_RETRY_MS) return undefined;
+    // Concurrent requests of one session share one exchange (one Delegate, one audit event).
+    session.exchanging ??= exchange(session, now).finally(() => {
+      session.exchanging = undefined;
+    });
+    return session.exchanging;
+  }
+
+  async function exchange(session: Session, now: number): Promise<OperatorCredential | undefined> {
     try {
       session.operator = await services.operatorToken(session.idpAccessToken);
       session.refusal = undefined;
     } catch (error) {
       if (!(error instanceof ServiceRefusal)) throw error;
       if (error.code !== 'PERMISSION_DENIED' && error.code !== 'UNAUTHENTICATED') throw error;
-      session.refusal = { message: error.details, atMs: now };
+      session.refusal = { reason: error.reason || error.code, atMs: now };
       log.info(
-        { sub: session.person.sub, code: error.code, reason: error.reason },
+        { sub: session.person.sub, code: error.code, reason: error.reason, details: error.details },
         'no operator token for this person',
       );
     }
     return session.operator;
   }
+
+  const idpName = () => deps.oidc.config.serverMetadata().issuer;
+
+  /** The session, while it is still the live one for its id (not signed out, expired or replaced). */
+  const live = (session: Session) => sessions.get(session.id) === session;
 
   const page =
     (handler: Page): HttpHandler =>
@@ -161,15 +195,32 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
       }
     };
 
+  /**
+   * A service's refusal as a page. A revoked operator token ends the session (sign in again, and
+   * policy decides afresh); an outage says so without the services' internals, which are logged.
+   */
   function failed(res: ServerResponse, session: Session, error: unknown): void {
     if (!(error instanceof ServiceRefusal)) throw error;
-    const status =
-      error.code === 'PERMISSION_DENIED'
-        ? 403
-        : error.code === 'INVALID_ARGUMENT' || error.code === 'NOT_FOUND'
-          ? 400
-          : 502;
-    sendPage(res, status, errorPage(session, 'The service refused', error.details, error.code));
+    if (error.reason === 'TOKEN_REVOKED') {
+      sessions.destroy(session.id);
+      log.warn({ sub: session.person.sub }, 'operator token revoked: session ended');
+      return void sendPage(
+        res,
+        401,
+        signInPage(idpName(), 'Your operator token was revoked: sign in again.'),
+        { 'set-cookie': clearSession() },
+      );
+    }
+    const client = error.code === 'INVALID_ARGUMENT' || error.code === 'NOT_FOUND';
+    if (error.code === 'PERMISSION_DENIED' || client) {
+      return void sendPage(
+        res,
+        client ? 400 : 403,
+        errorPage(session, 'The service refused', error.details, error.code),
+      );
+    }
+    log.warn({ code: error.code, details: error.details }, 'a service call failed');
+    sendPage(res, 502, errorPage(session, 'A service is unavailable', 'Try again in a moment.', error.code));
   }
 
   const revokedJtis = async (operator: OperatorCredential) =>
@@ -261,19 +312,20 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
     }
   };
 
-  const recent = (operator: OperatorCredential, sinceMs: number, types: string[] = []) =>
-    services.query(operator, { since: new Date(clock.nowMs() - sinceMs), types, limit: 1000 });
+  /** The newest `keep` events of the last `sinceMs` (of `types`, when given). */
+  const recent = (operator: OperatorCredential, sinceMs: number, keep: number, types: string[] = []) =>
+    services.latest(operator, { since: new Date(clock.nowMs() - sinceMs), types }, keep);
 
   return {
     'GET /': async (req, res) => {
       const session = sessionOf(req);
-      if (!session) return void sendPage(res, 200, signInPage(deps.oidc.config.serverMetadata().issuer));
+      if (!session) return void sendPage(res, 200, signInPage(idpName()));
       await page(async (_req, res, session, operator) => {
         const [chain, events] = await Promise.all([
           services.verifyChain(operator),
-          recent(operator, 3_600_000),
+          recent(operator, 3_600_000, 20),
         ]);
-        sendPage(res, 200, overviewPage(session, chain, events.slice(-20).reverse()));
+        sendPage(res, 200, overviewPage(session, chain, [...events].reverse()));
       })(req, res);
     },
 
@@ -281,6 +333,7 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
       const { client, config, resource, scope } = deps.oidc;
       const verifier = client.randomPKCECodeVerifier();
       const login = sessions.beginLogin(verifier);
+      if (!login) return void sendPage(res, 503, signInPage(idpName(), BUSY));
       const url = client.buildAuthorizationUrl(config, {
         redirect_uri: `${origin()}/callback`,
         scope,
@@ -313,10 +366,7 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
         return void sendPage(
           res,
           400,
-          signInPage(
-            config.serverMetadata().issuer,
-            'That sign-in was not started here, or took too long: try again.',
-          ),
+          signInPage(idpName(), 'That sign-in was not started here, or took too long: try again.'),
           { 'set-cookie': clearLogin },
         );
       }
@@ -333,12 +383,9 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
           { err: error instanceof Error ? error.message : String(error) },
           'sign-in failed at the IdP',
         );
-        return void sendPage(
-          res,
-          401,
-          signInPage(config.serverMetadata().issuer, 'The identity provider did not sign you in.'),
-          { 'set-cookie': clearLogin },
-        );
+        return void sendPage(res, 401, signInPage(idpName(), 'The identity provider did not sign you in.'), {
+          'set-cookie': clearLogin,
+        });
       }
       const claims = tokens.claims();
       const sub = typeof claims?.sub === 'string' ? claims.sub : '';
@@ -346,8 +393,9 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
       const session = sessions.create({
         person: { sub, name },
         idpAccessToken: tokens.access_token,
-        idpExpiresAtMs: clock.nowMs() + (tokens.expiresIn() ?? 0) * 1000,
+        idpExpiresAtMs: clock.nowMs() + lifetimeSeconds(tokens.access_token, tokens.expiresIn()) * 1000,
       });
+      if (!session) return void sendPage(res, 503, signInPage(idpName(), BUSY), { 'set-cookie': clearLogin });
       log.info({ sub }, 'signed in');
       sendPage(res, 200, signedInPage(), {
         'set-cookie': [
@@ -406,12 +454,11 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
       }
       if (!search.subject && !search.app && !search.env)
         return void sendPage(res, 200, treePage(session, search, undefined, []));
-      const issued: events.AuditEvent[] = await services.query(operator, {
-        types: ['delegation.issued'],
-        app: search.app,
-        env: search.env,
-        limit: 1000,
-      });
+      const issued: events.AuditEvent[] = await services.latest(
+        operator,
+        { types: ['delegation.issued'], app: search.app, env: search.env },
+        search.subject ? 50_000 : 100,
+      );
       const matches = issued
         .filter((e) => !search.subject || e.data?.sub === search.subject)
         .slice(-100)
@@ -431,23 +478,28 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
     'GET /events/stream': async (req, res) => {
       const session = sessionOf(req);
       const operator = session && (await operatorOf(session).catch(() => undefined));
-      if (!session || !operator) {
-        res.writeHead(401, { 'content-type': 'text/plain', 'cache-control': 'no-store' });
-        return void res.end('sign in first');
+      if (!session || !operator) return void sendText(res, 401, 'sign in first');
+      const filters = feedFilters(queryOf(req));
+      if (typeof filters === 'string') return void sendText(res, 400, filters);
+      if (!feeds.open(session.id)) return void sendText(res, 429, 'too many live feeds open');
+      try {
+        await feedStream(req, res, {
+          services,
+          clock,
+          log,
+          filters,
+          // Each poll asks again: a session signed out, expired or replaced ends its feeds.
+          operator: () => (live(session) ? operatorOf(session) : Promise.resolve(undefined)),
+        });
+      } finally {
+        feeds.close(session.id);
       }
-      await feedStream(req, res, {
-        services,
-        clock,
-        log,
-        filters: queryOf(req),
-        operator: () => operatorOf(session),
-      });
     },
 
     'GET /grants': page(async (_req, res, session, operator) => {
       const [grants, audit] = await Promise.all([
         services.listGrants(operator),
-        recent(operator, 86_400_000, ['grant.minted', 'credential.delivered']),
+        recent(operator, 86_400_000, 50_000, ['grant.minted', 'credential.delivered']),
       ]);
       sendPage(res, 200, grantsPage(session, grantRows(grants, audit, clock.nowMs())));
     }),
@@ -487,7 +539,7 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
     'GET /creep': page(async (_req, res, session, operator) => {
       const [usage, alerts] = await Promise.all([
         services.unusedScopes(operator),
-        recent(operator, 14 * 86_400_000, ['alert.privilege_creep']),
+        recent(operator, 14 * 86_400_000, 50_000, ['alert.privilege_creep']),
       ]);
       sendPage(
         res,

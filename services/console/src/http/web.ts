@@ -38,6 +38,11 @@ export function sendPage(
   res.end(body);
 }
 
+export function sendText(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': 'text/plain; charset=utf-8' });
+  res.end(text);
+}
+
 export function redirect(
   res: ServerResponse,
   location: string,
