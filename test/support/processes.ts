@@ -40,10 +40,14 @@ export function startBuilt(name: string, env: Record<string, string>): ServicePr
   return { child, lines, output: () => out, exited };
 }
 
-export async function waitForLog(p: ServiceProcess, msg: string): Promise<Record<string, unknown>> {
+export async function waitForLog(
+  p: ServiceProcess,
+  msg: string | string[],
+): Promise<Record<string, unknown>> {
   const deadline = Date.now() + 60_000;
+  const wanted = Array.isArray(msg) ? msg : [msg];
   for (;;) {
-    const line = p.lines().find((l) => l.msg === msg);
+    const line = p.lines().find((l) => wanted.includes(String(l.msg)));
     if (line) return line;
     if (p.child.exitCode !== null) throw new Error(`exited ${p.child.exitCode} before logging "${msg}"`);
     if (Date.now() > deadline) throw new Error(`no "${msg}" log line`);
