@@ -134,7 +134,7 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
       if (!session) return void redirect(res, '/', { 'set-cookie': clearSession() });
       try {
         const operator = await operatorOf(session);
-        if (!sessions.get(session.id)) return void redirect(res, '/', { 'set-cookie': clearSession() });
+        if (!live(session)) return void redirect(res, '/', { 'set-cookie': clearSession() });
         if (!operator) return void sendPage(res, 403, noRightsPage(session));
         await handler(req, res, session, operator);
       } catch (error) {
