@@ -62,3 +62,18 @@ export function parseDurationSeconds(value: string | number): number {
 /** The host of a listener as it goes in a URL: IPv6 bracketed, the wildcard as loopback. */
 export const hostForUrl = (host: string): string =>
   host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+
+/**
+ * A service's gRPC base URL, the prefix of the `htu` its DPoP proofs name: the configured one (its
+ * `AOA_<SERVICE>_GRPC_URL`) without a trailing slash, else the listener's own address.
+ *
+ * @example
+ * const grpcUrl = grpcBaseUrl(config.grpcUrl, config.grpcListen.host, grpcPort, Boolean(config.tls));
+ */
+export const grpcBaseUrl = (
+  configured: string | undefined,
+  host: string,
+  port: number,
+  tls: boolean,
+): string =>
+  configured ? configured.replace(/\/$/, '') : `${tls ? 'https' : 'http'}://${hostForUrl(host)}:${port}`;

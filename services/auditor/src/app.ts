@@ -8,7 +8,7 @@ import {
   ensureAuditStream,
   followTokenMirrors,
   GrpcServer,
-  hostForUrl,
+  grpcBaseUrl,
   type Logger,
   NatsProbe,
   openBucket,
@@ -190,8 +190,7 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
     const grpc = new GrpcServer(log, ['aoa/v1/auditor.proto']);
     const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.tls);
     cleanup.push(() => grpc.stop());
-    const scheme = config.tls ? 'https' : 'http';
-    const grpcUrl = config.grpcUrl ?? `${scheme}://${hostForUrl(config.grpcListen.host)}:${grpcPort}`;
+    const grpcUrl = grpcBaseUrl(config.grpcUrl, config.grpcListen.host, grpcPort, Boolean(config.tls));
     grpc.addService(
       pb.AuditorService,
       auditorHandlers({

@@ -98,7 +98,7 @@ export function loadConsoleConfig(env: Record<string, string | undefined>): Cons
   const scheme = e.AOA_GRPC_CA_FILE ? 'https' : 'http';
   const service = (address: string, grpcUrl: string | undefined): ServiceTarget => ({
     address,
-    grpcUrl: grpcUrl ?? `${scheme}://${address}`,
+    grpcUrl: grpcUrl?.replace(/\/$/, '') ?? `${scheme}://${address}`,
   });
   return {
     httpListen: e.AOA_CONSOLE_HTTP_LISTEN,

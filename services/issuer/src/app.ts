@@ -10,6 +10,7 @@ import {
   ensureAuditStream,
   GrantMirror,
   GrpcServer,
+  grpcBaseUrl,
   hostForUrl,
   KeySetMirror,
   type Logger,
@@ -148,8 +149,8 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
     const grpc = new GrpcServer(log, ['aoa/v1/issuer.proto']);
     const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.tls);
     cleanup.push(() => grpc.stop());
+    const grpcUrl = grpcBaseUrl(config.grpcUrl, config.grpcListen.host, grpcPort, Boolean(config.tls));
     const scheme = config.tls ? 'https' : 'http';
-    const grpcUrl = config.grpcUrl ?? `${scheme}://${hostForUrl(config.grpcListen.host)}:${grpcPort}`;
 
     const notReady = () => [
       ...natsProbe.problems(),

@@ -5,7 +5,7 @@ import {
   connectService,
   ensureAuditStream,
   GrpcServer,
-  hostForUrl,
+  grpcBaseUrl,
   KeySetMirror,
   type Logger,
   NatsProbe,
@@ -138,8 +138,7 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
     const grpc = new GrpcServer(log, ['aoa/v1/revoker.proto']);
     const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.tls);
     cleanup.push(() => grpc.stop());
-    const scheme = config.tls ? 'https' : 'http';
-    const grpcUrl = config.grpcUrl ?? `${scheme}://${hostForUrl(config.grpcListen.host)}:${grpcPort}`;
+    const grpcUrl = grpcBaseUrl(config.grpcUrl, config.grpcListen.host, grpcPort, Boolean(config.tls));
     grpc.addService(
       pb.RevokerService,
       revokerHandlers({ ctx, list: () => revocations.list(), grpcBaseUrl: grpcUrl, metrics, log }),

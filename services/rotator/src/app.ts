@@ -9,7 +9,7 @@ import {
   followTokenMirrors,
   GrantMirror,
   GrpcServer,
-  hostForUrl,
+  grpcBaseUrl,
   type Logger,
   NatsProbe,
   openBucket,
@@ -164,8 +164,7 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
     const grpc = new GrpcServer(log, ['aoa/v1/rotator.proto']);
     const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.tls);
     cleanup.push(() => grpc.stop());
-    const scheme = config.tls ? 'https' : 'http';
-    const grpcUrl = config.grpcUrl ?? `${scheme}://${hostForUrl(config.grpcListen.host)}:${grpcPort}`;
+    const grpcUrl = grpcBaseUrl(config.grpcUrl, config.grpcListen.host, grpcPort, Boolean(config.tls));
     grpc.addService(pb.RotatorService, rotatorHandlers(ctx, grpcUrl, metrics, log));
     const notReady = () => natsProbe.problems();
     const http = await startHttpServer({

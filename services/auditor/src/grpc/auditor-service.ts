@@ -33,10 +33,9 @@ export interface AuditorServiceDeps {
  */
 export function auditorHandlers(deps: AuditorServiceDeps): pb.AuditorServer {
   const { store, log } = deps;
-  const base = deps.grpcUrl.replace(/\/$/, '');
   const admin = async (metadata: Metadata, method: string) => {
     const caller = await proveAdministrator(
-      callerProof(metadata, `${base}/aoa.v1.Auditor/${method}`),
+      callerProof(metadata, `${deps.grpcUrl}/aoa.v1.Auditor/${method}`),
       deps.caller,
       'the audit log is for administrators only',
     );

@@ -24,7 +24,6 @@ export function issuerHandlers(
   log: Logger,
   rotation: KeyRotation,
 ): pb.IssuerServer {
-  const base = grpcBaseUrl.replace(/\/$/, '');
   return {
     delegate: async (
       call: ServerUnaryCall<pb.DelegateRequest, pb.DelegateResponse>,
@@ -32,7 +31,7 @@ export function issuerHandlers(
     ) => {
       const stop = metrics.delegateSeconds.startTimer();
       try {
-        const proof = callerProof(call.metadata, `${base}/aoa.v1.Issuer/Delegate`);
+        const proof = callerProof(call.metadata, `${grpcBaseUrl}/aoa.v1.Issuer/Delegate`);
         const result = await delegate(ctx, call.request, proof);
         metrics.delegations.inc({ outcome: 'issued', code: 'ok' });
         log.info({ jti: result.jti, rule: result.rule, depth: result.depth }, 'delegation issued');
@@ -50,7 +49,7 @@ export function issuerHandlers(
     ) => {
       const stop = metrics.delegateSeconds.startTimer();
       try {
-        const proof = callerProof(call.metadata, `${base}/aoa.v1.Issuer/DelegateBatch`);
+        const proof = callerProof(call.metadata, `${grpcBaseUrl}/aoa.v1.Issuer/DelegateBatch`);
         const outcomes = await delegateBatch(ctx, call.request, proof);
         const issued = outcomes.filter((o) => 'issued' in o).length;
         metrics.delegations.inc({ outcome: 'issued', code: 'ok' }, issued);
@@ -71,7 +70,7 @@ export function issuerHandlers(
       callback: sendUnaryData<pb.IntrospectResponse>,
     ) => {
       try {
-        const proof = callerProof(call.metadata, `${base}/aoa.v1.Issuer/Introspect`);
+        const proof = callerProof(call.metadata, `${grpcBaseUrl}/aoa.v1.Issuer/Introspect`);
         const result = await introspect(ctx, call.request.token, proof);
         metrics.introspections.inc({ active: String(result.active) });
         callback(

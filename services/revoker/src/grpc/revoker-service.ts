@@ -20,7 +20,6 @@ export interface RevokerServiceDeps {
 /** gRPC `aoa.v1.Revoker`: reads the caller's proof from metadata, calls the domain, maps errors once. */
 export function revokerHandlers(deps: RevokerServiceDeps): pb.RevokerServer {
   const { ctx, metrics, log } = deps;
-  const base = deps.grpcBaseUrl.replace(/\/$/, '');
   return {
     revoke: async (
       call: ServerUnaryCall<pb.RevokeRequest, pb.RevokeResponse>,
@@ -28,7 +27,7 @@ export function revokerHandlers(deps: RevokerServiceDeps): pb.RevokerServer {
     ) => {
       const kind = targetKind(call.request);
       try {
-        const proof = revokerProof(call.metadata, `${base}/aoa.v1.Revoker/Revoke`);
+        const proof = revokerProof(call.metadata, `${deps.grpcBaseUrl}/aoa.v1.Revoker/Revoke`);
         const result = await revoke(ctx, call.request, proof);
         metrics.revocations.inc({ kind, code: 'ok' });
         log.info(
@@ -51,7 +50,7 @@ export function revokerHandlers(deps: RevokerServiceDeps): pb.RevokerServer {
       callback: sendUnaryData<pb.ListRevocationsResponse>,
     ) => {
       try {
-        const proof = revokerProof(call.metadata, `${base}/aoa.v1.Revoker/ListRevocations`);
+        const proof = revokerProof(call.metadata, `${deps.grpcBaseUrl}/aoa.v1.Revoker/ListRevocations`);
         const { caller } = await proveCaller(ctx, proof);
         const page = listRevocations(caller, deps.list(), call.request);
         callback(null, {

@@ -27,7 +27,6 @@ export function rotatorHandlers(
   metrics: RotatorMetrics,
   log: Logger,
 ): pb.RotatorServer {
-  const base = grpcUrl.replace(/\/$/, '');
   const unary =
     <Req, Res>(method: string, run: (request: Req, metadata: Metadata) => Promise<Res>): Handler<Req, Res> =>
     (call, callback) => {
@@ -43,7 +42,10 @@ export function rotatorHandlers(
       );
     };
   const caller = async (metadata: Metadata, method: string): Promise<ServiceCaller> => {
-    const proved = await proveServiceCaller(callerProof(metadata, `${base}/aoa.v1.Rotator/${method}`), ctx);
+    const proved = await proveServiceCaller(
+      callerProof(metadata, `${grpcUrl}/aoa.v1.Rotator/${method}`),
+      ctx,
+    );
     if (proved.kind === 'operator')
       log.info({ by: callerBy(proved), jti: proved.jti, method }, 'operator call');
     return proved;
