@@ -1,5 +1,6 @@
 import type { AuditEnvelope, AuditEventType, AuditPublisher, Logger } from '@aoa/core';
 import type { KV } from '@nats-io/kv';
+import { fulfilledWithin } from './within.js';
 
 /** The counters an outbox reports to (each process names its own metrics). */
 export interface OutboxMetrics {
@@ -64,7 +65,7 @@ export class AuditOutbox {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    await bounded(this.draining ?? Promise.resolve());
+    await fulfilledWithin(this.draining ?? Promise.resolve(), STOP_WAIT_MS);
     this.closeWatch();
   }
 
@@ -79,7 +80,7 @@ export class AuditOutbox {
     data: Record<string, unknown>,
   ): Promise<AuditEnvelope> {
     const event = this.audit.envelope(type, subject, data);
-    if (await acknowledgedWithin(this.audit.publishEnvelope(event), DIRECT_DELIVERY_MS)) return event;
+    if (await fulfilledWithin(this.audit.publishEnvelope(event), DIRECT_DELIVERY_MS)) return event;
     try {
       await this.kv.put(outboxKey(event.id), JSON.stringify(event));
       this.keys.add(outboxKey(event.id));
@@ -180,34 +181,7 @@ export class AuditOutbox {
  */
 const DIRECT_DELIVERY_MS = 100;
 
-/** Whether `publish` was acknowledged within `ms`; a refusal or a later answer is false. */
-async function acknowledgedWithin(publish: Promise<void>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const acknowledged = await Promise.race([
-    publish.then(
-      () => true,
-      () => false,
-    ),
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(resolve, ms, false);
-    }),
-  ]);
-  clearTimeout(timer);
-  return acknowledged;
-}
-
 /** How long `stop()` waits for a delivery round in flight. */
 const STOP_WAIT_MS = 2000;
-
-async function bounded(work: Promise<unknown>): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    work.catch(() => undefined),
-    new Promise((resolve) => {
-      timer = setTimeout(resolve, STOP_WAIT_MS);
-    }),
-  ]);
-  clearTimeout(timer);
-}
 
 const outboxKey = (eventId: string): string => `evt.${eventId}`;

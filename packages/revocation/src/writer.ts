@@ -3,6 +3,7 @@ import type { KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AuditOutbox, type OutboxMetrics } from './audit-outbox.js';
 import { KvRevocationStore } from './kv-store.js';
+import { fulfilledWithin } from './within.js';
 import type { RevocationWriteContext } from './write.js';
 
 /** The outbox of revocation audit events not yet acknowledged by JetStream, shared by every writer. */
@@ -60,7 +61,8 @@ export async function openRevocationWriter(options: RevocationWriterOptions): Pr
         const body = JSON.stringify(notice);
         if (place) nc.publish(subjects.revoked(place.environment, place.app), body);
         nc.publish(subjects.revokedAll(), body);
-        await flushed(nc, NOTICE_FLUSH_MS);
+        // Disconnected, the flush is never answered: the write goes ahead after the wait regardless.
+        await fulfilledWithin(nc.flush(), NOTICE_FLUSH_MS);
       } catch (error) {
         log.warn({ err: error, key: notice.key }, 'revocation notice not published; the bucket still has it');
       }
@@ -79,15 +81,3 @@ export async function openRevocationWriter(options: RevocationWriterOptions): Pr
 
 /** How long a revocation waits for its notice to reach the server before writing regardless. */
 const NOTICE_FLUSH_MS = 500;
-
-/** Resolves once the server has answered a flush, or after `ms` (disconnected: never blocks a write). */
-async function flushed(nc: NatsConnection, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    nc.flush().catch(() => undefined),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-    }),
-  ]);
-  clearTimeout(timer);
-}
