@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { auditor } from '@aoa/proto';
-import { layoutLineage, MAX_DRAWN_NODES } from './tree.js';
+import { descendantsOf, layoutLineage, MAX_DRAWN_NODES } from './tree.js';
 
 const node = (jti: string, scopes: string[], children: auditor.LineageNode[] = []): auditor.LineageNode => ({
   jti,
@@ -33,6 +33,7 @@ describe('delegation tree layout', () => {
     assert.deepEqual(at.get('leaf-a')?.dropped, ['write']);
     assert.equal(at.get('mid')?.selected, true);
     assert.equal(at.get('mid')?.descendants, 2);
+    assert.equal(descendantsOf(node('a', [], [node('b', [], [node('c', [])]), node('d', [])])), 3);
     assert.equal(tree.edges.length, 3);
     assert.ok(tree.edges.every((e) => e.points.length >= 2));
   });

@@ -6,6 +6,10 @@ const NODE_HEIGHT = 64;
 /** More nodes than this are not drawn (the tree is cut, and says so). */
 export const MAX_DRAWN_NODES = 300;
 
+/** How many tokens were delegated from `node`, at any depth. */
+export const descendantsOf = (node: auditor.LineageNode): number =>
+  node.children.reduce((total, child) => total + 1 + descendantsOf(child), 0);
+
 /** One token drawn in a delegation tree, with where the layout put it (its centre). */
 export interface TreeNode {
   jti: string;

@@ -6,7 +6,7 @@ import { decodeJwt } from 'jose';
 import type * as oidc from 'openid-client';
 import { type AoaServices, type OperatorCredential, ServiceRefusal } from '../domain/services.js';
 import { csrfMatches, type Session, type SessionStore } from '../domain/sessions.js';
-import { layoutLineage } from '../domain/tree.js';
+import { descendantsOf, layoutLineage } from '../domain/tree.js';
 import { creepDays, grantRows } from '../domain/views.js';
 import { FeedLimits, feedFilters, feedStream } from './feed.js';
 import {
@@ -244,8 +244,7 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
           if (error instanceof ServiceRefusal && error.code === 'NOT_FOUND') return undefined;
           throw error;
         });
-        const tree = lineage ? layoutLineage(lineage, new Set()) : undefined;
-        const self = tree?.nodes.find((n) => n.selected);
+        const self = lineage?.node;
         return {
           kind,
           value,
@@ -253,7 +252,7 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
           description: self
             ? `Token ${value} (${self.child} in ${self.env}, ${self.sub}).`
             : `Token ${value} (not in the audit: its descendants cannot be counted).`,
-          descendants: self?.descendants,
+          descendants: self && descendantsOf(self),
         };
       }
       case 'grant':
