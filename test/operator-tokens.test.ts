@@ -224,6 +224,98 @@ describe('an operator token makes its holder an administrator', () => {
   });
 });
 
+describe("an owner's operator token (aoa:owner) sees and acts on its own clients only", () => {
+  let owner: OperatorToken;
+  const at = (url: () => string, service: string) => (method: string) =>
+    `${url()}/aoa.v1.${service}/${method}`;
+  const auditorHtu = at(() => auditor.grpcUrl, 'Auditor');
+  const rotatorHtu = at(() => rot.rotator.grpcUrl, 'Rotator');
+  const revokerHtu = at(() => rev.revoker.grpcUrl, 'Revoker');
+
+  before(async () => {
+    owner = await consoleToken(sys, { scopes: ['aoa:owner'] });
+  });
+
+  it('is issued for the clients whose owners roles the person holds, named in its scope', () => {
+    const claims = JSON.parse(Buffer.from(owner.accessToken.split('.')[1] ?? '', 'base64url').toString());
+    assert.equal(claims.scope, 'aoa:owner:argocd');
+    assert.deepEqual(claims.aud, [OPERATOR_AUDIENCE]);
+    assert.equal(claims.cnf.jkt, owner.key.jkt);
+  });
+
+  it("at the auditor: Query and Lineage answer for argocd's tokens only; VerifyChain is refused", async () => {
+    const root = await rootDelegateAsArgocd(sys, {
+      scopes: ['read:metrics'],
+      holderJkt: (await makeKey()).jkt,
+    });
+    await eventually(async () => {
+      const found = await query(
+        { types: ['delegation.issued'] },
+        await operatorMetadata(owner, auditorHtu('Query')),
+      );
+      assert.ok(found.some((event) => event.data?.jti === root.jti));
+      // The console's own delegations (client console) are not argocd's.
+      assert.equal(
+        found.some((event) => event.data?.client_id !== 'client:argocd'),
+        false,
+      );
+    });
+    const lineage = async (jti: string) => {
+      const md = toMetadata(await operatorMetadata(owner, auditorHtu('Lineage')));
+      return new Promise<auditorPb.LineageResponse>((resolve, reject) =>
+        auditor.client.lineage({ jti }, md, (error, response) => (error ? reject(error) : resolve(response))),
+      );
+    };
+    assert.equal((await lineage(root.jti)).node?.jti, root.jti);
+    await refused(lineage(operator.jti), status.PERMISSION_DENIED, /client you do not own/, owner);
+    await refused(
+      verifyChain(await operatorMetadata(owner, auditorHtu('VerifyChain'))),
+      status.PERMISSION_DENIED,
+      /administrators only/,
+      owner,
+    );
+  });
+
+  it("at the rotator: lists and rotates argocd's grants, not another client's; deletes none", async () => {
+    const own = await createGrantAsAdmin(sys, rot.client, { tokenTtlSeconds: 60, parentClient: 'argocd' });
+    const other = await createGrantAsAdmin(sys, rot.client, { tokenTtlSeconds: 60 });
+    const listed = await listGrants(await operatorMetadata(owner, rotatorHtu('ListGrants')));
+    assert.ok(listed.grants.length > 0);
+    assert.deepEqual(new Set(listed.grants.map((g) => g.parentClient)), new Set(['argocd']));
+    const rotate = async (grantId: string) =>
+      callRotator<rotatorPb.RotateNowRequest, rotatorPb.RotateNowResponse>(
+        rot.client,
+        rot.client.rotateNow,
+        { grantId },
+        await operatorMetadata(owner, rotatorHtu('RotateNow')),
+      );
+    await rotate(own.id);
+    await refused(rotate(other.id), status.PERMISSION_DENIED, /parent client/, owner);
+    await refused(
+      callRotator<rotatorPb.DeleteGrantRequest, rotatorPb.DeleteGrantResponse>(
+        rot.client,
+        rot.client.deleteGrant,
+        { grantId: own.id },
+        await operatorMetadata(owner, rotatorHtu('DeleteGrant')),
+      ),
+      status.PERMISSION_DENIED,
+      undefined,
+      owner,
+    );
+  });
+
+  it("at the revoker: revokes argocd's grant, not another client's, nor a subject or an unpresented jti", async () => {
+    const own = await createGrantAsAdmin(sys, rot.client, { tokenTtlSeconds: 60, parentClient: 'argocd' });
+    const other = await createGrantAsAdmin(sys, rot.client, { tokenTtlSeconds: 60 });
+    const revoke = async (request: Parameters<typeof callRevoke>[1]) =>
+      callRevoke(rev.client, request, await operatorMetadata(owner, revokerHtu('Revoke')));
+    assert.equal((await revoke({ grantId: own.id, reason: 'owner test' })).key, `grant.${own.id}`);
+    await refused(revoke({ grantId: other.id }), status.PERMISSION_DENIED, /parent client/, owner);
+    await refused(revoke({ subject: 'idp:corp:argocd-sa' }), status.PERMISSION_DENIED, undefined, owner);
+    await refused(revoke({ jti: operator.jti }), status.PERMISSION_DENIED, undefined, owner);
+  });
+});
+
 for (const target of targets) {
   describe(`the ${target.service} refuses what is not an operator's proof`, () => {
     it('a key-bound token without the aoa:admin scope', async () => {

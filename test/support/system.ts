@@ -23,7 +23,8 @@ export const IDP_AUDIENCE = 'https://aoa.test';
  * `edge` key, also a client registered with `dpop_bound_access_tokens` (it presents argocd-sa too);
  * with a `console` key, the web console's client (not an admin), which presents the `sre` group.
  * Members of `sre` may get operator tokens (`aoa:admin` for `urn:aoa:admin`) for the app `console` in
- * env `ops`; the rule also allows bearer tokens, so tests can show that no service accepts one.
+ * env `ops`; the rule also allows bearer tokens, so tests can show that no service accepts one. The
+ * sre-bot owns argocd (role `argocd-owners`): with `aoa:owner` it gets an owner token, `aoa:owner:argocd`.
  */
 export function testPolicy(
   idpIssuer: string,
@@ -62,6 +63,7 @@ clients:
     may_present:
       - idp: corp
         subjects: [argocd-sa]
+    owners: [argocd-owners]
   - id: ci
     jwks: [${jwk(keys.ci, 'ci-1')}]
     may_present:
@@ -92,6 +94,9 @@ roles:
   - name: operators
     members:
       groups: ["corp:sre"]
+  - name: argocd-owners
+    members:
+      subjects: ["idp:corp:sre-bot"]
 apps:
   - name: dashboards
     environments: [prod, staging]
@@ -154,7 +159,7 @@ rules:
     children: [console]
     environments: [ops]
     scopes:
-      ops: ["aoa:admin", "read:console"]
+      ops: ["aoa:admin", "aoa:owner", "read:console"]
     max_ttl: 15m
     bearer_allowed: true
 `;

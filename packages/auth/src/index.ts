@@ -21,6 +21,7 @@ export {
 } from './idp-token.js';
 export {
   type Administrator,
+  actsFor,
   assertOperator,
   type CallerProof,
   callerBy,

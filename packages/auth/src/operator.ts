@@ -3,6 +3,8 @@ import {
   type KeySetMirror,
   OPERATOR_AUDIENCE,
   OPERATOR_SCOPE,
+  OWNER_SCOPE,
+  operatorRights,
   type RevocationMirror,
   singleMetadata,
 } from '@aoa/core';
@@ -11,13 +13,19 @@ import type { Metadata } from '@grpc/grpc-js';
 import { type CallerContext, proveClient } from './client-assertion.js';
 import { type DpopPresentation, type ProvedHolder, proveHolder } from './dpop-holder.js';
 
-/** The person an operator token names: its root subject, its `jti`, and the key that proved it. */
+/**
+ * The person an operator token names: its root subject, its `jti`, the key that proved it, and its
+ * rights: an administrator (`aoa:admin`), or the owner of the clients its `aoa:owner:<client>` scopes name.
+ */
 export interface Operator {
   kind: 'operator';
   /** The token's `sub`: `idp:<namespace>:<idp sub>`, the person signed in. */
   sub: string;
   jti: string;
   jkt: string;
+  admin: boolean;
+  /** Client ids this person owns (sorted); an administrator's may be empty. */
+  owns: string[];
 }
 
 /** Who made a call: a registered client (by its client assertion) or an operator (by its token). */
@@ -59,8 +67,9 @@ export function callerProof(metadata: Metadata, htu: string): CallerProof {
 
 /**
  * What makes a proved holder an operator: its token names {@link OPERATOR_AUDIENCE} and
- * {@link OPERATOR_SCOPE} (else `permission_denied`), and neither it nor any ancestor is revoked
- * (`permission_denied`, reason `TOKEN_REVOKED`; a mirror not yet synchronised: `unavailable`).
+ * {@link OPERATOR_SCOPE} or an owner scope `aoa:owner:<client>` (else `permission_denied`), and neither
+ * it nor any ancestor is revoked (`permission_denied`, reason `TOKEN_REVOKED`; a mirror not yet
+ * synchronised: `unavailable`).
  */
 export function assertOperator(
   holder: ProvedHolder,
@@ -70,8 +79,12 @@ export function assertOperator(
   if (!claims.aud.includes(OPERATOR_AUDIENCE)) {
     throw new AppError('permission_denied', `operator token: aud must include ${OPERATOR_AUDIENCE}`);
   }
-  if (!claims.scope.split(' ').includes(OPERATOR_SCOPE)) {
-    throw new AppError('permission_denied', `operator token: scope must include ${OPERATOR_SCOPE}`);
+  const rights = operatorRights(claims);
+  if (!rights) {
+    throw new AppError(
+      'permission_denied',
+      `operator token: scope must include ${OPERATOR_SCOPE} or ${OWNER_SCOPE}:<client>`,
+    );
   }
   if (!revocations.ready()) throw new AppError('unavailable', 'revocation view not yet synchronised');
   const hit = revocations.check({ ...claims, kid });
@@ -80,7 +93,7 @@ export function assertOperator(
       reason: 'TOKEN_REVOKED',
     });
   }
-  return { kind: 'operator', sub: claims.sub, jti: claims.jti, jkt: holder.jkt };
+  return { kind: 'operator', sub: claims.sub, jti: claims.jti, jkt: holder.jkt, ...rights };
 }
 
 /**
@@ -109,7 +122,11 @@ export async function proveServiceCaller(proof: CallerProof, ctx: OperatorContex
 }
 
 export const isAdministrator = (caller: ServiceCaller): boolean =>
-  caller.kind === 'operator' || caller.client.admin;
+  caller.kind === 'operator' ? caller.admin : caller.client.admin;
+
+/** Whether the caller acts for a parent client: that client itself, or an operator who owns it. */
+export const actsFor = (caller: ServiceCaller, clientId: string): boolean =>
+  caller.kind === 'operator' ? caller.owns.includes(clientId) : caller.client.id === clientId;
 
 /** Lets an administrator through (an admin client or an operator); refuses any other as `permission_denied`. */
 export function requireAdministrator(caller: ServiceCaller, what = 'administrators only'): Administrator {

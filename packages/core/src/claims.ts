@@ -64,6 +64,35 @@ export const OPERATOR_SCOPE = 'aoa:admin';
 /** The audience an operator token must name (see {@link OPERATOR_SCOPE}). */
 export const OPERATOR_AUDIENCE = 'urn:aoa:admin';
 
-/** Whether a token's claims name both the operator scope and the operator audience. */
-export const isOperatorToken = (claims: Pick<AoaClaims, 'aud' | 'scope'>): boolean =>
-  claims.aud.includes(OPERATOR_AUDIENCE) && claims.scope.split(' ').includes(OPERATOR_SCOPE);
+/**
+ * The scope a rule lists to let owners of parent clients have owner tokens: requested as is, it
+ * becomes `aoa:owner:<client>` for every client whose policy `owners` roles the person holds.
+ */
+export const OWNER_SCOPE = 'aoa:owner';
+
+/** The scope naming one owned client: `aoa:owner:<client>`. */
+export const ownerScope = (client: string): string => `${OWNER_SCOPE}:${client}`;
+
+/** What an operator token lets its holder do: administer everything, or see the clients it owns. */
+export interface OperatorRights {
+  admin: boolean;
+  /** Client ids from `aoa:owner:<client>` scopes, sorted. */
+  owns: string[];
+}
+
+/**
+ * The rights an operator token carries: with {@link OPERATOR_AUDIENCE} in `aud`, {@link OPERATOR_SCOPE}
+ * (an administrator) and any `aoa:owner:<client>` scopes (an owner of those clients); undefined when
+ * the token carries neither.
+ */
+export function operatorRights(claims: Pick<AoaClaims, 'aud' | 'scope'>): OperatorRights | undefined {
+  if (!claims.aud.includes(OPERATOR_AUDIENCE)) return undefined;
+  const scopes = claims.scope.split(' ');
+  const prefix = `${OWNER_SCOPE}:`;
+  const owns = scopes
+    .filter((scope) => scope.startsWith(prefix) && scope.length > prefix.length)
+    .map((scope) => scope.slice(prefix.length))
+    .sort();
+  const admin = scopes.includes(OPERATOR_SCOPE);
+  return admin || owns.length > 0 ? { admin, owns } : undefined;
+}

@@ -75,6 +75,9 @@ export function checkPolicy(input: RawSections, problems: Problems): void {
       const idp = str(entry, 'idp');
       if (idp !== undefined) refer(['clients', index, 'may_present', i, 'idp'], idp, 'idps', noIdp(idp));
     }
+    for (const { index: i, value } of strings(client, 'owners')) {
+      refer(['clients', index, 'owners', i], value, 'roles', `no role is named ${quote(value)}`);
+    }
   });
   sections.roles.forEach((role, index) => {
     const members = obj(role)?.members;

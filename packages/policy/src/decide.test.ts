@@ -5,7 +5,7 @@ import { decide } from './decide.js';
 import { parsePolicy } from './load.js';
 import { findClient, findIdpByIssuer } from './lookup.js';
 import { mayPresent } from './present.js';
-import { baseDocument, examplePolicy } from './test-helpers.js';
+import { baseDocument, examplePolicy, problemsAfter } from './test-helpers.js';
 import type { DelegationRequest, ParentBounds } from './types.js';
 
 const policy = examplePolicy();
@@ -305,5 +305,59 @@ describe('presenting IdP identities and lookups', () => {
     assert.equal(findClient(policy, 'nobody'), undefined);
     assert.equal(findIdpByIssuer(policy, 'https://idp.example.com')?.namespace, 'corp');
     assert.equal(findIdpByIssuer(policy, 'https://idp.example.com/'), undefined);
+  });
+});
+
+describe('owner scopes', () => {
+  // argocd is owned by the deployers (alice); gitlab by the release managers (bob).
+  const doc = baseDocument();
+  doc.clients[0].owners = ['deployers'];
+  doc.clients.push({ ...doc.clients[0], id: 'gitlab', owners: ['release-managers'] });
+  doc.roles.push({ name: 'release-managers', members: { subjects: ['idp:corp:bob'] } });
+  doc.roles.push({
+    name: 'people',
+    members: { subjects: ['idp:corp:alice', 'idp:corp:bob', 'idp:corp:carol'] },
+  });
+  doc.apps.push({ name: 'console', environments: ['ops'], audiences: ['urn:aoa:admin'] });
+  doc.rules.push({
+    name: 'console-owners',
+    role: 'people',
+    children: ['console'],
+    environments: ['ops'],
+    scopes: { ops: ['aoa:owner'] },
+    max_ttl: '15m',
+  });
+  const owners = parsePolicy(stringify(doc), 'policy.yaml');
+  const ask = (sub: string, scopes: string[]) =>
+    decide(owners, root({ principal: { ...alice, sub }, child: 'console', env: 'ops', scopes }));
+  const granted = (sub: string, scopes: string[]) => {
+    const decision = ask(sub, scopes);
+    return decision.allow ? decision.scopes : [decision.code, decision.constraint];
+  };
+
+  it('turns aoa:owner into the clients whose owners roles the person holds', () => {
+    assert.deepEqual(granted('alice', ['aoa:owner']), ['aoa:owner:argocd']);
+    assert.deepEqual(granted('bob', ['aoa:owner']), ['aoa:owner:gitlab']);
+  });
+
+  it('refuses aoa:owner to a person who owns no client', () => {
+    assert.deepEqual(granted('carol', ['aoa:owner']), ['SCOPE_NOT_ALLOWED', 'clients.owners']);
+  });
+
+  it("refuses another client's owner scope, asked for by name", () => {
+    assert.deepEqual(granted('alice', ['aoa:owner:gitlab']), ['SCOPE_NOT_ALLOWED', 'clients.gitlab.owners']);
+    assert.deepEqual(granted('alice', ['aoa:owner:argocd']), ['aoa:owner:argocd']);
+  });
+
+  it('grants owner scopes only under a rule that lists aoa:owner', () => {
+    const decision = decide(owners, root({ scopes: ['aoa:owner'] }));
+    assert.equal(decision.allow ? 'allowed' : decision.code, 'SCOPE_NOT_ALLOWED');
+  });
+
+  it('refuses an owners entry naming no role', () => {
+    const problems = problemsAfter((d) => {
+      d.clients[0].owners = ['nobody'];
+    });
+    assert.ok(problems.some((p) => p.includes('clients[0].owners[0]') && p.includes('no role is named')));
   });
 });

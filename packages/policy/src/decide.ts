@@ -1,4 +1,4 @@
-import type { RefusalReason } from '@aoa/core';
+import { OWNER_SCOPE, ownerScope, type RefusalReason } from '@aoa/core';
 import type { ConditionInput } from './conditions.js';
 import { findApp } from './lookup.js';
 import { conditionText, holds, memberRoles, principalName } from './roles.js';
@@ -67,9 +67,11 @@ export function decide(policy: Policy, request: DelegationRequest): Decision {
   const roles = new Set(members.filter((role) => holds(role.when, input)).map((role) => role.name));
   const covers = (rule: RuleConfig) => rule.children.includes(child) && rule.environments.includes(env);
   const candidates = policy.rules.filter((rule) => roles.has(rule.role) && covers(rule));
+  const granted = ownerScopes(policy, scopes, roles);
+  if (!Array.isArray(granted)) return granted;
   let nearest: { stage: number; deny: Deny } | undefined;
   for (const rule of candidates) {
-    const outcome = evaluateRule(policy, rule, request, scopes, audience, input);
+    const outcome = evaluateRule(policy, rule, request, granted, audience, input);
     if (outcome.allow) return outcome;
     if (!nearest || outcome.stage > nearest.stage) nearest = { stage: outcome.stage, deny: outcome.deny };
   }
@@ -87,6 +89,41 @@ export function decide(policy: Policy, request: DelegationRequest): Decision {
     constraint: 'rules',
   });
 }
+
+/**
+ * Owner scopes: `aoa:owner` becomes `aoa:owner:<client>` for every client whose `owners` lists a role
+ * held (none: refused); an explicit `aoa:owner:<client>` needs one of that client's roles. A rule
+ * that lists `aoa:owner` allows them all.
+ */
+function ownerScopes(policy: Policy, scopes: string[], roles: Set<string>): string[] | Deny {
+  const owned = policy.clients
+    .filter((client) => client.owners.some((role) => roles.has(role)))
+    .map((client) => client.id);
+  const out: string[] = [];
+  for (const scope of scopes) {
+    if (scope === OWNER_SCOPE) {
+      if (owned.length === 0)
+        return deny('SCOPE_NOT_ALLOWED', `${OWNER_SCOPE}: no client lists a role you hold in its owners`, {
+          constraint: 'clients.owners',
+        });
+      out.push(...owned.map(ownerScope));
+    } else if (scope.startsWith(OWNER_PREFIX)) {
+      const client = scope.slice(OWNER_PREFIX.length);
+      if (!owned.includes(client))
+        return deny('SCOPE_NOT_ALLOWED', `${scope}: you hold none of client ${client}'s owners roles`, {
+          constraint: `clients.${client}.owners`,
+        });
+      out.push(scope);
+    } else out.push(scope);
+  }
+  return sortedUnique(out);
+}
+
+const OWNER_PREFIX = `${OWNER_SCOPE}:`;
+
+/** Whether a rule allows a scope: listed, or an owner scope under a rule that lists `aoa:owner`. */
+const ruleAllows = (allowed: string[], scope: string): boolean =>
+  allowed.includes(scope) || (scope.startsWith(OWNER_PREFIX) && allowed.includes(OWNER_SCOPE));
 
 /** The parts of a chain that hold whatever the rule: who may present a parent, and what it allows. */
 function checkChain({ principal, parent, env, nowSeconds }: DelegationRequest): Deny | undefined {
@@ -166,7 +203,7 @@ function evaluateRule(
     deny: deny(code, reason, { rule: rule.name, ...(constraint ? { constraint } : {}) }),
   });
   const allowed = rule.scopes[env] ?? [];
-  const missing = scopes.filter((scope) => !allowed.includes(scope));
+  const missing = scopes.filter((scope) => !ruleAllows(allowed, scope));
   if (missing.length > 0)
     return refuse(
       1,

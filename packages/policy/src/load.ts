@@ -215,6 +215,7 @@ function buildPolicy(s: Parsed, maxTokenTtlSeconds: number, hash: string, path: 
       },
       mayPresent: client.may_present,
       dpopBoundAccessTokens: client.dpop_bound_access_tokens,
+      owners: client.owners,
     })),
     roles: s.roles.map((role) => ({ name: role.name, members: role.members, when: role.when })),
     apps: s.apps.map((app) => ({ name: app.name, environments: app.environments, audiences: app.audiences })),

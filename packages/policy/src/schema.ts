@@ -258,6 +258,8 @@ export const ClientSchema = z
     jwks: z.array(clientJwk).min(1, { error: 'a client needs at least one public key' }).optional(),
     federated: federation.optional(),
     may_present: z.array(presentRule).default([]),
+    /** Roles whose holders own the client: they may have owner tokens (`aoa:owner:<id>`) for its grants and tokens. */
+    owners: uniqueList(name('role'), 'role').default([]),
   })
   .superRefine((client, ctx) => {
     if (!client.jwks === !client.federated) {

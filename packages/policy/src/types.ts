@@ -75,6 +75,8 @@ export interface ClientConfig {
   federated: ClientFederation | undefined;
   mayPresent: PresentRule[];
   dpopBoundAccessTokens: boolean;
+  /** Roles whose holders own this client (owner tokens, `aoa:owner:<id>`). */
+  owners: string[];
 }
 
 export interface RoleConfig {

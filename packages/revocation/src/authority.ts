@@ -3,12 +3,13 @@ import type { RevokeTarget } from './target.js';
 
 /**
  * A proved caller: a registered client (client assertion), the holder of a key (DPoP proof), or an
- * operator (the holder of a valid operator token, `@aoa/auth` `assertOperator`): an administrator.
+ * operator (the holder of a valid operator token, `@aoa/auth` `assertOperator`): an administrator, or
+ * the owner of the clients it names, with those clients' rights.
  */
 export type Caller =
   | { kind: 'client'; id: string; admin: boolean }
   | { kind: 'holder'; jkt: string }
-  | { kind: 'operator'; sub: string; jti: string; jkt: string };
+  | { kind: 'operator'; sub: string; jti: string; jkt: string; admin: boolean; owns: string[] };
 
 /** How a caller is named in records and audit: `client:<id>`, `jkt:<thumbprint>` or `operator:<sub>`. */
 export function callerName(caller: Caller): string {
@@ -22,8 +23,12 @@ export function callerName(caller: Caller): string {
   }
 }
 
-export const isAdmin = (caller: Caller): boolean =>
-  caller.kind === 'operator' || (caller.kind === 'client' && caller.admin);
+export const isAdmin = (caller: Caller): boolean => caller.kind !== 'holder' && caller.admin;
+
+/** Whether the caller acts for a parent client: that client, or an operator who owns it. */
+const actsFor = (caller: Caller, clientId: string): boolean =>
+  (caller.kind === 'client' && caller.id === clientId) ||
+  (caller.kind === 'operator' && caller.owns.includes(clientId));
 
 /** Where a revoked token lives, for the notice subject `aoa.revoked.<env>.<app>`. */
 export interface TargetPlace {
@@ -31,11 +36,11 @@ export interface TargetPlace {
   app: string;
 }
 
-/** Does the caller hold or have requested this token? */
+/** Does the caller hold this token, or act for the client that requested it? */
 function owns(caller: Caller, token: VerifiedAoaToken): boolean {
-  return caller.kind === 'client'
-    ? token.claims.client_id === `client:${caller.id}`
-    : token.claims.cnf?.jkt === caller.jkt;
+  const requester = token.claims.client_id.startsWith('client:') ? token.claims.client_id.slice(7) : '';
+  if (requester && actsFor(caller, requester)) return true;
+  return caller.kind !== 'client' && token.claims.cnf?.jkt === caller.jkt;
 }
 
 /**
@@ -60,9 +65,9 @@ export function authorizeRevoke(
     return { environment: target.environment, app: target.app };
   }
   if (target.kind === 'grant') {
-    const parent = caller.kind === 'client' && grantParent !== undefined && grantParent === caller.id;
+    const parent = grantParent !== undefined && actsFor(caller, grantParent);
     if (!parent && !isAdmin(caller))
-      throw denied("grant revocation is for administrators and the grant's parent client");
+      throw denied("grant revocation is for administrators and the grant's parent client (or its owners)");
     return undefined;
   }
   if (target.kind !== 'jti') {

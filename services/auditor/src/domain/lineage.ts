@@ -9,6 +9,8 @@ export interface LineageNode {
   env: string;
   scopes: string[];
   time: Date | undefined;
+  /** Who requested the token (`client:<id>` at a root, `app:<parent>` below); empty when unknown. */
+  clientId: string;
   children: LineageNode[];
 }
 
@@ -26,6 +28,7 @@ export function toLineageNode(jti: string, row: ChainRow | undefined): LineageNo
       ? d.scopes_granted.filter((s): s is string => typeof s === 'string')
       : [],
     time: row ? new Date(row.time) : undefined,
+    clientId: text(d.client_id),
     children: [],
   };
 }

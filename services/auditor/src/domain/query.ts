@@ -12,6 +12,11 @@ export interface QueryFilter {
   outcome: string;
   limit: number;
   pageToken: string;
+  /**
+   * Only the events of these parent clients (an owner's view): their root tokens (`client_id`), every
+   * token below one (`lineage`), their grants and what was done to them (`grant_id`); undefined: all.
+   */
+  clients?: string[] | undefined;
 }
 
 export const DEFAULT_QUERY_LIMIT = 100;
@@ -34,6 +39,16 @@ export interface CompiledQuery {
  * @example
  * compileQuery({ ...empty, types: ['delegation.issued'], env: 'prod' }, 0);
  */
+/** The events of tokens and grants whose parent client is one of `clients` (none: no event). */
+function ownedBy(clients: string[], p: (value: unknown) => string): string {
+  if (clients.length === 0) return 'FALSE';
+  const ids = clients.map((c) => p(c)).join(',');
+  const requesters = clients.map((c) => p(`client:${c}`)).join(',');
+  const roots = `SELECT data->>'jti' FROM audit_events WHERE type = 'delegation.issued' AND marker IS NULL AND data->>'client_id' IN (${requesters})`;
+  const grants = `SELECT data->>'id' FROM audit_events WHERE type = 'grant.created' AND marker IS NULL AND data->>'parent_client' IN (${ids})`;
+  return `(data->>'client_id' IN (${requesters}) OR data->'lineage'->>0 IN (${roots}) OR data->>'parent_client' IN (${ids}) OR data->>'grant_id' IN (${grants}))`;
+}
+
 export function compileQuery(filter: QueryFilter, afterSeq: number): CompiledQuery {
   const bad = (field: string, why: string) => new AppError('invalid_argument', `${field}: ${why}`);
   if (filter.limit < 0 || filter.limit > MAX_QUERY_LIMIT) throw bad('limit', `must be 0..${MAX_QUERY_LIMIT}`);
@@ -74,6 +89,7 @@ export function compileQuery(filter: QueryFilter, afterSeq: number): CompiledQue
     clauses.push(`(data->>'jti' = ${jti} OR subject = ${jti})`);
   }
   if (filter.outcome) clauses.push(`type LIKE ${p(`%.${filter.outcome}`)}`);
+  if (filter.clients) clauses.push(ownedBy(filter.clients, p));
   return {
     where: clauses.join(' AND '),
     params,

@@ -1,5 +1,11 @@
-import { callerBy, callerProof, type OperatorContext, proveAdministrator } from '@aoa/auth';
-import { assertName, type Logger, toGrpcError } from '@aoa/core';
+import {
+  callerBy,
+  callerProof,
+  type OperatorContext,
+  proveServiceCaller,
+  requireAdministrator,
+} from '@aoa/auth';
+import { AppError, assertName, type Logger, toGrpcError } from '@aoa/core';
 import type { events, auditor as pb } from '@aoa/proto';
 import type { Metadata, ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
 import type { ChainRow } from '../domain/chain.js';
@@ -26,29 +32,37 @@ export interface AuditorServiceDeps {
   log: Logger;
 }
 
+const ADMINS_ONLY = 'the audit log is for administrators and, for their own clients, owners only';
+
 /**
- * gRPC `aoa.v1.Auditor`: proves an administrator caller on every call (audit data is sensitive: a
- * single-use client assertion of an admin client, or an operator token with a single-use DPoP proof
- * by its key), validates, calls the store, maps errors once.
+ * gRPC `aoa.v1.Auditor`: proves the caller on every call (audit data is sensitive: a single-use client
+ * assertion of an admin client, or an operator token with a single-use DPoP proof by its key),
+ * validates, calls the store, maps errors once. An administrator reads everything; an owner's operator
+ * token (`aoa:owner:<client>`) reads only its clients' events and lineages (`Query`, `Lineage`).
  */
 export function auditorHandlers(deps: AuditorServiceDeps): pb.AuditorServer {
   const { store, log } = deps;
-  const admin = async (metadata: Metadata, method: string) => {
-    const caller = await proveAdministrator(
+  /** The caller, and the parent clients it may read (undefined: all). */
+  const reader = async (metadata: Metadata, method: string) => {
+    const caller = await proveServiceCaller(
       callerProof(metadata, `${deps.grpcUrl}/aoa.v1.Auditor/${method}`),
       deps.caller,
-      'the audit log is for administrators only',
     );
     // Who read the audit log: an operator is a person, named with the token that proved it.
     if (caller.kind === 'operator')
       log.info({ by: callerBy(caller), jti: caller.jti, method }, 'operator call');
-    return caller;
+    if (caller.kind === 'operator' && !caller.admin) return { caller, clients: caller.owns };
+    return { caller: requireAdministrator(caller, ADMINS_ONLY), clients: undefined };
+  };
+  const admin = async (metadata: Metadata, method: string): Promise<void> => {
+    const { clients } = await reader(metadata, method);
+    if (clients) throw new AppError('permission_denied', `${method} is for administrators only`);
   };
   return {
     query: async (call: ServerWritableStream<pb.QueryRequest, events.AuditEvent>) => {
       try {
-        await admin(call.metadata, 'Query');
-        const rows = await queryEvents(store, call.request);
+        const { clients } = await reader(call.metadata, 'Query');
+        const rows = await queryEvents(store, { ...call.request, clients });
         for (const row of rows) {
           if (call.cancelled) return;
           if (!call.write(toAuditEvent(row))) await new Promise((resolve) => call.once('drain', resolve));
@@ -82,8 +96,12 @@ export function auditorHandlers(deps: AuditorServiceDeps): pb.AuditorServer {
       callback: sendUnaryData<pb.LineageResponse>,
     ) => {
       try {
-        await admin(call.metadata, 'Lineage');
+        const { clients } = await reader(call.metadata, 'Lineage');
         const { ancestors, node } = await lineageOf(store, call.request.jti);
+        const root = ancestors[0] ?? node;
+        if (clients && !clients.some((client) => root.clientId === `client:${client}`)) {
+          throw new AppError('permission_denied', 'this lineage starts at a client you do not own');
+        }
         callback(null, { ancestors: ancestors.map(toPbNode), node: toPbNode(node) });
       } catch (error) {
         callback(toGrpcError(error, log));

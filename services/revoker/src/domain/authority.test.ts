@@ -54,13 +54,40 @@ describe('who may revoke', () => {
   });
 
   it('an operator (the holder of an operator token) is an administrator, named by its subject', () => {
-    const operator: Caller = { kind: 'operator', sub: 'idp:corp:sre-bot', jti: jti(8), jkt: JKT('o') };
+    const operator: Caller = {
+      kind: 'operator',
+      sub: 'idp:corp:sre-bot',
+      jti: jti(8),
+      jkt: JKT('o'),
+      admin: true,
+      owns: [],
+    };
     assert.equal(authorizeRevoke(operator, { kind: 'jti', jti: jti(9) }, []), undefined);
     authorizeRevoke(operator, { kind: 'app', environment: 'prod', app: 'jobs' }, []);
     authorizeRevoke(operator, { kind: 'sub', subject: 's' }, []);
     authorizeRevoke(operator, { kind: 'grant', grant: 'g' }, []);
     assert.equal(mayList(operator, 'client:ops', false), true);
     assert.equal(callerName(operator), 'operator:idp:corp:sre-bot');
+  });
+
+  it("an owner's operator token has its clients' rights and no more", () => {
+    const owner: Caller = {
+      kind: 'operator',
+      sub: 'idp:corp:bob',
+      jti: jti(8),
+      jkt: JKT('o'),
+      admin: false,
+      owns: ['argocd'],
+    };
+    authorizeRevoke(owner, { kind: 'jti', jti: jti(2) }, [token(0), token(2)]);
+    authorizeRevoke(owner, { kind: 'grant', grant: 'g' }, [], 'argocd');
+    denied(() => authorizeRevoke(owner, { kind: 'grant', grant: 'g' }, [], 'ci'));
+    denied(() => authorizeRevoke(owner, { kind: 'jti', jti: jti(2) }, [token(1), token(2)]));
+    denied(() => authorizeRevoke(owner, { kind: 'jti', jti: jti(9) }, []));
+    denied(() => authorizeRevoke(owner, { kind: 'sub', subject: 's' }, []));
+    denied(() => authorizeRevoke(owner, { kind: 'app', environment: 'prod', app: 'jobs' }, []));
+    assert.equal(mayList(owner, 'client:ops', false), false);
+    assert.equal(mayList(owner, 'operator:idp:corp:bob', false), true);
   });
 
   it('the holder of a token may revoke it and every descendant, placed at the target app', () => {

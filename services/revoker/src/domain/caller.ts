@@ -2,8 +2,8 @@ import { assertOperator, type DpopPresentation, proveClient, proveHolder } from 
 import {
   AppError,
   type Clock,
-  isOperatorToken,
   type KeySetMirror,
+  operatorRights,
   type ReplayGuard,
   type RevocationMirror,
   type VerifiedAoaToken,
@@ -65,7 +65,7 @@ export async function proveCaller(
   if (proof.dpop) {
     const holder = await proveHolder(proof.authorization, proof.dpop, ctx);
     // An operator token makes its holder an administrator, once it is shown not to be revoked.
-    const caller: Caller = isOperatorToken(holder.token.claims)
+    const caller: Caller = operatorRights(holder.token.claims)
       ? assertOperator(holder, ctx.revocations)
       : { kind: 'holder', jkt: holder.jkt };
     const presented = await verifyAll(proof.tokens, check);

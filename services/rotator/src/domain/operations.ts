@@ -1,4 +1,5 @@
 import {
+  actsFor,
   callerBy,
   isAdministrator,
   requireAdministrator,
@@ -57,11 +58,13 @@ async function existingGrant(
   return found;
 }
 
-/** Whether the caller is the grant's parent client. */
-const isParent = (caller: ServiceCaller, grant: GrantRecord): boolean =>
-  caller.kind === 'client' && grant.parent_client === caller.client.id;
+/** Whether the caller is the grant's parent client, or an operator who owns it. */
+const isParent = (caller: ServiceCaller, grant: GrantRecord): boolean => actsFor(caller, grant.parent_client);
 
-/** Lists grants: all for an administrator (an admin client or an operator), a parent client's own otherwise. */
+/**
+ * Lists grants: all for an administrator (an admin client or an administrator's operator token), a
+ * parent client's own otherwise (the client itself, or its owners' operator tokens).
+ */
 export async function listGrants(
   ctx: RotatorContext,
   caller: ServiceCaller,
@@ -111,9 +114,12 @@ export async function restoreGrant(
   return restored;
 }
 
+/** Rotates a grant now (administrators, or the grant's parent client and its owners). */
 export async function rotateNow(ctx: RotatorContext, caller: ServiceCaller, id: string): Promise<void> {
-  requireAdministrator(caller);
   const { record } = await existingGrant(ctx, id);
+  if (!isAdministrator(caller) && !isParent(caller, record)) {
+    throw new AppError('permission_denied', "administrators or the grant's parent client only");
+  }
   if (record.state !== 'active') throw new AppError('failed_precondition', 'grant is revoked');
   await ctx.rotateNow(record.id);
 }
