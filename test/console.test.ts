@@ -41,30 +41,31 @@ describe('web console', () => {
   let facts: DevFacts;
   let alice: { login: string; password: string };
   let bob: { login: string; password: string };
+  let carol: { login: string; password: string };
 
-  /** `aoa delegate --dev --json`, the CLI as a person would run it. */
-  async function delegateFromCli(child: string, env: string, scopes: string[]): Promise<Delegated> {
+  /** `aoa <args> --dev --json`, the CLI as a person would run it. */
+  async function aoa<T>(args: string[]): Promise<T> {
     const { stdout } = await run(
       process.execPath,
-      [
-        '--import',
-        'tsx',
-        'packages/cli/src/main.ts',
-        'delegate',
-        '--dev',
-        '--data-dir',
-        dataDir,
-        '--child',
-        child,
-        '--env',
-        env,
-        ...scopes.flatMap((s) => ['--scope', s]),
-        '--json',
-      ],
+      ['--import', 'tsx', 'packages/cli/src/main.ts', ...args, '--dev', '--data-dir', dataDir, '--json'],
       { env: { ...process.env, LOG_LEVEL: 'warn' } },
     );
-    return JSON.parse(stdout) as Delegated;
+    return JSON.parse(stdout) as T;
   }
+
+  const delegateFromCli = (child: string, env: string, scopes: string[]) =>
+    aoa<Delegated>(['delegate', '--child', child, '--env', env, ...scopes.flatMap((s) => ['--scope', s])]);
+
+  /** A standing grant for the orchestrator's identity, with `parentClient` as its parent client. */
+  const grantFromCli = async (parentClient: string) =>
+    (
+      await aoa<{ id: string }>([
+        'grants',
+        'create',
+        ...['--sub', 'idp:dev:orchestrator', '--app', 'dashboards', '--env', 'prod'],
+        ...['--scope', 'read:metrics', '--ttl', '300', '--parent-client', parentClient],
+      ])
+    ).id;
 
   /** The holder of `parent` sub-delegates to `child`, proving its key (DPoP). */
   async function subDelegate(
@@ -110,6 +111,7 @@ describe('web console', () => {
     };
     alice = person('alice');
     bob = person('bob');
+    carol = person('carol');
     await mkdir(SHOTS, { recursive: true });
   });
 
@@ -121,7 +123,7 @@ describe('web console', () => {
   describe('who may see and do what (server side)', () => {
     it('a person policy gives no console rule signs in and is shown nothing, and can change nothing', async () => {
       const browser = new FetchBrowser();
-      const home = await browser.open(`${facts.console.url}/login`, bob);
+      const home = await browser.open(`${facts.console.url}/login`, carol);
       assert.equal(home.status, 403);
       assert.match(home.body, /No console rights/);
       for (const path of ['/tree', '/events', '/grants', '/revocations', '/creep']) {
@@ -136,6 +138,25 @@ describe('web console', () => {
         form: new URLSearchParams({ csrf, kind: 'app', value: 'dashboards', environment: 'prod' }),
       });
       assert.equal(refused.status, 403);
+    });
+
+    it("an owner sees only the client it owns: its grants and tokens, no chain status, no creep, no one else's revocations", async () => {
+      const own = await grantFromCli('orchestrator');
+      const other = await grantFromCli('admin');
+      const token = await delegateFromCli('dashboards', 'staging', ['read:metrics']);
+      const browser = new FetchBrowser();
+      const home = await browser.open(`${facts.console.url}/login`, bob);
+      assert.equal(home.status, 200);
+      assert.match(home.body, /owner of orchestrator/);
+      assert.match(home.body, /Shown to administrators/);
+      const grants = await browser.open(`${facts.console.url}/grants`);
+      assert.match(grants.body, new RegExp(own));
+      assert.doesNotMatch(grants.body, new RegExp(other));
+      assert.equal((await browser.open(`${facts.console.url}/creep`)).status, 403);
+      // The orchestrator's token (the CLI delegates as that client) is his to see.
+      const tree = await browser.open(`${facts.console.url}/tree?jti=${token.jti}`);
+      assert.equal(tree.status, 200);
+      assert.match(tree.body, new RegExp(token.jti));
     });
 
     it('an administrator sees every page, and no page carries token material', async () => {

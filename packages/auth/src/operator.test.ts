@@ -9,7 +9,7 @@ import {
 } from '@aoa/core';
 import type { ClientConfig } from '@aoa/policy';
 import type { ProvedHolder } from './dpop-holder.js';
-import { assertOperator, callerBy, requireAdministrator, type ServiceCaller } from './operator.js';
+import { actsFor, assertOperator, callerBy, requireAdministrator, type ServiceCaller } from './operator.js';
 
 function holder(overrides: Partial<AoaClaims> = {}): ProvedHolder {
   const claims: AoaClaims = {
@@ -47,9 +47,24 @@ describe('operator tokens', () => {
       sub: 'idp:corp:sre-bot',
       jti: 'j'.repeat(22),
       jkt: 'k'.repeat(43),
+      admin: true,
+      owns: [],
     });
     assert.equal(callerBy(operator), 'operator:idp:corp:sre-bot');
     assert.deepEqual(requireAdministrator(operator), operator);
+  });
+
+  it('make the holder of aoa:owner:<client> scopes an owner of those clients, not an administrator', () => {
+    const owner = assertOperator(holder({ scope: 'aoa:owner:gitlab aoa:owner:argocd aoa:owner:' }), none);
+    assert.equal(owner.admin, false);
+    assert.deepEqual(owner.owns, ['argocd', 'gitlab']);
+    assert.equal(actsFor(owner, 'argocd'), true);
+    assert.equal(actsFor(owner, 'ci'), false);
+    assert.throws(() => requireAdministrator(owner), refusedAs('permission_denied', /administrators/));
+    assert.throws(
+      () => assertOperator(holder({ scope: 'aoa:owner read:console' }), none),
+      refusedAs('permission_denied', /scope/),
+    );
   });
 
   it('refuse a token without the operator audience or scope as permission_denied', () => {

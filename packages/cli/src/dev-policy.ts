@@ -5,7 +5,8 @@ import type { DevVendorPolicy } from './dev-vendor-policy.js';
  * The policy `aoa dev` runs with: the development IdP, a demo orchestrator client allowed to present
  * the IdP identity `orchestrator` (and Okta and Entra ID operators), three child apps with a short
  * delegation chain between them, the web console (a client that may present the people who sign in,
- * and a rule that gives the `platform-admins` group operator tokens for it), and the worked examples'
+ * a rule that gives the `platform-admins` group operator tokens for it, and the `developers` group as
+ * the owners of `orchestrator`, with owner tokens for it), and the worked examples'
  * vendor IdPs, federated clients and rules.
  */
 export function devPolicy(
@@ -32,6 +33,7 @@ clients:
       - idp: dev
         subjects: [orchestrator]
 ${vendors.orchestratorMayPresent}
+    owners: [orchestrator-owners]
   - id: admin
     admin: true
     jwks: [${JSON.stringify(keys.admin)}]
@@ -55,6 +57,9 @@ roles:
   - name: console-operators
     members:
       groups: ["dev:platform-admins"]
+  - name: orchestrator-owners
+    members:
+      groups: ["dev:developers"]
 ${vendors.roles}
 apps:
   - name: dashboards
@@ -94,6 +99,14 @@ rules:
     environments: [ops]
     scopes:
       ops: ["aoa:admin"]
+    max_ttl: 15m
+    may_delegate: false
+  - name: console-owners
+    role: orchestrator-owners
+    children: [console]
+    environments: [ops]
+    scopes:
+      ops: ["aoa:owner"]
     max_ttl: 15m
     may_delegate: false
 ${vendors.rules}

@@ -53,10 +53,14 @@ export interface DevFacts {
   console: { url: string; users: Array<{ login: string; password: string; groups: string[] }> };
 }
 
-/** People of the dev IdP: an administrator of the console, and a developer it shows nothing to. */
+/**
+ * People of the dev IdP: an administrator of the console, a developer who owns the `orchestrator`
+ * client (the console shows him its grants and tokens only), and a contractor it shows nothing to.
+ */
 const DEV_PEOPLE = [
   { login: 'alice', name: 'Alice (platform admin)', groups: ['platform-admins'] },
   { login: 'bob', name: 'Bob (developer)', groups: ['developers'] },
+  { login: 'carol', name: 'Carol (contractor)', groups: [] },
 ];
 
 /**

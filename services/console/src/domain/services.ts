@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { errorInfoFrom, OPERATOR_AUDIENCE, OPERATOR_SCOPE } from '@aoa/core';
+import { errorInfoFrom, OPERATOR_AUDIENCE, type OperatorRights, operatorRights } from '@aoa/core';
 import { auditor, type events, issuer, revoker, rotator } from '@aoa/proto';
 import { type DpopKey, signClientAssertion, signDpopProof } from '@aoa/sdk';
 import {
@@ -25,6 +25,8 @@ export interface OperatorCredential {
   jti: string;
   expiresAtMs: number;
   key: DpopKey;
+  /** What the token lets the person do: administer everything, or see and act on the clients it owns. */
+  rights: OperatorRights;
 }
 
 /** A service refused or failed a call: the gRPC status name and its public message (never token material). */
@@ -84,10 +86,11 @@ export class AoaServices {
   }
 
   /**
-   * Exchanges a person's IdP token for an operator token bound to a fresh key of this session. The
-   * policy decides: a person it grants no `aoa:admin` for the console gets a `PERMISSION_DENIED` refusal.
+   * Exchanges a person's IdP token for an operator token bound to a fresh key of this session, with
+   * `scope` `aoa:admin` (an administrator) or `aoa:owner` (the clients the person owns). The policy
+   * decides: a person it grants neither for the console gets a `PERMISSION_DENIED` refusal.
    */
-  async operatorToken(idpAccessToken: string): Promise<OperatorCredential> {
+  async operatorToken(idpAccessToken: string, scope: string): Promise<OperatorCredential> {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const publicJwk = await exportJWK(publicKey);
     const key: DpopKey = { privateKey, publicJwk, alg: 'ES256' };
@@ -104,7 +107,7 @@ export class AoaServices {
         subjectTokenType: 'urn:ietf:params:oauth:token-type:jwt',
         child: client.app,
         environment: client.env,
-        scopes: [OPERATOR_SCOPE],
+        scopes: [scope],
         audience: [OPERATOR_AUDIENCE],
         ttlSeconds: OPERATOR_TTL_SECONDS,
         holderJkt: await calculateJwkThumbprint(publicJwk, 'sha256'),
@@ -112,9 +115,13 @@ export class AoaServices {
       metadata,
     );
     // The token's own lifetime from this clock: a skewed issuer clock must not make it look expired.
-    const { iat, exp } = decodeJwt(response.accessToken);
-    const lifetimeMs = (Number(exp) - Number(iat)) * 1000;
+    const claims = decodeJwt(response.accessToken);
+    const lifetimeMs = (Number(claims.exp) - Number(claims.iat)) * 1000;
+    const rights = operatorRights({ aud: [claims.aud ?? []].flat(), scope: String(claims.scope ?? '') });
+    if (!rights)
+      throw new ServiceRefusal('PERMISSION_DENIED', 'the issued token carries no console rights', '');
     return {
+      rights,
       token: response.accessToken,
       jti: response.jti,
       expiresAtMs: Date.now() + (Number.isFinite(lifetimeMs) && lifetimeMs > 0 ? lifetimeMs : 0),

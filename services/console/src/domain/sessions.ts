@@ -21,6 +21,8 @@ export interface Session {
   operator: OperatorCredential | undefined;
   /** Policy's reason code for refusing this person an operator token, and when, if it did. */
   refusal: { reason: string; atMs: number } | undefined;
+  /** The scope the last operator token was granted (`aoa:admin` or `aoa:owner`), asked for first. */
+  scope: string | undefined;
   /** The operator token exchange in flight, shared by concurrent requests. */
   exchanging: Promise<OperatorCredential | undefined> | undefined;
   expiresAtMs: number;
@@ -84,6 +86,7 @@ export class SessionStore {
       csrf: newSecret(),
       operator: undefined,
       refusal: undefined,
+      scope: undefined,
       exchanging: undefined,
       expiresAtMs: this.clock.nowMs() + this.ttlMs,
     };

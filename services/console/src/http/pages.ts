@@ -18,7 +18,7 @@ export function layout(title: string, session: Session | undefined, body: string
   const nav = session
     ? `<nav>${NAV.map(([href, label]) => `<a href="${href}"${href === current ? ' aria-current="page"' : ''}>${label}</a>`).join('')}</nav>
 <form class="signout" method="post" action="/logout"><input type="hidden" name="csrf" value="${html(session.csrf)}">
-<span class="who" data-testid="who">${html(session.person.name)} <small>${html(session.person.sub)}</small></span>
+<span class="who" data-testid="who">${html(session.person.name)} <small>${html(session.person.sub)}</small>${rightsOf(session)}</span>
 <button type="submit">Sign out</button></form>`
     : '';
   return `<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -26,6 +26,14 @@ export function layout(title: string, session: Session | undefined, body: string
 <title>${html(title)} · aoa console</title><link rel="stylesheet" href="/static/console.css">
 <script src="/static/console.js" defer></script></head>
 <body><header><a class="brand" href="/">aoa</a>${nav}</header><main><h1>${html(title)}</h1>${body}</main></body></html>`;
+}
+
+/** What the person's operator token lets them do, beside their name. */
+function rightsOf(session: Session): string {
+  const rights = session.operator?.rights;
+  if (!rights) return '';
+  const text = rights.admin ? 'administrator' : `owner of ${rights.owns.join(', ')}`;
+  return ` <small class="rights" data-testid="rights">${html(text)}</small>`;
 }
 
 export function signInPage(idp: string, message = ''): string {
@@ -65,7 +73,7 @@ export function errorPage(session: Session | undefined, title: string, message: 
 
 export function overviewPage(
   session: Session,
-  chain: auditor.VerifyChainResponse,
+  chain: auditor.VerifyChainResponse | undefined,
   recent: events.AuditEvent[],
 ): string {
   return layout(
@@ -77,7 +85,12 @@ export function overviewPage(
   );
 }
 
-function chainPanel(chain: auditor.VerifyChainResponse): string {
+/** The chain's status; undefined for an owner, to whom the auditor answers only their clients' events. */
+function chainPanel(chain: auditor.VerifyChainResponse | undefined): string {
+  if (!chain) {
+    return `<section class="chain" data-testid="chain"><h2>Audit chain</h2>
+<p>Shown to administrators: you see the events of the clients you own.</p></section>`;
+  }
   const cp = chain.lastCheckpoint;
   const last = cp
     ? `<p data-testid="checkpoint">Last signed checkpoint: row ${html(cp.seq)} at ${html(cp.time?.toISOString() ?? '')}, key <code>${html(cp.publicKey.slice(0, 16))}…</code>${cp.matchesStore ? '' : ' — <b>the store no longer holds its hash</b>'}.</p>`
@@ -205,7 +218,7 @@ function revokeButton(
 
 export function feedPage(
   session: Session,
-  chain: auditor.VerifyChainResponse,
+  chain: auditor.VerifyChainResponse | undefined,
   filters: URLSearchParams,
 ): string {
   const field = (name: string, label: string, placeholder: string) =>

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock, HttpHandler, Logger } from '@aoa/core';
-import { isName } from '@aoa/core';
+import { isName, OPERATOR_SCOPE, OWNER_SCOPE } from '@aoa/core';
 import type { events, revoker } from '@aoa/proto';
 import { decodeJwt } from 'jose';
 import type * as oidc from 'openid-client';
@@ -106,13 +106,37 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
     return session.exchanging;
   }
 
+  /** Policy's answer is final for this person for now: no rights, or not signed in at the IdP. */
+  const isRefusal = (error: unknown): error is ServiceRefusal =>
+    error instanceof ServiceRefusal &&
+    (error.code === 'PERMISSION_DENIED' || error.code === 'UNAUTHENTICATED');
+
+  /**
+   * An administrator's token if policy grants one, else an owner's; the scope granted is asked for
+   * first on renewal, so an owner's renewals do not leave a refusal in the audit each time.
+   */
+  async function grantedToken(session: Session): Promise<OperatorCredential> {
+    const ask = async (scope: string) => {
+      const credential = await services.operatorToken(session.idpAccessToken, scope);
+      session.scope = scope;
+      return credential;
+    };
+    if (session.scope) return ask(session.scope);
+    try {
+      return await ask(OPERATOR_SCOPE);
+    } catch (error) {
+      if (!isRefusal(error)) throw error;
+      return ask(OWNER_SCOPE);
+    }
+  }
+
   async function exchange(session: Session, now: number): Promise<OperatorCredential | undefined> {
     try {
-      session.operator = await services.operatorToken(session.idpAccessToken);
+      session.operator = await grantedToken(session);
       session.refusal = undefined;
     } catch (error) {
-      if (!(error instanceof ServiceRefusal)) throw error;
-      if (error.code !== 'PERMISSION_DENIED' && error.code !== 'UNAUTHENTICATED') throw error;
+      if (!isRefusal(error)) throw error;
+      session.scope = undefined;
       session.refusal = { reason: error.reason || error.code, atMs: now };
       log.info(
         { sub: session.person.sub, code: error.code, reason: error.reason, details: error.details },
@@ -311,6 +335,10 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
     }
   };
 
+  /** The audit chain's status for an administrator; an owner is not asked about the whole log. */
+  const chainOf = (operator: OperatorCredential) =>
+    operator.rights.admin ? services.verifyChain(operator) : Promise.resolve(undefined);
+
   /** The newest `keep` events of the last `sinceMs` (of `types`, when given). */
   const recent = (operator: OperatorCredential, sinceMs: number, keep: number, types: string[] = []) =>
     services.latest(operator, { since: new Date(clock.nowMs() - sinceMs), types }, keep);
@@ -320,10 +348,7 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
       const session = sessionOf(req);
       if (!session) return void sendPage(res, 200, signInPage(idpName()));
       await page(async (_req, res, session, operator) => {
-        const [chain, events] = await Promise.all([
-          services.verifyChain(operator),
-          recent(operator, 3_600_000, 20),
-        ]);
+        const [chain, events] = await Promise.all([chainOf(operator), recent(operator, 3_600_000, 20)]);
         sendPage(res, 200, overviewPage(session, chain, [...events].reverse()));
       })(req, res);
     },
@@ -470,8 +495,7 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
     }),
 
     'GET /events': page(async (req, res, session, operator) => {
-      const chain = await services.verifyChain(operator);
-      sendPage(res, 200, feedPage(session, chain, queryOf(req)));
+      sendPage(res, 200, feedPage(session, await chainOf(operator), queryOf(req)));
     }),
 
     'GET /events/stream': async (req, res) => {
@@ -536,6 +560,10 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
     }),
 
     'GET /creep': page(async (_req, res, session, operator) => {
+      if (!operator.rights.admin) {
+        const why = 'Privilege creep is measured across every app, so only administrators see it.';
+        return void sendPage(res, 403, errorPage(session, 'Administrators only', why));
+      }
       const [usage, alerts] = await Promise.all([
         services.unusedScopes(operator),
         recent(operator, 14 * 86_400_000, 50_000, ['alert.privilege_creep']),
