@@ -1737,8 +1737,8 @@ export const EnrollResponse: MessageFns<EnrollResponse> = {
  * `aoa.creds.<env>.<app>.<agent>` (stream `AOA_CREDS`, one message kept per subject).
  *
  * Caller proof travels in metadata as on the issuer: `client-assertion: <JWT>` (RFC 7523). CreateGrant,
- * DeleteGrant, RestoreGrant and RotateNow are for administrators; CreateJoinToken for an administrator
- * or the grant's parent client; Enroll is authenticated by its one-time join token, or (a pod) by its
+ * DeleteGrant and RestoreGrant are for administrators; RotateNow and CreateJoinToken for an
+ * administrator or the grant's parent client (or an owner token of that client); Enroll is authenticated by its one-time join token, or (a pod) by its
  * projected service-account token and a DPoP proof of the agent's own key (`attestation`, `dpop`).
  */
 export type RotatorService = typeof RotatorService;
