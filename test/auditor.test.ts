@@ -7,6 +7,8 @@ import { createDatabase, startNats } from '@aoa/testkit';
 import { status } from '@grpc/grpc-js';
 import { jetstream } from '@nats-io/jetstream';
 import { linkHash } from '../services/auditor/src/domain/chain.js';
+import type { QueryFilter } from '../services/auditor/src/domain/query.js';
+import { queryEvents } from '../services/auditor/src/read/query.js';
 import {
   burst,
   checkpointedSeq,
@@ -26,6 +28,19 @@ import { dpopProof, makeKey } from './support/oauth.js';
 import { callDelegate, rootDelegateAsArgocd, startSystem } from './support/system.js';
 
 const cleanups = cleanupAfterAll();
+
+const emptyFilter: QueryFilter = {
+  since: undefined,
+  until: undefined,
+  types: [],
+  app: '',
+  env: '',
+  subject: '',
+  jti: '',
+  outcome: '',
+  limit: 0,
+  pageToken: '',
+};
 
 async function postgresUrl(): Promise<string> {
   const db = await createDatabase();
@@ -148,6 +163,75 @@ describe('events published by a real issuer', () => {
 });
 
 for (const kind of ['postgres', 'pglite'] as const) {
+  describe(`tokens a standing grant minted (${kind})`, () => {
+    it("answer Lineage as roots, and an owner's Query holds their events and their descendants', not another client's", async () => {
+      const nats = await startNats();
+      cleanups.push(() => nats.stop());
+      const { nc, audit } = await publisher(nats.url);
+      cleanups.push(() => nc.close());
+      const auditor = await startAuditor(
+        nats.url,
+        kind === 'postgres' ? await postgresUrl() : await pgliteDir(),
+      );
+      cleanups.push(() => auditor.stop());
+      const [grant, minted, child, foreign] = [
+        'grant-aaaaaaaa',
+        'jti-minted-by-grant',
+        'jti-delegated-below',
+        'jti-of-ci',
+      ];
+      await audit.publish('grant.created', grant, { id: grant, parent_client: 'argocd', app: 'dashboards' });
+      await audit.publish('grant.minted', grant, {
+        grant_id: grant,
+        parent_client: 'argocd',
+        sub: 'idp:corp:argocd-sa',
+        child: 'dashboards',
+        env: 'prod',
+        scopes: ['read:metrics'],
+        deliveries: [{ agent: 'agent-1', jti: minted, exp: 1, kid: 'k1' }],
+      });
+      // The agent's credential sub-delegated to jobs; and a root token of another client.
+      await audit.publish('delegation.issued', child, {
+        jti: child,
+        client_id: 'app:dashboards',
+        child: 'jobs',
+        env: 'prod',
+        scopes_granted: ['read:metrics'],
+        lineage: [minted],
+        parent_jti: minted,
+      });
+      await audit.publish('delegation.issued', foreign, {
+        jti: foreign,
+        client_id: 'client:ci',
+        child: 'jobs',
+        lineage: [],
+      });
+      await until('four events stored', async () => (await headSeq(auditor.store)) >= 4);
+
+      const tree = await lineage(auditor, minted);
+      assert.deepEqual(tree.ancestors, []);
+      assert.deepEqual(
+        [tree.node?.jti, tree.node?.child, tree.node?.scopes],
+        [minted, 'dashboards', ['read:metrics']],
+      );
+      assert.deepEqual(
+        tree.node?.children.map((n) => n.jti),
+        [child],
+      );
+
+      const filter = { ...emptyFilter, limit: 100 };
+      const seen = async (clients: string[]) =>
+        (await queryEvents(auditor.store, { ...filter, clients })).map((row) => `${row.type} ${row.subject}`);
+      assert.deepEqual(await seen(['argocd']), [
+        `grant.created ${grant}`,
+        `grant.minted ${grant}`,
+        `delegation.issued ${child}`,
+      ]);
+      assert.deepEqual(await seen(['ci']), [`delegation.issued ${foreign}`]);
+      assert.deepEqual(await seen([]), []);
+    });
+  });
+
   describe(`an auditor stopped in the middle of a burst (${kind})`, () => {
     it('stores every event exactly once after a restart, and VerifyChain names edits, deletions and truncation', async () => {
       const nats = await startNats();

@@ -153,6 +153,12 @@ describe('web console', () => {
       assert.match(grants.body, new RegExp(own));
       assert.doesNotMatch(grants.body, new RegExp(other));
       assert.equal((await browser.open(`${facts.console.url}/creep`)).status, 403);
+      // The grant links to its tokens in the tree (none yet: no agent has enrolled).
+      assert.match(grants.body, new RegExp(`href="/tree\\?grant=${own}"`));
+      const byGrant = await browser.open(`${facts.console.url}/tree?grant=${own}`);
+      assert.equal(byGrant.status, 200);
+      assert.match(byGrant.body, /No token matches/);
+      assert.equal((await browser.open(`${facts.console.url}/tree?grant=no!`)).status, 400);
       // The orchestrator's token (the CLI delegates as that client) is his to see.
       const tree = await browser.open(`${facts.console.url}/tree?jti=${token.jti}`);
       assert.equal(tree.status, 200);

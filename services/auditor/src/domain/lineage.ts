@@ -33,6 +33,26 @@ export function toLineageNode(jti: string, row: ChainRow | undefined): LineageNo
   };
 }
 
+/**
+ * A token a standing grant minted (it has no `delegation.issued` event), from its `grant.minted` row:
+ * a root, requested by the grant's parent client.
+ */
+export function toGrantNode(jti: string, row: ChainRow): LineageNode {
+  const d = row.data;
+  const text = (v: unknown) => (typeof v === 'string' ? v : '');
+  return {
+    jti,
+    parentJti: '',
+    sub: text(d.sub),
+    child: text(d.child),
+    env: text(d.env),
+    scopes: Array.isArray(d.scopes) ? d.scopes.filter((s): s is string => typeof s === 'string') : [],
+    time: new Date(row.time),
+    clientId: d.parent_client ? `client:${text(d.parent_client)}` : '',
+    children: [],
+  };
+}
+
 /** The jtis above a token, root first, from its issuance event (`lineage`, else `parent_jti`). */
 export function ancestorsOf(row: ChainRow): string[] {
   const lineage = row.data.lineage;

@@ -44,9 +44,10 @@ function ownedBy(clients: string[], p: (value: unknown) => string): string {
   if (clients.length === 0) return 'FALSE';
   const ids = clients.map((c) => p(c)).join(',');
   const requesters = clients.map((c) => p(`client:${c}`)).join(',');
-  const roots = `SELECT data->>'jti' FROM audit_events WHERE type = 'delegation.issued' AND marker IS NULL AND data->>'client_id' IN (${requesters})`;
+  const issued = `SELECT data->>'jti' FROM audit_events WHERE type = 'delegation.issued' AND marker IS NULL AND data->>'client_id' IN (${requesters})`;
   const grants = `SELECT data->>'id' FROM audit_events WHERE type = 'grant.created' AND marker IS NULL AND data->>'parent_client' IN (${ids})`;
-  return `(data->>'client_id' IN (${requesters}) OR data->'lineage'->>0 IN (${roots}) OR data->>'parent_client' IN (${ids}) OR data->>'grant_id' IN (${grants}))`;
+  const minted = `SELECT d.value->>'jti' FROM audit_events, jsonb_array_elements(data->'deliveries') AS d(value) WHERE type = 'grant.minted' AND marker IS NULL AND data->>'grant_id' IN (${grants})`;
+  return `(data->>'client_id' IN (${requesters}) OR data->'lineage'->>0 IN (${issued}) OR data->'lineage'->>0 IN (${minted}) OR data->>'parent_client' IN (${ids}) OR data->>'grant_id' IN (${grants}))`;
 }
 
 export function compileQuery(filter: QueryFilter, afterSeq: number): CompiledQuery {

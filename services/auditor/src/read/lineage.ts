@@ -1,6 +1,6 @@
 import { AppError } from '@aoa/core';
 import type { ChainRow } from '../domain/chain.js';
-import { ancestorsOf, type LineageNode, toLineageNode } from '../domain/lineage.js';
+import { ancestorsOf, type LineageNode, toGrantNode, toLineageNode } from '../domain/lineage.js';
 import type { AuditStore } from '../store/audit-store.js';
 
 const MAX_NODES = 1000;
@@ -21,12 +21,21 @@ export async function lineageOf(
           MAX_NODES,
         );
   const [own] = await issued([jti], 'jti');
-  if (!own) throw new AppError('not_found', `no delegation.issued event for jti ${jti}`);
-  const above = ancestorsOf(own);
+  // A token a grant minted has no issuance of its own: it is a root, found in its grant.minted event.
+  const [minted] = own
+    ? []
+    : await store.select(
+        `type = 'grant.minted' AND marker IS NULL AND data->'deliveries' @> $1::jsonb`,
+        [JSON.stringify([{ jti }])],
+        1,
+      );
+  if (!own && !minted)
+    throw new AppError('not_found', `no delegation.issued or grant.minted event for jti ${jti}`);
+  const above = own ? ancestorsOf(own) : [];
   const aboveRows = new Map((await issued(above, 'jti')).map((r) => [String(r.data.jti), r]));
   const ancestors = above.map((j) => toLineageNode(j, aboveRows.get(j)));
 
-  const root = toLineageNode(jti, own);
+  const root = own ? toLineageNode(jti, own) : toGrantNode(jti, minted as ChainRow);
   let frontier = [root];
   let count = 1;
   while (frontier.length > 0 && count < MAX_NODES) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { events, rotator } from '@aoa/proto';
-import { creepDays, grantRows } from './views.js';
+import { creepDays, grantRows, tokenRows } from './views.js';
 
 const grant: rotator.Grant = {
   id: 'g1',
@@ -26,6 +26,27 @@ const event = (type: string, at: number, data: Record<string, unknown>): events.
 });
 
 describe('console views', () => {
+  it("a tree search lists delegations' tokens and each agent's token of a grant, newest first", () => {
+    const issued = {
+      ...event('delegation.issued', 1, { child: 'jobs', env: 'prod', scopes_granted: ['run:job'] }),
+      subject: 'jti-1',
+    };
+    const minted = event('grant.minted', 2, {
+      child: 'dashboards',
+      env: 'prod',
+      scopes: ['read:metrics'],
+      deliveries: [{ agent: 'web-1', jti: 'jti-2' }, { agent: 'web-2', jti: 'jti-3' }, { agent: 'bad' }],
+    });
+    assert.deepEqual(
+      tokenRows([issued, minted]).map((t) => [t.jti, t.child, t.scopes.join(' '), t.agent]),
+      [
+        ['jti-3', 'dashboards', 'read:metrics', 'web-2'],
+        ['jti-2', 'dashboards', 'read:metrics', 'web-1'],
+        ['jti-1', 'jobs', 'run:job', ''],
+      ],
+    );
+  });
+
   it('a grant shows its last mint, the expected next one (half the TTL later), and each agent’s last delivery', () => {
     const [row] = grantRows(
       [grant],

@@ -12,6 +12,46 @@ export interface GrantRow {
 }
 
 const text = (value: unknown): string => (typeof value === 'string' ? value : '');
+const strings = (value: unknown): string[] =>
+  Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+
+/** A token found by a tree search, to pick one and see its lineage. */
+export interface TokenRow {
+  jti: string;
+  child: string;
+  env: string;
+  scopes: string[];
+  time: Date | undefined;
+  /** The agent a grant's token went to; empty for a delegation. */
+  agent: string;
+}
+
+/**
+ * The tokens of `delegation.issued` events, and of `grant.minted` events (one per agent delivery),
+ * newest first.
+ */
+export function tokenRows(audit: events.AuditEvent[]): TokenRow[] {
+  const rows: TokenRow[] = [];
+  for (const event of audit) {
+    const d = event.data ?? {};
+    const base = { child: text(d.child), env: text(d.env), time: event.time };
+    if (event.type === 'delegation.issued') {
+      rows.push({ ...base, jti: event.subject, scopes: strings(d.scopes_granted), agent: '' });
+    } else if (event.type === 'grant.minted' && Array.isArray(d.deliveries)) {
+      for (const delivery of d.deliveries as Array<Record<string, unknown>>) {
+        if (text(delivery?.jti)) {
+          rows.push({
+            ...base,
+            jti: text(delivery.jti),
+            scopes: strings(d.scopes),
+            agent: text(delivery.agent),
+          });
+        }
+      }
+    }
+  }
+  return rows.reverse();
+}
 
 /**
  * Joins the rotator's grants with the audit: each grant's latest `grant.minted` and each agent's latest

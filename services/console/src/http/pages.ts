@@ -1,7 +1,7 @@
 import type { auditor, events, revoker } from '@aoa/proto';
 import type { Session } from '../domain/sessions.js';
 import type { DelegationTree, TreeNode } from '../domain/tree.js';
-import type { CreepDay, GrantRow } from '../domain/views.js';
+import type { CreepDay, GrantRow, TokenRow } from '../domain/views.js';
 import { html } from './web.js';
 
 const NAV: Array<[string, string]> = [
@@ -122,6 +122,7 @@ function subjectLink(event: events.AuditEvent): string {
 
 export interface TreeSearch {
   jti: string;
+  grant: string;
   subject: string;
   app: string;
   env: string;
@@ -131,19 +132,20 @@ export function treePage(
   session: Session,
   search: TreeSearch,
   tree: DelegationTree | undefined,
-  matches: events.AuditEvent[],
+  matches: TokenRow[],
   message = '',
 ): string {
   const form = `<form class="search" method="get" action="/tree">
 <label>Token jti <input name="jti" value="${html(search.jti)}"></label>
+<label>or grant <input name="grant" value="${html(search.grant)}"></label>
 <label>or subject <input name="subject" value="${html(search.subject)}" placeholder="idp:dev:orchestrator"></label>
 <label>app <input name="app" value="${html(search.app)}"></label>
 <label>env <input name="env" value="${html(search.env)}"></label>
 <button type="submit">Show</button></form>`;
   const list =
     matches.length > 0
-      ? `<section><h2>Tokens issued</h2><table><thead><tr><th>jti</th><th>child</th><th>env</th><th>scopes</th><th>time</th></tr></thead><tbody>
-${matches.map((e) => `<tr><td><a href="/tree?jti=${encodeURIComponent(e.subject)}">${html(e.subject)}</a></td><td>${html(e.data?.child)}</td><td>${html(e.data?.env)}</td><td>${html(Array.isArray(e.data?.scopes_granted) ? e.data.scopes_granted.join(' ') : '')}</td><td>${html(e.time?.toISOString() ?? '')}</td></tr>`).join('')}
+      ? `<section><h2>Tokens issued</h2><table><thead><tr><th>jti</th><th>child</th><th>env</th><th>scopes</th><th>agent</th><th>time</th></tr></thead><tbody>
+${matches.map((t) => `<tr><td><a href="/tree?jti=${encodeURIComponent(t.jti)}">${html(t.jti)}</a></td><td>${html(t.child)}</td><td>${html(t.env)}</td><td>${html(t.scopes.join(' '))}</td><td>${html(t.agent)}</td><td>${html(t.time?.toISOString() ?? '')}</td></tr>`).join('')}
 </tbody></table></section>`
       : '';
   const selected = tree?.nodes.find((n) => n.selected);
@@ -239,7 +241,7 @@ export function grantsPage(session: Session, grants: GrantRow[], message = ''): 
     .map(
       (
         row,
-      ) => `<tr data-grant="${html(row.grant.id)}"><td>${html(row.grant.id)}</td><td>${html(row.grant.child)} · ${html(row.grant.environment)}</td>
+      ) => `<tr data-grant="${html(row.grant.id)}"><td><a href="/tree?grant=${encodeURIComponent(row.grant.id)}" title="Its tokens">${html(row.grant.id)}</a></td><td>${html(row.grant.child)} · ${html(row.grant.environment)}</td>
 <td>${html(row.grant.scopes.join(' '))}</td><td>${html(row.grant.state)}</td><td>${html(row.lastRotation ?? '—')}</td><td>${html(row.nextRotation ?? '—')}</td>
 <td class="${row.lagSeconds > 0 ? 'late' : ''}">${row.lagSeconds > 0 ? `${row.lagSeconds} s late` : 'on time'}</td>
 <td>${row.agents.length === 0 ? 'none' : row.agents.map((a) => `${html(a.agent)} <small>${html(a.lastDelivery ?? 'no delivery yet')}</small>`).join('<br>')}</td>

@@ -7,7 +7,7 @@ import type * as oidc from 'openid-client';
 import { type AoaServices, type OperatorCredential, ServiceRefusal } from '../domain/services.js';
 import { csrfMatches, type Session, type SessionStore } from '../domain/sessions.js';
 import { descendantsOf, layoutLineage } from '../domain/tree.js';
-import { creepDays, grantRows } from '../domain/views.js';
+import { creepDays, grantRows, tokenRows } from '../domain/views.js';
 import { FeedLimits, feedFilters, feedStream } from './feed.js';
 import {
   confirmPage,
@@ -52,6 +52,7 @@ const MAX_FEEDS = 100;
 /** After policy refused a person an operator token, how long before the console asks again. */
 const REFUSAL_RETRY_MS = 60_000;
 const JTI = /^[A-Za-z0-9_-]{16,128}$/;
+const GRANT_ID = /^[A-Za-z0-9_-]{8,64}$/;
 const ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 export interface ConsoleDeps {
@@ -459,6 +460,7 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
       const q = queryOf(req);
       const search = {
         jti: q.get('jti') ?? '',
+        grant: q.get('grant') ?? '',
         subject: q.get('subject') ?? '',
         app: q.get('app') ?? '',
         env: q.get('env') ?? '',
@@ -476,17 +478,26 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
         ]);
         return void sendPage(res, 200, treePage(session, search, layoutLineage(lineage, revoked), []));
       }
-      if (!search.subject && !search.app && !search.env)
+      if (search.grant && !GRANT_ID.test(search.grant))
+        return void sendPage(
+          res,
+          400,
+          treePage(session, search, undefined, [], 'A grant id is 8-64 base64url characters.'),
+        );
+      if (!search.grant && !search.subject && !search.app && !search.env)
         return void sendPage(res, 200, treePage(session, search, undefined, []));
-      const issued: events.AuditEvent[] = await services.latest(
+      // A grant's tokens are in its grant.minted events (subject: the grant id), one per agent.
+      const found: events.AuditEvent[] = await services.latest(
         operator,
-        { types: ['delegation.issued'], app: search.app, env: search.env },
+        search.grant
+          ? { types: ['grant.minted'], subject: search.grant, app: search.app, env: search.env }
+          : { types: ['delegation.issued'], app: search.app, env: search.env },
         search.subject ? 50_000 : 100,
       );
-      const matches = issued
-        .filter((e) => !search.subject || e.data?.sub === search.subject)
-        .slice(-100)
-        .reverse();
+      const matches = tokenRows(found.filter((e) => !search.subject || e.data?.sub === search.subject)).slice(
+        0,
+        100,
+      );
       sendPage(
         res,
         200,

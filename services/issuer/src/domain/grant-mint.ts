@@ -127,6 +127,7 @@ export async function mintForGrant(ctx: GrantMintContext, grantId: unknown): Pro
   }
   await ctx.audit.publish('grant.minted', grant.id, {
     grant_id: grant.id,
+    parent_client: grant.parent_client,
     sub: grant.sub,
     child: grant.app,
     env: grant.env,
