@@ -2,11 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { decide } from './decide.js';
+import { memberRoles } from './roles.js';
 import type { AppConfig, Decision, DelegationRequest, ParentBounds, Policy, RuleConfig } from './types.js';
 
 // Small universes, so generated requests often meet generated rules and many decisions allow.
 const ENVS = ['prod', 'staging'];
-const SCOPES = ['read', 'write', 'admin'];
+// `aoa:owner` and the owner scopes it becomes, for the clients below, whose owners are roles.
+const SCOPES = ['read', 'write', 'admin', 'aoa:owner', 'aoa:owner:c1', 'aoa:owner:c2'];
+const CLIENTS = ['c1', 'c2'];
 const AUDS = ['https://a', 'https://b', 'https://c'];
 const APPS = ['app-a', 'app-b'];
 const ROLES = ['role-x', 'role-y'];
@@ -50,8 +53,9 @@ const policyArb: fc.Arbitrary<Policy> = fc
       ),
     ),
     rules: fc.array(ruleSeedArb, { minLength: 1, maxLength: 5 }),
+    owners: fc.tuple(...CLIENTS.map(() => subset(ROLES))),
   })
-  .map(({ limit, apps, roles, rules }) => {
+  .map(({ limit, apps, roles, rules, owners }) => {
     const built: RuleConfig[] = [];
     rules.forEach((seed, i) => {
       const environments = seed.environments.filter((env) =>
@@ -77,7 +81,15 @@ const policyArb: fc.Arbitrary<Policy> = fc
       path: 'generated.yaml',
       limits: { maxTokenTtlSeconds: limit },
       idps: [],
-      clients: [],
+      clients: CLIENTS.map((id, i) => ({
+        id,
+        admin: false,
+        keys: [],
+        federated: undefined,
+        mayPresent: [],
+        dpopBoundAccessTokens: false,
+        owners: owners[i] ?? [],
+      })),
       roles,
       apps,
       rules: built,
@@ -177,7 +189,23 @@ function assertWithinRule(policy: Policy, request: DelegationRequest, decision: 
   const app = policy.apps.find((candidate) => candidate.name === request.child);
   assert.ok(rule && app);
   assert.ok(rule.children.includes(request.child) && rule.environments.includes(request.env));
-  assert.ok(decision.scopes.length > 0 && within(decision.scopes, rule.scopes[request.env] ?? []));
+  const allowed = rule.scopes[request.env] ?? [];
+  const held = new Set(memberRoles(policy, request.principal).map((role) => role.name));
+  assert.ok(decision.scopes.length > 0);
+  for (const scope of decision.scopes) {
+    assert.notEqual(scope, 'aoa:owner', 'aoa:owner is always turned into the clients owned');
+    const owned = /^aoa:owner:(.+)$/.exec(scope)?.[1];
+    if (!owned) assert.ok(allowed.includes(scope));
+    else {
+      // An owner scope: the rule allows aoa:owner, and the principal holds one of the client's owners roles.
+      assert.ok(allowed.includes(scope) || allowed.includes('aoa:owner'));
+      const client = policy.clients.find((candidate) => candidate.id === owned);
+      assert.ok(
+        client?.owners.some((role) => held.has(role)),
+        `${scope} for a principal who does not own it`,
+      );
+    }
+  }
   assert.ok(decision.audience.length > 0 && within(decision.audience, app.audiences));
   assert.ok(decision.expSeconds > request.nowSeconds);
   assert.ok(decision.expSeconds - request.nowSeconds <= rule.maxTtlSeconds);
@@ -212,18 +240,21 @@ const asParent = (
 });
 
 describe('decide, over generated policies and requests', () => {
-  it('an allowed root delegation stays within its rule’s scopes for the environment and its max TTL', () => {
+  it('an allowed root delegation stays within its rule’s scopes for the environment and its max TTL, and owner scopes name owned clients', () => {
     let allowed = 0;
+    let owners = 0;
     fc.assert(
       fc.property(policyArb, requestArb('root'), (policy, request) => {
         const decision = decide(policy, request);
         if (decision.allow) allowed++;
+        if (decision.allow && decision.scopes.some((scope) => scope.startsWith('aoa:owner:'))) owners++;
         assertWithinRule(policy, request, decision);
         if (decision.allow) assert.equal(decision.depth, 0);
       }),
       { numRuns: 2000 },
     );
     assert.ok(allowed > 50, `only ${allowed} generated root delegations were allowed`);
+    assert.ok(owners > 10, `only ${owners} generated root delegations were allowed owner scopes`);
   });
 
   it('an allowed sub-delegation never widens scopes, audience, expiry, depth or environment', () => {

@@ -49,16 +49,8 @@ export function decide(policy: Policy, request: DelegationRequest): Decision {
 
   const scopes = sortedUnique(request.scopes);
   if (scopes.length === 0) return deny('NO_SCOPES', 'no scopes requested');
-  const parent = request.parent;
-  const beyondParent = parent ? scopes.filter((scope) => !parent.scopes.includes(scope)) : [];
-  if (beyondParent.length > 0)
-    return deny(
-      'SCOPE_NOT_IN_PARENT',
-      `scope ${beyondParent.join(' ')} is not granted to the presented token`,
-      {
-        constraint: 'parent.scope',
-      },
-    );
+  const outsideParent = beyondParent(request.parent, scopes);
+  if (outsideParent) return outsideParent;
   const audience = resolveAudience(app, request);
   if (!Array.isArray(audience)) return audience;
 
@@ -69,6 +61,9 @@ export function decide(policy: Policy, request: DelegationRequest): Decision {
   const candidates = policy.rules.filter((rule) => roles.has(rule.role) && covers(rule));
   const granted = ownerScopes(policy, scopes, roles);
   if (!Array.isArray(granted)) return granted;
+  // What aoa:owner became must be within the presented token too.
+  const ownedOutsideParent = beyondParent(request.parent, granted);
+  if (ownedOutsideParent) return ownedOutsideParent;
   let nearest: { stage: number; deny: Deny } | undefined;
   for (const rule of candidates) {
     const outcome = evaluateRule(policy, rule, request, granted, audience, input);
@@ -87,6 +82,15 @@ export function decide(policy: Policy, request: DelegationRequest): Decision {
   const who = principalName(request.principal);
   return deny('NO_MATCHING_RULE', `no rule lets ${who} delegate to ${child} in ${env}`, {
     constraint: 'rules',
+  });
+}
+
+/** A sub-delegation asking for a scope its presented token lacks is refused. */
+function beyondParent(parent: DelegationRequest['parent'], scopes: string[]): Deny | undefined {
+  const beyond = parent ? scopes.filter((scope) => !parent.scopes.includes(scope)) : [];
+  if (beyond.length === 0) return undefined;
+  return deny('SCOPE_NOT_IN_PARENT', `scope ${beyond.join(' ')} is not granted to the presented token`, {
+    constraint: 'parent.scope',
   });
 }
 
