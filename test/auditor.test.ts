@@ -8,6 +8,7 @@ import { status } from '@grpc/grpc-js';
 import { jetstream } from '@nats-io/jetstream';
 import { linkHash } from '../services/auditor/src/domain/chain.js';
 import type { QueryFilter } from '../services/auditor/src/domain/query.js';
+import { lineageOf } from '../services/auditor/src/read/lineage.js';
 import { queryEvents } from '../services/auditor/src/read/query.js';
 import {
   burst,
@@ -229,6 +230,28 @@ for (const kind of ['postgres', 'pglite'] as const) {
       ]);
       assert.deepEqual(await seen(['ci']), [`delegation.issued ${foreign}`]);
       assert.deepEqual(await seen([]), []);
+
+      // Below a grant's token, the root is the grant's mint, requested by its parent client.
+      const below = await lineageOf(auditor.store, child);
+      assert.deepEqual(
+        below.ancestors.map((n) => [n.jti, n.child, n.clientId]),
+        [[minted, 'dashboards', 'client:argocd']],
+      );
+
+      // The grant moves to ci (a policy grant keeps its id): what follows is ci's, not argocd's.
+      await audit.publish('grant.updated', grant, { id: grant, parent_client: 'ci', app: 'dashboards' });
+      await audit.publish('join_token.created', grant, { grant_id: grant });
+      await until('six events stored', async () => (await headSeq(auditor.store)) >= 6);
+      assert.deepEqual(await seen(['argocd']), [
+        `grant.created ${grant}`,
+        `grant.minted ${grant}`,
+        `delegation.issued ${child}`,
+      ]);
+      assert.deepEqual(await seen(['ci']), [
+        `delegation.issued ${foreign}`,
+        `grant.updated ${grant}`,
+        `join_token.created ${grant}`,
+      ]);
     });
   });
 

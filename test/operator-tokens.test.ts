@@ -267,7 +267,9 @@ describe("an owner's operator token (aoa:owner) sees and acts on its own clients
       );
     };
     assert.equal((await lineage(root.jti)).node?.jti, root.jti);
-    await refused(lineage(operator.jti), status.PERMISSION_DENIED, /client you do not own/, owner);
+    await refused(lineage(operator.jti), status.PERMISSION_DENIED, /client you own/, owner);
+    // Not even whether a jti exists: an unknown one is refused the same way.
+    await refused(lineage('no-such-jti-at-all'), status.PERMISSION_DENIED, /client you own/, owner);
     await refused(
       verifyChain(await operatorMetadata(owner, auditorHtu('VerifyChain'))),
       status.PERMISSION_DENIED,
@@ -290,6 +292,24 @@ describe("an owner's operator token (aoa:owner) sees and acts on its own clients
         await operatorMetadata(owner, rotatorHtu('RotateNow')),
       );
     await rotate(own.id);
+    await refused(
+      callRotator<rotatorPb.CreateGrantRequest, rotatorPb.CreateGrantResponse>(
+        rot.client,
+        rot.client.createGrant,
+        rotatorPb.CreateGrantRequest.fromPartial({
+          sub: 'idp:corp:grant-owner',
+          child: 'dashboards',
+          environment: 'prod',
+          scopes: ['read:metrics'],
+          tokenTtlSeconds: 60,
+          parentClient: 'argocd',
+        }),
+        await operatorMetadata(owner, rotatorHtu('CreateGrant')),
+      ),
+      status.PERMISSION_DENIED,
+      /does not create grants/,
+      owner,
+    );
     await refused(rotate(other.id), status.PERMISSION_DENIED, /parent client/, owner);
     await refused(
       callRotator<rotatorPb.DeleteGrantRequest, rotatorPb.DeleteGrantResponse>(

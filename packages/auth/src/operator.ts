@@ -128,7 +128,7 @@ export const isAdministrator = (caller: ServiceCaller): boolean =>
 export const actsFor = (caller: ServiceCaller, clientId: string): boolean =>
   caller.kind === 'operator' ? caller.owns.includes(clientId) : caller.client.id === clientId;
 
-/** Lets an administrator through (an admin client or an operator); refuses any other as `permission_denied`. */
+/** Lets an administrator through (an admin client or an administrator's operator token); refuses any other (an owner's too) as `permission_denied`. */
 export function requireAdministrator(caller: ServiceCaller, what = 'administrators only'): Administrator {
   if (!isAdministrator(caller)) throw new AppError('permission_denied', what);
   return caller.kind === 'client' ? { kind: 'client', clientId: caller.client.id } : caller;

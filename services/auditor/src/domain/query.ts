@@ -45,9 +45,12 @@ function ownedBy(clients: string[], p: (value: unknown) => string): string {
   const ids = clients.map((c) => p(c)).join(',');
   const requesters = clients.map((c) => p(`client:${c}`)).join(',');
   const issued = `SELECT data->>'jti' FROM audit_events WHERE type = 'delegation.issued' AND marker IS NULL AND data->>'client_id' IN (${requesters})`;
-  const grants = `SELECT data->>'id' FROM audit_events WHERE type = 'grant.created' AND marker IS NULL AND data->>'parent_client' IN (${ids})`;
-  const minted = `SELECT d.value->>'jti' FROM audit_events, jsonb_array_elements(data->'deliveries') AS d(value) WHERE type = 'grant.minted' AND marker IS NULL AND data->>'grant_id' IN (${grants})`;
-  return `(data->>'client_id' IN (${requesters}) OR data->'lineage'->>0 IN (${issued}) OR data->'lineage'->>0 IN (${minted}) OR data->>'parent_client' IN (${ids}) OR data->>'grant_id' IN (${grants}))`;
+  // A grant's parent client is its latest grant.created or grant.updated (a policy grant may move).
+  const latest = `SELECT DISTINCT ON (data->>'id') data->>'id' AS id, data->>'parent_client' AS parent FROM audit_events WHERE type IN ('grant.created', 'grant.updated') AND marker IS NULL ORDER BY data->>'id', seq DESC`;
+  const grants = `SELECT id FROM (${latest}) AS g WHERE g.parent IN (${ids})`;
+  // A mint names the parent client it minted for, so a grant that moved keeps its earlier tokens' owner.
+  const minted = `SELECT d.value->>'jti' FROM audit_events, jsonb_array_elements(data->'deliveries') AS d(value) WHERE type = 'grant.minted' AND marker IS NULL AND data->>'parent_client' IN (${ids})`;
+  return `(data->>'client_id' IN (${requesters}) OR data->'lineage'->>0 IN (${issued}) OR data->'lineage'->>0 IN (${minted}) OR (type IN ('grant.created', 'grant.updated', 'grant.minted') AND data->>'parent_client' IN (${ids})) OR (type NOT IN ('grant.created', 'grant.updated', 'grant.minted') AND data->>'grant_id' IN (${grants})))`;
 }
 
 export function compileQuery(filter: QueryFilter, afterSeq: number): CompiledQuery {

@@ -50,7 +50,10 @@ export function auditorHandlers(deps: AuditorServiceDeps): pb.AuditorServer {
     );
     // Who read the audit log: an operator is a person, named with the token that proved it.
     if (caller.kind === 'operator')
-      log.info({ by: callerBy(caller), jti: caller.jti, method }, 'operator call');
+      log.info(
+        { by: callerBy(caller), jti: caller.jti, admin: caller.admin, owns: caller.owns, method },
+        'operator call',
+      );
     if (caller.kind === 'operator' && !caller.admin) return { caller, clients: caller.owns };
     return { caller: requireAdministrator(caller, ADMINS_ONLY), clients: undefined };
   };
@@ -97,11 +100,14 @@ export function auditorHandlers(deps: AuditorServiceDeps): pb.AuditorServer {
     ) => {
       try {
         const { clients } = await reader(call.metadata, 'Lineage');
-        const { ancestors, node } = await lineageOf(store, call.request.jti);
+        const notOwned = () =>
+          new AppError('permission_denied', 'no lineage of a client you own has this jti');
+        // An owner learns nothing of tokens not theirs, not even whether they exist.
+        const { ancestors, node } = await lineageOf(store, call.request.jti).catch((error: unknown) => {
+          throw clients && error instanceof AppError && error.code === 'not_found' ? notOwned() : error;
+        });
         const root = ancestors[0] ?? node;
-        if (clients && !clients.some((client) => root.clientId === `client:${client}`)) {
-          throw new AppError('permission_denied', 'this lineage starts at a client you do not own');
-        }
+        if (clients && !clients.some((client) => root.clientId === `client:${client}`)) throw notOwned();
         callback(null, { ancestors: ancestors.map(toPbNode), node: toPbNode(node) });
       } catch (error) {
         callback(toGrpcError(error, log));

@@ -20,20 +20,28 @@ export async function lineageOf(
           jtis,
           MAX_NODES,
         );
-  const [own] = await issued([jti], 'jti');
   // A token a grant minted has no issuance of its own: it is a root, found in its grant.minted event.
-  const [minted] = own
-    ? []
-    : await store.select(
+  const mintedRow = async (token: string): Promise<ChainRow | undefined> =>
+    (
+      await store.select(
         `type = 'grant.minted' AND marker IS NULL AND data->'deliveries' @> $1::jsonb`,
-        [JSON.stringify([{ jti }])],
+        [JSON.stringify([{ jti: token }])],
         1,
-      );
+      )
+    )[0];
+  const [own] = await issued([jti], 'jti');
+  const minted = own ? undefined : await mintedRow(jti);
   if (!own && !minted)
     throw new AppError('not_found', `no delegation.issued or grant.minted event for jti ${jti}`);
   const above = own ? ancestorsOf(own) : [];
   const aboveRows = new Map((await issued(above, 'jti')).map((r) => [String(r.data.jti), r]));
-  const ancestors = above.map((j) => toLineageNode(j, aboveRows.get(j)));
+  const ancestors = await Promise.all(
+    above.map(async (j, i) => {
+      const row = aboveRows.get(j);
+      const grantRoot = !row && i === 0 ? await mintedRow(j) : undefined;
+      return grantRoot ? toGrantNode(j, grantRoot) : toLineageNode(j, row);
+    }),
+  );
 
   const root = own ? toLineageNode(jti, own) : toGrantNode(jti, minted as ChainRow);
   let frontier = [root];

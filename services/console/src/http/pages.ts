@@ -195,12 +195,20 @@ const truncate = (text: string, max: number): string =>
   text.length > max ? `${text.slice(0, max - 1)}…` : text;
 
 function nodeDetails(session: Session, node: TreeNode): string {
+  const admin = session.operator?.rights.admin === true;
   return `<section class="details" data-testid="details"><h2>Token ${html(node.jti)}</h2>
 <dl><dt>subject</dt><dd>${html(node.sub)}</dd><dt>child</dt><dd>${html(node.child)} in ${html(node.env)}</dd>
 <dt>scopes</dt><dd>${html(node.scopes.join(' '))}${node.dropped.length > 0 ? ` <small>(narrowed: −${html(node.dropped.join(' −'))})</small>` : ''}</dd>
 <dt>issued</dt><dd>${html(node.time?.toISOString() ?? '')}</dd><dt>descendants</dt><dd>${node.descendants}</dd>
-<dt>state</dt><dd>${node.revoked ? `revoked${node.revoked === 'ancestor' ? ' through an ancestor' : ''}` : 'live'}</dd></dl>
-${node.revoked === 'self' ? '' : revokeButton(session, 'jti', node.jti, `Revoke this token and its ${node.descendants} descendants`)}</section>`;
+${admin ? `<dt>state</dt><dd>${node.revoked ? `revoked${node.revoked === 'ancestor' ? ' through an ancestor' : ''}` : 'live'}</dd>` : ''}</dl>
+${
+  admin
+    ? node.revoked === 'self'
+      ? ''
+      : revokeButton(session, 'jti', node.jti, `Revoke this token and its ${node.descendants} descendants`)
+    : // The revoker judges an owner's jti revocation by the token itself, which the console never holds.
+      '<p class="notice">Revocation marks and revoking a token are for administrators; revoke your grants on the grants page.</p>'
+}</section>`;
 }
 
 function revokeButton(

@@ -113,22 +113,23 @@ export function consoleRoutes(deps: ConsoleDeps): Record<string, HttpHandler> {
     (error.code === 'PERMISSION_DENIED' || error.code === 'UNAUTHENTICATED');
 
   /**
-   * An administrator's token if policy grants one, else an owner's; the scope granted is asked for
-   * first on renewal, so an owner's renewals do not leave a refusal in the audit each time.
+   * An administrator's token if policy grants one, else an owner's. The scope last granted is asked
+   * for first, so an owner's renewals leave no refusal in the audit; refused, the others are tried.
    */
   async function grantedToken(session: Session): Promise<OperatorCredential> {
-    const ask = async (scope: string) => {
-      const credential = await services.operatorToken(session.idpAccessToken, scope);
-      session.scope = scope;
-      return credential;
-    };
-    if (session.scope) return ask(session.scope);
-    try {
-      return await ask(OPERATOR_SCOPE);
-    } catch (error) {
-      if (!isRefusal(error)) throw error;
-      return ask(OWNER_SCOPE);
+    const order = [...new Set([session.scope ?? OPERATOR_SCOPE, OPERATOR_SCOPE, OWNER_SCOPE])];
+    let refusal: unknown;
+    for (const scope of order) {
+      try {
+        const credential = await services.operatorToken(session.idpAccessToken, scope);
+        session.scope = scope;
+        return credential;
+      } catch (error) {
+        if (!isRefusal(error)) throw error;
+        refusal = error;
+      }
     }
+    throw refusal;
   }
 
   async function exchange(session: Session, now: number): Promise<OperatorCredential | undefined> {

@@ -40,7 +40,7 @@ const MAX_PRESENTED = 4;
  * Proves the caller exactly as the issuer does: a client assertion (RFC 7523) of a registered client,
  * or a DPoP proof (RFC 9449, with `ath`) by the key the `authorization: DPoP` aoa token is bound to
  * (`@aoa/auth` `proveHolder`); when that token is an operator token, its holder is an operator
- * (`assertOperator`: an administrator, refused if the token is revoked).
+ * (`assertOperator`: an administrator, or the owner of the clients it names; refused if revoked).
  * Returns the caller and every verified token it presented (the authorization token first).
  *
  * @example
@@ -64,7 +64,7 @@ export async function proveCaller(
   }
   if (proof.dpop) {
     const holder = await proveHolder(proof.authorization, proof.dpop, ctx);
-    // An operator token makes its holder an administrator, once it is shown not to be revoked.
+    // An operator token makes its holder an administrator or an owner, once shown not to be revoked.
     const caller: Caller = operatorRights(holder.token.claims)
       ? assertOperator(holder, ctx.revocations)
       : { kind: 'holder', jkt: holder.jkt };

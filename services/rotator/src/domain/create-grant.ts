@@ -101,6 +101,9 @@ async function grantParent(
     }
     return { sub, groups: subject.groups, parentClient: client.id };
   }
+  if (caller.kind === 'operator' && !caller.admin) {
+    throw new AppError('permission_denied', 'an owner token does not create grants: its parent client does');
+  }
   if (!isAdministrator(caller)) {
     throw new AppError(
       'unauthenticated',

@@ -47,7 +47,10 @@ export function rotatorHandlers(
       ctx,
     );
     if (proved.kind === 'operator')
-      log.info({ by: callerBy(proved), jti: proved.jti, method }, 'operator call');
+      log.info(
+        { by: callerBy(proved), jti: proved.jti, admin: proved.admin, owns: proved.owns, method },
+        'operator call',
+      );
     return proved;
   };
   return {
