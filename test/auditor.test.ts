@@ -3,11 +3,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { auditor as auditorPb } from '@aoa/proto';
 import { createDatabase, startNats } from '@aoa/testkit';
 import { status } from '@grpc/grpc-js';
 import { jetstream } from '@nats-io/jetstream';
 import { linkHash } from '../services/auditor/src/domain/chain.js';
-import type { QueryFilter } from '../services/auditor/src/domain/query.js';
 import { lineageOf } from '../services/auditor/src/read/lineage.js';
 import { queryEvents } from '../services/auditor/src/read/query.js';
 import {
@@ -29,19 +29,6 @@ import { dpopProof, makeKey } from './support/oauth.js';
 import { callDelegate, rootDelegateAsArgocd, startSystem } from './support/system.js';
 
 const cleanups = cleanupAfterAll();
-
-const emptyFilter: QueryFilter = {
-  since: undefined,
-  until: undefined,
-  types: [],
-  app: '',
-  env: '',
-  subject: '',
-  jti: '',
-  outcome: '',
-  limit: 0,
-  pageToken: '',
-};
 
 async function postgresUrl(): Promise<string> {
   const db = await createDatabase();
@@ -220,7 +207,8 @@ for (const kind of ['postgres', 'pglite'] as const) {
         [child],
       );
 
-      const filter = { ...emptyFilter, limit: 100 };
+      // The request as the gRPC handler receives it, with an owner's clients.
+      const filter = auditorPb.QueryRequest.fromPartial({ limit: 100 });
       const seen = async (clients: string[]) =>
         (await queryEvents(auditor.store, { ...filter, clients })).map((row) => `${row.type} ${row.subject}`);
       assert.deepEqual(await seen(['argocd']), [
