@@ -14,10 +14,11 @@ export interface LineageNode {
   children: LineageNode[];
 }
 
+const text = (v: unknown) => (typeof v === 'string' ? v : '');
+
 /** A `delegation.issued` row as a lineage node; a jti with no stored issuance gets a bare node. */
 export function toLineageNode(jti: string, row: ChainRow | undefined): LineageNode {
   const d = row?.data ?? {};
-  const text = (v: unknown) => (typeof v === 'string' ? v : '');
   return {
     jti,
     parentJti: text(d.parent_jti),
@@ -39,7 +40,6 @@ export function toLineageNode(jti: string, row: ChainRow | undefined): LineageNo
  */
 export function toGrantNode(jti: string, row: ChainRow): LineageNode {
   const d = row.data;
-  const text = (v: unknown) => (typeof v === 'string' ? v : '');
   return {
     jti,
     parentJti: '',

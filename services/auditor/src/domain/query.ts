@@ -14,7 +14,8 @@ export interface QueryFilter {
   pageToken: string;
   /**
    * Only the events of these parent clients (an owner's view): their root tokens (`client_id`), every
-   * token below one (`lineage`), their grants and what was done to them (`grant_id`); undefined: all.
+   * token below one of their root or grant tokens (`lineage`), and their grants' events (by each
+   * grant's latest `parent_client`); undefined: all.
    */
   clients?: string[] | undefined;
 }
@@ -32,13 +33,6 @@ export interface CompiledQuery {
   afterId: string | undefined;
 }
 
-/**
- * Validates the filters and compiles them to one parameterised WHERE clause (fixed fragments only).
- * A malformed filter is the caller's mistake: `invalid_argument` naming the field.
- *
- * @example
- * compileQuery({ ...empty, types: ['delegation.issued'], env: 'prod' }, 0);
- */
 /** The events of tokens and grants whose parent client is one of `clients` (none: no event). */
 function ownedBy(clients: string[], p: (value: unknown) => string): string {
   if (clients.length === 0) return 'FALSE';
@@ -53,6 +47,13 @@ function ownedBy(clients: string[], p: (value: unknown) => string): string {
   return `(data->>'client_id' IN (${requesters}) OR data->'lineage'->>0 IN (${issued}) OR data->'lineage'->>0 IN (${minted}) OR (type IN ('grant.created', 'grant.updated', 'grant.minted') AND data->>'parent_client' IN (${ids})) OR (type NOT IN ('grant.created', 'grant.updated', 'grant.minted') AND data->>'grant_id' IN (${grants})))`;
 }
 
+/**
+ * Validates the filters and compiles them to one parameterised WHERE clause (fixed fragments only).
+ * A malformed filter is the caller's mistake: `invalid_argument` naming the field.
+ *
+ * @example
+ * compileQuery({ ...empty, types: ['delegation.issued'], env: 'prod' }, 0);
+ */
 export function compileQuery(filter: QueryFilter, afterSeq: number): CompiledQuery {
   const bad = (field: string, why: string) => new AppError('invalid_argument', `${field}: ${why}`);
   if (filter.limit < 0 || filter.limit > MAX_QUERY_LIMIT) throw bad('limit', `must be 0..${MAX_QUERY_LIMIT}`);
