@@ -32,7 +32,7 @@ export interface AuditorServiceDeps {
   log: Logger;
 }
 
-const ADMINS_ONLY = 'the audit log is for administrators and, for their own clients, owners only';
+const ADMINS_ONLY = 'the audit log is for administrators only (and owners, for their own clients)';
 
 /**
  * gRPC `aoa.v1.Auditor`: proves the caller on every call (audit data is sensitive: a single-use client
