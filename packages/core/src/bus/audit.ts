@@ -63,7 +63,13 @@ export async function ensureAuditStream(
     }
   } catch (error) {
     if (!isNotFound(error)) throw error;
-    await jsm.streams.add(config);
+    // Replicas started together all find no stream: the ones that lose the race to add it use the
+    // winner's (the server answers them "subjects overlap" or "name already in use").
+    await jsm.streams.add(config).catch(async (addError: unknown) => {
+      await jsm.streams.info(STREAMS.audit).catch(() => {
+        throw addError;
+      });
+    });
   }
 }
 
