@@ -8,6 +8,7 @@ export * from './bus/kv-watch.js';
 export * from './bus/nats-probe.js';
 export * from './bus/replay.js';
 export * from './bus/senders.js';
+export * from './bus/stream-publisher.js';
 export * from './bus/token-mirrors.js';
 export * from './claims.js';
 export * from './claims-schema.js';

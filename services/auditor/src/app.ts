@@ -16,6 +16,7 @@ import {
   randomId,
   runCleanup,
   STREAMS,
+  StreamPublisher,
   Subjects,
   serviceRoutes,
   startHttpServer,
@@ -102,6 +103,8 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
 
     const nc = await connectService(config, 'auditor', log);
     cleanup.push(() => nc.drain().catch(() => undefined));
+    const publisher = new StreamPublisher(nc);
+    cleanup.push(() => publisher.close());
     const natsProbe = new NatsProbe(nc, log);
     natsProbe.start();
     cleanup.push(() => natsProbe.stop());
@@ -121,7 +124,7 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
     );
     await checkpoints.ensure();
     const kvm = new Kvm(nc);
-    const [leaseKv, replayKv] = await Promise.all([
+    const [leaseKv] = await Promise.all([
       openBucket(kvm, LEASE_BUCKET, { replicas: config.natsReplicas }),
       openBucket(kvm, BUCKETS.replay, {
         replicas: config.natsReplicas,
@@ -143,7 +146,7 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
     const creepStore = new CreepStore(db);
     const creepOutbox = new CreepAlertOutbox(
       creepStore,
-      new AuditPublisher(jetstream(nc), subjects, instance, log),
+      new AuditPublisher(publisher, subjects, instance, log),
       instance,
       clock,
       log,
@@ -203,7 +206,7 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
           issuer: config.issuerUrl,
           windowSeconds: config.replayWindowSeconds,
           clock,
-          replay: new ReplayGuard(replayKv),
+          replay: new ReplayGuard(publisher),
           keys: tokenMirrors.keys,
           revocations: tokenMirrors.revocations,
         },

@@ -20,6 +20,7 @@ import {
   RevocationMirror,
   randomId,
   runCleanup,
+  StreamPublisher,
   Subjects,
   startHttpServer,
   systemClock,
@@ -27,7 +28,7 @@ import {
 import { type Policy, PolicyStore, policyWarnings } from '@aoa/policy';
 import { issuer as pb } from '@aoa/proto';
 import { openRevocationWriter, type RevocationWriter, writeRevocation } from '@aoa/revocation';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { IssuerConfig } from './config.js';
 import type { IssuerContext } from './domain/delegate.js';
@@ -79,17 +80,18 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
   try {
     const nc = await connectService(config, 'issuer', log);
     cleanup.push(() => nc.drain().catch(() => undefined));
+    const publisher = new StreamPublisher(nc);
+    cleanup.push(() => publisher.close());
     const natsProbe = new NatsProbe(nc, log);
     natsProbe.start();
     cleanup.push(() => natsProbe.stop());
-    const js = jetstream(nc);
     await ensureAuditStream(await jetstreamManager(nc), subjects, {
       maxAgeSeconds: config.auditMaxAgeSeconds,
       maxBytes: config.auditMaxBytes,
       replicas: config.natsReplicas,
     });
     const kvm = new Kvm(nc);
-    const [keysKv, signingKv, replayKv, revocationsKv, grantsKv] = await Promise.all([
+    const [keysKv, signingKv, , revocationsKv, grantsKv] = await Promise.all([
       openBucket(kvm, BUCKETS.keys, { replicas: config.natsReplicas }),
       openBucket(kvm, BUCKETS.signingKeys, { replicas: config.natsReplicas }),
       openBucket(kvm, BUCKETS.replay, {
@@ -111,7 +113,7 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
       );
     }
     const revocationMaxAgeSeconds = (await revocationsKv.status()).ttl / 1000 || Number.POSITIVE_INFINITY;
-    const audit = new AuditPublisher(js, subjects, `issuer/${randomId(6)}`, log);
+    const audit = new AuditPublisher(publisher, subjects, `issuer/${randomId(6)}`, log);
 
     const policyStore = await openPolicy(config.policyFile, revocationMaxAgeSeconds, audit, metrics, log);
     cleanup.push(() => policyStore.close());
@@ -190,7 +192,7 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
       signingKey: () => keys.active(),
       subjects: new SubjectTokenVerifier(issuer, new IdpKeySets(3000, config.idpJwksMaxAgeMs), keySet, clock),
       revocations,
-      replay: new ReplayGuard(replayKv),
+      replay: new ReplayGuard(publisher),
       audit,
       clock,
       windowSeconds: config.replayWindowSeconds,

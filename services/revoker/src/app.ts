@@ -14,6 +14,7 @@ import {
   RevocationMirror,
   randomId,
   runCleanup,
+  StreamPublisher,
   Subjects,
   serviceRoutes,
   startHttpServer,
@@ -22,7 +23,7 @@ import {
 import { PolicyStore } from '@aoa/policy';
 import { revoker as pb } from '@aoa/proto';
 import { kvGrantRegistry, openRevocationWriter } from '@aoa/revocation';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { RevokerConfig } from './config.js';
 import type { RevokerContext } from './domain/revoke.js';
@@ -66,6 +67,8 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
   try {
     const nc = await connectService(config, 'revoker', log);
     cleanup.push(() => nc.drain().catch(() => undefined));
+    const publisher = new StreamPublisher(nc);
+    cleanup.push(() => publisher.close());
     const natsProbe = new NatsProbe(nc, log);
     natsProbe.start();
     cleanup.push(() => natsProbe.stop());
@@ -75,7 +78,7 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
       replicas: config.natsReplicas,
     });
     const kvm = new Kvm(nc);
-    const [keysKv, replayKv, revocationsKv, grantsKv] = await Promise.all([
+    const [keysKv, , revocationsKv, grantsKv] = await Promise.all([
       openBucket(kvm, BUCKETS.keys, { replicas: config.natsReplicas }),
       openBucket(kvm, BUCKETS.replay, {
         replicas: config.natsReplicas,
@@ -107,7 +110,7 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
     await revocations.start();
     cleanup.push(() => revocations.stop());
 
-    const audit = new AuditPublisher(jetstream(nc), subjects, `revoker/${randomId(6)}`, log);
+    const audit = new AuditPublisher(publisher, subjects, `revoker/${randomId(6)}`, log);
     const writer = await openRevocationWriter({
       nc,
       kvm,
@@ -128,7 +131,7 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
       policy: () => policyStore.current(),
       keys,
       revocations,
-      replay: new ReplayGuard(replayKv),
+      replay: new ReplayGuard(publisher),
       windowSeconds: config.replayWindowSeconds,
       ...writer.ctx,
       grants: kvGrantRegistry(grantsKv),

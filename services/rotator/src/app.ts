@@ -18,6 +18,7 @@ import {
   revocationKeys,
   runCleanup,
   STREAMS,
+  StreamPublisher,
   Subjects,
   serviceRoutes,
   startHttpServer,
@@ -74,6 +75,8 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
   try {
     const nc = await connectService(config, 'rotator', log);
     cleanup.push(() => nc.drain().catch(() => undefined));
+    const publisher = new StreamPublisher(nc);
+    cleanup.push(() => publisher.close());
     const natsProbe = new NatsProbe(nc, log);
     natsProbe.start();
     cleanup.push(() => natsProbe.stop());
@@ -86,7 +89,7 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
     await ensureCredsStream(jsm, subjects, config.natsReplicas);
     if (config.natsAppsApi) await ensureAppMirrors(nc, config.natsAppsApi, [STREAMS.creds], log);
     const kvm = new Kvm(nc);
-    const [grantsKv, replayKv] = await Promise.all([
+    const [grantsKv] = await Promise.all([
       openBucket(kvm, BUCKETS.grants, { replicas: config.natsReplicas }),
       openBucket(kvm, BUCKETS.replay, {
         replicas: config.natsReplicas,
@@ -109,7 +112,7 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
     await mirror.start();
     cleanup.push(() => mirror.stop());
     const store = new GrantStore(grantsKv, mirror);
-    const audit = new AuditPublisher(js, subjects, holder, log);
+    const audit = new AuditPublisher(publisher, subjects, holder, log);
     const loop = new RotationLoop({
       store,
       nc,
@@ -139,7 +142,7 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
       issuer: config.issuerUrl,
       policy: () => policyStore.current(),
       store,
-      replay: new ReplayGuard(replayKv),
+      replay: new ReplayGuard(publisher),
       keys: tokenMirrors.keys,
       revocations: tokenMirrors.revocations,
       audit,

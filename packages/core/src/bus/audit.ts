@@ -1,9 +1,10 @@
-import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { JetStreamManager } from '@nats-io/jetstream';
 import type { AuditEventType } from '../audit-types.js';
 import { AppError } from '../errors.js';
 import { randomId } from '../ids.js';
 import type { Logger } from '../logger.js';
 import { STREAMS, type Subjects } from '../subjects.js';
+import type { StreamPublish } from './stream-publisher.js';
 
 /** The audit envelope of `events.proto`, as it travels (proto3 JSON). */
 export interface AuditEnvelope {
@@ -91,8 +92,9 @@ export class AuditUnavailable extends AppError {
  * await audit.publish('delegation.issued', jti, { jti, sub, child });
  */
 export class AuditPublisher {
+  /** `js` should be a {@link StreamPublisher} where events are on a hot path; `jetstream(nc)` works too. */
   constructor(
-    private readonly js: JetStreamClient,
+    private readonly js: StreamPublish,
     private readonly subjects: Subjects,
     private readonly source: string,
     private readonly log: Logger,

@@ -1,19 +1,30 @@
-import type { KV } from '@nats-io/kv';
 import { AppError } from '../errors.js';
 import { sha256Hex } from '../ids.js';
+import { BUCKETS } from '../subjects.js';
+import type { StreamPublish } from './stream-publisher.js';
 
 /**
  * Refuses the second use of a client assertion or DPoP proof `jti`, across every replica, through KV
- * `aoa_replay` (bucket max age = the replay window W). A key is claimed with create(), a compare-and-set
- * on "no previous value", so two replicas racing on one jti cannot both win.
+ * `aoa_replay` (bucket max age = the replay window W). A key is claimed as KV create() does it, by a
+ * publish that expects its subject to be empty, so two replicas racing on one jti cannot both win.
  */
 export class ReplayGuard {
-  constructor(private readonly kv: KV) {}
+  private readonly keyPrefix: string;
+
+  /** `publisher` should be a {@link StreamPublisher}: a claim is on every authenticated call's path. */
+  constructor(
+    private readonly publisher: StreamPublish,
+    bucket: string = BUCKETS.replay,
+  ) {
+    this.keyPrefix = `$KV.${bucket}.`;
+  }
 
   /** Claims `kind.<sha256(id)>`; throws `unauthenticated` if it was already used. */
   async claim(kind: 'ca' | 'dpop', issuer: string, jti: string): Promise<void> {
     try {
-      await this.kv.create(`${kind}.${sha256Hex(`${issuer}\n${jti}`)}`, '1');
+      await this.publisher.publish(`${this.keyPrefix}${kind}.${sha256Hex(`${issuer}\n${jti}`)}`, '1', {
+        expect: { lastSubjectSequence: 0 },
+      });
     } catch (error) {
       if (isWrongLastSequence(error)) {
         throw new AppError(

@@ -2,6 +2,7 @@ import { isWorkloadAssertion } from '@aoa/auth';
 import { AppError, AuditUnavailable, toAppError } from '@aoa/core';
 import { decideAndSign } from './decide-and-sign.js';
 import {
+  afterClaim,
   authorize,
   type CallerProof,
   type DelegateResult,
@@ -52,7 +53,8 @@ export async function delegateBatch(
     subjectToken: raw.subjectToken,
     subjectTokenType: raw.subjectTokenType,
   });
-  let authorized: Awaited<ReturnType<typeof authorize>>;
+  type Decided = { outcome: BatchOutcome; event: () => Promise<unknown> };
+  let decided: Decided[];
   try {
     if (proof.clientAssertion && proof.dpop && isWorkloadAssertion(policy, proof.clientAssertion)) {
       throw new AppError(
@@ -60,7 +62,32 @@ export async function delegateBatch(
         "a federated client's credential is bound to its own DPoP key: use Delegate, one child per call",
       );
     }
-    authorized = await authorize(ctx, raw, proof, facts, policy);
+    const { subject, origin, singleUse } = await authorize(ctx, raw, proof, facts, policy);
+    decided = await afterClaim(singleUse, facts, () =>
+      raw.items.map((item): Decided => {
+        const request = requestOf(item);
+        const own: Facts = { ...facts };
+        try {
+          const input = validateDelegateRequest(request);
+          const issued = decideAndSign(ctx, input, subject, origin, own, policy);
+          return {
+            outcome: { issued },
+            event: () => ctx.audit.publish('delegation.issued', issued.jti, issuedEvent(input, issued)),
+          };
+        } catch (error) {
+          const refused = toAppError(error);
+          return {
+            outcome: { refused },
+            event: () =>
+              ctx.audit.publish(
+                'delegation.denied',
+                own.sub ?? 'unknown',
+                deniedEvent(request, refused, own),
+              ),
+          };
+        }
+      }),
+    );
   } catch (error) {
     const refusal = toAppError(error);
     if (!(refusal instanceof AuditUnavailable)) {
@@ -72,25 +99,6 @@ export async function delegateBatch(
     }
     throw error;
   }
-  const decided = raw.items.map((item): { outcome: BatchOutcome; event: () => Promise<unknown> } => {
-    const request = requestOf(item);
-    const own: Facts = { ...facts };
-    try {
-      const input = validateDelegateRequest(request);
-      const issued = decideAndSign(ctx, input, authorized.subject, authorized.origin, own, policy);
-      return {
-        outcome: { issued },
-        event: () => ctx.audit.publish('delegation.issued', issued.jti, issuedEvent(input, issued)),
-      };
-    } catch (error) {
-      const refused = toAppError(error);
-      return {
-        outcome: { refused },
-        event: () =>
-          ctx.audit.publish('delegation.denied', own.sub ?? 'unknown', deniedEvent(request, refused, own)),
-      };
-    }
-  });
   await Promise.all(decided.map((d) => d.event()));
   return decided.map((d) => d.outcome);
 }

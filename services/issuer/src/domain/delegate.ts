@@ -121,8 +121,38 @@ async function issue(
       policy,
     );
   }
-  const { subject, origin } = await authorize(ctx, input, proof, facts, policy);
-  return decideAndSign(ctx, input, subject, origin, facts, policy);
+  const { subject, origin, singleUse } = await authorize(ctx, input, proof, facts, policy);
+  return afterClaim(singleUse, facts, () => decideAndSign(ctx, input, subject, origin, facts, policy));
+}
+
+/** A proved caller and a verified subject; the caller proof's single-use claim may still be in flight. */
+export interface Authorized {
+  subject: VerifiedSubject;
+  origin: Origin;
+  /** Settles when the proof's `jti` is claimed; rejects on a replay. Await it through {@link afterClaim}. */
+  singleUse: Promise<void>;
+}
+
+/**
+ * Runs `work` (policy and signing) while the caller proof's single-use claim, a NATS round trip, is
+ * still in flight, then waits for the claim. A replay refusal wins over any outcome of `work` and names
+ * no rule, so a replayed proof learns nothing more, and nothing signed for it leaves.
+ */
+export async function afterClaim<T>(singleUse: Promise<void>, facts: Facts, work: () => T): Promise<T> {
+  let outcome: { value: T } | { error: unknown };
+  try {
+    outcome = { value: work() };
+  } catch (error) {
+    outcome = { error };
+  }
+  try {
+    await singleUse;
+  } catch (error) {
+    facts.rule = undefined;
+    throw error;
+  }
+  if ('error' in outcome) throw outcome.error;
+  return outcome.value;
 }
 
 /**
@@ -136,7 +166,7 @@ export async function authorize(
   proof: CallerProof,
   facts: Facts,
   policy: Policy,
-): Promise<{ subject: VerifiedSubject; origin: Origin }> {
+): Promise<Authorized> {
   const clientProved = Boolean(proof.clientAssertion || proof.authenticatedClient);
   if (clientProved && proof.dpop) {
     throw new AppError('invalid_argument', 'present either a client assertion or a DPoP proof, not both');
@@ -148,7 +178,7 @@ export async function authorize(
     );
   }
   let client = proof.authenticatedClient;
-  let singleUse: Promise<void> | undefined;
+  let singleUse = Promise.resolve();
   if (!client && proof.clientAssertion) {
     const verified = verifyClientAssertion(proof.clientAssertion, assertionContext(ctx, policy));
     client = verified.client;
@@ -163,9 +193,7 @@ export async function authorize(
     const origin = client
       ? rootOrigin(policy, client, subject, facts)
       : await childOrigin(ctx, token.subjectToken, subject, proof, facts);
-    // A replayed caller proof is refused before any policy work, so its refusal names no rule.
-    await singleUse;
-    return { subject, origin };
+    return { subject, origin, singleUse };
   } catch (error) {
     await singleUse;
     throw error;
