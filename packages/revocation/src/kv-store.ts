@@ -1,4 +1,4 @@
-import { AppError, type RevocationRecord } from '@aoa/core';
+import { AppError, isWrongLastSequence, type RevocationRecord } from '@aoa/core';
 import type { KV } from '@nats-io/kv';
 import type { RevocationStore } from './write.js';
 
@@ -41,7 +41,3 @@ export class KvRevocationStore implements RevocationStore {
     return entry.json<RevocationRecord>();
   }
 }
-
-const isWrongLastSequence = (error: unknown): boolean =>
-  (typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 10071) ||
-  (error instanceof Error && /wrong last sequence/i.test(error.message));
