@@ -6,12 +6,14 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BUCKETS, type PublishedKeyRecord } from '@aoa/core';
 import type { issuer as pb } from '@aoa/proto';
+import { createVerifier } from '@aoa/sdk';
 import { startNats } from '@aoa/testkit';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { RunningIssuer } from '../services/issuer/src/app.js';
 import { SealedKeyStore } from '../services/issuer/src/keys/sealed-store.js';
 import { type BusProbe, issuerClient, issuerMetadata, probeBus } from './support/bus.js';
-import { clientAssertion, makeKey, type TestKey } from './support/oauth.js';
+import { clientAssertion, dpopProof, makeKey, type TestKey } from './support/oauth.js';
 import { callDelegate, startSystem, type TestSystem } from './support/system.js';
 
 let holder: TestKey;
@@ -294,5 +296,88 @@ describe('sealed key manager', () => {
         return true;
       });
     }
+  });
+
+  it('moves an existing ring to ES256 at its next rotations, never signing with an unpublished key', async () => {
+    const issuer = await sys.startIssuer({ AOA_ISSUER_SIGNING_ALG: 'ES256' });
+    const client = issuerClient(issuer);
+    try {
+      assert.equal(issuer.keys.active().alg, 'EdDSA', 'a restart with a new algorithm replaced the ring');
+      const before = await delegateThrough(sys, issuer, client);
+      assert.equal(decodeProtectedHeader(before.accessToken).alg, 'EdDSA');
+
+      const first = await issuer.keys.activateStandby();
+      assert.equal(issuer.keys.active().alg, 'EdDSA', 'the published EdDSA standby signs first');
+      assert.equal((await publishedKeys(bus)).get(first.standby)?.alg, 'ES256');
+      const second = await issuer.keys.activateStandby();
+      assert.equal(second.active, first.standby);
+
+      const after = await delegateThrough(sys, issuer, client);
+      const header = decodeProtectedHeader(after.accessToken);
+      assert.deepEqual([header.alg, header.kid], ['ES256', first.standby]);
+      for (const token of [before, after]) {
+        const { payload } = await verifyThroughJwksUri(issuer, token.accessToken);
+        assert.equal(payload.jti, token.jti);
+      }
+    } finally {
+      client.close();
+      await issuer.stop();
+    }
+  });
+});
+
+describe('ES256 signing keys (AOA_ISSUER_SIGNING_ALG=ES256)', () => {
+  let sys: TestSystem;
+  let bus: BusProbe;
+  let nc: NatsConnection;
+  before(async () => {
+    sys = await startSystem({ AOA_ISSUER_SIGNING_ALG: 'ES256' });
+    bus = await probeBus(sys.nats.url);
+    nc = await connect({ servers: sys.nats.url });
+  });
+  after(async () => {
+    await nc?.close();
+    await bus?.close();
+    await sys?.stop();
+  });
+
+  it('publishes P-256 keys and signs with them; a JWKS client and the SDK verifier both accept the token', async () => {
+    const published = [...(await publishedKeys(bus)).values()];
+    assert.equal(published.length, 2);
+    for (const record of published) {
+      assert.equal(record.alg, 'ES256');
+      assert.deepEqual([record.jwk.kty, record.jwk.crv, record.jwk.alg], ['EC', 'P-256', 'ES256']);
+      assert.equal('d' in record.jwk, false, 'a published key carries private material');
+    }
+    const issued = await delegateThrough(sys, sys.issuer, sys.client);
+    assert.equal(decodeProtectedHeader(issued.accessToken).alg, 'ES256');
+    const { payload } = await verifyThroughJwksUri(sys.issuer, issued.accessToken);
+    assert.equal(payload.jti, issued.jti);
+
+    const resource = 'https://metrics.internal/series';
+    const verifier = createVerifier({
+      issuer: sys.issuer.issuer,
+      audience: 'https://metrics.internal',
+      nats: nc,
+    });
+    try {
+      await verifier.whenReady();
+      const verified = await verifier.verify({
+        authorization: `DPoP ${issued.accessToken}`,
+        dpop: await dpopProof(holder, 'GET', resource, issued.accessToken),
+        method: 'GET',
+        url: resource,
+      });
+      assert.equal(verified.jti, issued.jti);
+    } finally {
+      verifier.close();
+    }
+  });
+
+  it('refuses to start on an algorithm it does not sign with, naming the variable', async () => {
+    await assert.rejects(
+      async () => sys.startIssuer({ AOA_ISSUER_SIGNING_ALG: 'RS256' }),
+      /AOA_ISSUER_SIGNING_ALG: Invalid option: expected one of "EdDSA"\|"ES256"/,
+    );
   });
 });

@@ -1,4 +1,4 @@
-// The issuer under test, in its own process: started by delegate.bench.ts under `taskset -c 1`.
+// The issuer under test, in its own process: started by the benches under `taskset -c 1`.
 import { createLogger } from '@aoa/core';
 import { buildIssuer } from '../../services/issuer/src/app.js';
 import { loadIssuerConfig } from '../../services/issuer/src/config.js';
@@ -8,6 +8,7 @@ const issuer = await buildIssuer(
   loadIssuerConfig({
     NATS_URL: requiredEnv('NATS_URL'),
     AOA_POLICY_FILE: requiredEnv('AOA_POLICY_FILE'),
+    AOA_ISSUER_SIGNING_ALG: process.env.AOA_ISSUER_SIGNING_ALG,
     AOA_ISSUER_GRPC_LISTEN: '127.0.0.1:0',
     AOA_ISSUER_HTTP_LISTEN: '127.0.0.1:0',
   }),

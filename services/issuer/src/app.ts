@@ -138,6 +138,7 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
       },
       clock,
       log,
+      config.signingAlg,
     );
     await keys.start();
     cleanup.push(() => keys.stop());

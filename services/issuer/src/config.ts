@@ -22,6 +22,8 @@ export const IssuerEnv = serviceEnv({
   AOA_ISSUER_GRPC_URL: url.optional(),
   AOA_KEY_MANAGER: z.enum(['memory', 'sealed']).default('memory'),
   AOA_KEK_FILE: z.string().optional(),
+  // The algorithm of signing keys the issuer prepares: EdDSA (the contract's default) or ES256.
+  AOA_ISSUER_SIGNING_ALG: z.enum(['EdDSA', 'ES256']).default('EdDSA'),
   AOA_REPLAY_WINDOW: replayWindowField(),
   AOA_REVOCATION_MAX_AGE: durationField('24h'),
   AOA_AUDIT_MAX_AGE: durationField('30d'),
@@ -76,6 +78,8 @@ export interface IssuerConfig extends ServiceConfig {
   grpcUrl: string | undefined;
   keyManager: 'memory' | 'sealed';
   kekFile: string | undefined;
+  /** The algorithm of newly prepared signing keys; a ring switches over at its next rotation. */
+  signingAlg: 'EdDSA' | 'ES256';
   replayWindowSeconds: number;
   revocationMaxAgeSeconds: number;
   auditMaxAgeSeconds: number;
@@ -107,6 +111,7 @@ export function loadIssuerConfig(env: Record<string, string | undefined>): Issue
     grpcUrl: e.AOA_ISSUER_GRPC_URL,
     keyManager: e.AOA_KEY_MANAGER,
     kekFile: e.AOA_KEK_FILE,
+    signingAlg: e.AOA_ISSUER_SIGNING_ALG,
     replayWindowSeconds: e.AOA_REPLAY_WINDOW,
     revocationMaxAgeSeconds: e.AOA_REVOCATION_MAX_AGE,
     auditMaxAgeSeconds: e.AOA_AUDIT_MAX_AGE,

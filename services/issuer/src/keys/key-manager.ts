@@ -24,6 +24,8 @@ export class KeyManager {
     private readonly audit: KeyAuditor,
     private readonly clock: Clock,
     private readonly log: Logger,
+    /** The algorithm of keys prepared from now on; keys already in the ring keep theirs until retired. */
+    private readonly alg: SigningKey['alg'],
   ) {}
 
   get kind(): PrivateKeyStore['kind'] {
@@ -60,7 +62,12 @@ export class KeyManager {
     await this.ensurePublished();
     this.stopWatch ??= await this.store.watchRing(() => void this.follow());
     this.log.info(
-      { active: this.current.ring.active, standby: this.current.ring.standby, store: this.kind },
+      {
+        active: this.current.ring.active,
+        standby: this.current.ring.standby,
+        store: this.kind,
+        alg: this.active().alg,
+      },
       'signing keys ready',
     );
   }
@@ -158,9 +165,12 @@ export class KeyManager {
 
   /** Generates a key, stores its private half, publishes its public half as standby, audits it. */
   private async prepare(): Promise<SigningKey> {
-    const { privateKey } = generateKeyPairSync('ed25519');
+    const { privateKey } =
+      this.alg === 'ES256'
+        ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+        : generateKeyPairSync('ed25519');
     const kid = await calculateJwkThumbprint(publicJwk(privateKey), 'sha256');
-    const key: SigningKey = { kid, alg: 'EdDSA', privateKey };
+    const key: SigningKey = { kid, alg: this.alg, privateKey };
     await this.store.saveKey(key);
     await this.publish(key, 'standby');
     await this.audit('key.prepared', await this.record(key, 'standby'));
