@@ -1,17 +1,19 @@
 // An app-of-apps sync of 50 children: credentials per second when a parent mints one credential per
 // child, measured four ways in the same run, each server pinned alone to core 1 while it is measured
 // (the load generator and nats-server on core 0):
-//   aoa DelegateBatch   one call: one IdP token, one client assertion, 50 key-bound children
+//   aoa DelegateBatch   one call: one IdP token, one client assertion, 50 key-bound children; once
+//                       with the default EdDSA signing keys, once with AOA_ISSUER_SIGNING_ALG=ES256
 //   aoa Delegate x 50   50 calls, each its own client assertion, 8 in flight per sync
 //   peer client_secret  oidc-provider's client_credentials, 50 token requests (HTTP keep-alive, Basic
 //                       auth), 8 in flight per sync as a client's connection pool would
 //   peer private_key_jwt the same with an RFC 7523 assertion each, as aoa requires of its clients
-// Target (#15): DelegateBatch at least 5x the peer's shared-secret path per credential.
+// Target (#15): DelegateBatch at least 5x the peer's shared-secret path per credential. Then a CPU
+// profile of the EdDSA issuer under the c=16 batch load says where its time goes.
 //
 //   npx tsx bench/delegate-batch.bench.ts [--quick] [--enforce]   (npm run bench -- delegate runs it too)
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { issuer as pb } from '@aoa/proto';
 import { startNats } from '@aoa/testkit';
@@ -19,6 +21,7 @@ import { credentials, Metadata } from '@grpc/grpc-js';
 import { makeKey } from '../test/support/oauth.js';
 import { IDP_AUDIENCE, testPolicy } from '../test/support/system.js';
 import { signClientAssertions } from './lib/assertions.js';
+import { mainThreadProfile, type ProfileSummary, profileTables, summarizeProfile } from './lib/cpuprofile.js';
 import { closedLoop, type LoadResult, PoolExhausted } from './lib/load.js';
 import { pinSelf, REPO_ROOT, startPinnedChild } from './lib/procs.js';
 
@@ -32,11 +35,14 @@ const MEASURE_MS = args.quick ? 3000 : 8000;
 const TARGET_RATIO = 5;
 const IDP_CLIENT = { id: 'argocd-sa', secret: 'argocd-secret' };
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
+const PROFILE_DIR = join(RESULTS_DIR, 'profiles');
+const PROFILE_CONCURRENCY = 16;
 const log = (message: string) => console.error(`[bench] ${message}`);
 
-type Way = 'batch' | 'delegate' | 'peer-secret' | 'peer-pkjwt';
+type Way = 'batch' | 'batch-es256' | 'delegate' | 'peer-secret' | 'peer-pkjwt';
 const LABELS: Record<Way, string> = {
   batch: 'aoa DelegateBatch (1 call)',
+  'batch-es256': 'aoa DelegateBatch, ES256 keys (1 call)',
   delegate: 'aoa Delegate x 50',
   'peer-secret': 'peer client_secret x 50',
   'peer-pkjwt': 'peer private_key_jwt x 50',
@@ -65,9 +71,10 @@ const taker = (pool: string[]) => {
 };
 
 pinSelf(0);
-mkdirSync(RESULTS_DIR, { recursive: true });
+mkdirSync(PROFILE_DIR, { recursive: true });
 const cleanup: Array<() => Promise<unknown>> = [];
 const rows: Array<{ way: Way; concurrency: number; result: LoadResult; credentialsPerSecond: number }> = [];
+let profile: { file: string; credentialsPerSecond: number; summary: ProfileSummary } | undefined;
 let exitCode = 0;
 try {
   const nats = await startNats();
@@ -91,15 +98,16 @@ try {
   cleanup.push(async () => rmSync(workDir, { recursive: true, force: true }));
   const policyPath = join(workDir, 'policy.yaml');
   writeFileSync(policyPath, testPolicy(idp.info.issuer, keys));
-  const issuer = await startPinnedChild<{ issuer: string; grpcPort: number }>(
-    'issuer',
-    'bench/servers/issuer.ts',
-    {
+  const startIssuer = (alg: 'EdDSA' | 'ES256', nodeArgs: string[] = []) =>
+    startPinnedChild<{ issuer: string; grpcPort: number }>('issuer', 'bench/servers/issuer.ts', {
       core: 1,
-      env: { NATS_URL: nats.url, AOA_POLICY_FILE: policyPath },
-    },
-  );
+      env: { NATS_URL: nats.url, AOA_POLICY_FILE: policyPath, AOA_ISSUER_SIGNING_ALG: alg },
+      nodeArgs,
+    });
+  let issuer = await startIssuer('EdDSA');
   cleanup.push(() => issuer.stop());
+  const es256 = await startIssuer('ES256');
+  cleanup.push(() => es256.stop());
 
   const basic = `Basic ${Buffer.from(`${IDP_CLIENT.id}:${IDP_CLIENT.secret}`).toString('base64')}`;
   const peerToken = async (auth: { basic: true } | { assertion: string }) => {
@@ -131,16 +139,21 @@ try {
     scopes: ['read:metrics'],
     holderJkt: h.jkt,
   }));
-  const client = new pb.IssuerClient(`127.0.0.1:${issuer.info.grpcPort}`, credentials.createInsecure());
-  cleanup.push(async () => client.close());
+  const clientOf = (target: { info: { grpcPort: number } }) => {
+    const made = new pb.IssuerClient(`127.0.0.1:${target.info.grpcPort}`, credentials.createInsecure());
+    cleanup.push(async () => made.close());
+    return made;
+  };
+  let client = clientOf(issuer);
+  const es256Client = clientOf(es256);
   const withAssertion = (assertion: string) => {
     const md = new Metadata();
     md.set('client-assertion', assertion);
     return md;
   };
-  const batchCall = (assertion: string) =>
+  const batchCall = (assertion: string, through = client) =>
     new Promise<void>((resolve, reject) =>
-      client.delegateBatch(
+      through.delegateBatch(
         pb.DelegateBatchRequest.fromPartial({ subjectToken, items }),
         withAssertion(assertion),
         (error, response) => {
@@ -160,34 +173,39 @@ try {
     );
 
   // Each way once before timing: a broken setup fails here, loudly.
-  const aoaPool = (n: number) => signClientAssertions(n, keys.argocd.privateKey, issuer.info.issuer);
+  const aoaPool = (n: number, audience = issuer.info.issuer) =>
+    signClientAssertions(n, keys.argocd.privateKey, audience);
   const peerPool = (n: number) =>
     signClientAssertions(n, peerKey.privateKey, idp.info.issuer, { id: 'bench-pkjwt', kid: 'bench-pkjwt-1' });
   await batchCall(aoaPool(1)[0] as string);
+  await batchCall(aoaPool(1, es256.info.issuer)[0] as string, es256Client);
   await delegateCall(aoaPool(1)[0] as string, 0);
   await peerToken({ assertion: peerPool(1)[0] as string });
 
   const seconds = (WARMUP_MS + MEASURE_MS) / 1000;
   const sync = async (way: Way, concurrency: number): Promise<LoadResult> => {
     // Pools sized far above what one core can reach in the window: 3000 assertions/s of run time.
-    const size = Math.ceil(3000 * seconds * (way === 'batch' ? 1 : CHILDREN / 10));
+    const size = Math.ceil(3000 * seconds * (way.startsWith('batch') ? 1 : CHILDREN / 10));
     const take =
       way === 'batch' || way === 'delegate'
         ? taker(aoaPool(size))
-        : way === 'peer-pkjwt'
-          ? taker(peerPool(size))
-          : () => '';
+        : way === 'batch-es256'
+          ? taker(aoaPool(size, es256.info.issuer))
+          : way === 'peer-pkjwt'
+            ? taker(peerPool(size))
+            : () => '';
     const calls: Record<Way, () => Promise<void>> = {
       batch: () => batchCall(take()),
+      'batch-es256': () => batchCall(take(), es256Client),
       delegate: () => inPool(CHILDREN, (i) => delegateCall(take(), i)),
       'peer-secret': () => inPool(CHILDREN, () => peerToken({ basic: true })),
       'peer-pkjwt': () => inPool(CHILDREN, () => peerToken({ assertion: take() })),
     };
-    const serverPid = way.startsWith('peer') ? idp.pid : issuer.pid;
+    const serverPid = way.startsWith('peer') ? idp.pid : way === 'batch-es256' ? es256.pid : issuer.pid;
     return closedLoop(calls[way], { concurrency, warmupMs: WARMUP_MS, measureMs: MEASURE_MS, serverPid });
   };
   for (const concurrency of CONCURRENCY) {
-    for (const way of ['peer-secret', 'peer-pkjwt', 'delegate', 'batch'] as const) {
+    for (const way of ['peer-secret', 'peer-pkjwt', 'delegate', 'batch', 'batch-es256'] as const) {
       const result = await sync(way, concurrency);
       if (result.errors > 0)
         throw new Error(`${way} at ${concurrency}: ${result.errors} errors (${result.firstError})`);
@@ -195,6 +213,27 @@ try {
       log(`${LABELS[way]} c=${concurrency}: ${Math.round(result.rps * CHILDREN)} credentials/s`);
     }
   }
+
+  // The profile: a fresh EdDSA issuer with --cpu-prof under one c=16 batch run, then a clean exit.
+  // No --cpu-prof-name: tsx's loader thread writes a profile too and would overwrite the main one.
+  await issuer.stop();
+  const before = new Set(readdirSync(PROFILE_DIR));
+  issuer = await startIssuer('EdDSA', ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR]);
+  client = clientOf(issuer);
+  await batchCall(aoaPool(1)[0] as string);
+  const profiled = await sync('batch', PROFILE_CONCURRENCY);
+  await issuer.stop();
+  const { file, profile: cpu } = mainThreadProfile(PROFILE_DIR, issuer.pid, before);
+  profile = {
+    file: relative(REPO_ROOT, file),
+    credentialsPerSecond: profiled.rps * CHILDREN,
+    summary: summarizeProfile(
+      cpu,
+      { startUs: profiled.windowStartUs, endUs: profiled.windowEndUs },
+      REPO_ROOT,
+      12,
+    ),
+  };
 } catch (error) {
   console.error(error);
   exitCode = 1;
@@ -204,11 +243,13 @@ try {
 
 if (exitCode === 0) {
   const at = (way: Way, c: number) => rows.find((r) => r.way === way && r.concurrency === c);
-  const checks = CONCURRENCY.map((c) => {
-    const ratio =
-      (at('batch', c)?.credentialsPerSecond ?? 0) / (at('peer-secret', c)?.credentialsPerSecond ?? 1);
-    return { concurrency: c, ratio, pass: ratio >= TARGET_RATIO };
-  });
+  const checks = (['batch', 'batch-es256'] as const).flatMap((way) =>
+    CONCURRENCY.map((c) => {
+      const ratio =
+        (at(way, c)?.credentialsPerSecond ?? 0) / (at('peer-secret', c)?.credentialsPerSecond ?? 1);
+      return { way, concurrency: c, ratio, pass: ratio >= TARGET_RATIO };
+    }),
+  );
   const table = rows
     .map(
       ({ way, concurrency, result, credentialsPerSecond }) =>
@@ -216,9 +257,9 @@ if (exitCode === 0) {
     )
     .join('\n');
   const ratios = CONCURRENCY.map((c) => {
-    const b = at('batch', c)?.credentialsPerSecond ?? 0;
-    const r = (w: Way) => (b / (at(w, c)?.credentialsPerSecond ?? 1)).toFixed(2);
-    return `| ${c} | ${r('peer-secret')}× | ${r('peer-pkjwt')}× | ${r('delegate')}× |`;
+    const r = (batch: Way, w: Way) =>
+      ((at(batch, c)?.credentialsPerSecond ?? 0) / (at(w, c)?.credentialsPerSecond ?? 1)).toFixed(2);
+    return `| ${c} | ${r('batch', 'peer-secret')}× | ${r('batch', 'peer-pkjwt')}× | ${r('batch', 'delegate')}× | ${r('batch-es256', 'peer-secret')}× | ${r('batch-es256', 'batch')}× |`;
   }).join('\n');
   const md = `# DelegateBatch: an app-of-apps sync of ${CHILDREN} children
 
@@ -232,18 +273,32 @@ ${table}
 
 DelegateBatch over each other way, per credential:
 
-| c | vs peer client_secret | vs peer private_key_jwt | vs aoa Delegate x 50 |
-|---|---|---|---|
+| c | vs peer client_secret | vs peer private_key_jwt | vs aoa Delegate x 50 | ES256 keys vs peer client_secret | ES256 keys vs EdDSA keys |
+|---|---|---|---|---|---|
 ${ratios}
 
 | check | result |
 |---|---|
-${checks.map((k) => `| DelegateBatch ≥ ${TARGET_RATIO}× the peer's client_secret path, c=${k.concurrency} | ${k.pass ? 'pass' : 'FAIL'} (${k.ratio.toFixed(2)}×) |`).join('\n')}
-`;
+${checks.map((k) => `| ${LABELS[k.way]} ≥ ${TARGET_RATIO}× the peer's client_secret path, c=${k.concurrency} | ${k.pass ? 'pass' : 'FAIL'} (${k.ratio.toFixed(2)}×) |`).join('\n')}
+${
+  profile
+    ? [
+        '',
+        `## Where the issuer spends CPU (DelegateBatch, EdDSA keys, c=${PROFILE_CONCURRENCY})`,
+        '',
+        `\`--cpu-prof\` of a separate issuer process under one c=${PROFILE_CONCURRENCY} run (${Math.round(profile.credentialsPerSecond)} credentials/s while profiled; ` +
+          `profile \`${profile.file}\`, not committed). ${profile.summary.windowed ? 'Samples limited to the measured window' : 'Whole profile (window not matched)'}: ` +
+          `${Math.round(profile.summary.busyMs)} ms busy of ${Math.round(profile.summary.sampledMs)} ms sampled. Shares are of busy time.`,
+        '',
+        ...profileTables(profile.summary),
+        '',
+      ].join('\n')
+    : ''
+}`;
   writeFileSync(join(RESULTS_DIR, 'delegate-batch.md'), md);
   writeFileSync(
     join(RESULTS_DIR, 'delegate-batch.json'),
-    `${JSON.stringify({ date: new Date().toISOString(), children: CHILDREN, rows: rows.map(({ result, ...r }) => ({ ...r, p50Ms: result.p50Ms, p99Ms: result.p99Ms, serverCpuUsPerCredential: result.serverCpuUsPerCall / CHILDREN })), checks }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), children: CHILDREN, rows: rows.map(({ result, ...r }) => ({ ...r, p50Ms: result.p50Ms, p99Ms: result.p99Ms, serverCpuUsPerCredential: result.serverCpuUsPerCall / CHILDREN })), checks, profile }, null, 2)}\n`,
   );
   process.stdout.write(md);
   // A missed target is reported, not hidden; --enforce makes it fail the run (as delegate.bench.ts).

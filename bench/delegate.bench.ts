@@ -15,7 +15,7 @@ import { credentials, Metadata } from '@grpc/grpc-js';
 import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK } from 'jose';
 import { makeKey } from '../test/support/oauth.js';
 import { IDP_AUDIENCE, testPolicy } from '../test/support/system.js';
-import { type CpuProfile, summarizeProfile } from './lib/cpuprofile.js';
+import { mainThreadProfile, summarizeProfile } from './lib/cpuprofile.js';
 import { closedLoop, type LoadResult, median, PoolExhausted } from './lib/load.js';
 import { coreTimes, type PinnedChild, pinSelf, REPO_ROOT, startPinnedChild } from './lib/procs.js';
 import {
@@ -373,14 +373,9 @@ try {
     );
     runs.pop(); // not part of the medians: profiling slows the issuer down
     await issuer.stop();
-    // CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; thread 0 is the main thread.
-    const written = readdirSync(PROFILE_DIR).filter((f) => !before.has(f) && f.includes(`.${issuer.pid}.`));
-    const file = written.find((f) => f.includes(`.${issuer.pid}.0.`));
-    if (!file) throw new Error(`no main-thread CPU profile of pid ${issuer.pid} in ${PROFILE_DIR}`);
-    for (const other of written) if (other !== file) rmSync(join(PROFILE_DIR, other));
-    const cpu = JSON.parse(readFileSync(join(PROFILE_DIR, file), 'utf8')) as CpuProfile;
+    const { file, profile: cpu } = mainThreadProfile(PROFILE_DIR, issuer.pid, before);
     profile = {
-      file: relative(REPO_ROOT, join(PROFILE_DIR, file)),
+      file: relative(REPO_ROOT, file),
       rps: result.rps,
       summary: summarizeProfile(cpu, { startUs: result.windowStartUs, endUs: result.windowEndUs }, REPO_ROOT),
     };

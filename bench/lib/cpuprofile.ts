@@ -1,4 +1,5 @@
-import { relative } from 'node:path';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join, relative } from 'node:path';
 
 /** The parts of a V8 `.cpuprofile` (as `--cpu-prof` writes it) that a self-time summary needs. */
 export interface CpuProfile {
@@ -114,4 +115,41 @@ function groupOf(url: string, fn: string, root: string): string {
   }
   if (path.startsWith(root)) return relative(root, path).split('/').slice(0, 2).join('/');
   return path;
+}
+
+/**
+ * The main-thread profile a `--cpu-prof --cpu-prof-dir <dir>` process `pid` wrote (files named
+ * CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; thread 0 is the main thread). The other
+ * threads' profiles (tsx's loader writes one) are deleted. `before` lists the files already there.
+ */
+export function mainThreadProfile(
+  dir: string,
+  pid: number,
+  before: Set<string>,
+): { file: string; profile: CpuProfile } {
+  const written = readdirSync(dir).filter((f) => !before.has(f) && f.includes(`.${pid}.`));
+  const file = written.find((f) => f.includes(`.${pid}.0.`));
+  if (!file) throw new Error(`no main-thread CPU profile of pid ${pid} in ${dir}`);
+  for (const other of written) if (other !== file) rmSync(join(dir, other));
+  return { file: join(dir, file), profile: JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile };
+}
+
+/** A summary as two markdown tables: the top functions by self time, then self time by package. */
+export function profileTables(summary: ProfileSummary, packages = 12): string[] {
+  return [
+    '| # | function (self time) | location | self ms | share |',
+    '| ---: | --- | --- | ---: | ---: |',
+    ...summary.top.map(
+      (f, i) =>
+        `| ${i + 1} | \`${f.function}\` | ${f.location} | ${f.selfMs.toFixed(0)} | ${f.pct.toFixed(1)}% |`,
+    ),
+    '',
+    'Self time by package:',
+    '',
+    '| package / area | self ms | share |',
+    '| --- | ---: | ---: |',
+    ...summary.byGroup
+      .slice(0, packages)
+      .map((g) => `| ${g.group} | ${g.selfMs.toFixed(0)} | ${g.pct.toFixed(1)}% |`),
+  ];
 }

@@ -1,4 +1,4 @@
-import type { ProfileSummary } from './cpuprofile.js';
+import { type ProfileSummary, profileTables } from './cpuprofile.js';
 
 export const TARGETS = ['delegate', 'empty', 'bare', 'peer'] as const;
 export type Target = (typeof TARGETS)[number];
@@ -174,19 +174,7 @@ export function renderMarkdown(
         'Shares are of busy time.',
       '',
     );
-    out.push('| # | function (self time) | location | self ms | share |');
-    out.push('| ---: | --- | --- | ---: | ---: |');
-    s.top.forEach((f, i) => {
-      out.push(
-        `| ${i + 1} | \`${f.function}\` | ${f.location} | ${f.selfMs.toFixed(0)} | ${f.pct.toFixed(1)}% |`,
-      );
-    });
-    out.push('', 'Self time by package:', '');
-    out.push('| package / area | self ms | share |');
-    out.push('| --- | ---: | ---: |');
-    for (const g of s.byGroup.slice(0, 12)) {
-      out.push(`| ${g.group} | ${g.selfMs.toFixed(0)} | ${g.pct.toFixed(1)}% |`);
-    }
+    out.push(...profileTables(s));
   }
   out.push('');
   return out.join('\n');
