@@ -191,10 +191,23 @@ describe('DelegateBatch', () => {
     const noProof = await refusal(batch([item(0), item(1)], { metadata: {} }));
     assert.equal(noProof.code, status.UNAUTHENTICATED);
     assert.equal(await auditCount('delegation.denied'), deniedBefore + 1, 'one event for the refused call');
+    // The children are decided and signed while the proof's claim is in flight: a replay, refused,
+    // must still publish none of their events.
     const assertion = await clientAssertion('argocd', sys.keys.argocd, sys.issuer.issuer);
-    await batch([item(0)], { metadata: { 'client-assertion': assertion } });
-    const replayed = await refusal(batch([item(0)], { metadata: { 'client-assertion': assertion } }));
+    const many = Array.from({ length: 35 }, (_, i) => item(i % keys.length));
+    await batch(many, { metadata: { 'client-assertion': assertion } });
+    const [issuedBeforeReplay, deniedBeforeReplay] = await Promise.all([
+      auditCount('delegation.issued'),
+      auditCount('delegation.denied'),
+    ]);
+    const replayed = await refusal(batch(many, { metadata: { 'client-assertion': assertion } }));
     assert.deepEqual([replayed.code, replayed.reason], [status.UNAUTHENTICATED, 'PROOF_REPLAYED']);
+    assert.equal(
+      await auditCount('delegation.issued'),
+      issuedBeforeReplay,
+      'a replay published issued events',
+    );
+    assert.equal(await auditCount('delegation.denied'), deniedBeforeReplay + 1, 'one event for the replay');
     const empty = await refusal(batch([]));
     assert.deepEqual(
       [empty.code, empty.details],
