@@ -78,7 +78,7 @@ export interface IssuerConfig extends ServiceConfig {
   grpcUrl: string | undefined;
   keyManager: 'memory' | 'sealed';
   kekFile: string | undefined;
-  /** The algorithm of newly prepared signing keys; a ring switches over at its next rotation. */
+  /** The algorithm of newly prepared signing keys; an existing ring signs with it after two rotations. */
   signingAlg: 'EdDSA' | 'ES256';
   replayWindowSeconds: number;
   revocationMaxAgeSeconds: number;
