@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import {
   AuditPublisher,
-  BUCKETS,
   type Clock,
   ConfigError,
   connectService,
@@ -124,11 +123,11 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
     );
     await checkpoints.ensure();
     const kvm = new Kvm(nc);
-    const [leaseKv] = await Promise.all([
+    const [leaseKv, replay] = await Promise.all([
       openBucket(kvm, LEASE_BUCKET, { replicas: config.natsReplicas }),
-      openBucket(kvm, BUCKETS.replay, {
+      ReplayGuard.open(kvm, publisher, {
         replicas: config.natsReplicas,
-        maxAgeMs: config.replayWindowSeconds * 1000,
+        windowSeconds: config.replayWindowSeconds,
       }),
     ]);
     // Operator tokens: verified against the published keys and the revocations (not part of readiness:
@@ -206,7 +205,7 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
           issuer: config.issuerUrl,
           windowSeconds: config.replayWindowSeconds,
           clock,
-          replay: new ReplayGuard(publisher),
+          replay,
           keys: tokenMirrors.keys,
           revocations: tokenMirrors.revocations,
         },

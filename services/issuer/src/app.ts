@@ -91,12 +91,12 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
       replicas: config.natsReplicas,
     });
     const kvm = new Kvm(nc);
-    const [keysKv, signingKv, , revocationsKv, grantsKv] = await Promise.all([
+    const [keysKv, signingKv, replay, revocationsKv, grantsKv] = await Promise.all([
       openBucket(kvm, BUCKETS.keys, { replicas: config.natsReplicas }),
       openBucket(kvm, BUCKETS.signingKeys, { replicas: config.natsReplicas }),
-      openBucket(kvm, BUCKETS.replay, {
+      ReplayGuard.open(kvm, publisher, {
         replicas: config.natsReplicas,
-        maxAgeMs: config.replayWindowSeconds * 1000,
+        windowSeconds: config.replayWindowSeconds,
       }),
       openBucket(kvm, BUCKETS.revocations, {
         replicas: config.natsReplicas,
@@ -193,7 +193,7 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
       signingKey: () => keys.active(),
       subjects: new SubjectTokenVerifier(issuer, new IdpKeySets(3000, config.idpJwksMaxAgeMs), keySet, clock),
       revocations,
-      replay: new ReplayGuard(publisher),
+      replay,
       audit,
       clock,
       windowSeconds: config.replayWindowSeconds,

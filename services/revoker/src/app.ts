@@ -78,11 +78,11 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
       replicas: config.natsReplicas,
     });
     const kvm = new Kvm(nc);
-    const [keysKv, , revocationsKv, grantsKv] = await Promise.all([
+    const [keysKv, replay, revocationsKv, grantsKv] = await Promise.all([
       openBucket(kvm, BUCKETS.keys, { replicas: config.natsReplicas }),
-      openBucket(kvm, BUCKETS.replay, {
+      ReplayGuard.open(kvm, publisher, {
         replicas: config.natsReplicas,
-        maxAgeMs: config.replayWindowSeconds * 1000,
+        windowSeconds: config.replayWindowSeconds,
       }),
       openBucket(kvm, BUCKETS.revocations, {
         replicas: config.natsReplicas,
@@ -131,7 +131,7 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
       policy: () => policyStore.current(),
       keys,
       revocations,
-      replay: new ReplayGuard(publisher),
+      replay,
       windowSeconds: config.replayWindowSeconds,
       ...writer.ctx,
       grants: kvGrantRegistry(grantsKv),

@@ -89,11 +89,11 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
     await ensureCredsStream(jsm, subjects, config.natsReplicas);
     if (config.natsAppsApi) await ensureAppMirrors(nc, config.natsAppsApi, [STREAMS.creds], log);
     const kvm = new Kvm(nc);
-    const [grantsKv] = await Promise.all([
+    const [grantsKv, replay] = await Promise.all([
       openBucket(kvm, BUCKETS.grants, { replicas: config.natsReplicas }),
-      openBucket(kvm, BUCKETS.replay, {
+      ReplayGuard.open(kvm, publisher, {
         replicas: config.natsReplicas,
-        maxAgeMs: config.replayWindowSeconds * 1000,
+        windowSeconds: config.replayWindowSeconds,
       }),
     ]);
     let reconciler: PolicyReconciler | undefined;
@@ -142,7 +142,7 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
       issuer: config.issuerUrl,
       policy: () => policyStore.current(),
       store,
-      replay: new ReplayGuard(publisher),
+      replay,
       keys: tokenMirrors.keys,
       revocations: tokenMirrors.revocations,
       audit,

@@ -1,6 +1,8 @@
+import type { Kvm } from '@nats-io/kv';
 import { AppError } from '../errors.js';
 import { sha256Hex } from '../ids.js';
 import { BUCKETS } from '../subjects.js';
+import { openBucket } from './bucket.js';
 import type { StreamPublish } from './stream-publisher.js';
 
 /**
@@ -17,6 +19,24 @@ export class ReplayGuard {
     bucket: string = BUCKETS.replay,
   ) {
     this.keyPrefix = `$KV.${bucket}.`;
+  }
+
+  /**
+   * Opens `aoa_replay` (creating it with the replay window as its max age) and guards through it.
+   *
+   * @example
+   * const replay = await ReplayGuard.open(kvm, publisher, { replicas: 1, windowSeconds: 300 });
+   */
+  static async open(
+    kvm: Kvm,
+    publisher: StreamPublish,
+    options: { replicas: number; windowSeconds: number },
+  ): Promise<ReplayGuard> {
+    await openBucket(kvm, BUCKETS.replay, {
+      replicas: options.replicas,
+      maxAgeMs: options.windowSeconds * 1000,
+    });
+    return new ReplayGuard(publisher);
   }
 
   /** Claims `kind.<sha256(id)>`; throws `unauthenticated` if it was already used. */
