@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { health, PROTO_ROOT } from '@aoa/proto';
 import {
+  experimental,
   type Metadata,
   Server,
   ServerCredentials,
@@ -31,6 +32,49 @@ const { HealthCheckResponse_ServingStatus: Status } = health;
 export interface TlsFiles {
   certFile: string;
   keyFile: string;
+  /**
+   * gRPC only: CA certificates (PEM) whose client certificates the listener verifies (RFC 8705 mutual
+   * TLS). A client certificate is asked for, not required: callers without one still connect and prove
+   * themselves in metadata, and a certificate that does not chain to these CAs is not seen by handlers.
+   */
+  clientCaFile?: string | undefined;
+}
+
+/** The PEM files of a listener, read once at start (a certificate provider, so client certificates are optional). */
+class StaticCertificates implements experimental.CertificateProvider {
+  private readonly identity: experimental.IdentityCertificateUpdate;
+  private readonly ca: experimental.CaCertificateUpdate;
+
+  constructor(tls: TlsFiles & { clientCaFile: string }) {
+    this.identity = { certificate: readFileSync(tls.certFile), privateKey: readFileSync(tls.keyFile) };
+    this.ca = { caCertificate: readFileSync(tls.clientCaFile) };
+  }
+
+  // grpc-js registers both listeners before it reads either update: deliver them on the next tick.
+  addCaCertificateListener(listener: experimental.CaCertificateUpdateListener): void {
+    process.nextTick(listener, this.ca);
+  }
+
+  addIdentityCertificateListener(listener: experimental.IdentityCertificateUpdateListener): void {
+    process.nextTick(listener, this.identity);
+  }
+
+  removeCaCertificateListener(): void {}
+
+  removeIdentityCertificateListener(): void {}
+}
+
+function serverCredentials(tls: TlsFiles | undefined): ServerCredentials {
+  if (!tls) return ServerCredentials.createInsecure();
+  if (tls.clientCaFile) {
+    const files = new StaticCertificates({ ...tls, clientCaFile: tls.clientCaFile });
+    return experimental.createCertificateProviderServerCredentials(files, files, false);
+  }
+  return ServerCredentials.createSsl(
+    null,
+    [{ cert_chain: readFileSync(tls.certFile), private_key: readFileSync(tls.keyFile) }],
+    false,
+  );
 }
 
 /**
@@ -158,20 +202,17 @@ export class GrpcServer {
     }
   }
 
-  /** Binds `host:port` (port 0 picks a free one), plaintext or TLS; returns the bound port. */
+  /** Binds `host:port` (port 0 picks a free one), plaintext, TLS or mutual TLS; returns the bound port. */
   listen(address: string, tls?: TlsFiles): Promise<number> {
-    const credentials = tls
-      ? ServerCredentials.createSsl(
-          null,
-          [{ cert_chain: readFileSync(tls.certFile), private_key: readFileSync(tls.keyFile) }],
-          false,
-        )
-      : ServerCredentials.createInsecure();
+    const credentials = serverCredentials(tls);
     return new Promise((resolve, reject) => {
       this.server.bindAsync(address, credentials, (error, port) => {
         if (error) reject(error);
         else {
-          this.log.info({ address, port, tls: Boolean(tls) }, 'grpc listening');
+          this.log.info(
+            { address, port, tls: Boolean(tls), clientCertificates: Boolean(tls?.clientCaFile) },
+            'grpc listening',
+          );
           resolve(port);
         }
       });

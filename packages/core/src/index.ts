@@ -12,6 +12,7 @@ export * from './bus/stream-publisher.js';
 export * from './bus/token-mirrors.js';
 export * from './claims.js';
 export * from './claims-schema.js';
+export * from './client-certificate.js';
 export * from './clock.js';
 export * from './config.js';
 export * from './config-fields.js';
