@@ -62,6 +62,14 @@ export function checkPolicy(input: RawSections, problems: Problems): void {
     sections.idps.map((idp, index) => ({ index, key: str(idp, 'issuer') })),
     (index, first) => problems.add(['idps', index, 'issuer'], `issuer is already trusted as idps[${first}]`),
   );
+  firstSeen(
+    sections.clients.map((client, index) => ({ index, key: str(client, 'tls_client_auth_san_uri') })),
+    (index, first) =>
+      problems.add(
+        ['clients', index, 'tls_client_auth_san_uri'],
+        `this certificate already authenticates clients[${first}]`,
+      ),
+  );
   sections.clients.forEach((client, index) => {
     const jwks = list(client, 'jwks');
     firstSeen(

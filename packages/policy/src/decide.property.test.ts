@@ -86,6 +86,7 @@ const policyArb: fc.Arbitrary<Policy> = fc
         admin: false,
         keys: [],
         federated: undefined,
+        tlsClientAuthSanUri: undefined,
         mayPresent: [],
         dpopBoundAccessTokens: false,
         owners: owners[i] ?? [],

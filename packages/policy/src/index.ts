@@ -15,6 +15,7 @@ export { loadPolicyFile, parsePolicy } from './load.js';
 export {
   findApp,
   findClient,
+  findClientByCertificate,
   findIdp,
   findIdpByIssuer,
   findRole,

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { PolicyError } from './errors.js';
 import { loadPolicyFile, parsePolicy } from './load.js';
+import { findClientByCertificate } from './lookup.js';
 import {
   baseDocument,
   EXAMPLE_PATH,
@@ -421,5 +422,46 @@ describe('a refused policy', () => {
     assert.ok(error.problems.length >= 1500);
     assert.ok(error.message.length < 4000);
     assert.match(error.message, /\.\.\. and \d+ more$/);
+  });
+});
+
+describe('clients authenticated by a TLS client certificate (tls_client_auth_san_uri)', () => {
+  const SPIFFE = 'spiffe://example.org/ns/argocd/sa/controller';
+
+  it('registers a client by its certificate URI alone, or beside its keys, and finds it by that URI', () => {
+    const doc = baseDocument();
+    doc.clients[0].tls_client_auth_san_uri = SPIFFE;
+    doc.clients.push({ id: 'ops', tls_client_auth_san_uri: 'spiffe://example.org/ns/ops/sa/admin' });
+    const policy = parsePolicy(stringify(doc), 'policy.yaml');
+    assert.deepEqual(
+      policy.clients.map((c) => [c.id, c.tlsClientAuthSanUri, c.keys.length]),
+      [
+        ['argocd', SPIFFE, 1],
+        ['ops', 'spiffe://example.org/ns/ops/sa/admin', 0],
+      ],
+    );
+    assert.equal(findClientByCertificate(policy, ['spiffe://other', SPIFFE])?.id, 'argocd');
+    assert.equal(findClientByCertificate(policy, ['spiffe://example.org/ns/argocd']), undefined);
+    assert.equal(
+      findClientByCertificate(policy, [SPIFFE, 'spiffe://example.org/ns/ops/sa/admin']),
+      undefined,
+      'a certificate naming two clients authenticates neither',
+    );
+  });
+
+  it('refuses a URI taken twice, a value that is not an absolute URI, and a certificate beside federated', () => {
+    only((doc) => {
+      doc.clients[0].tls_client_auth_san_uri = SPIFFE;
+      doc.clients.push({ id: 'ops', tls_client_auth_san_uri: SPIFFE });
+    }, 'policy.yaml: clients[1].tls_client_auth_san_uri: this certificate already authenticates clients[0]');
+    only(
+      (doc) => (doc.clients[0].tls_client_auth_san_uri = 'argocd controller'),
+      'policy.yaml: clients[0].tls_client_auth_san_uri: "argocd controller" is not an absolute URI (e.g. spiffe://example.org/ns/argocd/sa/controller)',
+    );
+    only((doc) => {
+      delete doc.clients[0].jwks;
+      doc.clients[0].tls_client_auth_san_uri = SPIFFE;
+      doc.clients[0].federated = { idp: 'corp', when: 'true' };
+    }, 'policy.yaml: clients[0]: a client authenticates with jwks (its own keys) and/or tls_client_auth_san_uri (its certificate), or with federated (a workload token) alone');
   });
 });

@@ -213,6 +213,7 @@ function buildPolicy(s: Parsed, maxTokenTtlSeconds: number, hash: string, path: 
         when: client.federated.when,
         maxAgeSeconds: client.federated.max_age,
       },
+      tlsClientAuthSanUri: client.tls_client_auth_san_uri,
       mayPresent: client.may_present,
       dpopBoundAccessTokens: client.dpop_bound_access_tokens,
       owners: client.owners,

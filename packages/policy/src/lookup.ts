@@ -11,6 +11,21 @@ export const findClient = (policy: Policy, id: string): ClientConfig | undefined
   policy.clients.find((client) => client.id === id);
 
 /**
+ * The one registered client a verified TLS client certificate authenticates (RFC 8705 `tls_client_auth`):
+ * the client whose `tls_client_auth_san_uri` is one of the certificate's URI SANs. Undefined when no
+ * client matches, and when the certificate's URIs name more than one client (fail closed).
+ *
+ * @example
+ * findClientByCertificate(policy, ['spiffe://example.org/ns/argocd/sa/controller'])?.id; // 'argocd'
+ */
+export function findClientByCertificate(policy: Policy, uris: readonly string[]): ClientConfig | undefined {
+  const matches = policy.clients.filter(
+    (client) => client.tlsClientAuthSanUri !== undefined && uris.includes(client.tlsClientAuthSanUri),
+  );
+  return matches.length === 1 ? matches[0] : undefined;
+}
+
+/**
  * The trusted IdP whose issuer is exactly `issuer` (no normalisation: `iss` is compared as a string),
  * or whose `{tenantid}` template `issuer` fills with one of its tenants.
  *

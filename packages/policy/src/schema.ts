@@ -250,6 +250,16 @@ const federation = z
     return z.NEVER;
   });
 
+/** An absolute URI as a certificate carries it in a SAN: a scheme, no whitespace, nothing else checked. */
+const sanUri = z.string().superRefine((value, ctx) => {
+  if (!/^[a-z][a-z0-9+.-]*:\S+$/i.test(value) || !URL.canParse(value)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `${quote(value)} is not an absolute URI (e.g. spiffe://example.org/ns/argocd/sa/controller)`,
+    });
+  }
+});
+
 export const ClientSchema = z
   .strictObject({
     id: name('client'),
@@ -257,16 +267,23 @@ export const ClientSchema = z
     dpop_bound_access_tokens: z.boolean().default(false),
     jwks: z.array(clientJwk).min(1, { error: 'a client needs at least one public key' }).optional(),
     federated: federation.optional(),
+    /**
+     * RFC 8705 `tls_client_auth`: the URI SAN (a SPIFFE ID, for one) of the client certificate, issued
+     * by a CA in AOA_ISSUER_TLS_CLIENT_CA_FILE, that authenticates this client on the issuer's gRPC port.
+     */
+    tls_client_auth_san_uri: sanUri.optional(),
     may_present: z.array(presentRule).default([]),
     /** Roles whose holders own the client: they may have owner tokens (`aoa:owner:<id>`) for its grants and tokens. */
     owners: uniqueList(name('role'), 'role').default([]),
   })
   .superRefine((client, ctx) => {
-    if (!client.jwks === !client.federated) {
+    const own = Boolean(client.jwks || client.tls_client_auth_san_uri);
+    if (own === Boolean(client.federated)) {
       ctx.addIssue({
         code: 'custom',
         message:
-          'a client authenticates with jwks (its own keys) or federated (a workload token): give exactly one',
+          'a client authenticates with jwks (its own keys) and/or tls_client_auth_san_uri (its certificate), ' +
+          'or with federated (a workload token) alone',
       });
     }
   });

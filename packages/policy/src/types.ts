@@ -73,6 +73,8 @@ export interface ClientConfig {
   /** Empty for a federated client. */
   keys: ClientKey[];
   federated: ClientFederation | undefined;
+  /** RFC 8705 `tls_client_auth`: the URI SAN of the client certificate that authenticates it, if any. */
+  tlsClientAuthSanUri: string | undefined;
   mayPresent: PresentRule[];
   dpopBoundAccessTokens: boolean;
   /** Roles whose holders own this client (owner tokens, `aoa:owner:<id>`). */
