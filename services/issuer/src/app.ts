@@ -150,7 +150,7 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
     cleanup.push(() => revocations.stop());
 
     const grpc = new GrpcServer(log, ['aoa/v1/issuer.proto']);
-    const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.tls);
+    const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.grpcTls);
     cleanup.push(() => grpc.stop());
     const grpcUrl = grpcBaseUrl(config.grpcUrl, config.grpcListen.host, grpcPort, Boolean(config.tls));
     const scheme = config.tls ? 'https' : 'http';

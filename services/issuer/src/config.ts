@@ -4,10 +4,12 @@ import {
   listenField,
   natsAppsApiField,
   parseConfig,
+  readableFileField,
   replayWindowField,
   type ServiceConfig,
   serviceConfig,
   serviceEnv,
+  type TlsFiles,
 } from '@aoa/core';
 import { z } from 'zod';
 
@@ -20,6 +22,9 @@ export const IssuerEnv = serviceEnv({
   AOA_ISSUER_GRPC_LISTEN: listenField('127.0.0.1:7401'),
   AOA_ISSUER_HTTP_LISTEN: listenField('127.0.0.1:7402'),
   AOA_ISSUER_GRPC_URL: url.optional(),
+  // CA certificates (PEM) whose client certificates authenticate registered clients on the gRPC port
+  // (RFC 8705 tls_client_auth, matched by tls_client_auth_san_uri); needs the listener's TLS pair.
+  AOA_ISSUER_TLS_CLIENT_CA_FILE: readableFileField(),
   AOA_KEY_MANAGER: z.enum(['memory', 'sealed']).default('memory'),
   AOA_KEK_FILE: z.string().optional(),
   // The algorithm of signing keys the issuer prepares: EdDSA (the contract's default) or ES256.
@@ -46,6 +51,13 @@ export const IssuerEnv = serviceEnv({
   AOA_KEY_PUBLICATION_LEAD: durationField('60s'),
   AOA_KEY_REMINT_TIMEOUT: durationField('30s'),
 }).superRefine((env, ctx) => {
+  if (env.AOA_ISSUER_TLS_CLIENT_CA_FILE && !env.AOA_TLS_CERT_FILE) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['AOA_ISSUER_TLS_CLIENT_CA_FILE'],
+      message: 'client certificates need TLS: set AOA_TLS_CERT_FILE and AOA_TLS_KEY_FILE too',
+    });
+  }
   if (env.AOA_KEY_MANAGER === 'sealed' && !env.AOA_KEK_FILE) {
     ctx.addIssue({
       code: 'custom',
@@ -76,6 +88,8 @@ export interface IssuerConfig extends ServiceConfig {
   grpcListen: { host: string; port: number };
   httpListen: { host: string; port: number };
   grpcUrl: string | undefined;
+  /** The gRPC listener's TLS, with the client CAs of RFC 8705 client authentication when configured. */
+  grpcTls: TlsFiles | undefined;
   keyManager: 'memory' | 'sealed';
   kekFile: string | undefined;
   /** The algorithm of newly prepared signing keys; an existing ring signs with it after two rotations. */
@@ -102,8 +116,10 @@ export interface IssuerConfig extends ServiceConfig {
 
 export function loadIssuerConfig(env: Record<string, string | undefined>): IssuerConfig {
   const e = parseConfig(IssuerEnv, env);
+  const base = serviceConfig(e);
   return {
-    ...serviceConfig(e),
+    ...base,
+    grpcTls: base.tls && { ...base.tls, clientCaFile: e.AOA_ISSUER_TLS_CLIENT_CA_FILE },
     policyFile: e.AOA_POLICY_FILE,
     issuerUrl: e.AOA_ISSUER_URL,
     grpcListen: e.AOA_ISSUER_GRPC_LISTEN,

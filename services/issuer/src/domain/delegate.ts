@@ -14,7 +14,7 @@ import {
   toAppError,
   verifyDpopProof,
 } from '@aoa/core';
-import type { ClientConfig, Policy } from '@aoa/policy';
+import { type ClientConfig, findClientByCertificate, type Policy } from '@aoa/policy';
 import { decideAndSign } from './decide-and-sign.js';
 import { federatedDelegate } from './federated.js';
 import type { Origin } from './mint.js';
@@ -37,6 +37,28 @@ export interface CallerProof {
   authenticatedClient?: ClientConfig | undefined;
   /** The client a federated caller means, when several federated clients accept its workload token. */
   clientId?: string | undefined;
+  /**
+   * The URI SANs of the TLS client certificate the listener verified (RFC 8705 `tls_client_auth`):
+   * they authenticate a client registered with one of them when the caller sends no other proof.
+   */
+  certificateUris?: readonly string[] | undefined;
+}
+
+/**
+ * The client a verified TLS client certificate authenticates, when the call carries no other proof
+ * (a client assertion or DPoP proof, sent explicitly, wins over the connection's certificate).
+ */
+export function certifiedClient(policy: Policy, proof: CallerProof): ClientConfig | undefined {
+  if (proof.clientAssertion || proof.dpop || proof.authenticatedClient) return undefined;
+  if (!proof.certificateUris || proof.certificateUris.length === 0) return undefined;
+  const client = findClientByCertificate(policy, proof.certificateUris);
+  if (!client) {
+    throw new AppError(
+      'unauthenticated',
+      'the TLS client certificate authenticates no registered client (tls_client_auth_san_uri)',
+    );
+  }
+  return client;
 }
 
 export interface IssuerContext {
@@ -167,7 +189,8 @@ export async function authorize(
   facts: Facts,
   policy: Policy,
 ): Promise<Authorized> {
-  const clientProved = Boolean(proof.clientAssertion || proof.authenticatedClient);
+  const certified = certifiedClient(policy, proof);
+  const clientProved = Boolean(proof.clientAssertion || proof.authenticatedClient || certified);
   if (clientProved && proof.dpop) {
     throw new AppError('invalid_argument', 'present either a client assertion or a DPoP proof, not both');
   }
@@ -177,7 +200,7 @@ export async function authorize(
       'caller proof required: a bearer token alone mints nothing (send client-assertion or dpop)',
     );
   }
-  let client = proof.authenticatedClient;
+  let client = proof.authenticatedClient ?? certified;
   let singleUse = Promise.resolve();
   if (!client && proof.clientAssertion) {
     const verified = verifyClientAssertion(proof.clientAssertion, assertionContext(ctx, policy));

@@ -1,6 +1,6 @@
 import { proveClient } from '@aoa/auth';
 import { type AoaClaims, AppError, verifyDpopProof } from '@aoa/core';
-import { assertNotRevoked, type CallerProof, type IssuerContext } from './delegate.js';
+import { assertNotRevoked, type CallerProof, certifiedClient, type IssuerContext } from './delegate.js';
 
 export type Introspection = { active: false } | { active: true; claims: AoaClaims };
 
@@ -20,8 +20,9 @@ export async function introspect(
   if (!token) throw new AppError('invalid_argument', 'token: required');
   const policy = ctx.policy();
   let owner: (claims: AoaClaims) => boolean;
-  if (proof.clientAssertion) {
-    const client = await proveClient(proof.clientAssertion, ctx);
+  const certified = certifiedClient(policy, proof);
+  if (certified || proof.clientAssertion) {
+    const client = certified ?? (await proveClient(proof.clientAssertion, ctx));
     owner = (claims) => client.admin || claims.client_id === `client:${client.id}`;
   } else if (proof.dpop) {
     const jkt = await verifyDpopProof({
@@ -33,7 +34,10 @@ export async function introspect(
     });
     owner = (claims) => claims.cnf?.jkt === jkt;
   } else {
-    throw new AppError('unauthenticated', 'caller proof required (send client-assertion or dpop)');
+    throw new AppError(
+      'unauthenticated',
+      'caller proof required (send client-assertion or dpop, or connect with a registered client certificate)',
+    );
   }
   let verified: Awaited<ReturnType<IssuerContext['subjects']['verify']>>;
   try {

@@ -1,6 +1,8 @@
 import { proveClient, requireAdmin } from '@aoa/auth';
 import {
   type AoaClaims,
+  type CertifiedCall,
+  clientCertificateUris,
   errorInfoOf,
   GRPC_STATUS,
   type Logger,
@@ -31,7 +33,7 @@ export function issuerHandlers(
     ) => {
       const stop = metrics.delegateSeconds.startTimer();
       try {
-        const proof = callerProof(call.metadata, `${grpcBaseUrl}/aoa.v1.Issuer/Delegate`);
+        const proof = callerProof(call, `${grpcBaseUrl}/aoa.v1.Issuer/Delegate`);
         const result = await delegate(ctx, call.request, proof);
         metrics.delegations.inc({ outcome: 'issued', code: 'ok' });
         log.info({ jti: result.jti, rule: result.rule, depth: result.depth }, 'delegation issued');
@@ -49,7 +51,7 @@ export function issuerHandlers(
     ) => {
       const stop = metrics.delegateSeconds.startTimer();
       try {
-        const proof = callerProof(call.metadata, `${grpcBaseUrl}/aoa.v1.Issuer/DelegateBatch`);
+        const proof = callerProof(call, `${grpcBaseUrl}/aoa.v1.Issuer/DelegateBatch`);
         const outcomes = await delegateBatch(ctx, call.request, proof);
         const issued = outcomes.filter((o) => 'issued' in o).length;
         metrics.delegations.inc({ outcome: 'issued', code: 'ok' }, issued);
@@ -70,7 +72,7 @@ export function issuerHandlers(
       callback: sendUnaryData<pb.IntrospectResponse>,
     ) => {
       try {
-        const proof = callerProof(call.metadata, `${grpcBaseUrl}/aoa.v1.Issuer/Introspect`);
+        const proof = callerProof(call, `${grpcBaseUrl}/aoa.v1.Issuer/Introspect`);
         const result = await introspect(ctx, call.request.token, proof);
         metrics.introspections.inc({ active: String(result.active) });
         callback(
@@ -130,11 +132,16 @@ function batchResult(outcome: BatchOutcome): pb.DelegateBatchResult {
   };
 }
 
-function callerProof(metadata: Metadata, htu: string): CallerProof {
-  const clientAssertion = singleMetadata(metadata, 'client-assertion');
-  const dpop = singleMetadata(metadata, 'dpop');
-  const clientId = singleMetadata(metadata, 'client-id');
-  return { clientAssertion, dpop: dpop ? { proof: dpop, htm: 'POST', htu } : undefined, clientId };
+function callerProof(call: { metadata: Metadata } & CertifiedCall, htu: string): CallerProof {
+  const clientAssertion = singleMetadata(call.metadata, 'client-assertion');
+  const dpop = singleMetadata(call.metadata, 'dpop');
+  const clientId = singleMetadata(call.metadata, 'client-id');
+  return {
+    clientAssertion,
+    dpop: dpop ? { proof: dpop, htm: 'POST', htu } : undefined,
+    clientId,
+    certificateUris: clientCertificateUris(call),
+  };
 }
 
 function introspectionResponse(claims: AoaClaims): pb.IntrospectResponse {

@@ -1,0 +1,175 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { issuer as pb } from '@aoa/proto';
+import { credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import { decodeJwt } from 'jose';
+import type { RunningIssuer } from '../services/issuer/src/app.js';
+import { loadIssuerConfig } from '../services/issuer/src/config.js';
+import { makeCa, makeCertificates, signClientCertificate } from './support/certificates.js';
+import { clientAssertion, makeKey } from './support/oauth.js';
+import { callDelegate, callIntrospect, startSystem, type TestSystem } from './support/system.js';
+
+// RFC 8705 tls_client_auth on the issuer's gRPC port: a client certificate whose URI SAN is registered
+// for a client authenticates that client once per connection, with nothing in the call's metadata.
+const ARGOCD_ID = 'spiffe://aoa.test/ns/argocd/sa/argocd-application-controller';
+const CI_ID = 'spiffe://aoa.test/ns/ci/sa/runner';
+
+describe('issuer: clients authenticated by their TLS client certificate (RFC 8705)', () => {
+  let sys: TestSystem;
+  let issuer: RunningIssuer;
+  const clients: pb.IssuerClient[] = [];
+
+  /** An Issuer client over TLS, with the named client certificate (or none). */
+  const connect = (certificate?: string) => {
+    const dir = sys.dir;
+    const ca = readFileSync(join(dir, 'ca.pem'));
+    const client = new pb.IssuerClient(
+      `127.0.0.1:${issuer.grpcPort}`,
+      certificate
+        ? credentials.createSsl(
+            ca,
+            readFileSync(join(dir, `${certificate}-key.pem`)),
+            readFileSync(join(dir, `${certificate}.pem`)),
+          )
+        : credentials.createSsl(ca),
+    );
+    clients.push(client);
+    return client;
+  };
+  const argocdRequest = async (holderJkt: string) => ({
+    subjectToken: await sys.idpToken('argocd-sa'),
+    child: 'dashboards',
+    environment: 'prod',
+    scopes: ['read:metrics'],
+    holderJkt,
+  });
+  const refusal = (promise: Promise<unknown>) =>
+    promise.then(
+      () => assert.fail('expected a refusal'),
+      (error: ServiceError) => error,
+    );
+
+  before(async () => {
+    sys = await startSystem();
+    const dir = sys.dir;
+    makeCertificates(dir);
+    makeCa(dir, 'rogue');
+    signClientCertificate(dir, 'argocd', ARGOCD_ID);
+    signClientCertificate(dir, 'ci', CI_ID);
+    signClientCertificate(dir, 'stranger', 'spiffe://aoa.test/ns/other/sa/stranger');
+    signClientCertificate(dir, 'forged', ARGOCD_ID, 'rogue');
+    // argocd keeps its key as well as its certificate; ci is known by its certificate alone.
+    const policy = (await readFile(sys.policyPath, 'utf8'))
+      .replace('  - id: argocd\n', `  - id: argocd\n    tls_client_auth_san_uri: ${ARGOCD_ID}\n`)
+      .replace(/ {2}- id: ci\n {4}jwks: .*\n/, `  - id: ci\n    tls_client_auth_san_uri: ${CI_ID}\n`);
+    await writeFile(sys.policyPath, policy);
+    issuer = await sys.startIssuer({
+      AOA_TLS_CERT_FILE: join(dir, 'server.pem'),
+      AOA_TLS_KEY_FILE: join(dir, 'server-key.pem'),
+      AOA_ISSUER_TLS_CLIENT_CA_FILE: join(dir, 'ca.pem'),
+    });
+  });
+  after(async () => {
+    for (const client of clients) client.close();
+    await issuer?.stop();
+    await sys?.stop();
+  });
+
+  it('mints for the client its certificate names, with no client assertion, on every call of the connection', async () => {
+    const client = connect('argocd');
+    for (let i = 0; i < 3; i++) {
+      const holder = await makeKey();
+      const response = await callDelegate(client, await argocdRequest(holder.jkt), {});
+      const claims = decodeJwt(response.accessToken);
+      assert.equal(claims.client_id, 'client:argocd');
+      assert.deepEqual(claims.cnf, { jkt: holder.jkt });
+    }
+  });
+
+  it('authenticates a client registered with a certificate alone, for Delegate, DelegateBatch and Introspect', async () => {
+    const client = connect('ci');
+    const request = {
+      subjectToken: await sys.idpToken('ci-runner'),
+      child: 'jobs',
+      environment: 'staging',
+      scopes: ['run:job'],
+    };
+    const single = await callDelegate(client, request, {});
+    assert.equal(decodeJwt(single.accessToken).client_id, 'client:ci');
+    const batch = await new Promise<pb.DelegateBatchResponse>((resolve, reject) =>
+      client.delegateBatch(
+        pb.DelegateBatchRequest.fromPartial({
+          subjectToken: request.subjectToken,
+          items: [
+            { child: 'jobs', environment: 'staging', scopes: ['run:job'] },
+            { child: 'jobs', environment: 'staging', scopes: ['run:job'] },
+          ],
+        }),
+        new Metadata(),
+        (error, response) => (error ? reject(error) : resolve(response)),
+      ),
+    );
+    assert.deepEqual(
+      batch.results.map((r) => (r.issued ? decodeJwt(r.issued.accessToken).client_id : r.refused?.message)),
+      ['client:ci', 'client:ci'],
+    );
+    const introspected = await callIntrospect(client, single.accessToken, {});
+    assert.equal(introspected.active, true);
+    assert.equal(introspected.clientId, 'client:ci');
+  });
+
+  it('keeps the certificate client within its own policy: it presents only the subjects it may', async () => {
+    const error = await refusal(callDelegate(connect('ci'), await argocdRequest((await makeKey()).jkt), {}));
+    assert.equal(error.code, status.PERMISSION_DENIED, error.details);
+  });
+
+  it('refuses a certificate from a trusted CA whose URI no client registered', async () => {
+    const error = await refusal(
+      callDelegate(connect('stranger'), await argocdRequest((await makeKey()).jkt), {}),
+    );
+    assert.equal(error.code, status.UNAUTHENTICATED);
+    assert.match(error.details, /TLS client certificate authenticates no registered client/);
+  });
+
+  it("does not see a certificate from another CA, even one that claims argocd's URI", async () => {
+    const error = await refusal(
+      callDelegate(connect('forged'), await argocdRequest((await makeKey()).jkt), {}),
+    );
+    assert.equal(error.code, status.UNAUTHENTICATED);
+    assert.match(error.details, /caller proof required/);
+  });
+
+  it('still serves callers without a certificate, who prove themselves in metadata', async () => {
+    const client = connect();
+    const request = await argocdRequest((await makeKey()).jkt);
+    assert.equal((await refusal(callDelegate(client, request, {}))).code, status.UNAUTHENTICATED);
+    const response = await callDelegate(client, request, {
+      'client-assertion': await clientAssertion('argocd', sys.keys.argocd, issuer.issuer),
+    });
+    assert.equal(decodeJwt(response.accessToken).client_id, 'client:argocd');
+  });
+
+  it('lets a proof in metadata win over the connection certificate: a bad assertion is not rescued by it', async () => {
+    const error = await refusal(
+      callDelegate(connect('argocd'), await argocdRequest((await makeKey()).jkt), {
+        'client-assertion': await clientAssertion('argocd', await makeKey(), issuer.issuer),
+      }),
+    );
+    assert.equal(error.code, status.UNAUTHENTICATED);
+  });
+
+  it('needs the TLS pair to ask for client certificates, and says so at start', () => {
+    assert.throws(
+      () =>
+        loadIssuerConfig({
+          NATS_URL: sys.nats.url,
+          AOA_POLICY_FILE: sys.policyPath,
+          AOA_ISSUER_TLS_CLIENT_CA_FILE: join(sys.dir, 'ca.pem'),
+        }),
+      /AOA_ISSUER_TLS_CLIENT_CA_FILE: client certificates need TLS: set AOA_TLS_CERT_FILE and AOA_TLS_KEY_FILE too/,
+    );
+  });
+});
