@@ -11,8 +11,9 @@ import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { health, issuer as pb } from '@aoa/proto';
 import { startNats } from '@aoa/testkit';
-import { credentials, Metadata } from '@grpc/grpc-js';
+import { type ChannelCredentials, credentials, Metadata } from '@grpc/grpc-js';
 import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK } from 'jose';
+import { makeCertificates, signClientCertificate } from '../test/support/certificates.js';
 import { makeKey } from '../test/support/oauth.js';
 import { IDP_AUDIENCE, testPolicy } from '../test/support/system.js';
 import { mainThreadProfile, summarizeProfile } from './lib/cpuprofile.js';
@@ -57,7 +58,7 @@ const POOL_MARGIN = 1.5;
 const NOISE_LIMIT_PCT = 15;
 const MAX_RETRIES = 2;
 /** Retries of noisy runs stop when they would push the projected total past this. */
-const BUDGET_S = Number(args['budget-s'] ?? 330);
+const BUDGET_S = Number(args['budget-s'] ?? 460);
 const RUN_S = (WARMUP_MS + MEASURE_MS) / 1000 + 0.5;
 
 const log = (message: string) => console.error(`[bench] ${message}`);
@@ -111,21 +112,27 @@ interface Driver {
   close(): void;
 }
 
+/**
+ * Delegate calls on one connection: each with the next client assertion of `assertions` (cycled
+ * through when `cycle`), or, over mutual TLS with `certificate`, with none at all.
+ */
 function delegateDriver(
   port: number,
   request: pb.DelegateRequest,
   assertions: string[],
   cycle: boolean,
+  certificate?: ChannelCredentials,
 ): Driver {
-  const client = new pb.IssuerClient(`127.0.0.1:${port}`, credentials.createInsecure());
+  const client = new pb.IssuerClient(`127.0.0.1:${port}`, certificate ?? credentials.createInsecure());
   let next = 0;
   return {
     call: () =>
       new Promise<void>((resolve, reject) => {
-        if (!cycle && next >= assertions.length) return reject(new PoolExhausted());
-        const assertion = assertions[next++ % assertions.length] as string;
         const metadata = new Metadata();
-        metadata.set('client-assertion', assertion);
+        if (!certificate) {
+          if (!cycle && next >= assertions.length) return reject(new PoolExhausted());
+          metadata.set('client-assertion', assertions[next++ % assertions.length] as string);
+        }
         client.delegate(request, metadata, (error, response) => {
           if (error) reject(error);
           else if (!response.accessToken) reject(new Error('Delegate answered without an access token'));
@@ -182,6 +189,9 @@ function peerDriver(tokenEndpoint: string, concurrency: number): Driver {
 
 // ---- the run -------------------------------------------------------------------------------------
 
+/** The URI SAN of argocd's client certificate in the mutual-TLS targets (a SPIFFE ID). */
+const ARGOCD_URI = 'spiffe://aoa.bench/ns/argocd/sa/argocd-application-controller';
+
 interface Servers {
   issuer: PinnedChild<{ issuer: string; grpcPort: number; grpcUrl: string }>;
   bare: PinnedChild<{ grpcPort: number }>;
@@ -213,22 +223,51 @@ try {
 
   const keys = { argocd: await makeKey(), ci: await makeKey('ES256'), admin: await makeKey() };
   const policyPath = join(workDir, 'policy.yaml');
-  writeFileSync(policyPath, testPolicy(idp.info.issuer, keys));
+  // argocd may also authenticate with its client certificate (RFC 8705), on the mutual-TLS issuer.
+  writeFileSync(
+    policyPath,
+    testPolicy(idp.info.issuer, keys).replace(
+      '  - id: argocd\n',
+      `  - id: argocd\n    tls_client_auth_san_uri: ${ARGOCD_URI}\n`,
+    ),
+  );
+  makeCertificates(workDir);
+  signClientCertificate(workDir, 'argocd', ARGOCD_URI);
+  const tlsFile = (name: string) => join(workDir, name);
+  const clientCertificate = credentials.createSsl(
+    readFileSync(tlsFile('ca.pem')),
+    readFileSync(tlsFile('argocd-key.pem')),
+    readFileSync(tlsFile('argocd.pem')),
+  );
   const issuerEnv = { NATS_URL: nats.url, AOA_POLICY_FILE: policyPath };
-  const startIssuer = (nodeArgs: string[] = []) =>
-    startPinnedChild<Servers['issuer']['info']>('issuer', 'bench/servers/issuer.ts', {
+  const mtlsEnv = {
+    AOA_TLS_CERT_FILE: tlsFile('server.pem'),
+    AOA_TLS_KEY_FILE: tlsFile('server-key.pem'),
+    AOA_ISSUER_TLS_CLIENT_CA_FILE: tlsFile('ca.pem'),
+  };
+  /** The issuer, plaintext (client assertions) or with mutual TLS (client certificates). */
+  const startIssuer = (mtls: boolean, nodeArgs: string[] = []) =>
+    startPinnedChild<Servers['issuer']['info']>(mtls ? 'issuer-mtls' : 'issuer', 'bench/servers/issuer.ts', {
       core: SERVER_CORE,
-      env: issuerEnv,
+      env: mtls ? { ...issuerEnv, ...mtlsEnv } : issuerEnv,
       nodeArgs,
     });
-  let issuer = await startIssuer();
-  let stopIssuer = () => issuer.stop();
-  cleanup.push(() => stopIssuer());
+  const issuer = await startIssuer(false);
+  cleanup.push(() => issuer.stop());
+  let issuerMtls = await startIssuer(true);
+  let stopIssuerMtls = () => issuerMtls.stop();
+  cleanup.push(() => stopIssuerMtls());
+  const bareEnv = { BENCH_CLIENT_JWK: JSON.stringify(keys.argocd.publicJwk), BENCH_CLIENT_ID: 'argocd' };
   const bare = await startPinnedChild<Servers['bare']['info']>('bare', 'bench/servers/bare.ts', {
     core: SERVER_CORE,
-    env: { BENCH_CLIENT_JWK: JSON.stringify(keys.argocd.publicJwk), BENCH_CLIENT_ID: 'argocd' },
+    env: bareEnv,
   });
   cleanup.push(() => bare.stop());
+  const bareMtls = await startPinnedChild<Servers['bare']['info']>('bare-mtls', 'bench/servers/bare.ts', {
+    core: SERVER_CORE,
+    env: { ...bareEnv, BENCH_TLS_DIR: workDir, BENCH_CLIENT_URI: ARGOCD_URI },
+  });
+  cleanup.push(() => bareMtls.stop());
 
   const argocdKey = { privateKey: keys.argocd.privateKey, kid: 'argocd-1' };
   const holder = generateKeyPairSync('ed25519').publicKey;
@@ -273,8 +312,11 @@ try {
     client.close();
     if (decodeProtectedHeader(token).typ !== 'at+jwt') throw new Error('Delegate did not return an at+jwt');
   }
+  const mtlsDriver = (port: number) => () => delegateDriver(port, request, [], true, clientCertificate);
   await smoke('empty', emptyDriver(issuer.info.grpcPort));
   await smoke('bare', delegateDriver(bare.info.grpcPort, request, barePool, true));
+  await smoke('delegate-mtls', mtlsDriver(issuerMtls.info.grpcPort)());
+  await smoke('bare-mtls', mtlsDriver(bareMtls.info.grpcPort)());
   await smoke('peer', peerDriver(idp.info.tokenEndpoint, 1));
 
   let runsLeft = REPEATS * CONCURRENCY.length * TARGETS.length + (args['no-profile'] ? 0 : 1);
@@ -350,30 +392,29 @@ try {
       await measure(repeat, 'peer', c, () => peerDriver(idp.info.tokenEndpoint, c), idp.pid);
       // Delegate does strictly more than the bare server, so the floor bounds the pool it needs.
       await measure(repeat, 'delegate', c, delegateDriverFor(floor.rps), issuer.pid);
+      await measure(repeat, 'bare-mtls', c, mtlsDriver(bareMtls.info.grpcPort), bareMtls.pid);
+      await measure(repeat, 'delegate-mtls', c, mtlsDriver(issuerMtls.info.grpcPort), issuerMtls.pid);
     }
   }
 
-  // The profile: a fresh issuer with --cpu-prof, one c=16 Delegate run, then a clean exit.
+  // The profile: a fresh mutual-TLS issuer with --cpu-prof, one c=16 Delegate run, then a clean exit.
   let profile: ProfileReport | undefined;
   if (!args['no-profile']) {
-    await issuer.stop();
+    await issuerMtls.stop();
     // No --cpu-prof-name: tsx's loader thread writes a profile too and would overwrite the main one.
     const before = new Set(readdirSync(PROFILE_DIR));
-    issuer = await startIssuer(['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR]);
-    stopIssuer = () => issuer.stop();
-    const expected = median(
-      runs.filter((r) => r.target === 'bare' && r.concurrency === PROFILE_CONCURRENCY).map((r) => r.rps),
-    );
+    issuerMtls = await startIssuer(true, ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR]);
+    stopIssuerMtls = () => issuerMtls.stop();
     const result = await measure(
       -1,
-      'delegate',
+      'delegate-mtls',
       PROFILE_CONCURRENCY,
-      delegateDriverFor(Number.isNaN(expected) ? 5000 : expected),
-      issuer.pid,
+      mtlsDriver(issuerMtls.info.grpcPort),
+      issuerMtls.pid,
     );
     runs.pop(); // not part of the medians: profiling slows the issuer down
-    await issuer.stop();
-    const { file, profile: cpu } = mainThreadProfile(PROFILE_DIR, issuer.pid, before);
+    await issuerMtls.stop();
+    const { file, profile: cpu } = mainThreadProfile(PROFILE_DIR, issuerMtls.pid, before);
     profile = {
       file: relative(REPO_ROOT, file),
       rps: result.rps,

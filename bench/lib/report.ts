@@ -1,13 +1,15 @@
 import { type ProfileSummary, profileTables } from './cpuprofile.js';
 
-export const TARGETS = ['delegate', 'empty', 'bare', 'peer'] as const;
+export const TARGETS = ['delegate', 'empty', 'bare', 'peer', 'delegate-mtls', 'bare-mtls'] as const;
 export type Target = (typeof TARGETS)[number];
 
 export const TARGET_LABELS: Record<Target, string> = {
-  delegate: 'Delegate (issuer)',
+  delegate: 'Delegate (issuer), client assertion',
   empty: 'empty call: Health/Check (issuer)',
   bare: 'bare grpc-js verify+sign',
   peer: 'peer: oidc-provider client_credentials (HTTP)',
+  'delegate-mtls': 'Delegate (issuer), client certificate (mutual TLS)',
+  'bare-mtls': 'bare grpc-js sign, client certificate (mutual TLS)',
 };
 
 /** Medians over the repeats of one (target, concurrency). */
@@ -34,6 +36,11 @@ export interface ConcurrencySummary {
     p99DelegateToPeer: number;
     /** Server CPU per call, Delegate over bare: the noise-robust view of Delegate/bare. */
     cpuPerCallDelegateToBare: number;
+    /** The same for Delegate with a client certificate, against the bare server with one. */
+    mtlsToBare: number;
+    mtlsToPeer: number;
+    p99MtlsToPeer: number;
+    cpuPerCallMtlsToBare: number;
   };
   checks: Array<{ name: string; pass: boolean; detail: string }>;
 }
@@ -42,8 +49,9 @@ export function summarizeConcurrency(
   concurrency: number,
   targets: Record<Target, TargetSummary>,
 ): ConcurrencySummary {
-  const { delegate, empty, bare, peer } = targets;
+  const { delegate, empty, bare, peer, 'delegate-mtls': mtls, 'bare-mtls': bareMtls } = targets;
   const floor = 0.85 * bare.rps;
+  const mtlsFloor = 0.85 * bareMtls.rps;
   const peerOrFloor = Math.min(peer.rps, floor);
   return {
     concurrency,
@@ -54,6 +62,10 @@ export function summarizeConcurrency(
       delegateToPeer: delegate.rps / peer.rps,
       p99DelegateToPeer: delegate.p99Ms / peer.p99Ms,
       cpuPerCallDelegateToBare: delegate.serverCpuUsPerCall / bare.serverCpuUsPerCall,
+      mtlsToBare: mtls.rps / bareMtls.rps,
+      mtlsToPeer: mtls.rps / peer.rps,
+      p99MtlsToPeer: mtls.p99Ms / peer.p99Ms,
+      cpuPerCallMtlsToBare: mtls.serverCpuUsPerCall / bareMtls.serverCpuUsPerCall,
     },
     checks: [
       {
@@ -70,6 +82,21 @@ export function summarizeConcurrency(
         name: 'Delegate p99 < peer p99',
         pass: delegate.p99Ms < peer.p99Ms,
         detail: `${fmtMs(delegate.p99Ms)} vs ${fmtMs(peer.p99Ms)} ms`,
+      },
+      {
+        name: 'Delegate (mTLS) ≥ 1.0× peer',
+        pass: mtls.rps >= peer.rps,
+        detail: `${fmtRps(mtls.rps)} vs ${fmtRps(peer.rps)} (${(mtls.rps / peer.rps).toFixed(2)}×)`,
+      },
+      {
+        name: 'Delegate (mTLS) ≥ 85% of bare mTLS sign',
+        pass: mtls.rps >= mtlsFloor,
+        detail: `${fmtRps(mtls.rps)} vs ${fmtRps(mtlsFloor)} (${pct(mtls.rps / bareMtls.rps)} of bare)`,
+      },
+      {
+        name: 'Delegate (mTLS) p99 ≤ peer p99',
+        pass: mtls.p99Ms <= peer.p99Ms,
+        detail: `${fmtMs(mtls.p99Ms)} vs ${fmtMs(peer.p99Ms)} ms`,
       },
     ],
   };
@@ -111,8 +138,10 @@ export function renderMarkdown(
       `total ${Math.round(meta.durationS)} s`,
     '',
     'Layout: every server under test in its own process on core 1 (`taskset -c 1`); the load generator ' +
-      '(one Node process, closed loop) and nats-server share core 0. gRPC targets use one plaintext ' +
-      'HTTP/2 connection; the peer uses one keep-alive HTTP/1.1 connection per worker. ' +
+      '(one Node process, closed loop) and nats-server share core 0. gRPC targets use one HTTP/2 ' +
+      'connection, plaintext except the two mutual-TLS targets (P-256 certificates; the client ' +
+      'authenticates once, in the handshake, and sends no assertion); the peer uses one keep-alive ' +
+      'HTTP/1.1 connection per worker, plaintext. ' +
       '"srv µs/call" is the server process CPU time per successful call, "cap/s" the rate that cost allows ' +
       'on one full core (1e6 / µs per call: robust to noise, meaningful once the server is saturated), ' +
       '"srv core" the server\'s CPU share, "loadgen" the load generator\'s, "core 0" all of core 0, and ' +
@@ -155,6 +184,18 @@ export function renderMarkdown(
         `${r.p99DelegateToPeer.toFixed(2)}× | ${r.cpuPerCallDelegateToBare.toFixed(2)}× |`,
     );
   }
+  out.push('', '### With a client certificate (mutual TLS, RFC 8705)', '');
+  out.push(
+    '| c | Delegate mTLS/bare mTLS | Delegate mTLS/peer | p99 Delegate mTLS | p99 bare mTLS | p99 peer | p99 Delegate mTLS/peer | CPU/call Delegate mTLS/bare mTLS | Delegate mTLS/Delegate assertion |',
+  );
+  out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const { concurrency, ratios: r, targets: t } of rows) {
+    out.push(
+      `| ${concurrency} | ${pct(r.mtlsToBare)} | ${r.mtlsToPeer.toFixed(2)}× | ${fmtMs(t['delegate-mtls'].p99Ms)} | ` +
+        `${fmtMs(t['bare-mtls'].p99Ms)} | ${fmtMs(t.peer.p99Ms)} | ${r.p99MtlsToPeer.toFixed(2)}× | ` +
+        `${r.cpuPerCallMtlsToBare.toFixed(2)}× | ${(t['delegate-mtls'].rps / t.delegate.rps).toFixed(2)}× |`,
+    );
+  }
   out.push('', '## Targets', '');
   const names = rows[0]?.checks.map((c) => c.name) ?? [];
   out.push(`| c | ${names.join(' | ')} |`);
@@ -166,9 +207,9 @@ export function renderMarkdown(
   }
   if (profile) {
     const s = profile.summary;
-    out.push('', '## Where the issuer spends CPU (Delegate, c=16)', '');
+    out.push('', '## Where the issuer spends CPU (Delegate with a client certificate, c=16)', '');
     out.push(
-      `\`--cpu-prof\` of a separate issuer process under one c=16 Delegate run (${fmtRps(profile.rps)} req/s while ` +
+      `\`--cpu-prof\` of a separate mutual-TLS issuer process under one c=16 Delegate run (${fmtRps(profile.rps)} req/s while ` +
         `profiled; profile \`${profile.file}\`, not committed). ${s.windowed ? 'Samples limited to the measured window' : 'Whole profile (window not matched)'}: ` +
         `${Math.round(s.sampledMs)} ms sampled, ${Math.round(s.busyMs)} ms busy, ${Math.round(s.idleMs)} ms idle. ` +
         'Shares are of busy time.',

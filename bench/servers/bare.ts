@@ -1,8 +1,12 @@
 // The floor: a bare grpc-js server serving the same generated aoa.v1.Issuer definition, whose Delegate
 // verifies one Ed25519 client assertion (jose jwtVerify, public key imported once) and signs
 // one token of the same shape with node:crypto (core's signCompact). Nothing else: no NATS, no policy.
+// With BENCH_TLS_DIR (server.pem, server-key.pem, ca.pem) it serves mutual TLS instead, and its
+// Delegate checks the client certificate's URI SAN against BENCH_CLIENT_URI in place of an assertion.
 import { generateKeyPairSync } from 'node:crypto';
-import { randomId, type SigningKey, signCompact } from '@aoa/core';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { clientCertificateUris, randomId, type SigningKey, signCompact } from '@aoa/core';
 import { issuer as pb } from '@aoa/proto';
 import { Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData, status } from '@grpc/grpc-js';
 import { importJWK, jwtVerify } from 'jose';
@@ -18,25 +22,37 @@ const signingKey: SigningKey = {
   privateKey: generateKeyPairSync('ed25519').privateKey,
 };
 
+const tlsDir = process.env.BENCH_TLS_DIR;
+const clientUri = tlsDir ? requiredEnv('BENCH_CLIENT_URI') : undefined;
+
+/** Why the caller is not the client, or undefined: its certificate with mutual TLS, its assertion otherwise. */
+async function callerProblem(call: ServerUnaryCall<pb.DelegateRequest, pb.DelegateResponse>) {
+  if (clientUri) {
+    return clientCertificateUris(call).includes(clientUri) ? undefined : 'not the client certificate';
+  }
+  const assertion = call.metadata.get('client-assertion')[0];
+  if (typeof assertion !== 'string') return 'no assertion';
+  try {
+    await jwtVerify(assertion, clientKey, {
+      algorithms: ['EdDSA'],
+      issuer: clientId,
+      subject: clientId,
+      requiredClaims: ['exp', 'jti', 'aud'],
+      clockTolerance: 5,
+    });
+    return undefined;
+  } catch (error) {
+    return String(error);
+  }
+}
+
 const handlers: pb.IssuerServer = {
   delegate: async (
     call: ServerUnaryCall<pb.DelegateRequest, pb.DelegateResponse>,
     callback: sendUnaryData<pb.DelegateResponse>,
   ) => {
-    const assertion = call.metadata.get('client-assertion')[0];
-    if (typeof assertion !== 'string')
-      return callback({ code: status.UNAUTHENTICATED, details: 'no assertion' });
-    try {
-      await jwtVerify(assertion, clientKey, {
-        algorithms: ['EdDSA'],
-        issuer: clientId,
-        subject: clientId,
-        requiredClaims: ['exp', 'jti', 'aud'],
-        clockTolerance: 5,
-      });
-    } catch (error) {
-      return callback({ code: status.UNAUTHENTICATED, details: String(error) });
-    }
+    const problem = await callerProblem(call);
+    if (problem) return callback({ code: status.UNAUTHENTICATED, details: problem });
     const { request } = call;
     const nowMs = Date.now();
     const iat = Math.floor(nowMs / 1000);
@@ -75,10 +91,20 @@ const handlers: pb.IssuerServer = {
   rotateKeys: (_call, callback) => callback({ code: status.UNIMPLEMENTED, details: 'not in the bench' }),
 };
 
+function serverCredentials(): ServerCredentials {
+  if (!tlsDir) return ServerCredentials.createInsecure();
+  const file = (name: string) => readFileSync(join(tlsDir, name));
+  return ServerCredentials.createSsl(
+    file('ca.pem'),
+    [{ cert_chain: file('server.pem'), private_key: file('server-key.pem') }],
+    true,
+  );
+}
+
 const server = new Server({ 'grpc.max_receive_message_length': 256 * 1024 });
 server.addService(pb.IssuerService, handlers);
 const port = await new Promise<number>((resolve, reject) =>
-  server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) =>
+  server.bindAsync('127.0.0.1:0', serverCredentials(), (error, bound) =>
     error ? reject(error) : resolve(bound),
   ),
 );
