@@ -9,6 +9,7 @@ import { decodeJwt } from 'jose';
 import type { RunningIssuer } from '../services/issuer/src/app.js';
 import { loadIssuerConfig } from '../services/issuer/src/config.js';
 import { makeCa, makeCertificates, signClientCertificate } from './support/certificates.js';
+import { aoa } from './support/cli.js';
 import { clientAssertion, makeKey } from './support/oauth.js';
 import { callDelegate, callIntrospect, startSystem, type TestSystem } from './support/system.js';
 
@@ -159,6 +160,88 @@ describe('issuer: clients authenticated by their TLS client certificate (RFC 870
       }),
     );
     assert.equal(error.code, status.UNAUTHENTICATED);
+  });
+
+  it('aoa delegate proves the client with --tls-cert and --tls-key, with no client key', async () => {
+    const dir = sys.dir;
+    const tokenFile = join(dir, 'subject.jwt');
+    await writeFile(tokenFile, await sys.idpToken('ci-runner'));
+    const target = [
+      '--grpc',
+      `127.0.0.1:${issuer.grpcPort}`,
+      '--issuer',
+      issuer.issuer,
+      '--tls-ca',
+      join(dir, 'ca.pem'),
+    ];
+    const request = [
+      '--subject-token-file',
+      tokenFile,
+      '--env',
+      'staging',
+      '--scope',
+      'run:job',
+      '--bearer',
+      '--json',
+    ];
+    const single = await aoa(
+      'delegate',
+      ...target,
+      '--tls-cert',
+      join(dir, 'ci.pem'),
+      '--tls-key',
+      join(dir, 'ci-key.pem'),
+      '--child',
+      'jobs',
+      ...request,
+    );
+    assert.equal(single.code, 0, single.stderr);
+    assert.equal(
+      decodeJwt((JSON.parse(single.stdout) as { accessToken: string }).accessToken).client_id,
+      'client:ci',
+    );
+    const batch = await aoa(
+      'delegate',
+      ...target,
+      '--tls-cert',
+      join(dir, 'ci.pem'),
+      '--tls-key',
+      join(dir, 'ci-key.pem'),
+      '--child',
+      'jobs',
+      '--child',
+      'jobs',
+      ...request,
+    );
+    assert.equal(batch.code, 0, batch.stderr);
+    assert.equal((JSON.parse(batch.stdout) as Array<{ issued?: unknown }>).filter((o) => o.issued).length, 2);
+    const stranger = await aoa(
+      'delegate',
+      ...target,
+      '--tls-cert',
+      join(dir, 'stranger.pem'),
+      '--tls-key',
+      join(dir, 'stranger-key.pem'),
+      '--child',
+      'jobs',
+      ...request,
+    );
+    assert.equal(stranger.code, 3, stranger.stderr);
+    assert.match(
+      stranger.stderr,
+      /aoa delegate: refused: UNAUTHENTICATED: the TLS client certificate authenticates no registered client/,
+    );
+    const half = await aoa(
+      'delegate',
+      ...target,
+      '--tls-cert',
+      join(dir, 'ci.pem'),
+      '--child',
+      'jobs',
+      ...request,
+    );
+    assert.equal(half.code, 2);
+    assert.match(half.stderr, /a client certificate needs both --tls-cert and --tls-key/);
   });
 
   it('needs the TLS pair to ask for client certificates, and says so at start', () => {

@@ -29,9 +29,36 @@ export interface ServiceCaller {
   caFile?: string | undefined;
 }
 
-/** TLS trusting `caFile` when given, else plaintext (`aoa dev` on loopback). */
-export function channelCredentials(caFile: string | undefined): ChannelCredentials {
-  return caFile ? credentials.createSsl(readFileSync(caFile)) : credentials.createInsecure();
+/** A client certificate and its private key (PEM files), for mutual TLS. */
+export interface ClientCertificate {
+  certFile: string;
+  keyFile: string;
+}
+
+/**
+ * A registered client calling the issuer over mutual TLS: its certificate proves it (RFC 8705), and
+ * its calls carry no client assertion.
+ */
+export interface CertifiedCaller {
+  grpc: string;
+  issuer: string;
+  certificate: ClientCertificate;
+  caFile?: string | undefined;
+}
+
+/**
+ * TLS trusting `caFile` when given (the system's CAs otherwise), presenting `certificate` when given;
+ * plaintext with neither (`aoa dev` on loopback).
+ */
+export function channelCredentials(
+  caFile: string | undefined,
+  certificate?: ClientCertificate,
+): ChannelCredentials {
+  const ca = caFile ? readFileSync(caFile) : null;
+  if (certificate) {
+    return credentials.createSsl(ca, readFileSync(certificate.keyFile), readFileSync(certificate.certFile));
+  }
+  return ca ? credentials.createSsl(ca) : credentials.createInsecure();
 }
 
 /** The flags every command that calls a service as a registered client takes. */
@@ -117,19 +144,20 @@ export type UnaryInvoke<C, Res> = (
 ) => unknown;
 
 /**
- * One unary call as `caller`, on a fresh channel closed afterwards, with a fresh client assertion and a
- * deadline `timeoutMs` away (10 s by default). A refusal rejects with `RpcError` (gRPC code and public
- * message).
+ * One unary call as `caller`, on a fresh channel closed afterwards, with a fresh client assertion (none
+ * for a caller with a certificate) and a deadline `timeoutMs` away (10 s by default). A refusal rejects
+ * with `RpcError` (gRPC code and public message).
  */
 export async function callAs<C extends { close(): void }, Res>(
-  caller: ServiceCaller,
+  caller: ServiceCaller | CertifiedCaller,
   makeClient: (address: string, channel: ChannelCredentials) => C,
   invoke: UnaryInvoke<C, Res>,
   timeoutMs = 10_000,
 ): Promise<Res> {
-  const client = makeClient(caller.grpc, channelCredentials(caller.caFile));
+  const certificate = 'certificate' in caller ? caller.certificate : undefined;
+  const client = makeClient(caller.grpc, channelCredentials(caller.caFile, certificate));
   try {
-    const metadata = await assertionMetadata(caller);
+    const metadata = 'certificate' in caller ? new Metadata() : await assertionMetadata(caller);
     return await new Promise<Res>((resolve, reject) => {
       invoke(client, metadata, { deadline: Date.now() + timeoutMs }, (error, value) =>
         error ? reject(RpcError.of(error)) : resolve(value),

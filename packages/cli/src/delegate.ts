@@ -4,14 +4,15 @@ import { errorInfoFrom } from '@aoa/core';
 import { issuer as pb, type rpc } from '@aoa/proto';
 import { type ServiceError, status } from '@grpc/grpc-js';
 import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
-import { callAs } from './caller.js';
+import { type CertifiedCaller, callAs, type ServiceCaller } from './caller.js';
 import type { DevFacts } from './dev.js';
 
-export interface DelegateOptions {
-  grpc: string;
-  issuer: string;
-  clientId: string;
-  clientJwk: JWK;
+/** The parent controller calling the issuer: with a client key (assertions) or a client certificate. */
+export type DelegateCaller = ServiceCaller | CertifiedCaller;
+
+export type DelegateOptions = DelegateCaller & DelegateFields;
+
+interface DelegateFields {
   subjectToken: string;
   child: string;
   env: string;
@@ -20,8 +21,6 @@ export interface DelegateOptions {
   ttlSeconds: number;
   /** Bind to this key thumbprint; undefined generates a holder key; null asks for a bearer token. */
   holderJkt: string | null | undefined;
-  /** The CA of the issuer's gRPC certificate: TLS. Plaintext without it. */
-  caFile?: string | undefined;
 }
 
 export interface DelegateOutcome {
@@ -104,7 +103,8 @@ export type BatchChildOutcome = { child: string } & (
  * and lifetime), each bound to a fresh key of its own unless `bearer`.
  */
 export async function delegateBatchOnce(
-  options: Omit<DelegateOptions, 'child' | 'holderJkt'> & { children: string[]; bearer: boolean },
+  options: DelegateCaller &
+    Omit<DelegateFields, 'child' | 'holderJkt'> & { children: string[]; bearer: boolean },
 ): Promise<BatchChildOutcome[]> {
   const holders = await Promise.all(
     options.children.map(() => (options.bearer ? undefined : freshHolderKey())),

@@ -6,7 +6,14 @@ import type { JWK } from 'jose';
 import { agentCommand } from './agent.js';
 import { auditCommand } from './audit.js';
 import { CALLER_OPTIONS, EXIT } from './caller.js';
-import { delegateBatchOnce, delegateOnce, devIdpToken, RpcError, readDevFacts } from './delegate.js';
+import {
+  type DelegateCaller,
+  delegateBatchOnce,
+  delegateOnce,
+  devIdpToken,
+  RpcError,
+  readDevFacts,
+} from './delegate.js';
 import { devTokenCommand } from './dev-token.js';
 import { grantsCommand } from './grants.js';
 import { keysCommand } from './keys.js';
@@ -32,9 +39,11 @@ Usage:
   aoa delegate --child APP [--child APP ...] --env ENV --scope S [--scope S ...] [--audience A ...] [--ttl SECONDS]
                [--holder-jkt JKT | --bearer] [--json]
                (--dev [--data-dir .aoa] [--subject-token-file FILE] | --grpc HOST:PORT --issuer URL
-                --client-id ID --client-key JWK_FILE --subject-token-file FILE)
+                (--client-id ID --client-key JWK_FILE | --tls-cert PEM --tls-key PEM) --subject-token-file FILE)
       Exchange a parent's IdP token for a child app's credential (aoa.v1.Issuer/Delegate). With --dev,
       --subject-token-file presents that token (e.g. from aoa dev token --profile okta) as the orchestrator.
+      --tls-cert and --tls-key: the client's certificate proves it over mutual TLS (RFC 8705; the issuer
+      runs with AOA_ISSUER_TLS_CLIENT_CA_FILE), and no client assertion is sent.
       Several --child: one aoa.v1.Issuer/DelegateBatch call, a fresh key per child, one line (or JSON
       entry) per child; exit 0 when all were issued, 3 when any was refused.
       Example: aoa delegate --dev --child dashboards --env prod --scope read:metrics
@@ -231,8 +240,14 @@ async function delegate(args: string[]): Promise<number> {
       ttl: { type: 'string', default: '0' },
       'holder-jkt': { type: 'string' },
       bearer: { type: 'boolean', default: false },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
     },
   });
+  if (Boolean(values['tls-cert']) !== Boolean(values['tls-key'])) {
+    process.stderr.write('aoa delegate: a client certificate needs both --tls-cert and --tls-key\n');
+    return EXIT.usage;
+  }
   if (values.child.length === 0 || !values.env || values.scope.length === 0) {
     process.stderr.write('aoa delegate: --child, --env and at least one --scope are required\n');
     return EXIT.usage;
@@ -243,7 +258,7 @@ async function delegate(args: string[]): Promise<number> {
     );
     return EXIT.usage;
   }
-  let target: { grpc: string; issuer: string; clientId: string; clientJwk: JWK; subjectToken: string };
+  let target: DelegateCaller & { subjectToken: string };
   if (values.dev) {
     const facts = await readDevFacts(join(values['data-dir'], 'dev.json'));
     target = {
@@ -256,22 +271,39 @@ async function delegate(args: string[]): Promise<number> {
         : await devIdpToken(facts),
     };
   } else {
-    const missing = ['grpc', 'issuer', 'client-id', 'client-key', 'subject-token-file'].filter(
-      (k) => !values[k as keyof typeof values],
-    );
+    // A client certificate proves the client in the TLS handshake: no client id or key to sign with.
+    const certificate = values['tls-cert'] && values['tls-key'];
+    const needed = [
+      'grpc',
+      'issuer',
+      ...(certificate ? [] : ['client-id', 'client-key']),
+      'subject-token-file',
+    ];
+    const missing = needed.filter((k) => !values[k as keyof typeof values]);
     if (missing.length > 0) {
       process.stderr.write(
         `aoa delegate: without --dev, also give ${missing.map((m) => `--${m}`).join(', ')}\n`,
       );
       return EXIT.usage;
     }
-    target = {
+    const subjectToken = (await readFile(values['subject-token-file'] as string, 'utf8')).trim();
+    const endpoint = {
       grpc: values.grpc as string,
       issuer: values.issuer as string,
-      clientId: values['client-id'] as string,
-      clientJwk: JSON.parse(await readFile(values['client-key'] as string, 'utf8')) as JWK,
-      subjectToken: (await readFile(values['subject-token-file'] as string, 'utf8')).trim(),
+      caFile: values['tls-ca'],
     };
+    target = certificate
+      ? {
+          ...endpoint,
+          certificate: { certFile: values['tls-cert'] as string, keyFile: values['tls-key'] as string },
+          subjectToken,
+        }
+      : {
+          ...endpoint,
+          clientId: values['client-id'] as string,
+          clientJwk: JSON.parse(await readFile(values['client-key'] as string, 'utf8')) as JWK,
+          subjectToken,
+        };
   }
   try {
     if (values.child.length > 1) {
@@ -286,7 +318,6 @@ async function delegate(args: string[]): Promise<number> {
       audience: values.audience,
       ttlSeconds: Number(values.ttl),
       holderJkt: values.bearer ? null : values['holder-jkt'],
-      caFile: values['tls-ca'],
     });
     const r = outcome.response;
     if (values.json) {
@@ -312,7 +343,7 @@ async function delegate(args: string[]): Promise<number> {
 
 /** `aoa delegate` with several `--child`: one DelegateBatch; exit 0 when every child was issued, 3 otherwise. */
 async function delegateChildren(
-  target: { grpc: string; issuer: string; clientId: string; clientJwk: JWK; subjectToken: string },
+  target: DelegateCaller & { subjectToken: string },
   values: {
     child: string[];
     env?: string | undefined;
@@ -321,7 +352,6 @@ async function delegateChildren(
     ttl: string;
     bearer: boolean;
     json: boolean;
-    'tls-ca'?: string | undefined;
   },
 ): Promise<number> {
   const outcomes = await delegateBatchOnce({
@@ -332,7 +362,6 @@ async function delegateChildren(
     audience: values.audience,
     ttlSeconds: Number(values.ttl),
     bearer: values.bearer,
-    caFile: values['tls-ca'],
   });
   if (values.json) process.stdout.write(`${JSON.stringify(outcomes, null, 2)}\n`);
   else {
