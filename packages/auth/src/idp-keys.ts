@@ -3,6 +3,9 @@ import { type IdpConfig, TENANT_PLACEHOLDER } from '@aoa/policy';
 import { createRemoteJWKSet } from 'jose';
 import { TokenReviews } from './token-review.js';
 
+/** How long the kids read from a key set's JWKS are used before they are read again. */
+const KIDS_READ_MS = 1000;
+
 /** jose's remote key set: a key resolver with its cache and cooldown, and the JWKS it last fetched. */
 export type IdpKeySet = ReturnType<typeof createRemoteJWKSet>;
 
@@ -15,6 +18,11 @@ export type IdpKeySet = ReturnType<typeof createRemoteJWKSet>;
  */
 export class IdpKeySets {
   private readonly sets = new Map<string, Promise<IdpKeySet>>();
+  /** Each key set's kids, read from its JWKS at most once per KIDS_READ_MS (jose clones the JWKS to show it). */
+  private readonly kids = new WeakMap<
+    IdpKeySet,
+    { kids: ReadonlySet<string | undefined>; untilMs: number }
+  >();
   readonly reviews: TokenReviews;
 
   /**
@@ -42,12 +50,18 @@ export class IdpKeySets {
   /**
    * Whether the IdP's key set, as last fetched, still holds `kid`. Never fetches in line: a set past
    * its maximum age (`maxAgeMs`) is fetched again in the background, so a key the IdP withdraws stops
-   * counting within that age.
+   * counting within that age (and the second its kids are read for).
    */
   async publishes(idp: Pick<IdpConfig, 'issuer' | 'discoveryUrl'>, kid: string): Promise<boolean> {
     const set = await this.get(idp);
     if (!set.fresh && !set.reloading) set.reload().catch(() => undefined);
-    return set.jwks()?.keys.some((key) => key.kid === kid) ?? false;
+    const nowMs = Date.now();
+    let read = this.kids.get(set);
+    if (!read || read.untilMs <= nowMs) {
+      read = { kids: new Set(set.jwks()?.keys.map((key) => key.kid)), untilMs: nowMs + KIDS_READ_MS };
+      this.kids.set(set, read);
+    }
+    return read.kids.has(kid);
   }
 
   private async discover(issuer: string, discoveryUrl: string | undefined): Promise<IdpKeySet> {

@@ -43,7 +43,7 @@ export const IssuerEnv = serviceEnv({
   AOA_DPOP_NONCE_SECRET_FILE: z.string().optional(),
   AOA_NATS_APPS_API: natsAppsApiField(),
   // How long an IdP's fetched JWKS is used before it is fetched again; a key it withdraws stops
-  // counting, for cached subject tokens too, within this age.
+  // counting, for cached subject tokens too, within this age and a second.
   AOA_IDP_JWKS_MAX_AGE: durationField('10m'),
   // Scheduled signing-key rotation (0 turns it off); a standby is published at least the lead before
   // it signs, so verifiers that cache the key set for up to the lead already know it.
