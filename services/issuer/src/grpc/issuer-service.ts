@@ -140,7 +140,8 @@ function callerProof(call: { metadata: Metadata } & CertifiedCall, htu: string):
     clientAssertion,
     dpop: dpop ? { proof: dpop, htm: 'POST', htu } : undefined,
     clientId,
-    certificateUris: clientCertificateUris(call),
+    // Read only when it can count (a proof in metadata wins): grpc-js re-reads the certificate per call.
+    certificateUris: clientAssertion || dpop ? undefined : clientCertificateUris(call),
   };
 }
 
