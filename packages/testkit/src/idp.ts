@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair } from 'jose';
 import { createIdpAdapter, type IdpClient } from './idp-adapter.js';
@@ -20,6 +21,11 @@ export interface StartIdpOptions {
   clients?: IdpClient[];
   /** People who may sign in (authorization code grant, at `/interaction/...`). */
   users?: IdpUser[];
+  /**
+   * A certificate and key (PEM): the provider also answers over HTTPS on a second port
+   * (`tlsTokenEndpoint`), as it would behind TLS in production. `iss` stays the HTTP issuer.
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer };
 }
 
 /** A running OpenID provider started by {@link startIdp}. */
@@ -30,6 +36,8 @@ export interface TestIdp {
   readonly jwksUri: string;
   /** `<issuer>/token`. */
   readonly tokenEndpoint: string;
+  /** `https://127.0.0.1:<tls port>/token`, with the `tls` option only. */
+  readonly tlsTokenEndpoint: string | undefined;
   /**
    * Performs a real client_credentials request (client_secret_basic) for `resource` and returns the
    * access token, a JWT whose `aud` is `resource`. Rejects with the OAuth error when refused.
@@ -68,7 +76,7 @@ export async function startIdp(options: StartIdpOptions = {}): Promise<TestIdp> 
   const flags = { down: false, jwksBroken: false, keysWithdrawn: false };
   let handler: ((request: IncomingMessage, response: ServerResponse) => void) | undefined;
 
-  const server = createServer((request, response) => {
+  const serve = (request: IncomingMessage, response: ServerResponse) => {
     if (flags.down) return void answer(response, 503, '{"error":"temporarily_unavailable"}');
     if (new URL(request.url ?? '/', 'http://x').pathname === '/jwks') {
       if (flags.jwksBroken) return void answer(response, 200, '{"keys": [ not json');
@@ -76,8 +84,11 @@ export async function startIdp(options: StartIdpOptions = {}): Promise<TestIdp> 
     }
     if (handler === undefined) return void answer(response, 503, '{"error":"starting"}');
     handler(request, response);
-  });
+  };
+  const server = createServer(serve);
   const port = await listen(server);
+  const tlsServer = options.tls && createTlsServer({ cert: options.tls.cert, key: options.tls.key }, serve);
+  const tlsPort = tlsServer && (await listen(tlsServer));
   const issuer = `http://127.0.0.1:${port}`;
   const lastServerError: { error?: unknown } = {};
   try {
@@ -102,15 +113,18 @@ export async function startIdp(options: StartIdpOptions = {}): Promise<TestIdp> 
     };
   } catch (error) {
     server.close();
+    tlsServer?.close();
     throw error;
   }
 
   let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopped ??= new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
+  const close = (s: Server) =>
+    new Promise<void>((resolve) => {
+      s.close(() => resolve());
+      s.closeAllConnections();
     });
+  const stop = (): Promise<void> => {
+    stopped ??= Promise.all([close(server), tlsServer && close(tlsServer)]).then(() => undefined);
     return stopped;
   };
   const tokenEndpoint = `${issuer}/token`;
@@ -118,6 +132,7 @@ export async function startIdp(options: StartIdpOptions = {}): Promise<TestIdp> 
     issuer,
     jwksUri: `${issuer}/jwks`,
     tokenEndpoint,
+    tlsTokenEndpoint: tlsPort === undefined ? undefined : `https://127.0.0.1:${tlsPort}/token`,
     async token(clientId, resource, scope) {
       const client = clients.get(clientId);
       if (client === undefined) throw new TypeError(`test IdP: unknown client ${clientId}`);
