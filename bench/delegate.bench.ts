@@ -1,11 +1,14 @@
 // Delegate throughput and latency against a running issuer, beside three baselines measured in the
 // same run: the empty gRPC call on the issuer's own server (ceiling), a bare grpc-js verify+sign
-// server (floor), and oidc-provider issuing client_credentials JWTs over HTTP (peer). See
-// bench/results/delegate.md for the output; `npm run bench -- --quick` for a short smoke run.
+// server (floor), and oidc-provider issuing client_credentials JWTs over HTTP (peer). The same again
+// with TLS: Delegate whose client proves itself with a certificate (RFC 8705), the bare server
+// signing for that certificate, and the peer over HTTPS. See bench/results/delegate.md for the
+// output; `npm run bench -- --quick` for a short smoke run.
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject, randomBytes, sign } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -58,7 +61,7 @@ const POOL_MARGIN = 1.5;
 const NOISE_LIMIT_PCT = 15;
 const MAX_RETRIES = 2;
 /** Retries of noisy runs stop when they would push the projected total past this. */
-const BUDGET_S = Number(args['budget-s'] ?? 460);
+const BUDGET_S = Number(args['budget-s'] ?? 540);
 const RUN_S = (WARMUP_MS + MEASURE_MS) / 1000 + 0.5;
 
 const log = (message: string) => console.error(`[bench] ${message}`);
@@ -155,8 +158,12 @@ function emptyDriver(port: number): Driver {
   };
 }
 
-function peerDriver(tokenEndpoint: string, concurrency: number): Driver {
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+/** The peer's client_credentials grant, over HTTPS trusting `ca` when given. */
+function peerDriver(tokenEndpoint: string, concurrency: number, ca?: Buffer): Driver {
+  const agent = ca
+    ? new HttpsAgent({ keepAlive: true, maxSockets: concurrency, ca })
+    : new Agent({ keepAlive: true, maxSockets: concurrency });
+  const send = ca ? httpsRequest : httpRequest;
   const body = `grant_type=client_credentials&resource=${encodeURIComponent(IDP_AUDIENCE)}`;
   const headers = {
     authorization: `Basic ${Buffer.from(`${IDP_CLIENT.id}:${IDP_CLIENT.secret}`).toString('base64')}`,
@@ -167,7 +174,7 @@ function peerDriver(tokenEndpoint: string, concurrency: number): Driver {
   return {
     call: () =>
       new Promise<void>((resolve, reject) => {
-        const req = httpRequest(tokenEndpoint, { method: 'POST', agent, headers }, (res) => {
+        const req = send(tokenEndpoint, { method: 'POST', agent, headers }, (res) => {
           let text = '';
           res.setEncoding('utf8');
           res.on('data', (chunk: string) => {
@@ -195,7 +202,7 @@ const ARGOCD_URI = 'spiffe://aoa.bench/ns/argocd/sa/argocd-application-controlle
 interface Servers {
   issuer: PinnedChild<{ issuer: string; grpcPort: number; grpcUrl: string }>;
   bare: PinnedChild<{ grpcPort: number }>;
-  idp: PinnedChild<{ issuer: string; tokenEndpoint: string }>;
+  idp: PinnedChild<{ issuer: string; tokenEndpoint: string; tlsTokenEndpoint: string }>;
 }
 
 const started = Date.now();
@@ -215,9 +222,18 @@ try {
   const nats = await startNats();
   cleanup.push(() => nats.stop());
   const natsPid = findNatsPid(nats.port);
+  // One CA for every TLS target: the servers' certificate and argocd's client certificate.
+  makeCertificates(workDir);
+  signClientCertificate(workDir, 'argocd', ARGOCD_URI);
+  const tlsFile = (name: string) => join(workDir, name);
+  const ca = readFileSync(tlsFile('ca.pem'));
   const idp = await startPinnedChild<Servers['idp']['info']>('idp', 'bench/servers/idp.ts', {
     core: SERVER_CORE,
-    env: { BENCH_IDP_CLIENT_ID: IDP_CLIENT.id, BENCH_IDP_CLIENT_SECRET: IDP_CLIENT.secret },
+    env: {
+      BENCH_IDP_CLIENT_ID: IDP_CLIENT.id,
+      BENCH_IDP_CLIENT_SECRET: IDP_CLIENT.secret,
+      BENCH_TLS_DIR: workDir,
+    },
   });
   cleanup.push(() => idp.stop());
 
@@ -231,11 +247,8 @@ try {
       `  - id: argocd\n    tls_client_auth_san_uri: ${ARGOCD_URI}\n`,
     ),
   );
-  makeCertificates(workDir);
-  signClientCertificate(workDir, 'argocd', ARGOCD_URI);
-  const tlsFile = (name: string) => join(workDir, name);
   const clientCertificate = credentials.createSsl(
-    readFileSync(tlsFile('ca.pem')),
+    ca,
     readFileSync(tlsFile('argocd-key.pem')),
     readFileSync(tlsFile('argocd.pem')),
   );
@@ -318,6 +331,7 @@ try {
   await smoke('delegate-mtls', mtlsDriver(issuerMtls.info.grpcPort)());
   await smoke('bare-mtls', mtlsDriver(bareMtls.info.grpcPort)());
   await smoke('peer', peerDriver(idp.info.tokenEndpoint, 1));
+  await smoke('peer-tls', peerDriver(idp.info.tlsTokenEndpoint, 1, ca));
 
   let runsLeft = REPEATS * CONCURRENCY.length * TARGETS.length + (args['no-profile'] ? 0 : 1);
   /**
@@ -390,6 +404,7 @@ try {
         bare.pid,
       );
       await measure(repeat, 'peer', c, () => peerDriver(idp.info.tokenEndpoint, c), idp.pid);
+      await measure(repeat, 'peer-tls', c, () => peerDriver(idp.info.tlsTokenEndpoint, c, ca), idp.pid);
       // Delegate does strictly more than the bare server, so the floor bounds the pool it needs.
       await measure(repeat, 'delegate', c, delegateDriverFor(floor.rps), issuer.pid);
       await measure(repeat, 'bare-mtls', c, mtlsDriver(bareMtls.info.grpcPort), bareMtls.pid);

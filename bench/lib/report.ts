@@ -1,6 +1,14 @@
 import { type ProfileSummary, profileTables } from './cpuprofile.js';
 
-export const TARGETS = ['delegate', 'empty', 'bare', 'peer', 'delegate-mtls', 'bare-mtls'] as const;
+export const TARGETS = [
+  'delegate',
+  'empty',
+  'bare',
+  'peer',
+  'delegate-mtls',
+  'bare-mtls',
+  'peer-tls',
+] as const;
 export type Target = (typeof TARGETS)[number];
 
 export const TARGET_LABELS: Record<Target, string> = {
@@ -10,6 +18,7 @@ export const TARGET_LABELS: Record<Target, string> = {
   peer: 'peer: oidc-provider client_credentials (HTTP)',
   'delegate-mtls': 'Delegate (issuer), client certificate (mutual TLS)',
   'bare-mtls': 'bare grpc-js sign, client certificate (mutual TLS)',
+  'peer-tls': 'peer: oidc-provider client_credentials (HTTPS)',
 };
 
 /** Medians over the repeats of one (target, concurrency). */
@@ -40,6 +49,9 @@ export interface ConcurrencySummary {
     mtlsToBare: number;
     mtlsToPeer: number;
     p99MtlsToPeer: number;
+    /** Against the peer behind TLS as well, as both would run in production. */
+    mtlsToPeerTls: number;
+    p99MtlsToPeerTls: number;
     cpuPerCallMtlsToBare: number;
   };
   checks: Array<{ name: string; pass: boolean; detail: string }>;
@@ -49,7 +61,15 @@ export function summarizeConcurrency(
   concurrency: number,
   targets: Record<Target, TargetSummary>,
 ): ConcurrencySummary {
-  const { delegate, empty, bare, peer, 'delegate-mtls': mtls, 'bare-mtls': bareMtls } = targets;
+  const {
+    delegate,
+    empty,
+    bare,
+    peer,
+    'delegate-mtls': mtls,
+    'bare-mtls': bareMtls,
+    'peer-tls': peerTls,
+  } = targets;
   const floor = 0.85 * bare.rps;
   const mtlsFloor = 0.85 * bareMtls.rps;
   const peerOrFloor = Math.min(peer.rps, floor);
@@ -65,6 +85,8 @@ export function summarizeConcurrency(
       mtlsToBare: mtls.rps / bareMtls.rps,
       mtlsToPeer: mtls.rps / peer.rps,
       p99MtlsToPeer: mtls.p99Ms / peer.p99Ms,
+      mtlsToPeerTls: mtls.rps / peerTls.rps,
+      p99MtlsToPeerTls: mtls.p99Ms / peerTls.p99Ms,
       cpuPerCallMtlsToBare: mtls.serverCpuUsPerCall / bareMtls.serverCpuUsPerCall,
     },
     checks: [
@@ -141,7 +163,8 @@ export function renderMarkdown(
       '(one Node process, closed loop) and nats-server share core 0. gRPC targets use one HTTP/2 ' +
       'connection, plaintext except the two mutual-TLS targets (P-256 certificates; the client ' +
       'authenticates once, in the handshake, and sends no assertion); the peer uses one keep-alive ' +
-      'HTTP/1.1 connection per worker, plaintext. ' +
+      'HTTP/1.1 connection per worker, plaintext, and again over HTTPS (the same P-256 server ' +
+      'certificate; the targets judge aoa against the plaintext peer). ' +
       '"srv µs/call" is the server process CPU time per successful call, "cap/s" the rate that cost allows ' +
       'on one full core (1e6 / µs per call: robust to noise, meaningful once the server is saturated), ' +
       '"srv core" the server\'s CPU share, "loadgen" the load generator\'s, "core 0" all of core 0, and ' +
@@ -186,13 +209,14 @@ export function renderMarkdown(
   }
   out.push('', '### With a client certificate (mutual TLS, RFC 8705)', '');
   out.push(
-    '| c | Delegate mTLS/bare mTLS | Delegate mTLS/peer | p99 Delegate mTLS | p99 bare mTLS | p99 peer | p99 Delegate mTLS/peer | CPU/call Delegate mTLS/bare mTLS | Delegate mTLS/Delegate assertion |',
+    '| c | Delegate mTLS/bare mTLS | Delegate mTLS/peer | Delegate mTLS/peer HTTPS | p99 Delegate mTLS | p99 bare mTLS | p99 peer | p99 peer HTTPS | p99 Delegate mTLS/peer | p99 Delegate mTLS/peer HTTPS | CPU/call Delegate mTLS/bare mTLS | Delegate mTLS/Delegate assertion |',
   );
-  out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const { concurrency, ratios: r, targets: t } of rows) {
     out.push(
-      `| ${concurrency} | ${pct(r.mtlsToBare)} | ${r.mtlsToPeer.toFixed(2)}× | ${fmtMs(t['delegate-mtls'].p99Ms)} | ` +
-        `${fmtMs(t['bare-mtls'].p99Ms)} | ${fmtMs(t.peer.p99Ms)} | ${r.p99MtlsToPeer.toFixed(2)}× | ` +
+      `| ${concurrency} | ${pct(r.mtlsToBare)} | ${r.mtlsToPeer.toFixed(2)}× | ${r.mtlsToPeerTls.toFixed(2)}× | ` +
+        `${fmtMs(t['delegate-mtls'].p99Ms)} | ${fmtMs(t['bare-mtls'].p99Ms)} | ${fmtMs(t.peer.p99Ms)} | ` +
+        `${fmtMs(t['peer-tls'].p99Ms)} | ${r.p99MtlsToPeer.toFixed(2)}× | ${r.p99MtlsToPeerTls.toFixed(2)}× | ` +
         `${r.cpuPerCallMtlsToBare.toFixed(2)}× | ${(t['delegate-mtls'].rps / t.delegate.rps).toFixed(2)}× |`,
     );
   }
