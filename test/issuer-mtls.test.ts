@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
+import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { issuer as pb } from '@aoa/proto';
@@ -11,6 +12,7 @@ import { loadIssuerConfig } from '../services/issuer/src/config.js';
 import { makeCa, makeCertificates, signClientCertificate } from './support/certificates.js';
 import { aoa } from './support/cli.js';
 import { clientAssertion, makeKey } from './support/oauth.js';
+import { ACCESS_TOKEN, EXCHANGE, postOverTls } from './support/oauth-http.js';
 import { callDelegate, callIntrospect, startSystem, type TestSystem } from './support/system.js';
 
 // RFC 8705 tls_client_auth on the issuer's gRPC port: a client certificate whose URI SAN is registered
@@ -242,6 +244,55 @@ describe('issuer: clients authenticated by their TLS client certificate (RFC 870
     );
     assert.equal(half.code, 2);
     assert.match(half.stderr, /a client certificate needs both --tls-cert and --tls-key/);
+  });
+
+  it('authenticates client_id by its certificate at the token and revocation endpoints (tls_client_auth)', async () => {
+    const dir = sys.dir;
+    const tls = (name?: string) => ({
+      ca: readFileSync(join(dir, 'ca.pem')),
+      ...(name
+        ? { cert: readFileSync(join(dir, `${name}.pem`)), key: readFileSync(join(dir, `${name}-key.pem`)) }
+        : {}),
+    });
+    const metadata = await new Promise<{ token_endpoint_auth_methods_supported?: string[] }>(
+      (resolve, reject) =>
+        httpsGet(`${issuer.issuer}/.well-known/oauth-authorization-server`, tls(), (res) => {
+          let text = '';
+          res.on('data', (chunk) => {
+            text += chunk;
+          });
+          res.on('end', () => resolve(JSON.parse(text)));
+        }).on('error', reject),
+    );
+    assert.deepEqual(metadata.token_endpoint_auth_methods_supported, ['private_key_jwt', 'tls_client_auth']);
+    const exchange = async () => ({
+      grant_type: EXCHANGE,
+      subject_token: await sys.idpToken('ci-runner'),
+      subject_token_type: ACCESS_TOKEN,
+      aoa_child: 'jobs',
+      aoa_environment: 'staging',
+      scope: 'run:job',
+      client_id: 'ci',
+    });
+    const token = `${issuer.issuer}/token`;
+    const issued = await postOverTls(token, await exchange(), tls('ci'));
+    assert.equal(issued.status, 200, JSON.stringify(issued.body));
+    const accessToken = issued.body.access_token as string;
+    assert.equal(decodeJwt(accessToken).client_id, 'client:ci');
+    // Another client's certificate, no certificate, or a certificate its CA does not vouch for: 401.
+    for (const name of ['argocd', undefined, 'forged']) {
+      const refused = await postOverTls(token, await exchange(), tls(name));
+      assert.equal(refused.status, 401, `${name}: ${JSON.stringify(refused.body)}`);
+      assert.equal(refused.body.error, 'invalid_client');
+    }
+    const revoked = await postOverTls(
+      `${issuer.issuer}/revoke`,
+      { token: accessToken, client_id: 'ci' },
+      tls('ci'),
+    );
+    assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
+    const introspected = await callIntrospect(connect('ci'), accessToken, {});
+    assert.equal(introspected.active, false, 'the requester revoked its own token');
   });
 
   it('needs the TLS pair to ask for client certificates, and says so at start', () => {

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { startIdp } from '@aoa/testkit';
 import { decodeJwt } from 'jose';
 import { makeCertificates } from './support/certificates.js';
+import { postOverTls } from './support/oauth-http.js';
 
 // The Delegate bench compares aoa's mutual-TLS path with the peer behind TLS too: the testkit's
 // provider then also answers over HTTPS, with the same clients and the same HTTP issuer.
@@ -24,32 +24,16 @@ describe('the testkit IdP over HTTPS (tls option)', () => {
         },
       });
       assert.match(idp.tlsTokenEndpoint ?? '', /^https:\/\/127\.0\.0\.1:\d+\/token$/);
-      const body = 'grant_type=client_credentials&resource=https%3A%2F%2Fapi.aoa.test';
-      const ca = await readFile(join(dir, 'ca.pem'));
-      const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-        const req = request(
-          idp.tlsTokenEndpoint as string,
-          {
-            method: 'POST',
-            ca,
-            headers: {
-              authorization: `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString('base64')}`,
-              'content-type': 'application/x-www-form-urlencoded',
-            },
-          },
-          (res) => {
-            let text = '';
-            res.on('data', (chunk) => {
-              text += chunk;
-            });
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-          },
-        );
-        req.on('error', reject);
-        req.end(body);
-      });
-      assert.equal(answer.status, 200, answer.text);
-      const claims = decodeJwt((JSON.parse(answer.text) as { access_token: string }).access_token);
+      const answer = await postOverTls(
+        idp.tlsTokenEndpoint as string,
+        { grant_type: 'client_credentials', resource: 'https://api.aoa.test' },
+        { ca: await readFile(join(dir, 'ca.pem')) },
+        {
+          authorization: `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString('base64')}`,
+        },
+      );
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      const claims = decodeJwt(answer.body.access_token as string);
       assert.equal(claims.iss, idp.issuer);
       assert.equal(claims.aud, 'https://api.aoa.test');
       await using plain = await startIdp();

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
 import { exportJWK, importJWK, SignJWT } from 'jose';
 import type * as oauth from 'oauth4webapi';
 import * as oidc from 'openid-client';
@@ -37,6 +38,43 @@ export async function post(
     headers: response.headers,
     body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
   };
+}
+
+/**
+ * A form POST over HTTPS trusting `tls.ca`, presenting the client certificate `tls.cert`/`tls.key`
+ * when given (node:https: fetch takes no client certificate).
+ */
+export function postOverTls(
+  url: string,
+  params: Record<string, string>,
+  tls: { ca: Buffer; cert?: Buffer; key?: Buffer },
+  headers: Record<string, string> = {},
+): Promise<Omit<Answer, 'headers'>> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      url,
+      {
+        method: 'POST',
+        ...tls,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          text += chunk;
+        });
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(new URLSearchParams(params).toString());
+  });
 }
 
 /** The OAuth endpoints of a running test system and the requests the tests build against them. */

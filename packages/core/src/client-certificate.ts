@@ -1,3 +1,6 @@
+import type { IncomingMessage } from 'node:http';
+import { TLSSocket } from 'node:tls';
+
 /** The part of a grpc-js server call that carries what its TLS connection verified. */
 export interface CertifiedCall {
   getAuthContext(): { sslPeerCertificate?: { subjectaltname?: string } } | null;
@@ -13,6 +16,20 @@ export interface CertifiedCall {
  */
 export function clientCertificateUris(call: CertifiedCall): string[] {
   const san = call.getAuthContext()?.sslPeerCertificate?.subjectaltname;
+  return san ? subjectAltNameUris(san) : [];
+}
+
+/**
+ * The URI SANs of the client certificate an HTTPS request's connection verified (`TlsFiles.clientCaFile`),
+ * or none: a plaintext request, no certificate, or one that does not chain to the client CAs.
+ *
+ * @example
+ * requestCertificateUris(req); // ['spiffe://example.org/ns/argocd/sa/controller']
+ */
+export function requestCertificateUris(req: IncomingMessage): string[] {
+  const socket = req.socket;
+  if (!(socket instanceof TLSSocket) || !socket.authorized) return [];
+  const san = socket.getPeerCertificate().subjectaltname;
   return san ? subjectAltNameUris(san) : [];
 }
 

@@ -2,6 +2,7 @@ import { accessSync, constants } from 'node:fs';
 import { z } from 'zod';
 import type { NatsTlsFiles } from './bus/connect.js';
 import { parseDurationSeconds, parseListen } from './config.js';
+import type { TlsFiles } from './grpc-server.js';
 
 /**
  * A duration variable (`90s`, `15m`, `2h`, `30d`) parsed to seconds, with a default.
@@ -183,7 +184,7 @@ export interface ServiceConfig {
   natsTls: NatsTlsFiles | undefined;
   natsReplicas: number;
   subjectPrefix: string;
-  tls: { certFile: string; keyFile: string } | undefined;
+  tls: TlsFiles | undefined;
   logLevel: string;
 }
 

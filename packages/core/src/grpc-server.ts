@@ -33,9 +33,9 @@ export interface TlsFiles {
   certFile: string;
   keyFile: string;
   /**
-   * gRPC only: CA certificates (PEM) whose client certificates the listener verifies (RFC 8705 mutual
-   * TLS). A client certificate is asked for, not required: callers without one still connect and prove
-   * themselves in metadata, and a certificate that does not chain to these CAs is not seen by handlers.
+   * CA certificates (PEM) whose client certificates the listener verifies (RFC 8705 mutual TLS). A
+   * client certificate is asked for, not required: callers without one still connect and prove
+   * themselves otherwise, and a certificate that does not chain to these CAs is not seen by handlers.
    */
   clientCaFile?: string | undefined;
 }

@@ -63,9 +63,17 @@ export async function startHttpServer(options: {
     }
   };
   const listener = (req: IncomingMessage, res: ServerResponse) => void handle(req, res);
-  const server = options.tls
+  const tls = options.tls;
+  const server = tls
     ? createHttps(
-        { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile) },
+        {
+          cert: readFileSync(tls.certFile),
+          key: readFileSync(tls.keyFile),
+          // Asked for, not required; an unverified certificate leaves `socket.authorized` false.
+          ...(tls.clientCaFile
+            ? { requestCert: true, rejectUnauthorized: false, ca: readFileSync(tls.clientCaFile) }
+            : {}),
+        },
         listener,
       )
     : createHttp(listener);
@@ -75,7 +83,10 @@ export async function startHttpServer(options: {
     server.listen(options.listen.port, options.listen.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  log.info({ host: options.listen.host, port, tls: Boolean(options.tls) }, 'http listening');
+  log.info(
+    { host: options.listen.host, port, tls: Boolean(tls), clientCertificates: Boolean(tls?.clientCaFile) },
+    'http listening',
+  );
   return {
     server,
     port,

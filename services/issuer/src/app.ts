@@ -150,7 +150,7 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
     cleanup.push(() => revocations.stop());
 
     const grpc = new GrpcServer(log, ['aoa/v1/issuer.proto']);
-    const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.grpcTls);
+    const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.tls);
     cleanup.push(() => grpc.stop());
     const grpcUrl = grpcBaseUrl(config.grpcUrl, config.grpcListen.host, grpcPort, Boolean(config.tls));
     const scheme = config.tls ? 'https' : 'http';
@@ -174,6 +174,7 @@ async function startIssuer(config: IssuerConfig, deps: IssuerDeps): Promise<Runn
         keys: keySet,
         metrics,
         notReady,
+        clientCertificates: Boolean(config.tls?.clientCaFile),
         oauth: {
           context: () => ctx,
           revocationWriter: () => writer?.ctx,

@@ -9,7 +9,6 @@ import {
   type ServiceConfig,
   serviceConfig,
   serviceEnv,
-  type TlsFiles,
 } from '@aoa/core';
 import { z } from 'zod';
 
@@ -22,8 +21,8 @@ export const IssuerEnv = serviceEnv({
   AOA_ISSUER_GRPC_LISTEN: listenField('127.0.0.1:7401'),
   AOA_ISSUER_HTTP_LISTEN: listenField('127.0.0.1:7402'),
   AOA_ISSUER_GRPC_URL: url.optional(),
-  // CA certificates (PEM) whose client certificates authenticate registered clients on the gRPC port
-  // (RFC 8705 tls_client_auth, matched by tls_client_auth_san_uri); needs the listener's TLS pair.
+  // CA certificates (PEM) whose client certificates authenticate registered clients on both listeners
+  // (RFC 8705 tls_client_auth, matched by tls_client_auth_san_uri); needs the listeners' TLS pair.
   AOA_ISSUER_TLS_CLIENT_CA_FILE: readableFileField(),
   AOA_KEY_MANAGER: z.enum(['memory', 'sealed']).default('memory'),
   AOA_KEK_FILE: z.string().optional(),
@@ -88,8 +87,6 @@ export interface IssuerConfig extends ServiceConfig {
   grpcListen: { host: string; port: number };
   httpListen: { host: string; port: number };
   grpcUrl: string | undefined;
-  /** The gRPC listener's TLS, with the client CAs of RFC 8705 client authentication when configured. */
-  grpcTls: TlsFiles | undefined;
   keyManager: 'memory' | 'sealed';
   kekFile: string | undefined;
   /** The algorithm of newly prepared signing keys; an existing ring signs with it after two rotations. */
@@ -119,7 +116,8 @@ export function loadIssuerConfig(env: Record<string, string | undefined>): Issue
   const base = serviceConfig(e);
   return {
     ...base,
-    grpcTls: base.tls && { ...base.tls, clientCaFile: e.AOA_ISSUER_TLS_CLIENT_CA_FILE },
+    // Both listeners ask for client certificates (RFC 8705) when client CAs are configured.
+    tls: base.tls && { ...base.tls, clientCaFile: e.AOA_ISSUER_TLS_CLIENT_CA_FILE },
     policyFile: e.AOA_POLICY_FILE,
     issuerUrl: e.AOA_ISSUER_URL,
     grpcListen: e.AOA_ISSUER_GRPC_LISTEN,

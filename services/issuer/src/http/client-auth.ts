@@ -1,6 +1,6 @@
 import { proveClient } from '@aoa/auth';
 import { AppError } from '@aoa/core';
-import type { ClientConfig } from '@aoa/policy';
+import { type ClientConfig, findClient } from '@aoa/policy';
 import { decodeJwt } from 'jose';
 import type { IssuerContext } from '../domain/delegate.js';
 import { OAuthError, type OAuthForm } from './oauth-form.js';
@@ -10,22 +10,26 @@ export const JWT_BEARER_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type
 /**
  * Client authentication from the form (RFC 7521 section 4.2, RFC 7523 `private_key_jwt`):
  * `client_assertion_type` and `client_assertion` together, `client_id` optional but equal to the
- * assertion's issuer. Answers undefined when the form carries no client authentication at all, so
- * the token endpoint can accept a sub-delegating child's DPoP proof instead; every failure is
- * `401 invalid_client`, an unreachable replay store `503`.
+ * assertion's issuer; or, with no assertion, `client_id` alone over a connection whose verified client
+ * certificate carries that client's `tls_client_auth_san_uri` (RFC 8705 `tls_client_auth`;
+ * `certificateUris` from `requestCertificateUris`). Answers undefined when the form carries no client
+ * authentication at all, so the token endpoint can accept a sub-delegating child's DPoP proof
+ * instead; every failure is `401 invalid_client`, an unreachable replay store `503`.
  *
  * @example
- * const client = await authenticateFormClient(ctx, form);
+ * const client = await authenticateFormClient(ctx, form, requestCertificateUris(req));
  */
 export async function authenticateFormClient(
   ctx: IssuerContext,
   form: OAuthForm,
+  certificateUris: readonly string[],
 ): Promise<ClientConfig | undefined> {
   const assertion = form.one('client_assertion');
   const assertionType = form.one('client_assertion_type');
   const clientId = form.one('client_id');
   if (!assertion && !assertionType) {
-    if (clientId) throw invalidClient('client authentication required (private_key_jwt)');
+    if (clientId && certificateUris.length > 0) return certifiedFormClient(ctx, clientId, certificateUris);
+    if (clientId) throw invalidClient('client authentication required (private_key_jwt or tls_client_auth)');
     return undefined;
   }
   if (assertionType !== JWT_BEARER_ASSERTION)
@@ -39,6 +43,15 @@ export async function authenticateFormClient(
     if (error instanceof AppError && error.code === 'unauthenticated') throw invalidClient(error.message);
     throw error;
   }
+}
+
+/** The client `clientId` names, when the connection's certificate is the one registered for it. */
+function certifiedFormClient(ctx: IssuerContext, clientId: string, uris: readonly string[]): ClientConfig {
+  const client = findClient(ctx.policy(), clientId);
+  if (!client?.tlsClientAuthSanUri || !uris.includes(client.tlsClientAuthSanUri)) {
+    throw invalidClient('the TLS client certificate does not authenticate this client_id (tls_client_auth)');
+  }
+  return client;
 }
 
 export const invalidClient = (description: string): OAuthError =>

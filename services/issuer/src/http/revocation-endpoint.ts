@@ -1,4 +1,4 @@
-import { AppError, type HttpHandler } from '@aoa/core';
+import { AppError, type HttpHandler, requestCertificateUris } from '@aoa/core';
 import { authorizeRevoke, type RevocationWriteContext, writeRevocation } from '@aoa/revocation';
 import { decodeProtectedHeader } from 'jose';
 import type { IssuerContext } from '../domain/delegate.js';
@@ -26,8 +26,8 @@ export function revocationEndpoint(deps: OAuthEndpointDeps): HttpHandler {
       if (!ctx || !writer)
         throw new OAuthError(503, 'temporarily_unavailable', 'issuer starting', { 'retry-after': '1' });
       const form = await readOAuthForm(req, []);
-      const client = await authenticateFormClient(ctx, form);
-      if (!client) throw invalidClient('client authentication required (private_key_jwt)');
+      const client = await authenticateFormClient(ctx, form, requestCertificateUris(req));
+      if (!client) throw invalidClient('client authentication required (private_key_jwt or tls_client_auth)');
       const token = form.one('token');
       if (!token) throw new OAuthError(400, 'invalid_request', 'token: required');
       // Read so that a repeated hint is refused like any repeated parameter; its value changes nothing.

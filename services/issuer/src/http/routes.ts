@@ -15,6 +15,8 @@ export interface IssuerHttpDeps {
   metrics: IssuerMetrics;
   /** Reasons the issuer is not ready; empty when ready. */
   notReady(): string[];
+  /** Whether the listener verifies client certificates (`AOA_ISSUER_TLS_CLIENT_CA_FILE`): RFC 8705 `tls_client_auth`. */
+  clientCertificates: boolean;
   /** The OAuth endpoints (token, introspection, revocation); their URLs are derived here from the issuer. */
   oauth: Omit<OAuthEndpointDeps, 'urls' | 'metrics'>;
 }
@@ -49,7 +51,10 @@ export function issuerRoutes(deps: IssuerHttpDeps): Record<string, HttpHandler> 
     token_endpoint: urls().token,
     introspection_endpoint: urls().introspection,
     grant_types_supported: [TOKEN_EXCHANGE_GRANT],
-    token_endpoint_auth_methods_supported: ['private_key_jwt'],
+    token_endpoint_auth_methods_supported: [
+      'private_key_jwt',
+      ...(deps.clientCertificates ? ['tls_client_auth'] : []),
+    ],
     token_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGORITHMS,
     introspection_endpoint_auth_methods_supported: ['private_key_jwt'],
     introspection_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGORITHMS,

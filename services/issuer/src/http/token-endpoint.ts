@@ -3,6 +3,7 @@ import { isWorkloadAssertion } from '@aoa/auth';
 import {
   type HttpHandler,
   type Logger,
+  requestCertificateUris,
   sendJson,
   TOKEN_TYPE_ACCESS_TOKEN,
   TOKEN_TYPE_JWT,
@@ -77,10 +78,10 @@ async function exchange(deps: OAuthEndpointDeps, req: IncomingMessage): Promise<
   const dpop = dpopHeader(req);
   const workload = workloadAssertion(ctx, form);
   if (workload) return federatedExchange(deps, ctx, form, workload, dpop);
-  const client = await authenticateFormClient(ctx, form);
+  const client = await authenticateFormClient(ctx, form, requestCertificateUris(req));
   if (!client && !dpop)
     throw invalidClient(
-      "client authentication required: private_key_jwt, or a DPoP proof by the subject token's key",
+      "client authentication required: private_key_jwt, tls_client_auth, or a DPoP proof by the subject token's key",
     );
   if (client) limit(deps, deps.perClient, `client:${client.id}`, 'client');
   if (client?.dpopBoundAccessTokens && !dpop)
