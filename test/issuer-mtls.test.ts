@@ -246,7 +246,7 @@ describe('issuer: clients authenticated by their TLS client certificate (RFC 870
     assert.match(half.stderr, /a client certificate needs both --tls-cert and --tls-key/);
   });
 
-  it('authenticates client_id by its certificate at the token and revocation endpoints (tls_client_auth)', async () => {
+  it('authenticates client_id by its certificate at the token, introspection and revocation endpoints (tls_client_auth)', async () => {
     const dir = sys.dir;
     const tls = (name?: string) => ({
       ca: readFileSync(join(dir, 'ca.pem')),
@@ -285,6 +285,10 @@ describe('issuer: clients authenticated by their TLS client certificate (RFC 870
       assert.equal(refused.status, 401, `${name}: ${JSON.stringify(refused.body)}`);
       assert.equal(refused.body.error, 'invalid_client');
     }
+    const introspect = (name: string) =>
+      postOverTls(`${issuer.issuer}/introspect`, { token: accessToken, client_id: name }, tls(name));
+    assert.equal((await introspect('ci')).body.active, true, 'its requester sees it');
+    assert.equal((await introspect('argocd')).body.active, false, 'another client does not');
     const revoked = await postOverTls(
       `${issuer.issuer}/revoke`,
       { token: accessToken, client_id: 'ci' },

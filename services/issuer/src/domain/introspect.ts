@@ -20,9 +20,9 @@ export async function introspect(
   if (!token) throw new AppError('invalid_argument', 'token: required');
   const policy = ctx.policy();
   let owner: (claims: AoaClaims) => boolean;
-  const certified = certifiedClient(policy, proof);
-  if (certified || proof.clientAssertion) {
-    const client = certified ?? (await proveClient(proof.clientAssertion, ctx));
+  const proved = proof.authenticatedClient ?? certifiedClient(policy, proof);
+  if (proved || proof.clientAssertion) {
+    const client = proved ?? (await proveClient(proof.clientAssertion, ctx));
     owner = (claims) => client.admin || claims.client_id === `client:${client.id}`;
   } else if (proof.dpop) {
     const jkt = await verifyDpopProof({

@@ -58,7 +58,7 @@ export const invalidClient = (description: string): OAuthError =>
   new OAuthError(401, 'invalid_client', description);
 
 /** The assertion's `iss`, unverified: only to compare with a `client_id` before authenticating. */
-export function assertionIssuer(assertion: string): unknown {
+function assertionIssuer(assertion: string): unknown {
   try {
     return decodeJwt(assertion).iss;
   } catch {

@@ -1,13 +1,13 @@
-import { type AoaClaims, type HttpHandler, sendJson } from '@aoa/core';
+import { type AoaClaims, type HttpHandler, requestCertificateUris, sendJson } from '@aoa/core';
 import { introspect } from '../domain/introspect.js';
-import { assertionIssuer, JWT_BEARER_ASSERTION } from './client-auth.js';
+import { authenticateFormClient, invalidClient } from './client-auth.js';
 import { clientEndpointError } from './oauth-errors.js';
 import { OAuthError, readOAuthForm, sendOAuthError } from './oauth-form.js';
 import type { OAuthEndpointDeps } from './token-endpoint.js';
 
 /**
  * RFC 7662 introspection at `POST /introspect` over the same `introspect()` as gRPC. The caller
- * authenticates with `private_key_jwt` (otherwise `401 invalid_client`); a token that is revoked,
+ * authenticates with `private_key_jwt` or `tls_client_auth` (otherwise `401 invalid_client`); a token that is revoked,
  * expired, unknown, or neither requested by the caller nor visible to an admin is exactly
  * `{"active": false}`.
  */
@@ -17,15 +17,15 @@ export function introspectionEndpoint(deps: OAuthEndpointDeps): HttpHandler {
       const ctx = deps.context();
       if (!ctx) throw new OAuthError(503, 'temporarily_unavailable', 'issuer starting');
       const form = await readOAuthForm(req, []);
-      const assertion = form.one('client_assertion');
-      if (form.one('client_assertion_type') !== JWT_BEARER_ASSERTION || !assertion)
-        throw new OAuthError(401, 'invalid_client', 'client authentication required (private_key_jwt)');
       const token = form.one('token');
+      const client = await authenticateFormClient(ctx, form, requestCertificateUris(req));
+      if (!client) throw invalidClient('client authentication required (private_key_jwt or tls_client_auth)');
       if (!token) throw new OAuthError(400, 'invalid_request', 'token: required');
-      const clientId = form.one('client_id');
-      if (clientId !== undefined && clientId !== assertionIssuer(assertion))
-        throw new OAuthError(401, 'invalid_client', 'client_id does not match the client assertion');
-      const result = await introspect(ctx, token, { clientAssertion: assertion, dpop: undefined });
+      const result = await introspect(ctx, token, {
+        clientAssertion: undefined,
+        dpop: undefined,
+        authenticatedClient: client,
+      });
       deps.metrics.introspections.inc({ active: String(result.active) });
       sendJson(res, 200, result.active ? activeBody(result.claims) : { active: false }, {
         pragma: 'no-cache',
