@@ -186,62 +186,33 @@ describe('issuer: clients authenticated by their TLS client certificate (RFC 870
       '--bearer',
       '--json',
     ];
-    const single = await aoa(
-      'delegate',
-      ...target,
-      '--tls-cert',
-      join(dir, 'ci.pem'),
-      '--tls-key',
-      join(dir, 'ci-key.pem'),
-      '--child',
-      'jobs',
-      ...request,
-    );
+    /** aoa delegate for `children` as the holder of certificate `name` (its key left out when not `withKey`). */
+    const delegateAs = (name: string, children: string[], withKey = true) =>
+      aoa(
+        'delegate',
+        ...target,
+        '--tls-cert',
+        join(dir, `${name}.pem`),
+        ...(withKey ? ['--tls-key', join(dir, `${name}-key.pem`)] : []),
+        ...children.flatMap((child) => ['--child', child]),
+        ...request,
+      );
+    const single = await delegateAs('ci', ['jobs']);
     assert.equal(single.code, 0, single.stderr);
     assert.equal(
       decodeJwt((JSON.parse(single.stdout) as { accessToken: string }).accessToken).client_id,
       'client:ci',
     );
-    const batch = await aoa(
-      'delegate',
-      ...target,
-      '--tls-cert',
-      join(dir, 'ci.pem'),
-      '--tls-key',
-      join(dir, 'ci-key.pem'),
-      '--child',
-      'jobs',
-      '--child',
-      'jobs',
-      ...request,
-    );
+    const batch = await delegateAs('ci', ['jobs', 'jobs']);
     assert.equal(batch.code, 0, batch.stderr);
     assert.equal((JSON.parse(batch.stdout) as Array<{ issued?: unknown }>).filter((o) => o.issued).length, 2);
-    const stranger = await aoa(
-      'delegate',
-      ...target,
-      '--tls-cert',
-      join(dir, 'stranger.pem'),
-      '--tls-key',
-      join(dir, 'stranger-key.pem'),
-      '--child',
-      'jobs',
-      ...request,
-    );
+    const stranger = await delegateAs('stranger', ['jobs']);
     assert.equal(stranger.code, 3, stranger.stderr);
     assert.match(
       stranger.stderr,
       /aoa delegate: refused: UNAUTHENTICATED: the TLS client certificate authenticates no registered client/,
     );
-    const half = await aoa(
-      'delegate',
-      ...target,
-      '--tls-cert',
-      join(dir, 'ci.pem'),
-      '--child',
-      'jobs',
-      ...request,
-    );
+    const half = await delegateAs('ci', ['jobs'], false);
     assert.equal(half.code, 2);
     assert.match(half.stderr, /a client certificate needs both --tls-cert and --tls-key/);
   });
@@ -254,17 +225,21 @@ describe('issuer: clients authenticated by their TLS client certificate (RFC 870
         ? { cert: readFileSync(join(dir, `${name}.pem`)), key: readFileSync(join(dir, `${name}-key.pem`)) }
         : {}),
     });
-    const metadata = await new Promise<{ token_endpoint_auth_methods_supported?: string[] }>(
-      (resolve, reject) =>
-        httpsGet(`${issuer.issuer}/.well-known/oauth-authorization-server`, tls(), (res) => {
-          let text = '';
-          res.on('data', (chunk) => {
-            text += chunk;
-          });
-          res.on('end', () => resolve(JSON.parse(text)));
-        }).on('error', reject),
+    const metadata = await new Promise<Record<string, unknown>>((resolve, reject) =>
+      httpsGet(`${issuer.issuer}/.well-known/oauth-authorization-server`, tls(), (res) => {
+        let text = '';
+        res.on('data', (chunk) => {
+          text += chunk;
+        });
+        res.on('end', () => resolve(JSON.parse(text)));
+      }).on('error', reject),
     );
-    assert.deepEqual(metadata.token_endpoint_auth_methods_supported, ['private_key_jwt', 'tls_client_auth']);
+    for (const endpoint of ['token', 'introspection', 'revocation']) {
+      assert.deepEqual(metadata[`${endpoint}_endpoint_auth_methods_supported`], [
+        'private_key_jwt',
+        'tls_client_auth',
+      ]);
+    }
     const exchange = async () => ({
       grant_type: EXCHANGE,
       subject_token: await sys.idpToken('ci-runner'),

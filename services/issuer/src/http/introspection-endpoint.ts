@@ -7,9 +7,9 @@ import type { OAuthEndpointDeps } from './token-endpoint.js';
 
 /**
  * RFC 7662 introspection at `POST /introspect` over the same `introspect()` as gRPC. The caller
- * authenticates with `private_key_jwt` or `tls_client_auth` (otherwise `401 invalid_client`); a token that is revoked,
- * expired, unknown, or neither requested by the caller nor visible to an admin is exactly
- * `{"active": false}`.
+ * authenticates with `private_key_jwt` or `tls_client_auth` (otherwise `401 invalid_client`); a
+ * token that is revoked, expired, unknown, or neither requested by the caller nor visible to an admin
+ * is exactly `{"active": false}`.
  */
 export function introspectionEndpoint(deps: OAuthEndpointDeps): HttpHandler {
   return async (req, res) => {

@@ -45,21 +45,20 @@ export function issuerRoutes(deps: IssuerHttpDeps): Record<string, HttpHandler> 
   const at = (path: string) => new URL(`${issuerPath}${path}`, new URL(deps.issuer()).origin).href;
   const urls = () => ({ token: at('/token'), introspection: at('/introspect'), revocation: at('/revoke') });
   const oauth: OAuthEndpointDeps = { ...deps.oauth, urls, metrics: deps.metrics };
+  // The token, introspection and revocation endpoints authenticate clients alike (authenticateFormClient).
+  const authMethods = ['private_key_jwt', ...(deps.clientCertificates ? ['tls_client_auth'] : [])];
   const metadata = () => ({
     issuer: deps.issuer(),
     jwks_uri: at('/jwks'),
     token_endpoint: urls().token,
     introspection_endpoint: urls().introspection,
     grant_types_supported: [TOKEN_EXCHANGE_GRANT],
-    token_endpoint_auth_methods_supported: [
-      'private_key_jwt',
-      ...(deps.clientCertificates ? ['tls_client_auth'] : []),
-    ],
+    token_endpoint_auth_methods_supported: authMethods,
     token_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGORITHMS,
-    introspection_endpoint_auth_methods_supported: ['private_key_jwt'],
+    introspection_endpoint_auth_methods_supported: authMethods,
     introspection_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGORITHMS,
     revocation_endpoint: urls().revocation,
-    revocation_endpoint_auth_methods_supported: ['private_key_jwt'],
+    revocation_endpoint_auth_methods_supported: authMethods,
     revocation_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGORITHMS,
     dpop_signing_alg_values_supported: DPOP_ALGORITHMS,
     aoa_token_exchange_parameters: EXCHANGE_PARAMETERS,
