@@ -16,9 +16,9 @@ import { health, issuer as pb } from '@aoa/proto';
 import { startNats } from '@aoa/testkit';
 import { type ChannelCredentials, credentials, Metadata } from '@grpc/grpc-js';
 import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK } from 'jose';
-import { makeCertificates, signClientCertificate } from '../test/support/certificates.js';
 import { makeKey } from '../test/support/oauth.js';
 import { IDP_AUDIENCE, testPolicy } from '../test/support/system.js';
+import { ARGOCD_URI, makeBenchCertificates, withArgocdCertificate } from './lib/certificates.js';
 import { mainThreadProfile, summarizeProfile } from './lib/cpuprofile.js';
 import { closedLoop, type LoadResult, median, PoolExhausted } from './lib/load.js';
 import { coreTimes, type PinnedChild, pinSelf, REPO_ROOT, startPinnedChild } from './lib/procs.js';
@@ -196,9 +196,6 @@ function peerDriver(tokenEndpoint: string, concurrency: number, ca?: Buffer): Dr
 
 // ---- the run -------------------------------------------------------------------------------------
 
-/** The URI SAN of argocd's client certificate in the mutual-TLS targets (a SPIFFE ID). */
-const ARGOCD_URI = 'spiffe://aoa.bench/ns/argocd/sa/argocd-application-controller';
-
 interface Servers {
   issuer: PinnedChild<{ issuer: string; grpcPort: number; grpcUrl: string }>;
   bare: PinnedChild<{ grpcPort: number }>;
@@ -223,8 +220,7 @@ try {
   cleanup.push(() => nats.stop());
   const natsPid = findNatsPid(nats.port);
   // One CA for every TLS target: the servers' certificate and argocd's client certificate.
-  makeCertificates(workDir);
-  signClientCertificate(workDir, 'argocd', ARGOCD_URI);
+  makeBenchCertificates(workDir);
   const tlsFile = (name: string) => join(workDir, name);
   const ca = readFileSync(tlsFile('ca.pem'));
   const idp = await startPinnedChild<Servers['idp']['info']>('idp', 'bench/servers/idp.ts', {
@@ -240,13 +236,7 @@ try {
   const keys = { argocd: await makeKey(), ci: await makeKey('ES256'), admin: await makeKey() };
   const policyPath = join(workDir, 'policy.yaml');
   // argocd may also authenticate with its client certificate (RFC 8705), on the mutual-TLS issuer.
-  writeFileSync(
-    policyPath,
-    testPolicy(idp.info.issuer, keys).replace(
-      '  - id: argocd\n',
-      `  - id: argocd\n    tls_client_auth_san_uri: ${ARGOCD_URI}\n`,
-    ),
-  );
+  writeFileSync(policyPath, withArgocdCertificate(testPolicy(idp.info.issuer, keys)));
   const clientCertificate = credentials.createSsl(
     ca,
     readFileSync(tlsFile('argocd-key.pem')),

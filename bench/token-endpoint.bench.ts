@@ -3,18 +3,21 @@
 // the same load generator (autocannon). Each server runs pinned to core 1; this process (the load
 // generator) and nats-server run on core 0. Target (#15): at least 1.5x the peer's requests/s at equal
 // concurrency with the same client authentication (private_key_jwt); the peer's shared-secret path is
-// reported beside it.
+// reported beside it. Then both over TLS: aoa with tls_client_auth (RFC 8705: a client certificate,
+// no assertion) next to the peer's shared-secret path over HTTPS.
 //
 //   npx tsx bench/token-endpoint.bench.ts [--quick] [--duration-s 10] [--concurrency 16,64]
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startNats } from '@aoa/testkit';
 import { makeKey } from '../test/support/oauth.js';
+import { postOverTls } from '../test/support/oauth-http.js';
 import { IDP_AUDIENCE, testPolicy } from '../test/support/system.js';
 import { signClientAssertions } from './lib/assertions.js';
+import { makeBenchCertificates, withArgocdCertificate } from './lib/certificates.js';
 import { pinSelf, REPO_ROOT, startPinnedChild } from './lib/procs.js';
 
 const { values: args } = parseArgs({
@@ -59,6 +62,7 @@ type Autocannon = (options: {
   url: string;
   connections: number;
   duration: number;
+  tlsOptions?: { cert: Buffer; key: Buffer };
   requests: Array<CannonRequest & { setupRequest?: (req: CannonRequest) => CannonRequest }>;
 }) => Promise<CannonResult>;
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
@@ -80,8 +84,11 @@ async function fetchIdpToken(tokenEndpoint: string): Promise<string> {
 }
 
 interface Measured {
-  /** `peer-pkjwt`: the peer with private_key_jwt client authentication, as aoa requires of its clients. */
-  target: 'aoa' | 'peer' | 'peer-pkjwt';
+  /**
+   * `peer-pkjwt`: the peer with private_key_jwt client authentication, as aoa requires of its clients;
+   * `aoa-mtls`: aoa over HTTPS with tls_client_auth; `peer-tls`: the peer's shared-secret path over HTTPS.
+   */
+  target: 'aoa' | 'peer' | 'peer-pkjwt' | 'aoa-mtls' | 'peer-tls';
   concurrency: number;
   rps: number;
   p50Ms: number;
@@ -119,7 +126,14 @@ try {
   const nats = await startNats();
   cleanup.push(() => nats.stop());
   const peerKey = await makeKey();
-  const idp = await startPinnedChild<{ issuer: string; tokenEndpoint: string }>(
+  // One CA for the TLS cells: the servers' certificate and argocd's client certificate.
+  makeBenchCertificates(workDir);
+  const tlsFile = (name: string) => join(workDir, name);
+  const clientCertificate = {
+    cert: readFileSync(tlsFile('argocd.pem')),
+    key: readFileSync(tlsFile('argocd-key.pem')),
+  };
+  const idp = await startPinnedChild<{ issuer: string; tokenEndpoint: string; tlsTokenEndpoint: string }>(
     'idp',
     'bench/servers/idp.ts',
     {
@@ -128,27 +142,40 @@ try {
         BENCH_IDP_CLIENT_ID: IDP_CLIENT.id,
         BENCH_IDP_CLIENT_SECRET: IDP_CLIENT.secret,
         BENCH_IDP_PKJWT_JWK: JSON.stringify({ ...peerKey.publicJwk, kid: 'bench-pkjwt-1', alg: 'EdDSA' }),
+        BENCH_TLS_DIR: workDir,
       },
     },
   );
   cleanup.push(() => idp.stop());
   const keys = { argocd: await makeKey(), ci: await makeKey('ES256'), admin: await makeKey() };
   const policyPath = join(workDir, 'policy.yaml');
-  writeFileSync(policyPath, testPolicy(idp.info.issuer, keys));
+  writeFileSync(policyPath, withArgocdCertificate(testPolicy(idp.info.issuer, keys)));
+  const issuerEnv = {
+    NATS_URL: nats.url,
+    AOA_POLICY_FILE: policyPath,
+    AOA_TOKEN_RATE_PER_SOURCE: '0',
+    AOA_TOKEN_RATE_PER_CLIENT: '0',
+  };
   const issuer = await startPinnedChild<{ issuer: string; httpPort: number }>(
     'issuer',
+    'bench/servers/token-issuer.ts',
+    { core: SERVER_CORE, env: issuerEnv },
+  );
+  cleanup.push(() => issuer.stop());
+  const issuerMtls = await startPinnedChild<{ issuer: string; httpPort: number }>(
+    'issuer-mtls',
     'bench/servers/token-issuer.ts',
     {
       core: SERVER_CORE,
       env: {
-        NATS_URL: nats.url,
-        AOA_POLICY_FILE: policyPath,
-        AOA_TOKEN_RATE_PER_SOURCE: '0',
-        AOA_TOKEN_RATE_PER_CLIENT: '0',
+        ...issuerEnv,
+        AOA_TLS_CERT_FILE: tlsFile('server.pem'),
+        AOA_TLS_KEY_FILE: tlsFile('server-key.pem'),
+        AOA_ISSUER_TLS_CLIENT_CA_FILE: tlsFile('ca.pem'),
       },
     },
   );
-  cleanup.push(() => issuer.stop());
+  cleanup.push(() => issuerMtls.stop());
 
   const holderJkt = (await makeKey()).jkt;
   const exchangeBody = new URLSearchParams({
@@ -175,6 +202,23 @@ try {
     },
   ];
   const aoaUrl = `http://127.0.0.1:${issuer.info.httpPort}`;
+  // tls_client_auth: client_id in the form, the certificate on the connection, no assertion.
+  const mtlsBody = exchangeBody.replace(
+    `client_assertion_type=${encodeURIComponent(JWT_BEARER)}`,
+    'client_id=argocd',
+  );
+  const mtlsRequests = [
+    { method: 'POST', path: '/token', headers: { 'content-type': FORM }, body: mtlsBody },
+  ];
+  const mtlsSmoke = await postOverTls(
+    `${issuerMtls.info.issuer}/token`,
+    Object.fromEntries(new URLSearchParams(mtlsBody)),
+    { ca: readFileSync(tlsFile('ca.pem')), ...clientCertificate },
+  );
+  if (mtlsSmoke.status !== 200)
+    throw new Error(
+      `aoa /token with tls_client_auth answered ${mtlsSmoke.status}: ${JSON.stringify(mtlsSmoke.body)}`,
+    );
 
   // One of each before any timing: a broken setup fails here, loudly.
   const [first] = signClientAssertions(1, keys.argocd.privateKey, issuer.info.issuer);
@@ -207,7 +251,7 @@ try {
   const run = async (target: Measured['target'], concurrency: number, seconds: number): Promise<Measured> => {
     const state = { used: 0 };
     let pool: string[] = [];
-    if (target !== 'peer') {
+    if (target === 'aoa' || target === 'peer-pkjwt') {
       const t0 = performance.now();
       pool =
         target === 'aoa'
@@ -218,17 +262,17 @@ try {
             });
       log(`signed ${pool.length} client assertions in ${Math.round(performance.now() - t0)} ms`);
     }
-    const result = await autocannon({
-      url: target === 'aoa' ? aoaUrl : new URL(idp.info.tokenEndpoint).origin,
-      connections: concurrency,
-      duration: seconds,
-      requests:
-        target === 'aoa'
-          ? assertedRequests('/token', exchangeBody, pool, state)
-          : target === 'peer-pkjwt'
-            ? assertedRequests(peerPath, peerPkjwtBody, pool, state)
-            : peerRequests,
-    });
+    const cell = {
+      aoa: { url: aoaUrl, requests: assertedRequests('/token', exchangeBody, pool, state) },
+      peer: { url: new URL(idp.info.tokenEndpoint).origin, requests: peerRequests },
+      'peer-pkjwt': {
+        url: new URL(idp.info.tokenEndpoint).origin,
+        requests: assertedRequests(peerPath, peerPkjwtBody, pool, state),
+      },
+      'aoa-mtls': { url: issuerMtls.info.issuer, requests: mtlsRequests, tlsOptions: clientCertificate },
+      'peer-tls': { url: new URL(idp.info.tlsTokenEndpoint).origin, requests: peerRequests },
+    }[target];
+    const result = await autocannon({ ...cell, connections: concurrency, duration: seconds });
     return {
       target,
       concurrency,
@@ -238,12 +282,12 @@ try {
       total: result.requests.total,
       non2xx: result.non2xx,
       errors: result.errors + result.timeouts,
-      exhausted: target !== 'peer' && state.used > pool.length,
+      exhausted: pool.length > 0 && state.used > pool.length,
     };
   };
 
   for (const concurrency of CONCURRENCY) {
-    for (const target of ['aoa', 'peer', 'peer-pkjwt'] as const) {
+    for (const target of ['aoa', 'peer', 'peer-pkjwt', 'aoa-mtls', 'peer-tls'] as const) {
       await run(target, concurrency, WARMUP_S);
       const measured = await run(target, concurrency, DURATION_S);
       results.push(measured);
@@ -266,13 +310,36 @@ if (results.length > 0) {
     const aoa = results.find((r) => r.target === 'aoa' && r.concurrency === concurrency);
     const peer = results.find((r) => r.target === 'peer' && r.concurrency === concurrency);
     const pkjwt = results.find((r) => r.target === 'peer-pkjwt' && r.concurrency === concurrency);
-    const valid = [aoa, peer, pkjwt].every((r) => r && r.non2xx === 0 && r.errors === 0 && !r.exhausted);
+    const mtls = results.find((r) => r.target === 'aoa-mtls' && r.concurrency === concurrency);
+    const peerTls = results.find((r) => r.target === 'peer-tls' && r.concurrency === concurrency);
+    const valid = [aoa, peer, pkjwt, mtls, peerTls].every(
+      (r) => r && r.non2xx === 0 && r.errors === 0 && !r.exhausted,
+    );
     const ratio = aoa && peer && peer.rps > 0 ? aoa.rps / peer.rps : Number.NaN;
     const p99Ratio = aoa && peer && peer.p99Ms > 0 ? aoa.p99Ms / peer.p99Ms : Number.NaN;
     const pkjwtRatio = aoa && pkjwt && pkjwt.rps > 0 ? aoa.rps / pkjwt.rps : Number.NaN;
     const pkjwtP99Ratio = aoa && pkjwt && pkjwt.p99Ms > 0 ? aoa.p99Ms / pkjwt.p99Ms : Number.NaN;
     const pass = valid && pkjwtRatio >= TARGET_RATIO;
-    return { concurrency, aoa, peer, pkjwt, valid, ratio, p99Ratio, pkjwtRatio, pkjwtP99Ratio, pass };
+    const mtlsRatio = mtls && peerTls && peerTls.rps > 0 ? mtls.rps / peerTls.rps : Number.NaN;
+    const mtlsP99Ratio = mtls && peerTls && peerTls.p99Ms > 0 ? mtls.p99Ms / peerTls.p99Ms : Number.NaN;
+    const mtlsToAssertion = mtls && aoa && aoa.rps > 0 ? mtls.rps / aoa.rps : Number.NaN;
+    return {
+      concurrency,
+      aoa,
+      peer,
+      pkjwt,
+      mtls,
+      peerTls,
+      valid,
+      ratio,
+      p99Ratio,
+      pkjwtRatio,
+      pkjwtP99Ratio,
+      pass,
+      mtlsRatio,
+      mtlsP99Ratio,
+      mtlsToAssertion,
+    };
   });
   const fmt = (n: number | undefined, digits = 0) =>
     n === undefined || !Number.isFinite(n) ? 'n/a' : n.toFixed(digits);
@@ -282,6 +349,14 @@ if (results.length > 0) {
     ...rows.map(
       (r) =>
         `| ${r.concurrency} | ${fmt(r.aoa?.rps)} | ${fmt(r.aoa?.p99Ms, 1)} | ${fmt(r.pkjwt?.rps)} | ${fmt(r.pkjwt?.p99Ms, 1)} | ${fmt(r.pkjwtRatio, 2)}x | ${fmt(r.pkjwtP99Ratio, 2)} | ${r.pass ? 'PASS' : r.valid ? 'FAIL' : 'INVALID (errors)'} | ${fmt(r.peer?.rps)} | ${fmt(r.peer?.p99Ms, 1)} | ${fmt(r.ratio, 2)}x | ${fmt(r.p99Ratio, 2)} |`,
+    ),
+  ].join('\n');
+  const tlsTable = [
+    '| concurrency | aoa tls_client_auth (HTTPS) req/s | aoa p99 ms | peer with client secret (HTTPS) req/s | its p99 ms | req/s ratio | p99 ratio | aoa tls_client_auth / aoa private_key_jwt |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map(
+      (r) =>
+        `| ${r.concurrency} | ${fmt(r.mtls?.rps)} | ${fmt(r.mtls?.p99Ms, 1)} | ${fmt(r.peerTls?.rps)} | ${fmt(r.peerTls?.p99Ms, 1)} | ${fmt(r.mtlsRatio, 2)}x | ${fmt(r.mtlsP99Ratio, 2)} | ${fmt(r.mtlsToAssertion, 2)}x |`,
     ),
   ].join('\n');
   const markdown = `# Token endpoint benchmark
@@ -297,14 +372,21 @@ ${TARGET_RATIO}x the peer's requests/s at equal concurrency with the same client
 
 ${table}
 
-Overall: **${rows.every((r) => r.pass) ? 'PASS' : 'FAIL'}**. Run at ${new Date(started).toISOString()}, node ${process.version}.
+Overall: **${rows.every((r) => r.pass) ? 'PASS' : 'FAIL'}**.
+
+Both over TLS (P-256 server certificate, one CA): aoa's token exchange with \`tls_client_auth\` (RFC
+8705: \`client_id\` in the form, argocd's client certificate on the connection, no assertion) next to
+the peer's shared-secret path over HTTPS. No target: the peer here authenticates with a secret.
+
+${tlsTable}
+ Run at ${new Date(started).toISOString()}, node ${process.version}.
 `;
   writeFileSync(join(RESULTS_DIR, 'token-endpoint.md'), markdown);
   writeFileSync(
     join(RESULTS_DIR, 'token-endpoint.json'),
-    `${JSON.stringify({ startedAt: new Date(started).toISOString(), durationS: DURATION_S, warmupS: WARMUP_S, node: process.version, results, rows: rows.map(({ aoa: _a, peer: _p, pkjwt: _k, ...r }) => r) }, null, 2)}\n`,
+    `${JSON.stringify({ startedAt: new Date(started).toISOString(), durationS: DURATION_S, warmupS: WARMUP_S, node: process.version, results, rows: rows.map(({ aoa: _a, peer: _p, pkjwt: _k, mtls: _m, peerTls: _t, ...r }) => r) }, null, 2)}\n`,
   );
-  process.stdout.write(`${table}\n`);
+  process.stdout.write(`${table}\n\n${tlsTable}\n`);
   process.stdout.write(`overall: ${rows.every((r) => r.pass) ? 'PASS' : 'FAIL'}\n`);
   if (rows.some((r) => !r.valid)) exitCode = 1;
 }
