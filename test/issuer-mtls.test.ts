@@ -90,6 +90,15 @@ describe('issuer: clients authenticated by their TLS client certificate (RFC 870
       assert.equal(claims.client_id, 'client:argocd');
       assert.deepEqual(claims.cnf, { jkt: holder.jkt });
     }
+    const named = await callDelegate(client, await argocdRequest((await makeKey()).jkt), {
+      'client-id': 'argocd',
+    });
+    assert.equal(decodeJwt(named.accessToken).client_id, 'client:argocd', 'a client-id naming it agrees');
+    const other = await refusal(
+      callDelegate(client, await argocdRequest((await makeKey()).jkt), { 'client-id': 'ci' }),
+    );
+    assert.equal(other.code, status.UNAUTHENTICATED);
+    assert.match(other.details, /client-id names another client than the TLS client certificate/);
   });
 
   it('authenticates a client registered with a certificate alone, for Delegate, DelegateBatch and Introspect', async () => {

@@ -46,7 +46,8 @@ export interface CallerProof {
 
 /**
  * The client a verified TLS client certificate authenticates, when the call carries no other proof
- * (a client assertion or DPoP proof, sent explicitly, wins over the connection's certificate).
+ * (a client assertion or DPoP proof, sent explicitly, wins over the connection's certificate). A
+ * `client-id` sent beside it must name that client, as `client_id` must at the token endpoint.
  */
 export function certifiedClient(policy: Policy, proof: CallerProof): ClientConfig | undefined {
   if (proof.clientAssertion || proof.dpop || proof.authenticatedClient) return undefined;
@@ -57,6 +58,9 @@ export function certifiedClient(policy: Policy, proof: CallerProof): ClientConfi
       'unauthenticated',
       'the TLS client certificate authenticates no registered client (tls_client_auth_san_uri)',
     );
+  }
+  if (proof.clientId !== undefined && proof.clientId !== client.id) {
+    throw new AppError('unauthenticated', 'client-id names another client than the TLS client certificate');
   }
   return client;
 }
