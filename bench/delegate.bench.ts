@@ -220,9 +220,8 @@ try {
   cleanup.push(() => nats.stop());
   const natsPid = findNatsPid(nats.port);
   // One CA for every TLS target: the servers' certificate and argocd's client certificate.
-  makeBenchCertificates(workDir);
-  const tlsFile = (name: string) => join(workDir, name);
-  const ca = readFileSync(tlsFile('ca.pem'));
+  const certificates = makeBenchCertificates(workDir);
+  const { ca } = certificates;
   const idp = await startPinnedChild<Servers['idp']['info']>('idp', 'bench/servers/idp.ts', {
     core: SERVER_CORE,
     env: {
@@ -237,22 +236,13 @@ try {
   const policyPath = join(workDir, 'policy.yaml');
   // argocd may also authenticate with its client certificate (RFC 8705), on the mutual-TLS issuer.
   writeFileSync(policyPath, withArgocdCertificate(testPolicy(idp.info.issuer, keys)));
-  const clientCertificate = credentials.createSsl(
-    ca,
-    readFileSync(tlsFile('argocd-key.pem')),
-    readFileSync(tlsFile('argocd.pem')),
-  );
+  const clientCertificate = credentials.createSsl(ca, certificates.argocd.key, certificates.argocd.cert);
   const issuerEnv = { NATS_URL: nats.url, AOA_POLICY_FILE: policyPath };
-  const mtlsEnv = {
-    AOA_TLS_CERT_FILE: tlsFile('server.pem'),
-    AOA_TLS_KEY_FILE: tlsFile('server-key.pem'),
-    AOA_ISSUER_TLS_CLIENT_CA_FILE: tlsFile('ca.pem'),
-  };
   /** The issuer, plaintext (client assertions) or with mutual TLS (client certificates). */
   const startIssuer = (mtls: boolean, nodeArgs: string[] = []) =>
     startPinnedChild<Servers['issuer']['info']>(mtls ? 'issuer-mtls' : 'issuer', 'bench/servers/issuer.ts', {
       core: SERVER_CORE,
-      env: mtls ? { ...issuerEnv, ...mtlsEnv } : issuerEnv,
+      env: mtls ? { ...issuerEnv, ...certificates.issuerEnv } : issuerEnv,
       nodeArgs,
     });
   const issuer = await startIssuer(false);

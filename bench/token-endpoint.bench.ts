@@ -7,7 +7,7 @@
 // no assertion) next to the peer's shared-secret path over HTTPS.
 //
 //   npx tsx bench/token-endpoint.bench.ts [--quick] [--duration-s 10] [--concurrency 16,64]
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -127,12 +127,7 @@ try {
   cleanup.push(() => nats.stop());
   const peerKey = await makeKey();
   // One CA for the TLS cells: the servers' certificate and argocd's client certificate.
-  makeBenchCertificates(workDir);
-  const tlsFile = (name: string) => join(workDir, name);
-  const clientCertificate = {
-    cert: readFileSync(tlsFile('argocd.pem')),
-    key: readFileSync(tlsFile('argocd-key.pem')),
-  };
+  const certificates = makeBenchCertificates(workDir);
   const idp = await startPinnedChild<{ issuer: string; tokenEndpoint: string; tlsTokenEndpoint: string }>(
     'idp',
     'bench/servers/idp.ts',
@@ -167,12 +162,7 @@ try {
     'bench/servers/token-issuer.ts',
     {
       core: SERVER_CORE,
-      env: {
-        ...issuerEnv,
-        AOA_TLS_CERT_FILE: tlsFile('server.pem'),
-        AOA_TLS_KEY_FILE: tlsFile('server-key.pem'),
-        AOA_ISSUER_TLS_CLIENT_CA_FILE: tlsFile('ca.pem'),
-      },
+      env: { ...issuerEnv, ...certificates.issuerEnv },
     },
   );
   cleanup.push(() => issuerMtls.stop());
@@ -213,7 +203,7 @@ try {
   const mtlsSmoke = await postOverTls(
     `${issuerMtls.info.issuer}/token`,
     Object.fromEntries(new URLSearchParams(mtlsBody)),
-    { ca: readFileSync(tlsFile('ca.pem')), ...clientCertificate },
+    { ca: certificates.ca, ...certificates.argocd },
   );
   if (mtlsSmoke.status !== 200)
     throw new Error(
@@ -269,7 +259,7 @@ try {
         url: new URL(idp.info.tokenEndpoint).origin,
         requests: assertedRequests(peerPath, peerPkjwtBody, pool, state),
       },
-      'aoa-mtls': { url: issuerMtls.info.issuer, requests: mtlsRequests, tlsOptions: clientCertificate },
+      'aoa-mtls': { url: issuerMtls.info.issuer, requests: mtlsRequests, tlsOptions: certificates.argocd },
       'peer-tls': { url: new URL(idp.info.tlsTokenEndpoint).origin, requests: peerRequests },
     }[target];
     const result = await autocannon({ ...cell, connections: concurrency, duration: seconds });
