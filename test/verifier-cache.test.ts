@@ -71,6 +71,43 @@ describe('the verified-token cache', () => {
     }
   });
 
+  it('a token found revoked leaves the cache', async () => {
+    const cached = async () =>
+      (await verifier.registry.getSingleMetric('aoa_verifier_token_cache_entries')?.get())?.values[0]?.value;
+    const { accessToken, jti } = await callDelegate(
+      sys.client,
+      {
+        subjectToken: await sys.idpToken('ci-runner'),
+        child: 'jobs',
+        environment: 'staging',
+        scopes: ['run:job'],
+      },
+      { 'client-assertion': await clientAssertion('ci', sys.keys.ci, sys.issuer.issuer) },
+    );
+    const req = { authorization: `Bearer ${accessToken}`, dpop: undefined, method: 'GET', url: URL_ };
+    const before = await cached();
+    assert.equal(typeof before, 'number');
+    await verifier.verify(req);
+    assert.equal(await cached(), (before as number) + 1);
+    const changed = new Promise<void>((resolve) => {
+      const off = verifier.onRevocationChange((key) => {
+        if (key === `jti.${jti}`) {
+          off();
+          resolve();
+        }
+      });
+    });
+    await callRevoke(
+      rev.client,
+      { jti, reason: 'test' },
+      { 'client-assertion': await clientAssertion('ops', sys.keys.admin, sys.issuer.issuer) },
+    );
+    await changed;
+    await refusedWith(verifier.verify(req), /revoked \(jti/);
+    assert.equal(await cached(), before);
+    await refusedWith(verifier.verify(req), /revoked \(jti/);
+  });
+
   it('a cached token is refused once its signing key is revoked', async () => {
     const { accessToken } = await callDelegate(
       sys.client,

@@ -34,7 +34,8 @@ export interface VerifierOptions {
   /**
    * How many verified tokens to remember (keyed by the exact token string), so a token presented
    * again skips its signature check; 0 disables. Every hit still re-checks `exp`/`nbf`, that the
-   * signing key is still published, DPoP and revocation. Default 10000.
+   * signing key is still published, DPoP and revocation; a token found revoked is forgotten at once.
+   * Default 10000.
    */
   tokenCacheSize?: number;
   /**
@@ -145,6 +146,14 @@ export function createVerifier(options: VerifierOptions): Verifier {
     },
   });
   new Gauge({
+    name: 'aoa_verifier_token_cache_entries',
+    help: 'Verified tokens remembered (tokenCacheSize bounds it; revoked tokens are dropped)',
+    registers: [registry],
+    collect() {
+      this.set(verifiedTokens.size);
+    },
+  });
+  new Gauge({
     name: 'aoa_verifier_disconnected_seconds',
     help: 'Seconds since the verifier lost NATS (0 while connected and caught up)',
     registers: [registry],
@@ -251,10 +260,13 @@ export function createVerifier(options: VerifierOptions): Verifier {
       return refuse(new VerifyError('invalid_token', 'token is not DPoP-bound', 'DPoP'));
     }
     const hit = revocations.check({ ...claims, kid });
-    if (hit)
+    if (hit) {
+      // Forgotten, not kept for refusals: were the revocation ever lifted, it is verified in full again.
+      verifiedTokens.delete(token);
       return refuse(
         new VerifyError('invalid_token', `token revoked (${hit.key.split('.')[0]} revocation)`, scheme),
       );
+    }
     if (request.scopes && request.scopes.length > 0) {
       const missing = request.scopes.filter((scope) => !scopes.has(scope));
       if (missing.length > 0) {
