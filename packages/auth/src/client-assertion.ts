@@ -1,5 +1,5 @@
 import { AppError, type Clock, JwsError, type ReplayGuard, verifyCompactJws } from '@aoa/core';
-import type { ClientConfig, Policy } from '@aoa/policy';
+import { type ClientConfig, findClientByCertificate, type Policy } from '@aoa/policy';
 
 // 'Ed25519' is the fully-specified name (RFC 9864) that current clients such as oauth4webapi send.
 export const CLIENT_ASSERTION_ALGORITHMS = ['EdDSA', 'Ed25519', 'ES256', 'PS256', 'RS256'];
@@ -35,6 +35,32 @@ export async function proveClient(assertion: string | undefined, ctx: CallerCont
   if (!assertion) throw new AppError('unauthenticated', 'caller proof required (send client-assertion)');
   const { issuer, windowSeconds, clock, replay } = ctx;
   return authenticateClient(assertion, { policy: ctx.policy(), issuer, windowSeconds, clock, replay });
+}
+
+/**
+ * The client a verified TLS client certificate authenticates (RFC 8705 `tls_client_auth`): the one
+ * registered with one of its URI SANs (`tls_client_auth_san_uri`), else `unauthenticated`. A
+ * `clientId` the caller sent beside it must name that client.
+ *
+ * @example
+ * const client = proveCertifiedClient(ctx.policy(), clientCertificateUris(call));
+ */
+export function proveCertifiedClient(
+  policy: Policy,
+  certificateUris: readonly string[],
+  clientId?: string,
+): ClientConfig {
+  const client = findClientByCertificate(policy, certificateUris);
+  if (!client) {
+    throw new AppError(
+      'unauthenticated',
+      'the TLS client certificate authenticates no registered client (tls_client_auth_san_uri)',
+    );
+  }
+  if (clientId !== undefined && clientId !== client.id) {
+    throw new AppError('unauthenticated', 'client-id names another client than the TLS client certificate');
+  }
+  return client;
 }
 
 /** Lets an administrator client through, and refuses any other as `permission_denied`. */

@@ -3,6 +3,7 @@ export {
   authenticateClient,
   type CallerContext,
   CLIENT_ASSERTION_ALGORITHMS,
+  proveCertifiedClient,
   proveClient,
   requireAdmin,
   verifyClientAssertion,

@@ -8,8 +8,16 @@ import {
   type VerifiedAoaToken,
 } from '@aoa/core';
 import type { ClientConfig } from '@aoa/policy';
+import { Metadata } from '@grpc/grpc-js';
 import type { ProvedHolder } from './dpop-holder.js';
-import { actsFor, assertOperator, callerBy, requireAdministrator, type ServiceCaller } from './operator.js';
+import {
+  actsFor,
+  assertOperator,
+  callerBy,
+  callerProof,
+  requireAdministrator,
+  type ServiceCaller,
+} from './operator.js';
 
 function holder(overrides: Partial<AoaClaims> = {}): ProvedHolder {
   const claims: AoaClaims = {
@@ -101,5 +109,37 @@ describe('operator tokens', () => {
       () => requireAdministrator(client(false)),
       refusedAs('permission_denied', /administrators only/),
     );
+  });
+});
+
+describe('callerProof', () => {
+  const htu = 'https://revoker.internal/aoa.v1.Revoker/Revoke';
+  /** A call whose connection verified a certificate naming `uri`, counting how often it is read. */
+  const certifiedCall = (uri: string, metadata: Record<string, string>) => {
+    const md = new Metadata();
+    for (const [key, value] of Object.entries(metadata)) md.set(key, value);
+    const call = {
+      metadata: md,
+      reads: 0,
+      getAuthContext() {
+        call.reads++;
+        return { sslPeerCertificate: { subjectaltname: `URI:${uri}` } };
+      },
+    };
+    return call;
+  };
+
+  it("reads the connection's certificate only when the metadata carries no proof", () => {
+    const bare = certifiedCall('spiffe://td/ns/argocd/sa/controller', {});
+    assert.deepEqual(callerProof(bare, htu).certificateUris, ['spiffe://td/ns/argocd/sa/controller']);
+    const proofs: Array<Record<string, string>> = [
+      { 'client-assertion': 'a.b.c' },
+      { dpop: 'a.b.c', authorization: 'DPoP t' },
+    ];
+    for (const sent of proofs) {
+      const call = certifiedCall('spiffe://td/ns/argocd/sa/controller', sent);
+      assert.deepEqual(callerProof(call, htu).certificateUris, []);
+      assert.equal(call.reads, 0, `${Object.keys(sent).join('+')}: the certificate is not even read`);
+    }
   });
 });

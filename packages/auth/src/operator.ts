@@ -1,5 +1,7 @@
 import {
   AppError,
+  type CertifiedCall,
+  clientCertificateUris,
   type KeySetMirror,
   OPERATOR_AUDIENCE,
   OPERATOR_SCOPE,
@@ -10,7 +12,7 @@ import {
 } from '@aoa/core';
 import type { ClientConfig } from '@aoa/policy';
 import type { Metadata } from '@grpc/grpc-js';
-import { type CallerContext, proveClient } from './client-assertion.js';
+import { type CallerContext, proveCertifiedClient, proveClient } from './client-assertion.js';
 import { type DpopPresentation, type ProvedHolder, proveHolder } from './dpop-holder.js';
 
 /**
@@ -28,7 +30,10 @@ export interface Operator {
   owns: string[];
 }
 
-/** Who made a call: a registered client (by its client assertion) or an operator (by its token). */
+/**
+ * Who made a call: a registered client (by its client assertion or client certificate) or an operator
+ * (by its token).
+ */
 export type ServiceCaller = { kind: 'client'; client: ClientConfig } | Operator;
 
 /** An administrator: an admin client, or an operator. */
@@ -40,6 +45,11 @@ export interface CallerProof {
   /** A DPoP proof, sent with `authorization: DPoP <token>`. */
   dpop: DpopPresentation | undefined;
   authorization: string | undefined;
+  /**
+   * The URI SANs of the TLS client certificate the listener verified (RFC 8705; none unless it runs
+   * with client CAs): they prove a client registered with one of them when the call sends no other proof.
+   */
+  certificateUris: readonly string[];
 }
 
 /** What proving a client or an operator needs: the registered clients, the keys, the revocations. */
@@ -50,18 +60,22 @@ export interface OperatorContext extends CallerContext {
 }
 
 /**
- * Reads a call's caller proof from gRPC metadata: `client-assertion`, or `dpop` with
- * `authorization`; the proof must name `POST` and `htu`, the service's gRPC base URL + the method path.
+ * Reads a call's caller proof: from gRPC metadata `client-assertion`, or `dpop` with `authorization`
+ * (the proof must name `POST` and `htu`, the service's gRPC base URL + the method path); when neither
+ * is sent, the URI SANs of the connection's verified client certificate.
  *
  * @example
- * const proof = callerProof(call.metadata, `${grpcUrl}/aoa.v1.Auditor/VerifyChain`);
+ * const proof = callerProof(call, `${grpcUrl}/aoa.v1.Auditor/VerifyChain`);
  */
-export function callerProof(metadata: Metadata, htu: string): CallerProof {
-  const dpop = singleMetadata(metadata, 'dpop');
+export function callerProof(call: { metadata: Metadata } & CertifiedCall, htu: string): CallerProof {
+  const clientAssertion = singleMetadata(call.metadata, 'client-assertion');
+  const dpop = singleMetadata(call.metadata, 'dpop');
   return {
-    clientAssertion: singleMetadata(metadata, 'client-assertion'),
+    clientAssertion,
     dpop: dpop ? { proof: dpop, htm: 'POST', htu } : undefined,
-    authorization: singleMetadata(metadata, 'authorization'),
+    authorization: singleMetadata(call.metadata, 'authorization'),
+    // Read only when it can count (a proof in metadata wins): grpc-js rebuilds it on every call.
+    certificateUris: clientAssertion || dpop ? [] : clientCertificateUris(call),
   };
 }
 
@@ -97,13 +111,14 @@ export function assertOperator(
 }
 
 /**
- * Proves who made a call: a registered client by its client assertion ({@link proveClient}), or an
+ * Proves who made a call: a registered client by its client assertion ({@link proveClient}) or, when
+ * the call sends no proof, by its verified TLS client certificate ({@link proveCertifiedClient}), or an
  * operator by `authorization: DPoP <operator token>` and a DPoP proof by the key it is bound to
  * ({@link proveHolder}, then {@link assertOperator}). Both proofs is `invalid_argument`; neither is
  * `unauthenticated`. A bearer token is never enough.
  *
  * @example
- * const caller = await proveServiceCaller(callerProof(call.metadata, htu), ctx);
+ * const caller = await proveServiceCaller(callerProof(call, htu), ctx);
  */
 export async function proveServiceCaller(proof: CallerProof, ctx: OperatorContext): Promise<ServiceCaller> {
   if (proof.clientAssertion && proof.dpop) {
@@ -115,9 +130,12 @@ export async function proveServiceCaller(proof: CallerProof, ctx: OperatorContex
     if (!ctx.revocations.ready()) throw new AppError('unavailable', 'revocation view not yet synchronised');
     return assertOperator(await proveHolder(proof.authorization, proof.dpop, ctx), ctx.revocations);
   }
+  if (proof.certificateUris.length > 0) {
+    return { kind: 'client', client: proveCertifiedClient(ctx.policy(), proof.certificateUris) };
+  }
   throw new AppError(
     'unauthenticated',
-    'caller proof required (send client-assertion, or dpop with an operator token in authorization)',
+    'caller proof required (send client-assertion, or dpop with an operator token in authorization, or a TLS client certificate)',
   );
 }
 
@@ -139,7 +157,7 @@ export function requireAdministrator(caller: ServiceCaller, what = 'administrato
  * proof by its key ({@link proveServiceCaller}); any other caller is `permission_denied`.
  *
  * @example
- * const admin = await proveAdministrator(callerProof(call.metadata, htu), ctx);
+ * const admin = await proveAdministrator(callerProof(call, htu), ctx);
  * log.info({ by: callerBy(admin) }, 'chain verified');
  */
 export async function proveAdministrator(

@@ -144,6 +144,30 @@ export function checkTlsPair(
 }
 
 /**
+ * A listener's client-certificate CAs (`AOA_<SERVICE>_TLS_CLIENT_CA_FILE`, RFC 8705) need its own TLS
+ * pair: a client certificate is only ever asked for in a TLS handshake.
+ */
+export function checkClientCaNeedsTls(
+  env: { AOA_TLS_CERT_FILE?: string | undefined } & Record<string, unknown>,
+  variable: string,
+  ctx: z.RefinementCtx,
+): void {
+  if (env[variable] && !env.AOA_TLS_CERT_FILE) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [variable],
+      message: 'client certificates need TLS: set AOA_TLS_CERT_FILE and AOA_TLS_KEY_FILE too',
+    });
+  }
+}
+
+/** A listener's TLS pair, asking for client certificates from `clientCaFile` when one is given (RFC 8705). */
+export const withClientCa = (
+  tls: TlsFiles | undefined,
+  clientCaFile: string | undefined,
+): TlsFiles | undefined => tls && (clientCaFile ? { ...tls, clientCaFile } : tls);
+
+/**
  * A service's environment schema: {@link SERVICE_ENV}, {@link TLS_ENV} and the service's own variables,
  * with the TLS pair checks every service needs already attached (chain the service's own refinements).
  *

@@ -269,7 +269,8 @@ export const ClientSchema = z
     federated: federation.optional(),
     /**
      * RFC 8705 `tls_client_auth`: the URI SAN (a SPIFFE ID, for one) of the client certificate, issued
-     * by a CA in AOA_ISSUER_TLS_CLIENT_CA_FILE, that authenticates this client on the issuer's gRPC port.
+     * by a CA in AOA_ISSUER_TLS_CLIENT_CA_FILE (or a revoker's, rotator's or auditor's
+     * AOA_<SERVICE>_TLS_CLIENT_CA_FILE), that authenticates this client on that service's gRPC port.
      */
     tls_client_auth_san_uri: sanUri.optional(),
     may_present: z.array(presentRule).default([]),

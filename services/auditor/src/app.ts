@@ -190,7 +190,7 @@ async function startAuditor(config: AuditorConfig, deps: AuditorDeps): Promise<R
     cleanup.push(() => usageSub.unsubscribe());
 
     const grpc = new GrpcServer(log, ['aoa/v1/auditor.proto']);
-    const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.tls);
+    const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.grpcTls);
     cleanup.push(() => grpc.stop());
     const grpcUrl = grpcBaseUrl(config.grpcUrl, config.grpcListen.host, grpcPort, Boolean(config.tls));
     grpc.addService(

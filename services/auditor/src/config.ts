@@ -1,12 +1,16 @@
 import {
+  checkClientCaNeedsTls,
   durationField,
   httpUrlField,
   listenField,
   parseConfig,
+  readableFileField,
   replayWindowField,
   type ServiceConfig,
   serviceConfig,
   serviceEnv,
+  type TlsFiles,
+  withClientCa,
 } from '@aoa/core';
 import { z } from 'zod';
 
@@ -34,6 +38,9 @@ export const AuditorEnv = serviceEnv({
   AOA_AUDITOR_HTTP_LISTEN: listenField('127.0.0.1:7432'),
   // The gRPC base URL callers reach this auditor by: operator DPoP proofs name it (+ method) as `htu`.
   AOA_AUDITOR_GRPC_URL: httpUrlField().optional(),
+  // CA certificates (PEM) whose client certificates authenticate registered clients on the gRPC
+  // listener (RFC 8705, matched by tls_client_auth_san_uri, as on the issuer); needs the TLS pair.
+  AOA_AUDITOR_TLS_CLIENT_CA_FILE: readableFileField(),
   AOA_AUDITOR_BATCH_SIZE: count(500, 5000),
   AOA_AUDITOR_FLUSH: durationField('5ms'),
   // How long JetStream waits for a delivered event's ack before offering it again. Keep it at most two
@@ -53,6 +60,7 @@ export const AuditorEnv = serviceEnv({
     .positive()
     .default(8 * 1024 ** 3),
 }).superRefine((env, ctx) => {
+  checkClientCaNeedsTls(env, 'AOA_AUDITOR_TLS_CLIENT_CA_FILE', ctx);
   if (env.AOA_AUDIT_DB_PASSWORD_FILE && !POSTGRES_URL.test(env.AOA_AUDIT_DB)) {
     ctx.addIssue({
       code: 'custom',
@@ -76,6 +84,8 @@ export interface AuditorConfig extends ServiceConfig {
   httpListen: { host: string; port: number };
   /** The gRPC base URL of DPoP `htu`s; undefined: derived from the listener. */
   grpcUrl: string | undefined;
+  /** The gRPC listener's TLS: `tls`, asking for client certificates when their CAs are configured. */
+  grpcTls: TlsFiles | undefined;
   batchSize: number;
   flushMs: number;
   ackWaitMs: number;
@@ -91,8 +101,10 @@ export interface AuditorConfig extends ServiceConfig {
 /** Parses and validates the auditor's environment; throws `ConfigError` listing every problem. */
 export function loadAuditorConfig(env: Record<string, string | undefined>): AuditorConfig {
   const e = parseConfig(AuditorEnv, env);
+  const base = serviceConfig(e);
   return {
-    ...serviceConfig(e),
+    ...base,
+    grpcTls: withClientCa(base.tls, e.AOA_AUDITOR_TLS_CLIENT_CA_FILE),
     policyFile: e.AOA_POLICY_FILE,
     issuerUrl: e.AOA_ISSUER_URL,
     replayWindowSeconds: e.AOA_REPLAY_WINDOW,

@@ -1,4 +1,5 @@
 import {
+  checkClientCaNeedsTls,
   durationField,
   httpUrlField,
   listenField,
@@ -9,6 +10,7 @@ import {
   type ServiceConfig,
   serviceConfig,
   serviceEnv,
+  withClientCa,
 } from '@aoa/core';
 import { z } from 'zod';
 
@@ -50,13 +52,7 @@ export const IssuerEnv = serviceEnv({
   AOA_KEY_PUBLICATION_LEAD: durationField('60s'),
   AOA_KEY_REMINT_TIMEOUT: durationField('30s'),
 }).superRefine((env, ctx) => {
-  if (env.AOA_ISSUER_TLS_CLIENT_CA_FILE && !env.AOA_TLS_CERT_FILE) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['AOA_ISSUER_TLS_CLIENT_CA_FILE'],
-      message: 'client certificates need TLS: set AOA_TLS_CERT_FILE and AOA_TLS_KEY_FILE too',
-    });
-  }
+  checkClientCaNeedsTls(env, 'AOA_ISSUER_TLS_CLIENT_CA_FILE', ctx);
   if (env.AOA_KEY_MANAGER === 'sealed' && !env.AOA_KEK_FILE) {
     ctx.addIssue({
       code: 'custom',
@@ -117,7 +113,7 @@ export function loadIssuerConfig(env: Record<string, string | undefined>): Issue
   return {
     ...base,
     // Both listeners ask for client certificates (RFC 8705) when client CAs are configured.
-    tls: base.tls && { ...base.tls, clientCaFile: e.AOA_ISSUER_TLS_CLIENT_CA_FILE },
+    tls: withClientCa(base.tls, e.AOA_ISSUER_TLS_CLIENT_CA_FILE),
     policyFile: e.AOA_POLICY_FILE,
     issuerUrl: e.AOA_ISSUER_URL,
     grpcListen: e.AOA_ISSUER_GRPC_LISTEN,

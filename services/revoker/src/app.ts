@@ -139,7 +139,7 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
     };
 
     const grpc = new GrpcServer(log, ['aoa/v1/revoker.proto']);
-    const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.tls);
+    const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.grpcTls);
     cleanup.push(() => grpc.stop());
     const grpcUrl = grpcBaseUrl(config.grpcUrl, config.grpcListen.host, grpcPort, Boolean(config.tls));
     grpc.addService(

@@ -1,12 +1,16 @@
 import {
+  checkClientCaNeedsTls,
   durationField,
   httpUrlField,
   listenField,
   parseConfig,
+  readableFileField,
   replayWindowField,
   type ServiceConfig,
   serviceConfig,
   serviceEnv,
+  type TlsFiles,
+  withClientCa,
 } from '@aoa/core';
 import { z } from 'zod';
 
@@ -20,6 +24,9 @@ export const RevokerEnv = serviceEnv({
   AOA_REVOKER_GRPC_LISTEN: listenField('127.0.0.1:7411'),
   AOA_REVOKER_HTTP_LISTEN: listenField('127.0.0.1:7412'),
   AOA_REVOKER_GRPC_URL: url.optional(),
+  // CA certificates (PEM) whose client certificates authenticate registered clients on the gRPC
+  // listener (RFC 8705, matched by tls_client_auth_san_uri, as on the issuer); needs the TLS pair.
+  AOA_REVOKER_TLS_CLIENT_CA_FILE: readableFileField(),
   AOA_REPLAY_WINDOW: replayWindowField(),
   AOA_REVOCATION_MAX_AGE: durationField('24h'),
   AOA_AUDIT_MAX_AGE: durationField('30d'),
@@ -30,6 +37,7 @@ export const RevokerEnv = serviceEnv({
     .default(8 * 1024 ** 3),
   AOA_AUDIT_OUTBOX_RETRY: durationField('1s'),
 }).superRefine((env, ctx) => {
+  checkClientCaNeedsTls(env, 'AOA_REVOKER_TLS_CLIENT_CA_FILE', ctx);
   if (env.AOA_REVOCATION_MAX_AGE < 60) {
     ctx.addIssue({ code: 'custom', path: ['AOA_REVOCATION_MAX_AGE'], message: 'must be at least 1m' });
   }
@@ -42,6 +50,8 @@ export interface RevokerConfig extends ServiceConfig {
   grpcListen: { host: string; port: number };
   httpListen: { host: string; port: number };
   grpcUrl: string | undefined;
+  /** The gRPC listener's TLS: `tls`, asking for client certificates when their CAs are configured. */
+  grpcTls: TlsFiles | undefined;
   replayWindowSeconds: number;
   revocationMaxAgeSeconds: number;
   auditMaxAgeSeconds: number;
@@ -52,8 +62,10 @@ export interface RevokerConfig extends ServiceConfig {
 /** Parses and validates the revoker's environment; throws `ConfigError` listing every problem. */
 export function loadRevokerConfig(env: Record<string, string | undefined>): RevokerConfig {
   const e = parseConfig(RevokerEnv, env);
+  const base = serviceConfig(e);
   return {
-    ...serviceConfig(e),
+    ...base,
+    grpcTls: withClientCa(base.tls, e.AOA_REVOKER_TLS_CLIENT_CA_FILE),
     policyFile: e.AOA_POLICY_FILE,
     issuerUrl: e.AOA_ISSUER_URL,
     grpcListen: e.AOA_REVOKER_GRPC_LISTEN,

@@ -165,7 +165,7 @@ async function startRotator(config: RotatorConfig, deps: RotatorDeps): Promise<R
     };
 
     const grpc = new GrpcServer(log, ['aoa/v1/rotator.proto']);
-    const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.tls);
+    const grpcPort = await grpc.listen(`${config.grpcListen.host}:${config.grpcListen.port}`, config.grpcTls);
     cleanup.push(() => grpc.stop());
     const grpcUrl = grpcBaseUrl(config.grpcUrl, config.grpcListen.host, grpcPort, Boolean(config.tls));
     grpc.addService(pb.RotatorService, rotatorHandlers(ctx, grpcUrl, metrics, log));

@@ -1,13 +1,17 @@
 import {
+  checkClientCaNeedsTls,
   durationField,
   httpUrlField,
   listenField,
   natsAppsApiField,
   parseConfig,
+  readableFileField,
   replayWindowField,
   type ServiceConfig,
   serviceConfig,
   serviceEnv,
+  type TlsFiles,
+  withClientCa,
 } from '@aoa/core';
 import { z } from 'zod';
 
@@ -22,6 +26,9 @@ export const RotatorEnv = serviceEnv({
   AOA_ROTATOR_HTTP_LISTEN: listenField('127.0.0.1:7422'),
   // The gRPC base URL callers reach this rotator by: operator DPoP proofs name it (+ method) as `htu`.
   AOA_ROTATOR_GRPC_URL: url.optional(),
+  // CA certificates (PEM) whose client certificates authenticate registered clients on the gRPC
+  // listener (RFC 8705, matched by tls_client_auth_san_uri, as on the issuer); needs the TLS pair.
+  AOA_ROTATOR_TLS_CLIENT_CA_FILE: readableFileField(),
   AOA_REPLAY_WINDOW: replayWindowField(),
   AOA_AUDIT_MAX_AGE: durationField('30d'),
   AOA_AUDIT_MAX_BYTES: z.coerce
@@ -36,6 +43,7 @@ export const RotatorEnv = serviceEnv({
   AOA_ROTATOR_MINT_TIMEOUT: durationField('5s'),
   AOA_NATS_APPS_API: natsAppsApiField(),
 }).superRefine((env, ctx) => {
+  checkClientCaNeedsTls(env, 'AOA_ROTATOR_TLS_CLIENT_CA_FILE', ctx);
   if (env.AOA_ROTATOR_SCAN_INTERVAL <= 0 || env.AOA_ROTATOR_SCAN_INTERVAL > 60) {
     ctx.addIssue({
       code: 'custom',
@@ -60,6 +68,8 @@ export interface RotatorConfig extends ServiceConfig {
   httpListen: { host: string; port: number };
   /** The gRPC base URL of DPoP `htu`s; undefined: derived from the listener. */
   grpcUrl: string | undefined;
+  /** The gRPC listener's TLS: `tls`, asking for client certificates when their CAs are configured. */
+  grpcTls: TlsFiles | undefined;
   replayWindowSeconds: number;
   auditMaxAgeSeconds: number;
   auditMaxBytes: number;
@@ -74,8 +84,10 @@ export interface RotatorConfig extends ServiceConfig {
 /** Parses and validates the rotator's environment; throws `ConfigError` listing every problem. */
 export function loadRotatorConfig(env: Record<string, string | undefined>): RotatorConfig {
   const e = parseConfig(RotatorEnv, env);
+  const base = serviceConfig(e);
   return {
-    ...serviceConfig(e),
+    ...base,
+    grpcTls: withClientCa(base.tls, e.AOA_ROTATOR_TLS_CLIENT_CA_FILE),
     policyFile: e.AOA_POLICY_FILE,
     issuerUrl: e.AOA_ISSUER_URL,
     grpcListen: e.AOA_ROTATOR_GRPC_LISTEN,

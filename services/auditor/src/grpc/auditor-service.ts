@@ -5,7 +5,7 @@ import {
   proveServiceCaller,
   requireAdministrator,
 } from '@aoa/auth';
-import { AppError, assertName, type Logger, toGrpcError } from '@aoa/core';
+import { AppError, assertName, type CertifiedCall, type Logger, toGrpcError } from '@aoa/core';
 import type { events, auditor as pb } from '@aoa/proto';
 import type { Metadata, ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
 import type { ChainRow } from '../domain/chain.js';
@@ -32,6 +32,9 @@ export interface AuditorServiceDeps {
   log: Logger;
 }
 
+/** What proving a caller reads of a call: its metadata, and the client certificate of its connection. */
+type ProvingCall = { metadata: Metadata } & CertifiedCall;
+
 const ADMINS_ONLY = 'the audit log is for administrators only (and owners, for their own clients)';
 
 /**
@@ -43,9 +46,9 @@ const ADMINS_ONLY = 'the audit log is for administrators only (and owners, for t
 export function auditorHandlers(deps: AuditorServiceDeps): pb.AuditorServer {
   const { store, log } = deps;
   /** The caller, and the parent clients it may read (undefined: all). */
-  const reader = async (metadata: Metadata, method: string) => {
+  const reader = async (call: ProvingCall, method: string) => {
     const caller = await proveServiceCaller(
-      callerProof(metadata, `${deps.grpcUrl}/aoa.v1.Auditor/${method}`),
+      callerProof(call, `${deps.grpcUrl}/aoa.v1.Auditor/${method}`),
       deps.caller,
     );
     // Who read the audit log: an operator is a person, named with the token that proved it.
@@ -57,14 +60,14 @@ export function auditorHandlers(deps: AuditorServiceDeps): pb.AuditorServer {
     if (caller.kind === 'operator' && !caller.admin) return { caller, clients: caller.owns };
     return { caller: requireAdministrator(caller, ADMINS_ONLY), clients: undefined };
   };
-  const admin = async (metadata: Metadata, method: string): Promise<void> => {
-    const { clients } = await reader(metadata, method);
+  const admin = async (call: ProvingCall, method: string): Promise<void> => {
+    const { clients } = await reader(call, method);
     if (clients) throw new AppError('permission_denied', `${method} is for administrators only`);
   };
   return {
     query: async (call: ServerWritableStream<pb.QueryRequest, events.AuditEvent>) => {
       try {
-        const { clients } = await reader(call.metadata, 'Query');
+        const { clients } = await reader(call, 'Query');
         const rows = await queryEvents(store, { ...call.request, clients });
         for (const row of rows) {
           if (call.cancelled) return;
@@ -80,7 +83,7 @@ export function auditorHandlers(deps: AuditorServiceDeps): pb.AuditorServer {
       callback: sendUnaryData<pb.VerifyChainResponse>,
     ) => {
       try {
-        await admin(call.metadata, 'VerifyChain');
+        await admin(call, 'VerifyChain');
         const result = await verifyStoredChain(store, await deps.checkpoints(), deps.trustedKeys);
         if (!result.ok) log.warn({ problems: result.problems.length }, 'audit chain verification failed');
         callback(null, {
@@ -99,7 +102,7 @@ export function auditorHandlers(deps: AuditorServiceDeps): pb.AuditorServer {
       callback: sendUnaryData<pb.LineageResponse>,
     ) => {
       try {
-        const { clients } = await reader(call.metadata, 'Lineage');
+        const { clients } = await reader(call, 'Lineage');
         const notOwned = () =>
           new AppError('permission_denied', 'no lineage of a client you own has this jti');
         // An owner learns nothing of tokens not theirs, not even whether they exist.
@@ -118,7 +121,7 @@ export function auditorHandlers(deps: AuditorServiceDeps): pb.AuditorServer {
       callback: sendUnaryData<pb.UnusedScopesResponse>,
     ) => {
       try {
-        await admin(call.metadata, 'UnusedScopes');
+        await admin(call, 'UnusedScopes');
         const { env, app } = call.request;
         if (env !== '') assertName('env', env);
         if (app !== '') assertName('app', app);

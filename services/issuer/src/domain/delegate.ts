@@ -1,4 +1,9 @@
-import { assertMayPresent, isWorkloadAssertion, verifyClientAssertion } from '@aoa/auth';
+import {
+  assertMayPresent,
+  isWorkloadAssertion,
+  proveCertifiedClient,
+  verifyClientAssertion,
+} from '@aoa/auth';
 import {
   type AoaClaims,
   AppError,
@@ -14,7 +19,7 @@ import {
   toAppError,
   verifyDpopProof,
 } from '@aoa/core';
-import { type ClientConfig, findClientByCertificate, type Policy } from '@aoa/policy';
+import type { ClientConfig, Policy } from '@aoa/policy';
 import { decideAndSign } from './decide-and-sign.js';
 import { federatedDelegate } from './federated.js';
 import type { Origin } from './mint.js';
@@ -52,17 +57,7 @@ export interface CallerProof {
 export function certifiedClient(policy: Policy, proof: CallerProof): ClientConfig | undefined {
   if (proof.clientAssertion || proof.dpop || proof.authenticatedClient) return undefined;
   if (!proof.certificateUris || proof.certificateUris.length === 0) return undefined;
-  const client = findClientByCertificate(policy, proof.certificateUris);
-  if (!client) {
-    throw new AppError(
-      'unauthenticated',
-      'the TLS client certificate authenticates no registered client (tls_client_auth_san_uri)',
-    );
-  }
-  if (proof.clientId !== undefined && proof.clientId !== client.id) {
-    throw new AppError('unauthenticated', 'client-id names another client than the TLS client certificate');
-  }
-  return client;
+  return proveCertifiedClient(policy, proof.certificateUris, proof.clientId);
 }
 
 export interface IssuerContext {

@@ -1,4 +1,10 @@
-import { assertOperator, type DpopPresentation, proveClient, proveHolder } from '@aoa/auth';
+import {
+  assertOperator,
+  proveCertifiedClient,
+  proveClient,
+  proveHolder,
+  type CallerProof as ServiceCallerProof,
+} from '@aoa/auth';
 import {
   AppError,
   type Clock,
@@ -12,13 +18,8 @@ import {
 import type { Policy } from '@aoa/policy';
 import type { Caller } from './authority.js';
 
-/** The caller's proof as read from metadata by an adapter. */
-export interface CallerProof {
-  clientAssertion: string | undefined;
-  /** A DPoP proof for `htm htu`, sent with `authorization: DPoP <token>`. */
-  dpop: DpopPresentation | undefined;
-  /** The raw `authorization` value, if any. */
-  authorization: string | undefined;
+/** The caller's proof as read by an adapter (`@aoa/auth` `callerProof`), and the tokens it presented. */
+export interface CallerProof extends ServiceCallerProof {
   /** Tokens presented in `aoa-token` metadata, to show a target's lineage. */
   tokens: string[];
 }
@@ -38,7 +39,7 @@ const MAX_PRESENTED = 4;
 
 /**
  * Proves the caller exactly as the issuer does: a client assertion (RFC 7523) of a registered client,
- * or a DPoP proof (RFC 9449, with `ath`) by the key the `authorization: DPoP` aoa token is bound to
+ * a client certificate (RFC 8705) registered for one when the call sends no other proof, or a DPoP proof (RFC 9449, with `ath`) by the key the `authorization: DPoP` aoa token is bound to
  * (`@aoa/auth` `proveHolder`); when that token is an operator token, its holder is an operator
  * (`assertOperator`: an administrator, or the owner of the clients it names; refused if revoked).
  * Returns the caller and every verified token it presented (the authorization token first).
@@ -71,9 +72,14 @@ export async function proveCaller(
     const presented = await verifyAll(proof.tokens, check);
     return { caller, presented: [holder.token, ...presented] };
   }
+  if (proof.certificateUris.length > 0) {
+    const client = proveCertifiedClient(ctx.policy(), proof.certificateUris);
+    const presented = await verifyAll(proof.tokens, check);
+    return { caller: { kind: 'client', id: client.id, admin: client.admin }, presented };
+  }
   throw new AppError(
     'unauthenticated',
-    'caller proof required (send client-assertion, or dpop with authorization)',
+    'caller proof required (send client-assertion, or dpop with authorization, or a TLS client certificate)',
   );
 }
 

@@ -1,5 +1,12 @@
 import { callerProof } from '@aoa/auth';
-import { AppError, type Logger, type RevocationRecord, toAppError, toGrpcError } from '@aoa/core';
+import {
+  AppError,
+  type CertifiedCall,
+  type Logger,
+  type RevocationRecord,
+  toAppError,
+  toGrpcError,
+} from '@aoa/core';
 import type { revoker as pb } from '@aoa/proto';
 import type { Metadata, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import { callerName } from '../domain/authority.js';
@@ -27,7 +34,7 @@ export function revokerHandlers(deps: RevokerServiceDeps): pb.RevokerServer {
     ) => {
       const kind = targetKind(call.request);
       try {
-        const proof = revokerProof(call.metadata, `${deps.grpcBaseUrl}/aoa.v1.Revoker/Revoke`);
+        const proof = revokerProof(call, `${deps.grpcBaseUrl}/aoa.v1.Revoker/Revoke`);
         const result = await revoke(ctx, call.request, proof);
         metrics.revocations.inc({ kind, code: 'ok' });
         log.info(
@@ -50,7 +57,7 @@ export function revokerHandlers(deps: RevokerServiceDeps): pb.RevokerServer {
       callback: sendUnaryData<pb.ListRevocationsResponse>,
     ) => {
       try {
-        const proof = revokerProof(call.metadata, `${deps.grpcBaseUrl}/aoa.v1.Revoker/ListRevocations`);
+        const proof = revokerProof(call, `${deps.grpcBaseUrl}/aoa.v1.Revoker/ListRevocations`);
         const { caller } = await proveCaller(ctx, proof);
         const page = listRevocations(caller, deps.list(), call.request);
         callback(null, {
@@ -81,13 +88,13 @@ function targetKind(request: pb.RevokeRequest): string {
 }
 
 /** The caller proof (`@aoa/auth` `callerProof`) and the tokens presented in `aoa-token` metadata. */
-function revokerProof(metadata: Metadata, htu: string): CallerProof {
-  const tokens = metadata.get('aoa-token').flatMap((v) => {
+function revokerProof(call: { metadata: Metadata } & CertifiedCall, htu: string): CallerProof {
+  const tokens = call.metadata.get('aoa-token').flatMap((v) => {
     if (typeof v !== 'string') throw new AppError('invalid_argument', 'aoa-token: must be ASCII text');
     return v
       .split(',')
       .map((t) => t.trim())
       .filter(Boolean);
   });
-  return { ...callerProof(metadata, htu), tokens };
+  return { ...callerProof(call, htu), tokens };
 }

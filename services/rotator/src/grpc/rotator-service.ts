@@ -1,5 +1,13 @@
 import { callerBy, callerProof, proveServiceCaller, type ServiceCaller } from '@aoa/auth';
-import { AppError, type GrantRecord, type Logger, singleMetadata, toAppError, toGrpcError } from '@aoa/core';
+import {
+  AppError,
+  type CertifiedCall,
+  type GrantRecord,
+  type Logger,
+  singleMetadata,
+  toAppError,
+  toGrpcError,
+} from '@aoa/core';
 import type { rotator as pb } from '@aoa/proto';
 import type { Metadata, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import { attestedEnrol } from '../domain/attested-enrol.js';
@@ -18,8 +26,9 @@ import type { RotatorMetrics } from '../metrics.js';
 type Handler<Req, Res> = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void;
 
 /**
- * gRPC `aoa.v1.Rotator`: reads the caller's proof from metadata (a client assertion, or an operator
- * token with a DPoP proof whose `htu` is `grpcUrl` + the method path), calls the domain, maps errors once.
+ * gRPC `aoa.v1.Rotator`: reads the caller's proof (a client assertion, an operator token with a DPoP
+ * proof whose `htu` is `grpcUrl` + the method path, or a client certificate when the listener has
+ * client CAs), calls the domain, maps errors once.
  */
 export function rotatorHandlers(
   ctx: RotatorContext,
@@ -28,9 +37,12 @@ export function rotatorHandlers(
   log: Logger,
 ): pb.RotatorServer {
   const unary =
-    <Req, Res>(method: string, run: (request: Req, metadata: Metadata) => Promise<Res>): Handler<Req, Res> =>
+    <Req, Res>(
+      method: string,
+      run: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
+    ): Handler<Req, Res> =>
     (call, callback) => {
-      run(call.request, call.metadata).then(
+      run(call.request, call).then(
         (response) => {
           metrics.calls.inc({ method, code: 'ok' });
           callback(null, response);
@@ -41,11 +53,11 @@ export function rotatorHandlers(
         },
       );
     };
-  const caller = async (metadata: Metadata, method: string): Promise<ServiceCaller> => {
-    const proved = await proveServiceCaller(
-      callerProof(metadata, `${grpcUrl}/aoa.v1.Rotator/${method}`),
-      ctx,
-    );
+  const caller = async (
+    call: { metadata: Metadata } & CertifiedCall,
+    method: string,
+  ): Promise<ServiceCaller> => {
+    const proved = await proveServiceCaller(callerProof(call, `${grpcUrl}/aoa.v1.Rotator/${method}`), ctx);
     if (proved.kind === 'operator')
       log.info(
         { by: callerBy(proved), jti: proved.jti, admin: proved.admin, owns: proved.owns, method },
@@ -54,8 +66,8 @@ export function rotatorHandlers(
     return proved;
   };
   return {
-    createGrant: unary('CreateGrant', async (req: pb.CreateGrantRequest, md) => {
-      const grant = await createGrant(ctx, await caller(md, 'CreateGrant'), {
+    createGrant: unary('CreateGrant', async (req: pb.CreateGrantRequest, call) => {
+      const grant = await createGrant(ctx, await caller(call, 'CreateGrant'), {
         sub: req.sub,
         child: req.child,
         environment: req.environment,
@@ -64,33 +76,33 @@ export function rotatorHandlers(
         tokenTtlSeconds: req.tokenTtlSeconds,
         expiresAt: req.expiresAt,
         parentClient: req.parentClient,
-        subjectToken: singleMetadata(md, 'subject-token'),
+        subjectToken: singleMetadata(call.metadata, 'subject-token'),
       });
       log.info({ grant: grant.id, app: grant.app, env: grant.env }, 'grant created');
       return { grant: toPb(grant, []) };
     }),
-    listGrants: unary('ListGrants', async (req: pb.ListGrantsRequest, md) => {
-      const grants = await listGrants(ctx, await caller(md, 'ListGrants'), req);
+    listGrants: unary('ListGrants', async (req: pb.ListGrantsRequest, call) => {
+      const grants = await listGrants(ctx, await caller(call, 'ListGrants'), req);
       return { grants: grants.map((g) => toPb(g, g.agents)) };
     }),
-    deleteGrant: unary('DeleteGrant', async (req: pb.DeleteGrantRequest, md) => {
-      await deleteGrant(ctx, await caller(md, 'DeleteGrant'), req.grantId);
+    deleteGrant: unary('DeleteGrant', async (req: pb.DeleteGrantRequest, call) => {
+      await deleteGrant(ctx, await caller(call, 'DeleteGrant'), req.grantId);
       log.info({ grant: req.grantId }, 'grant deleted');
       return {};
     }),
-    restoreGrant: unary('RestoreGrant', async (req: pb.RestoreGrantRequest, md) => {
-      const grant = await restoreGrant(ctx, await caller(md, 'RestoreGrant'), req.grantId);
+    restoreGrant: unary('RestoreGrant', async (req: pb.RestoreGrantRequest, call) => {
+      const grant = await restoreGrant(ctx, await caller(call, 'RestoreGrant'), req.grantId);
       log.info({ grant: grant.id }, 'grant restored');
       return { grant: toPb(grant, []) };
     }),
-    rotateNow: unary('RotateNow', async (req: pb.RotateNowRequest, md) => {
-      await rotateNow(ctx, await caller(md, 'RotateNow'), req.grantId);
+    rotateNow: unary('RotateNow', async (req: pb.RotateNowRequest, call) => {
+      await rotateNow(ctx, await caller(call, 'RotateNow'), req.grantId);
       return {};
     }),
-    createJoinToken: unary('CreateJoinToken', async (req: pb.CreateJoinTokenRequest, md) => {
+    createJoinToken: unary('CreateJoinToken', async (req: pb.CreateJoinTokenRequest, call) => {
       const { token, expiresAt } = await createJoinToken(
         ctx,
-        await caller(md, 'CreateJoinToken'),
+        await caller(call, 'CreateJoinToken'),
         req.grantId,
         req.ttlSeconds,
       );
