@@ -11,6 +11,7 @@ import { loadRevokerConfig } from '../services/revoker/src/config.js';
 import { loadRotatorConfig } from '../services/rotator/src/config.js';
 import { startAuditor, systemAccess, type TestAuditor } from './support/auditor.js';
 import { makeCa, makeCertificates, signClientCertificate } from './support/certificates.js';
+import { aoa } from './support/cli.js';
 import { clientAssertion, makeKey } from './support/oauth.js';
 import { callListRevocations, callRevoke, startRevoker } from './support/revoker.js';
 import { callRotator, startRotator } from './support/rotator.js';
@@ -135,6 +136,55 @@ describe('revoker: clients authenticated by their TLS client certificate (RFC 87
       ),
     );
     assert.equal(rescued.code, status.UNAUTHENTICATED);
+  });
+
+  it('aoa revoke and aoa revocations list take --tls-cert and --tls-key', async () => {
+    const dir = sys.dir;
+    const target = [
+      '--grpc',
+      `127.0.0.1:${rev.revoker.grpcPort}`,
+      '--issuer',
+      sys.issuer.issuer,
+      '--tls-ca',
+      join(dir, 'ca.pem'),
+    ];
+    const as = (name: string) => [
+      '--tls-cert',
+      join(dir, `${name}.pem`),
+      '--tls-key',
+      join(dir, `${name}-key.pem`),
+    ];
+    const revoked = await aoa(
+      'revoke',
+      ...target,
+      ...as('ops'),
+      '--app',
+      'metrics',
+      '--env',
+      'prod',
+      '--json',
+    );
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.equal(JSON.parse(revoked.stdout).key, 'app.prod.metrics');
+    const listed = await aoa('revocations', 'list', ...target, ...as('ops'), '--kind', 'app', '--json');
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.ok(
+      (JSON.parse(listed.stdout) as Array<{ key: string }>).some((r) => r.key === 'app.prod.metrics'),
+    );
+    const stranger = await aoa('revoke', ...target, ...as('stranger'), '--app', 'metrics', '--env', 'prod');
+    assert.equal(stranger.code, 3, stranger.stderr);
+    const half = await aoa(
+      'revoke',
+      ...target,
+      '--tls-cert',
+      join(dir, 'ops.pem'),
+      '--app',
+      'a',
+      '--env',
+      'e',
+    );
+    assert.equal(half.code, 2);
+    assert.match(half.stderr, /needs both --tls-cert and --tls-key/);
   });
 });
 

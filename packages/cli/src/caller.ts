@@ -114,6 +114,45 @@ export async function resolveCaller(
   };
 }
 
+/** The flags of a command whose service also accepts a client certificate (RFC 8705). */
+export const CERTIFIED_CALLER_OPTIONS = {
+  ...CALLER_OPTIONS,
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+} as const;
+
+/**
+ * {@link resolveCaller}, or with `--tls-cert` and `--tls-key` a caller whose certificate proves it over
+ * mutual TLS (no `--client-id`/`--client-key`, no assertion). Undefined (after printing why) when a
+ * flag is missing or only one of the pair is given.
+ */
+export async function resolveCertifiedCaller(
+  command: string,
+  values: CallerFlags & Partial<Record<'tls-cert' | 'tls-key', string | undefined>>,
+  pick: (facts: DevFacts) => string | undefined,
+): Promise<ServiceCaller | CertifiedCaller | undefined> {
+  const certFile = values['tls-cert'];
+  const keyFile = values['tls-key'];
+  if (!certFile && !keyFile) return resolveCaller(command, values, pick);
+  if (!certFile || !keyFile || values.dev) {
+    process.stderr.write(
+      `aoa ${command}: a client certificate needs both --tls-cert and --tls-key, and no --dev\n`,
+    );
+    return undefined;
+  }
+  const missing = (['grpc', 'issuer'] as const).filter((k) => !values[k]);
+  if (missing.length > 0) {
+    process.stderr.write(`aoa ${command}: also give ${missing.map((m) => `--${m}`).join(', ')}\n`);
+    return undefined;
+  }
+  return {
+    grpc: values.grpc as string,
+    issuer: values.issuer as string,
+    certificate: { certFile, keyFile },
+    caFile: values['tls-ca'],
+  };
+}
+
 /** Prints a gRPC refusal and maps it to an exit code; anything else is rethrown. */
 export function refusal(command: string, error: unknown): number {
   if (error instanceof RpcError) {

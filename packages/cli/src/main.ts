@@ -49,14 +49,17 @@ Usage:
       Example: aoa delegate --dev --child dashboards --env prod --scope read:metrics
 
   aoa revoke (--jti JTI | --grant ID | --app APP --env ENV | --subject SUB | --kid KID) [--reason TEXT]
-             [--json] (--dev [--data-dir .aoa] | --grpc HOST:PORT --issuer URL --client-id ID
-             --client-key JWK_FILE)
+             [--json] (--dev [--data-dir .aoa] | --grpc HOST:PORT --issuer URL
+             (--client-id ID --client-key JWK_FILE | --tls-cert PEM --tls-key PEM))
       Revoke a token and its descendants, a grant, an app's credentials in an environment, everything a
       subject delegated, or everything a key signed (aoa.v1.Revoker/Revoke). Idempotent.
+      --tls-cert and --tls-key: the client's certificate proves it over mutual TLS (RFC 8705; the
+      revoker runs with AOA_REVOKER_TLS_CLIENT_CA_FILE), and no client assertion is sent.
       Example: aoa revoke --dev --app dashboards --env prod --reason "leaked"
 
   aoa revocations list [--kind jti|app|sub|kid|grant] [--env ENV --app APP] [--jti JTI] [--json]
-             (--dev [--data-dir .aoa] | --grpc HOST:PORT --issuer URL --client-id ID --client-key JWK_FILE)
+             (--dev [--data-dir .aoa] | --grpc HOST:PORT --issuer URL
+             (--client-id ID --client-key JWK_FILE | --tls-cert PEM --tls-key PEM))
       List the revocations in force (aoa.v1.Revoker/ListRevocations).
 
   aoa revocations rebuild [--dry-run] [--json] (--dev [--data-dir .aoa] | --grpc AUDITOR_HOST:PORT

@@ -2,7 +2,14 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseCommand, usage } from './args.js';
-import { CALLER_OPTIONS, EXIT, refusal, resolveCaller } from './caller.js';
+import {
+  CALLER_OPTIONS,
+  CERTIFIED_CALLER_OPTIONS,
+  EXIT,
+  refusal,
+  resolveCaller,
+  resolveCertifiedCaller,
+} from './caller.js';
 import { RpcError, readDevFacts } from './delegate.js';
 import { formatRebuild, rebuildRevocations } from './revocations-rebuild.js';
 import { formatRevocations, listRevocationsAll, revokeOnce, revokeTargetOf } from './revoke.js';
@@ -12,7 +19,7 @@ export async function revokeCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
-      ...CALLER_OPTIONS,
+      ...CERTIFIED_CALLER_OPTIONS,
       jti: { type: 'string' },
       grant: { type: 'string' },
       app: { type: 'string' },
@@ -27,7 +34,7 @@ export async function revokeCommand(args: string[]): Promise<number> {
     process.stderr.write(`aoa revoke: ${target.usage}\n`);
     return EXIT.usage;
   }
-  const caller = await resolveCaller('revoke', values, (f) => f.revoker?.grpc);
+  const caller = await resolveCertifiedCaller('revoke', values, (f) => f.revoker?.grpc);
   if (!caller) return EXIT.usage;
   try {
     const r = await revokeOnce(caller, target, values.reason);
@@ -55,7 +62,7 @@ export async function revocationsCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args: rest,
     options: {
-      ...CALLER_OPTIONS,
+      ...CERTIFIED_CALLER_OPTIONS,
       kind: { type: 'string' },
       env: { type: 'string' },
       app: { type: 'string' },
@@ -66,7 +73,7 @@ export async function revocationsCommand(args: string[]): Promise<number> {
     process.stderr.write('aoa revocations list: --kind must be one of jti, app, sub, kid, grant\n');
     return EXIT.usage;
   }
-  const caller = await resolveCaller('revocations list', values, (f) => f.revoker?.grpc);
+  const caller = await resolveCertifiedCaller('revocations list', values, (f) => f.revoker?.grpc);
   if (!caller) return EXIT.usage;
   try {
     const list = await listRevocationsAll(caller, {

@@ -1,6 +1,6 @@
 import { revoker as pb } from '@aoa/proto';
 import type { ChannelCredentials } from '@grpc/grpc-js';
-import { callAs, type ServiceCaller } from './caller.js';
+import { type CertifiedCaller, callAs, type ServiceCaller } from './caller.js';
 
 /** Exactly one of the contract's revocation targets. */
 export type RevokeTarget =
@@ -59,7 +59,7 @@ const revokerClient = (address: string, channel: ChannelCredentials) =>
 
 /** Calls `aoa.v1.Revoker/Revoke`; idempotent (a repeat answers the revocation already in force). */
 export function revokeOnce(
-  caller: ServiceCaller,
+  caller: ServiceCaller | CertifiedCaller,
   target: RevokeTarget,
   reason: string,
 ): Promise<pb.RevokeResponse> {
@@ -77,7 +77,7 @@ export interface ListFilter {
 
 /** Calls `aoa.v1.Revoker/ListRevocations`, following pages (each page signs a fresh assertion). */
 export async function listRevocationsAll(
-  caller: ServiceCaller,
+  caller: ServiceCaller | CertifiedCaller,
   filter: ListFilter,
 ): Promise<pb.Revocation[]> {
   const out: pb.Revocation[] = [];
