@@ -2,7 +2,7 @@ import { accessSync, constants } from 'node:fs';
 import { z } from 'zod';
 import type { NatsTlsFiles } from './bus/connect.js';
 import { parseDurationSeconds, parseListen } from './config.js';
-import type { TlsFiles } from './grpc-server.js';
+import { DEFAULT_TLS_RELOAD_MS, type TlsFiles } from './tls-files.js';
 
 /**
  * A duration variable (`90s`, `15m`, `2h`, `30d`) parsed to seconds, with a default.
@@ -117,15 +117,23 @@ function natsTlsFiles(env: NatsTlsEnv): NatsTlsFiles | undefined {
 export const TLS_ENV = {
   AOA_TLS_CERT_FILE: z.string().optional(),
   AOA_TLS_KEY_FILE: z.string().optional(),
+  // How often the listeners re-read their TLS files (and client CAs), so renewed certificates apply
+  // without a restart; 0s reads them once.
+  AOA_TLS_RELOAD_INTERVAL: durationField(`${DEFAULT_TLS_RELOAD_MS / 1000}s`),
 };
 
-/** The listeners' TLS pair from a validated environment, or undefined for plaintext. */
+/** The listeners' TLS files from a validated environment, or undefined for plaintext. */
 export function listenerTls(env: {
   AOA_TLS_CERT_FILE?: string | undefined;
   AOA_TLS_KEY_FILE?: string | undefined;
-}): { certFile: string; keyFile: string } | undefined {
+  AOA_TLS_RELOAD_INTERVAL?: number | undefined;
+}): TlsFiles | undefined {
   return env.AOA_TLS_CERT_FILE && env.AOA_TLS_KEY_FILE
-    ? { certFile: env.AOA_TLS_CERT_FILE, keyFile: env.AOA_TLS_KEY_FILE }
+    ? {
+        certFile: env.AOA_TLS_CERT_FILE,
+        keyFile: env.AOA_TLS_KEY_FILE,
+        reloadMs: (env.AOA_TLS_RELOAD_INTERVAL ?? DEFAULT_TLS_RELOAD_MS / 1000) * 1000,
+      }
     : undefined;
 }
 
@@ -228,6 +236,7 @@ export function serviceConfig(
     LOG_LEVEL: string;
     AOA_TLS_CERT_FILE?: string | undefined;
     AOA_TLS_KEY_FILE?: string | undefined;
+    AOA_TLS_RELOAD_INTERVAL?: number | undefined;
   },
 ): ServiceConfig {
   return {

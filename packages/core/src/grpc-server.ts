@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { health, PROTO_ROOT } from '@aoa/proto';
 import {
   experimental,
@@ -17,6 +16,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { AppError } from './errors.js';
 import { toGrpcError } from './grpc-status.js';
 import type { Logger } from './logger.js';
+import { ReloadingTlsFiles, type TlsFiles } from './tls-files.js';
 
 /** The most request metadata (keys and values, all entries) any aoa method accepts. */
 export const MAX_METADATA_BYTES = 16 * 1024;
@@ -29,52 +29,24 @@ class MalformedRequest {
 type ServingStatus = health.HealthCheckResponse_ServingStatus;
 const { HealthCheckResponse_ServingStatus: Status } = health;
 
-export interface TlsFiles {
-  certFile: string;
-  keyFile: string;
-  /**
-   * CA certificates (PEM) whose client certificates the listener verifies (RFC 8705 mutual TLS). A
-   * client certificate is asked for, not required: callers without one still connect and prove
-   * themselves otherwise, and a certificate that does not chain to these CAs is not seen by handlers.
-   */
-  clientCaFile?: string | undefined;
-}
-
-/** The PEM files of a listener, read once at start (a certificate provider, so client certificates are optional). */
-class StaticCertificates implements experimental.CertificateProvider {
-  private readonly identity: experimental.IdentityCertificateUpdate;
-  private readonly ca: experimental.CaCertificateUpdate;
-
-  constructor(tls: TlsFiles & { clientCaFile: string }) {
-    this.identity = { certificate: readFileSync(tls.certFile), privateKey: readFileSync(tls.keyFile) };
-    this.ca = { caCertificate: readFileSync(tls.clientCaFile) };
-  }
-
-  // grpc-js registers both listeners before it reads either update: deliver them on the next tick.
-  addCaCertificateListener(listener: experimental.CaCertificateUpdateListener): void {
-    process.nextTick(listener, this.ca);
-  }
-
-  addIdentityCertificateListener(listener: experimental.IdentityCertificateUpdateListener): void {
-    process.nextTick(listener, this.identity);
-  }
-
-  removeCaCertificateListener(): void {}
-
-  removeIdentityCertificateListener(): void {}
-}
-
-function serverCredentials(tls: TlsFiles | undefined): ServerCredentials {
-  if (!tls) return ServerCredentials.createInsecure();
-  if (tls.clientCaFile) {
-    const files = new StaticCertificates({ ...tls, clientCaFile: tls.clientCaFile });
-    return experimental.createCertificateProviderServerCredentials(files, files, false);
-  }
-  return ServerCredentials.createSsl(
-    null,
-    [{ cert_chain: readFileSync(tls.certFile), private_key: readFileSync(tls.keyFile) }],
-    false,
-  );
+/**
+ * Plaintext, or TLS from files re-read as they change ({@link ReloadingTlsFiles} as the grpc-js
+ * certificate provider): with client CAs, a client certificate is asked for, never required.
+ */
+function serverCredentials(
+  tls: TlsFiles | undefined,
+  log: Logger,
+): { credentials: ServerCredentials; files?: ReloadingTlsFiles } {
+  if (!tls) return { credentials: ServerCredentials.createInsecure() };
+  const files = new ReloadingTlsFiles(tls, log);
+  return {
+    credentials: experimental.createCertificateProviderServerCredentials(
+      files,
+      tls.clientCaFile ? files : null,
+      false,
+    ),
+    files,
+  };
 }
 
 /**
@@ -94,6 +66,7 @@ export class GrpcServer {
     call: ServerWritableStream<health.HealthCheckRequest, health.HealthCheckResponse>;
   }>();
   private readiness: NodeJS.Timeout | undefined;
+  private readonly tlsFiles: ReloadingTlsFiles[] = [];
 
   constructor(
     private readonly log: Logger,
@@ -204,7 +177,8 @@ export class GrpcServer {
 
   /** Binds `host:port` (port 0 picks a free one), plaintext, TLS or mutual TLS; returns the bound port. */
   listen(address: string, tls?: TlsFiles): Promise<number> {
-    const credentials = serverCredentials(tls);
+    const { credentials, files } = serverCredentials(tls, this.log);
+    if (files) this.tlsFiles.push(files);
     return new Promise((resolve, reject) => {
       this.server.bindAsync(address, credentials, (error, port) => {
         if (error) reject(error);
@@ -222,6 +196,7 @@ export class GrpcServer {
   /** Stops accepting, lets in-flight calls finish for up to `graceMs`, then forces. */
   async stop(graceMs = 5000): Promise<void> {
     clearInterval(this.readiness);
+    for (const files of this.tlsFiles) files.stop();
     this.setServing(false);
     for (const w of this.watchers) w.call.end();
     await new Promise<void>((resolve) => {

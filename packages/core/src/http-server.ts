@@ -1,15 +1,14 @@
-import { readFileSync } from 'node:fs';
 import {
   createServer as createHttp,
   type IncomingMessage,
   type Server,
   type ServerResponse,
 } from 'node:http';
-import { createServer as createHttps } from 'node:https';
+import { createServer as createHttps, Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import type { TlsFiles } from './grpc-server.js';
 import type { Logger } from './logger.js';
+import { ReloadingTlsFiles, type TlsFiles } from './tls-files.js';
 
 export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
 
@@ -64,19 +63,24 @@ export async function startHttpServer(options: {
   };
   const listener = (req: IncomingMessage, res: ServerResponse) => void handle(req, res);
   const tls = options.tls;
-  const server = tls
+  const files = tls && new ReloadingTlsFiles(tls, log);
+  const material = files?.current();
+  const server = material
     ? createHttps(
         {
-          cert: readFileSync(tls.certFile),
-          key: readFileSync(tls.keyFile),
+          cert: material.cert,
+          key: material.key,
           // Asked for, not required; an unverified certificate leaves `socket.authorized` false.
-          ...(tls.clientCaFile
-            ? { requestCert: true, rejectUnauthorized: false, ca: readFileSync(tls.clientCaFile) }
-            : {}),
+          ...(material.ca ? { requestCert: true, rejectUnauthorized: false, ca: material.ca } : {}),
         },
         listener,
       )
     : createHttp(listener);
+  if (files && server instanceof HttpsServer) {
+    files.onChange((m) =>
+      server.setSecureContext({ cert: m.cert, key: m.key, ...(m.ca ? { ca: m.ca } : {}) }),
+    );
+  }
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -92,6 +96,7 @@ export async function startHttpServer(options: {
     port,
     close: () =>
       new Promise<void>((resolve) => {
+        files?.stop();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

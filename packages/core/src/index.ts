@@ -34,3 +34,4 @@ export * from './revocation.js';
 export * from './revocation-notices.js';
 export * from './service-main.js';
 export * from './subjects.js';
+export * from './tls-files.js';
