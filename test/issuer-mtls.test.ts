@@ -5,11 +5,17 @@ import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { issuer as pb } from '@aoa/proto';
-import { credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import { Metadata, status } from '@grpc/grpc-js';
 import { decodeJwt } from 'jose';
 import type { RunningIssuer } from '../services/issuer/src/app.js';
 import { loadIssuerConfig } from '../services/issuer/src/config.js';
-import { makeCa, makeCertificates, signClientCertificate } from './support/certificates.js';
+import {
+  grpcRefusal,
+  makeCa,
+  makeCertificates,
+  signClientCertificate,
+  tlsCredentials,
+} from './support/certificates.js';
 import { aoa } from './support/cli.js';
 import { clientAssertion, makeKey } from './support/oauth.js';
 import { ACCESS_TOKEN, EXCHANGE, postOverTls } from './support/oauth-http.js';
@@ -27,17 +33,9 @@ describe('issuer: clients authenticated by their TLS client certificate (RFC 870
 
   /** An Issuer client over TLS, with the named client certificate (or none). */
   const connect = (certificate?: string) => {
-    const dir = sys.dir;
-    const ca = readFileSync(join(dir, 'ca.pem'));
     const client = new pb.IssuerClient(
       `127.0.0.1:${issuer.grpcPort}`,
-      certificate
-        ? credentials.createSsl(
-            ca,
-            readFileSync(join(dir, `${certificate}-key.pem`)),
-            readFileSync(join(dir, `${certificate}.pem`)),
-          )
-        : credentials.createSsl(ca),
+      tlsCredentials(sys.dir, 'ca', certificate),
     );
     clients.push(client);
     return client;
@@ -49,11 +47,7 @@ describe('issuer: clients authenticated by their TLS client certificate (RFC 870
     scopes: ['read:metrics'],
     holderJkt,
   });
-  const refusal = (promise: Promise<unknown>) =>
-    promise.then(
-      () => assert.fail('expected a refusal'),
-      (error: ServiceError) => error,
-    );
+  const refusal = grpcRefusal;
 
   before(async () => {
     sys = await startSystem();

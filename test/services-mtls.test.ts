@@ -1,16 +1,21 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { auditor as auditorPb, revoker as pb, rotator as rotatorPb } from '@aoa/proto';
-import { credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import { Metadata, status } from '@grpc/grpc-js';
 import { loadAuditorConfig } from '../services/auditor/src/config.js';
 import { loadRevokerConfig } from '../services/revoker/src/config.js';
 import { loadRotatorConfig } from '../services/rotator/src/config.js';
 import { startAuditor, systemAccess, type TestAuditor } from './support/auditor.js';
-import { makeCa, makeCertificates, signClientCertificate } from './support/certificates.js';
+import {
+  grpcRefusal,
+  makeCa,
+  makeCertificates,
+  signClientCertificate,
+  tlsCredentials,
+} from './support/certificates.js';
 import { aoa } from './support/cli.js';
 import { clientAssertion, makeKey } from './support/oauth.js';
 import { callListRevocations, callRevoke, startRevoker } from './support/revoker.js';
@@ -29,22 +34,8 @@ const serverTls = () => ({
   AOA_TLS_KEY_FILE: join(sys.dir, 'server-key.pem'),
 });
 
-/** Channel credentials trusting the test CA, presenting the named client certificate (or none). */
-const tls = (certificate?: string) => {
-  const ca = readFileSync(join(sys.dir, 'ca.pem'));
-  return certificate
-    ? credentials.createSsl(
-        ca,
-        readFileSync(join(sys.dir, `${certificate}-key.pem`)),
-        readFileSync(join(sys.dir, `${certificate}.pem`)),
-      )
-    : credentials.createSsl(ca);
-};
-const refusal = (promise: Promise<unknown>) =>
-  promise.then(
-    () => assert.fail('expected a refusal'),
-    (error: ServiceError) => error,
-  );
+const tls = (certificate?: string) => tlsCredentials(sys.dir, 'ca', certificate);
+const refusal = grpcRefusal;
 
 before(async () => {
   sys = await startSystem();

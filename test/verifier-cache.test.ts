@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { revoker as pb } from '@aoa/proto';
 import { createVerifier, type Verifier, VerifyError } from '@aoa/sdk';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { clientAssertion, dpopProof, makeKey } from './support/oauth.js';
@@ -29,6 +30,40 @@ after(async () => {
   await rev?.stop();
   await sys?.stop();
 });
+
+/** A bearer token for ci → jobs/staging, and the request that presents it. */
+async function ciRequest() {
+  const { accessToken, jti } = await callDelegate(
+    sys.client,
+    {
+      subjectToken: await sys.idpToken('ci-runner'),
+      child: 'jobs',
+      environment: 'staging',
+      scopes: ['run:job'],
+    },
+    { 'client-assertion': await clientAssertion('ci', sys.keys.ci, sys.issuer.issuer) },
+  );
+  const req = { authorization: `Bearer ${accessToken}`, dpop: undefined, method: 'GET', url: URL_ };
+  return { accessToken, jti, req };
+}
+
+/** Revokes `target` as the administrator and resolves once the verifier's mirror has applied `key`. */
+async function revokeApplied(target: Partial<pb.RevokeRequest>, key: string): Promise<void> {
+  const changed = new Promise<void>((resolve) => {
+    const off = verifier.onRevocationChange((changedKey) => {
+      if (changedKey === key) {
+        off();
+        resolve();
+      }
+    });
+  });
+  await callRevoke(
+    rev.client,
+    { ...target, reason: 'test' },
+    { 'client-assertion': await clientAssertion('ops', sys.keys.admin, sys.issuer.issuer) },
+  );
+  await changed;
+}
 
 const refusedWith = async (promise: Promise<unknown>, reason: RegExp) =>
   assert.rejects(promise, (error: unknown) => {
@@ -74,68 +109,22 @@ describe('the verified-token cache', () => {
   it('a token found revoked leaves the cache', async () => {
     const cached = async () =>
       (await verifier.registry.getSingleMetric('aoa_verifier_token_cache_entries')?.get())?.values[0]?.value;
-    const { accessToken, jti } = await callDelegate(
-      sys.client,
-      {
-        subjectToken: await sys.idpToken('ci-runner'),
-        child: 'jobs',
-        environment: 'staging',
-        scopes: ['run:job'],
-      },
-      { 'client-assertion': await clientAssertion('ci', sys.keys.ci, sys.issuer.issuer) },
-    );
-    const req = { authorization: `Bearer ${accessToken}`, dpop: undefined, method: 'GET', url: URL_ };
+    const { jti, req } = await ciRequest();
     const before = await cached();
     assert.equal(typeof before, 'number');
     await verifier.verify(req);
     assert.equal(await cached(), (before as number) + 1);
-    const changed = new Promise<void>((resolve) => {
-      const off = verifier.onRevocationChange((key) => {
-        if (key === `jti.${jti}`) {
-          off();
-          resolve();
-        }
-      });
-    });
-    await callRevoke(
-      rev.client,
-      { jti, reason: 'test' },
-      { 'client-assertion': await clientAssertion('ops', sys.keys.admin, sys.issuer.issuer) },
-    );
-    await changed;
+    await revokeApplied({ jti }, `jti.${jti}`);
     await refusedWith(verifier.verify(req), /revoked \(jti/);
     assert.equal(await cached(), before);
     await refusedWith(verifier.verify(req), /revoked \(jti/);
   });
 
   it('a cached token is refused once its signing key is revoked', async () => {
-    const { accessToken } = await callDelegate(
-      sys.client,
-      {
-        subjectToken: await sys.idpToken('ci-runner'),
-        child: 'jobs',
-        environment: 'staging',
-        scopes: ['run:job'],
-      },
-      { 'client-assertion': await clientAssertion('ci', sys.keys.ci, sys.issuer.issuer) },
-    );
-    const req = { authorization: `Bearer ${accessToken}`, dpop: undefined, method: 'GET', url: URL_ };
+    const { accessToken, req } = await ciRequest();
     await verifier.verify(req);
     const kid = JSON.parse(Buffer.from(accessToken.split('.')[0] as string, 'base64url').toString()).kid;
-    const changed = new Promise<void>((resolve) => {
-      const off = verifier.onRevocationChange((key) => {
-        if (key === `kid.${kid}`) {
-          off();
-          resolve();
-        }
-      });
-    });
-    await callRevoke(
-      rev.client,
-      { kid, reason: 'test' },
-      { 'client-assertion': await clientAssertion('ops', sys.keys.admin, sys.issuer.issuer) },
-    );
-    await changed;
+    await revokeApplied({ kid }, `kid.${kid}`);
     await refusedWith(verifier.verify(req), /revoked \(kid/);
   });
 });

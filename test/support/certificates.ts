@@ -1,6 +1,8 @@
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type ChannelCredentials, credentials, type ServiceError } from '@grpc/grpc-js';
 
 const run = (dir: string, ...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
 const P256 = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
@@ -71,3 +73,22 @@ export function makeCertificates(dir: string): void {
   signCertificate(dir, 'server', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth');
   signCertificate(dir, 'client', 'extendedKeyUsage=clientAuth');
 }
+
+/** gRPC channel credentials trusting CA `ca` of `dir`, presenting client certificate `name` (or none). */
+export function tlsCredentials(dir: string, ca: string, name?: string): ChannelCredentials {
+  const trusted = readFileSync(join(dir, `${ca}.pem`));
+  return name
+    ? credentials.createSsl(
+        trusted,
+        readFileSync(join(dir, `${name}-key.pem`)),
+        readFileSync(join(dir, `${name}.pem`)),
+      )
+    : credentials.createSsl(trusted);
+}
+
+/** The gRPC error a call must end with: resolving fails the test. */
+export const grpcRefusal = (promise: Promise<unknown>): Promise<ServiceError> =>
+  promise.then(
+    () => assert.fail('expected a refusal'),
+    (error: ServiceError) => error,
+  );
