@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { loadAuditorConfig } from './config.js';
 
 const base = {
@@ -42,7 +43,17 @@ describe('auditor configuration', () => {
       AOA_TLS_CERT_FILE: '/tls/cert.pem',
       AOA_TLS_KEY_FILE: '/tls/key.pem',
     });
-    assert.deepEqual(tls.tls, { certFile: '/tls/cert.pem', keyFile: '/tls/key.pem' });
+    assert.deepEqual(tls.tls, { certFile: '/tls/cert.pem', keyFile: '/tls/key.pem', reloadMs: 10_000 });
+    assert.equal(tls.grpcTls, tls.tls, 'no client CAs: the gRPC listener takes the same files');
+    const certified = loadAuditorConfig({
+      ...base,
+      AOA_TLS_CERT_FILE: '/tls/cert.pem',
+      AOA_TLS_KEY_FILE: '/tls/key.pem',
+      AOA_TLS_RELOAD_INTERVAL: '0s',
+      AOA_AUDITOR_TLS_CLIENT_CA_FILE: fileURLToPath(import.meta.url),
+    });
+    assert.deepEqual(certified.tls, { certFile: '/tls/cert.pem', keyFile: '/tls/key.pem', reloadMs: 0 });
+    assert.equal(certified.grpcTls?.clientCaFile, fileURLToPath(import.meta.url), 'client CAs on gRPC only');
     assert.equal(loadAuditorConfig(base).tls, undefined);
     assert.throws(
       () => loadAuditorConfig({ ...base, AOA_TLS_CERT_FILE: '/tls/cert.pem' }),
