@@ -36,7 +36,7 @@ export interface ClientCertificate {
 }
 
 /**
- * A registered client calling the issuer over mutual TLS: its certificate proves it (RFC 8705), and
+ * A registered client calling a service over mutual TLS: its certificate proves it (RFC 8705), and
  * its calls carry no client assertion.
  */
 export interface CertifiedCaller {

@@ -38,11 +38,11 @@ export interface ProofContext {
 const MAX_PRESENTED = 4;
 
 /**
- * Proves the caller exactly as the issuer does: a client assertion (RFC 7523) of a registered client,
- * a client certificate (RFC 8705) registered for one when the call sends no other proof, or a DPoP proof (RFC 9449, with `ath`) by the key the `authorization: DPoP` aoa token is bound to
- * (`@aoa/auth` `proveHolder`); when that token is an operator token, its holder is an operator
- * (`assertOperator`: an administrator, or the owner of the clients it names; refused if revoked).
- * Returns the caller and every verified token it presented (the authorization token first).
+ * Proves the caller exactly as the issuer does: a client assertion (RFC 7523) of a registered client;
+ * or a DPoP proof (RFC 9449, with `ath`) by the key the `authorization: DPoP` aoa token is bound to
+ * (`@aoa/auth` `proveHolder`), whose holder is an operator when that token is an operator token
+ * (`assertOperator`: an administrator, or the owner of the clients it names; refused if revoked);
+ * or, when the call sends neither, a client certificate (RFC 8705) registered for a client. Returns the caller and every verified token it presented (the authorization token first).
  *
  * @example
  * const { caller, presented } = await proveCaller(ctx, proof);
@@ -58,8 +58,12 @@ export async function proveCaller(
     throw new AppError('invalid_argument', 'send one caller proof: client-assertion or dpop, not both');
   }
   const check = { issuer: ctx.issuer, keys: ctx.keys, clock: ctx.clock };
-  if (proof.clientAssertion) {
-    const client = await proveClient(proof.clientAssertion, ctx);
+  const client = proof.clientAssertion
+    ? await proveClient(proof.clientAssertion, ctx)
+    : !proof.dpop && proof.certificateUris.length > 0
+      ? proveCertifiedClient(ctx.policy(), proof.certificateUris)
+      : undefined;
+  if (client) {
     const presented = await verifyAll(proof.tokens, check);
     return { caller: { kind: 'client', id: client.id, admin: client.admin }, presented };
   }
@@ -71,11 +75,6 @@ export async function proveCaller(
       : { kind: 'holder', jkt: holder.jkt };
     const presented = await verifyAll(proof.tokens, check);
     return { caller, presented: [holder.token, ...presented] };
-  }
-  if (proof.certificateUris.length > 0) {
-    const client = proveCertifiedClient(ctx.policy(), proof.certificateUris);
-    const presented = await verifyAll(proof.tokens, check);
-    return { caller: { kind: 'client', id: client.id, admin: client.admin }, presented };
   }
   throw new AppError(
     'unauthenticated',
