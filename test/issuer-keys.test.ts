@@ -192,10 +192,18 @@ describe('sealed key manager', () => {
 
   it('two replicas started together against an empty store share one ring', async () => {
     const nats = await startNats();
-    const replicas = await Promise.all([
+    // Started together, as a rollout starts them; a replica that failed must not leave the other running.
+    const started = await Promise.allSettled([
       sys.startIssuer({ NATS_URL: nats.url }),
       sys.startIssuer({ NATS_URL: nats.url }),
     ]);
+    const replicas = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    const failed = started.find((s) => s.status === 'rejected');
+    if (failed) {
+      await Promise.all(replicas.map((issuer) => issuer.stop()));
+      await nats.stop();
+      throw failed.reason;
+    }
     const clients = replicas.map(issuerClient);
     try {
       const [a, b] = replicas as [RunningIssuer, RunningIssuer];
@@ -228,10 +236,18 @@ describe('sealed key manager', () => {
 
   it('a key switch on one replica is followed by every other replica before it signs again', async () => {
     const nats = await startNats();
-    const replicas = await Promise.all([
+    // Started together, as a rollout starts them; a replica that failed must not leave the other running.
+    const started = await Promise.allSettled([
       sys.startIssuer({ NATS_URL: nats.url }),
       sys.startIssuer({ NATS_URL: nats.url }),
     ]);
+    const replicas = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    const failed = started.find((s) => s.status === 'rejected');
+    if (failed) {
+      await Promise.all(replicas.map((issuer) => issuer.stop()));
+      await nats.stop();
+      throw failed.reason;
+    }
     const clients = replicas.map(issuerClient);
     try {
       const [a, b] = replicas as [RunningIssuer, RunningIssuer];
