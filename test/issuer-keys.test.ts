@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { BUCKETS, type PublishedKeyRecord } from '@aoa/core';
 import type { issuer as pb } from '@aoa/proto';
 import { createVerifier } from '@aoa/sdk';
-import { startNats } from '@aoa/testkit';
+import { type NatsServer, startNats } from '@aoa/testkit';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { RunningIssuer } from '../services/issuer/src/app.js';
@@ -56,6 +56,25 @@ async function verifyThroughJwksUri(issuer: RunningIssuer, token: string) {
   const metadata = await issuerMetadata(issuer);
   const jwks = createRemoteJWKSet(new URL(String(metadata.jwks_uri)));
   return jwtVerify(token, jwks, { issuer: String(metadata.issuer), typ: 'at+jwt' });
+}
+
+/**
+ * Two issuer replicas of `sys` on `nats`, started together as a rollout starts them. When one fails, the other
+ * is stopped (and `nats` with it) before the failure is thrown, so the file does not hang on it.
+ */
+async function startReplicas(sys: TestSystem, nats: NatsServer): Promise<RunningIssuer[]> {
+  const started = await Promise.allSettled([
+    sys.startIssuer({ NATS_URL: nats.url }),
+    sys.startIssuer({ NATS_URL: nats.url }),
+  ]);
+  const replicas = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failed = started.find((s) => s.status === 'rejected');
+  if (failed) {
+    await Promise.all(replicas.map((issuer) => issuer.stop()));
+    await nats.stop();
+    throw failed.reason;
+  }
+  return replicas;
 }
 
 describe('memory key manager', () => {
@@ -192,18 +211,7 @@ describe('sealed key manager', () => {
 
   it('two replicas started together against an empty store share one ring', async () => {
     const nats = await startNats();
-    // Started together, as a rollout starts them; a replica that failed must not leave the other running.
-    const started = await Promise.allSettled([
-      sys.startIssuer({ NATS_URL: nats.url }),
-      sys.startIssuer({ NATS_URL: nats.url }),
-    ]);
-    const replicas = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-    const failed = started.find((s) => s.status === 'rejected');
-    if (failed) {
-      await Promise.all(replicas.map((issuer) => issuer.stop()));
-      await nats.stop();
-      throw failed.reason;
-    }
+    const replicas = await startReplicas(sys, nats);
     const clients = replicas.map(issuerClient);
     try {
       const [a, b] = replicas as [RunningIssuer, RunningIssuer];
@@ -236,18 +244,7 @@ describe('sealed key manager', () => {
 
   it('a key switch on one replica is followed by every other replica before it signs again', async () => {
     const nats = await startNats();
-    // Started together, as a rollout starts them; a replica that failed must not leave the other running.
-    const started = await Promise.allSettled([
-      sys.startIssuer({ NATS_URL: nats.url }),
-      sys.startIssuer({ NATS_URL: nats.url }),
-    ]);
-    const replicas = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-    const failed = started.find((s) => s.status === 'rejected');
-    if (failed) {
-      await Promise.all(replicas.map((issuer) => issuer.stop()));
-      await nats.stop();
-      throw failed.reason;
-    }
+    const replicas = await startReplicas(sys, nats);
     const clients = replicas.map(issuerClient);
     try {
       const [a, b] = replicas as [RunningIssuer, RunningIssuer];
