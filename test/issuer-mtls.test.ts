@@ -13,6 +13,7 @@ import {
   grpcRefusal,
   makeCa,
   makeCertificates,
+  signCertificate,
   signClientCertificate,
   tlsCredentials,
 } from './support/certificates.js';
@@ -58,6 +59,7 @@ describe('issuer: clients authenticated by their TLS client certificate (RFC 870
     signClientCertificate(dir, 'ci', CI_ID);
     signClientCertificate(dir, 'stranger', 'spiffe://aoa.test/ns/other/sa/stranger');
     signClientCertificate(dir, 'forged', ARGOCD_ID, 'rogue');
+    signCertificate(dir, 'both', `subjectAltName=URI:${ARGOCD_ID},URI:${CI_ID}\nextendedKeyUsage=clientAuth`);
     // argocd keeps its key as well as its certificate; ci is known by its certificate alone.
     const policy = (await readFile(sys.policyPath, 'utf8'))
       .replace('  - id: argocd\n', `  - id: argocd\n    tls_client_auth_san_uri: ${ARGOCD_ID}\n`)
@@ -257,8 +259,8 @@ describe('issuer: clients authenticated by their TLS client certificate (RFC 870
     assert.equal(issued.status, 200, JSON.stringify(issued.body));
     const accessToken = issued.body.access_token as string;
     assert.equal(decodeJwt(accessToken).client_id, 'client:ci');
-    // Another client's certificate, no certificate, or a certificate its CA does not vouch for: 401.
-    for (const name of ['argocd', undefined, 'forged']) {
+    // Another client's certificate, none, one its CA does not vouch for, or one naming two clients.
+    for (const name of ['argocd', undefined, 'forged', 'both']) {
       const refused = await postOverTls(token, await exchange(), tls(name));
       assert.equal(refused.status, 401, `${name}: ${JSON.stringify(refused.body)}`);
       assert.equal(refused.body.error, 'invalid_client');

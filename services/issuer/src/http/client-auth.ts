@@ -1,6 +1,6 @@
-import { proveClient } from '@aoa/auth';
+import { proveCertifiedClient, proveClient } from '@aoa/auth';
 import { AppError } from '@aoa/core';
-import { type ClientConfig, findClient } from '@aoa/policy';
+import type { ClientConfig } from '@aoa/policy';
 import { decodeJwt } from 'jose';
 import type { IssuerContext } from '../domain/delegate.js';
 import { OAuthError, type OAuthForm } from './oauth-form.js';
@@ -45,13 +45,17 @@ export async function authenticateFormClient(
   }
 }
 
-/** The client `clientId` names, when the connection's certificate is the one registered for it. */
+/**
+ * The client `clientId` names, when the connection's certificate authenticates exactly that client:
+ * the same rule as on gRPC (`proveCertifiedClient`), so a certificate naming two clients names neither.
+ */
 function certifiedFormClient(ctx: IssuerContext, clientId: string, uris: readonly string[]): ClientConfig {
-  const client = findClient(ctx.policy(), clientId);
-  if (!client?.tlsClientAuthSanUri || !uris.includes(client.tlsClientAuthSanUri)) {
-    throw invalidClient('the TLS client certificate does not authenticate this client_id (tls_client_auth)');
+  try {
+    return proveCertifiedClient(ctx.policy(), uris, clientId);
+  } catch (error) {
+    if (error instanceof AppError) throw invalidClient(`${error.message} (tls_client_auth)`);
+    throw error;
   }
-  return client;
 }
 
 export const invalidClient = (description: string): OAuthError =>
