@@ -5,7 +5,7 @@ import { status } from '@grpc/grpc-js';
 import type { JWK } from 'jose';
 import { agentCommand } from './agent.js';
 import { auditCommand } from './audit.js';
-import { CALLER_OPTIONS, EXIT } from './caller.js';
+import { CERTIFIED_CALLER_OPTIONS, EXIT, resolveCertifiedCaller } from './caller.js';
 import {
   type DelegateCaller,
   delegateBatchOnce,
@@ -234,7 +234,7 @@ async function delegate(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
-      ...CALLER_OPTIONS,
+      ...CERTIFIED_CALLER_OPTIONS,
       'subject-token-file': { type: 'string' },
       child: { type: 'string', multiple: true, default: [] },
       env: { type: 'string' },
@@ -243,8 +243,6 @@ async function delegate(args: string[]): Promise<number> {
       ttl: { type: 'string', default: '0' },
       'holder-jkt': { type: 'string' },
       bearer: { type: 'boolean', default: false },
-      'tls-cert': { type: 'string' },
-      'tls-key': { type: 'string' },
     },
   });
   if (Boolean(values['tls-cert']) !== Boolean(values['tls-key'])) {
@@ -274,39 +272,14 @@ async function delegate(args: string[]): Promise<number> {
         : await devIdpToken(facts),
     };
   } else {
-    // A client certificate proves the client in the TLS handshake: no client id or key to sign with.
-    const certificate = values['tls-cert'] && values['tls-key'];
-    const needed = [
-      'grpc',
-      'issuer',
-      ...(certificate ? [] : ['client-id', 'client-key']),
-      'subject-token-file',
-    ];
-    const missing = needed.filter((k) => !values[k as keyof typeof values]);
-    if (missing.length > 0) {
-      process.stderr.write(
-        `aoa delegate: without --dev, also give ${missing.map((m) => `--${m}`).join(', ')}\n`,
-      );
+    if (!values['subject-token-file']) {
+      process.stderr.write('aoa delegate: without --dev, also give --subject-token-file\n');
       return EXIT.usage;
     }
-    const subjectToken = (await readFile(values['subject-token-file'] as string, 'utf8')).trim();
-    const endpoint = {
-      grpc: values.grpc as string,
-      issuer: values.issuer as string,
-      caFile: values['tls-ca'],
-    };
-    target = certificate
-      ? {
-          ...endpoint,
-          certificate: { certFile: values['tls-cert'] as string, keyFile: values['tls-key'] as string },
-          subjectToken,
-        }
-      : {
-          ...endpoint,
-          clientId: values['client-id'] as string,
-          clientJwk: JSON.parse(await readFile(values['client-key'] as string, 'utf8')) as JWK,
-          subjectToken,
-        };
+    // With --tls-cert/--tls-key the certificate proves the client: no client id or key to sign with.
+    const caller = await resolveCertifiedCaller('delegate', values, () => undefined);
+    if (!caller) return EXIT.usage;
+    target = { ...caller, subjectToken: (await readFile(values['subject-token-file'], 'utf8')).trim() };
   }
   try {
     if (values.child.length > 1) {
