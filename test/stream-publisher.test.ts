@@ -103,6 +103,29 @@ describe('StreamPublisher', () => {
     }
   });
 
+  it('holds a message published while the server is down and writes it once the connection is back', async () => {
+    await using own = await startNats();
+    const conn = await connect({ servers: own.url, noAsyncTraces: true, reconnectTimeWait: 50 });
+    const held = new StreamPublisher(conn);
+    try {
+      await (await jetstreamManager(conn)).streams.add({ name: 'HELD', subjects: ['held.>'] });
+      const statuses = conn.status()[Symbol.asyncIterator]();
+      let waiting: Promise<unknown> | undefined;
+      await own.restart({
+        whileDown: async () => {
+          while ((await statuses.next()).value?.type !== 'disconnect');
+          waiting = held.publish('held.one', 'x', { timeout: 10_000 });
+        },
+      });
+      assert.deepEqual(await waiting, { stream: 'HELD', seq: 1, duplicate: false });
+      const stored = await (await jetstreamManager(conn)).streams.getMessage('HELD', { seq: 1 });
+      assert.equal(stored?.string(), 'x');
+    } finally {
+      held.close();
+      await conn.close();
+    }
+  });
+
   it('close() rejects what still waits', async () => {
     const own = new StreamPublisher(nc);
     nc.subscribe('silent.third', { callback: () => undefined });

@@ -42,6 +42,8 @@ interface Pending {
   resolve(ack: StreamAck): void;
   reject(error: StreamPublishError): void;
   timer: NodeJS.Timeout;
+  /** Set while the message waits for a reconnect; cleared once it is written to the connection. */
+  send?: (() => void) | undefined;
 }
 
 const DEFAULT_TIMEOUT_MS = 2000;
@@ -55,7 +57,9 @@ const DEFAULT_TIMEOUT_MS = 2000;
  *
  * Fail closed: a refusal (stream full, wrong last sequence), no stream on the subject, no
  * acknowledgement within the timeout, a disconnect or a closed connection rejects; only the
- * stream's acknowledgement resolves.
+ * stream's acknowledgement resolves. A message published while the connection is down waits for the
+ * reconnect, within its timeout: nats.js would buffer it and then discard its buffer when it dials,
+ * so the message would be lost and its caller would wait out the timeout for nothing.
  *
  * @example
  * const publisher = new StreamPublisher(nc);
@@ -66,6 +70,7 @@ export class StreamPublisher implements StreamPublish {
   private readonly pending = new Map<string, Pending>();
   private readonly subscription: Subscription;
   private next = 0;
+  private connected = true;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -96,14 +101,19 @@ export class StreamPublisher implements StreamPublish {
         this.pending.delete(token);
         reject(new StreamPublishError(`no acknowledgement within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(token, { resolve, reject, timer });
-      try {
-        this.nc.publish(subject, payload, { reply: this.prefix + token, headers: hdrs });
-      } catch (error) {
-        this.take(token);
-        clearTimeout(timer);
-        reject(new StreamPublishError(`publish failed: ${(error as Error).message}`));
-      }
+      const entry: Pending = { resolve, reject, timer };
+      this.pending.set(token, entry);
+      entry.send = () => {
+        entry.send = undefined;
+        try {
+          this.nc.publish(subject, payload, { reply: this.prefix + token, headers: hdrs });
+        } catch (error) {
+          this.take(token);
+          clearTimeout(timer);
+          reject(new StreamPublishError(`publish failed: ${(error as Error).message}`));
+        }
+      };
+      if (this.connected) entry.send();
     });
   }
 
@@ -132,19 +142,30 @@ export class StreamPublisher implements StreamPublish {
     else entry.reject(reply);
   }
 
-  private failAll(reason: string): void {
+  /** Rejects every waiting publish, or with `onlySent` only those already written to the connection. */
+  private failAll(reason: string, onlySent = false): void {
     for (const [token, entry] of this.pending) {
+      if (onlySent && entry.send) continue;
       this.pending.delete(token);
       clearTimeout(entry.timer);
       entry.reject(new StreamPublishError(reason));
     }
   }
 
-  /** A message in flight when the connection drops may or may not be stored: say no at once. */
+  /**
+   * A message in flight when the connection drops may or may not be stored: say no at once. One
+   * published while it is down is held, and written once it is back.
+   */
   private async watchConnection(): Promise<void> {
     const closed = this.nc.closed().then(() => this.failAll('connection closed'));
     for await (const status of this.nc.status()) {
-      if (status.type === 'disconnect') this.failAll('connection lost before the acknowledgement');
+      if (status.type === 'disconnect') {
+        this.connected = false;
+        this.failAll('connection lost before the acknowledgement', true);
+      } else if (status.type === 'reconnect') {
+        this.connected = true;
+        for (const entry of [...this.pending.values()]) entry.send?.();
+      }
     }
     await closed;
   }
