@@ -1,8 +1,9 @@
 // Delegate throughput and latency against a running issuer, beside three baselines measured in the
-// same run: the empty gRPC call on the issuer's own server (ceiling), a bare grpc-js verify+sign
-// server (floor), and oidc-provider issuing client_credentials JWTs over HTTP (peer). The same again
-// with TLS: Delegate whose client proves itself with a certificate (RFC 8705), the bare server
-// signing for that certificate, and the peer over HTTPS. See bench/results/delegate.md for the
+// same run: the empty gRPC call on the issuer's own server (ceiling), a bare grpc-js server doing the
+// same crypto plus one acknowledged JetStream publish (floor), and oidc-provider issuing
+// client_credentials JWTs over HTTP (peer). The same again with TLS: Delegate whose client proves
+// itself with a certificate (RFC 8705), the bare server signing and publishing for that
+// certificate, and the peer over HTTPS. See bench/results/delegate.md for the
 // output; `npm run bench -- --quick` for a short smoke run.
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject, randomBytes, sign } from 'node:crypto';
@@ -250,7 +251,11 @@ try {
   let issuerMtls = await startIssuer(true);
   let stopIssuerMtls = () => issuerMtls.stop();
   cleanup.push(() => stopIssuerMtls());
-  const bareEnv = { BENCH_CLIENT_JWK: JSON.stringify(keys.argocd.publicJwk), BENCH_CLIENT_ID: 'argocd' };
+  const bareEnv = {
+    BENCH_CLIENT_JWK: JSON.stringify(keys.argocd.publicJwk),
+    BENCH_CLIENT_ID: 'argocd',
+    BENCH_NATS_URL: nats.url,
+  };
   const bare = await startPinnedChild<Servers['bare']['info']>('bare', 'bench/servers/bare.ts', {
     core: SERVER_CORE,
     env: bareEnv,

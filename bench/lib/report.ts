@@ -14,10 +14,10 @@ export type Target = (typeof TARGETS)[number];
 export const TARGET_LABELS: Record<Target, string> = {
   delegate: 'Delegate (issuer), client assertion',
   empty: 'empty call: Health/Check (issuer)',
-  bare: 'bare grpc-js verify+sign',
+  bare: 'bare grpc-js verify+sign+publish',
   peer: 'peer: oidc-provider client_credentials (HTTP)',
   'delegate-mtls': 'Delegate (issuer), client certificate (mutual TLS)',
-  'bare-mtls': 'bare grpc-js sign, client certificate (mutual TLS)',
+  'bare-mtls': 'bare grpc-js sign+publish, client certificate (mutual TLS)',
   'peer-tls': 'peer: oidc-provider client_credentials (HTTPS)',
 };
 
@@ -91,7 +91,7 @@ export function summarizeConcurrency(
     },
     checks: [
       {
-        name: 'Delegate ≥ 85% of bare verify+sign',
+        name: 'Delegate ≥ 85% of bare verify+sign+publish',
         pass: delegate.rps >= floor,
         detail: `${fmtRps(delegate.rps)} vs ${fmtRps(floor)} (${pct(delegate.rps / bare.rps)} of bare)`,
       },
@@ -111,7 +111,7 @@ export function summarizeConcurrency(
         detail: `${fmtRps(mtls.rps)} vs ${fmtRps(peer.rps)} (${(mtls.rps / peer.rps).toFixed(2)}×)`,
       },
       {
-        name: 'Delegate (mTLS) ≥ 85% of bare mTLS sign',
+        name: 'Delegate (mTLS) ≥ 85% of bare mTLS sign+publish',
         pass: mtls.rps >= mtlsFloor,
         detail: `${fmtRps(mtls.rps)} vs ${fmtRps(mtlsFloor)} (${pct(mtls.rps / bareMtls.rps)} of bare)`,
       },
@@ -164,7 +164,9 @@ export function renderMarkdown(
       'connection, plaintext except the two mutual-TLS targets (P-256 certificates; the client ' +
       'authenticates once, in the handshake, and sends no assertion); the peer uses one keep-alive ' +
       'HTTP/1.1 connection per worker, plaintext, and again over HTTPS (the same P-256 server ' +
-      'certificate; the targets judge aoa against the plaintext peer). ' +
+      'certificate; the targets judge aoa against the plaintext peer). The bare servers publish one ' +
+      'audit-sized event per call to their own JetStream stream and answer on its acknowledgement, ' +
+      'as #15 defines the floor (before 2026-12-07 they published nothing). ' +
       '"srv µs/call" is the server process CPU time per successful call, "cap/s" the rate that cost allows ' +
       'on one full core (1e6 / µs per call: robust to noise, meaningful once the server is saturated), ' +
       '"srv core" the server\'s CPU share, "loadgen" the load generator\'s, "core 0" all of core 0, and ' +

@@ -1,14 +1,19 @@
 // The floor: a bare grpc-js server serving the same generated aoa.v1.Issuer definition, whose Delegate
-// verifies one Ed25519 client assertion (jose jwtVerify, public key imported once) and signs
-// one token of the same shape with node:crypto (core's signCompact). Nothing else: no NATS, no policy.
+// verifies one Ed25519 client assertion (jose jwtVerify, public key imported once), signs one token of
+// the same shape with node:crypto (core's signCompact) and publishes one event of the audit event's
+// size to a JetStream stream of the audit stream's settings, answering once it is acknowledged (core's
+// StreamPublisher, aoa's cheapest publish). That is #15's "same crypto plus one JetStream publish".
+// Nothing else: no policy, no replay claim, no subject token.
 // With BENCH_TLS_DIR (server.pem, server-key.pem, ca.pem) it serves mutual TLS instead, and its
 // Delegate checks the client certificate's URI SAN against BENCH_CLIENT_URI in place of an assertion.
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { clientCertificateUris, randomId, type SigningKey, signCompact } from '@aoa/core';
+import { clientCertificateUris, randomId, type SigningKey, StreamPublisher, signCompact } from '@aoa/core';
 import { issuer as pb } from '@aoa/proto';
 import { Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData, status } from '@grpc/grpc-js';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { importJWK, jwtVerify } from 'jose';
 import { announce, requiredEnv, stopOn } from './child.js';
 
@@ -23,6 +28,19 @@ const signingKey: SigningKey = {
 };
 
 const tlsDir = process.env.BENCH_TLS_DIR;
+
+const nc = await connect({ servers: requiredEnv('BENCH_NATS_URL') });
+await jetstreamManager(nc).then((jsm) =>
+  jsm.streams.add({
+    name: `BENCH_BARE_${process.pid}`,
+    subjects: [`bench.bare.${process.pid}.>`],
+    storage: 'file' as never,
+    discard: 'new' as never,
+    duplicate_window: 120e9,
+  }),
+);
+const events = new StreamPublisher(nc);
+const eventSubject = `bench.bare.${process.pid}.delegation.issued`;
 const clientUri = tlsDir ? requiredEnv('BENCH_CLIENT_URI') : undefined;
 
 /** Why the caller is not the client, or undefined: its certificate with mutual TLS, its assertion otherwise. */
@@ -75,8 +93,22 @@ const handlers: pb.IssuerServer = {
       aoa_rule: 'deployers-dashboards',
       cnf: { jkt: request.holderJkt },
     };
+    const accessToken = signCompact({ typ: 'at+jwt' }, claims, signingKey);
+    const event = {
+      id: randomId(),
+      type: 'delegation.issued',
+      time: new Date(nowMs).toISOString(),
+      source: 'bare',
+      subject: jti,
+      data: { ...claims, scopes_requested: request.scopes, kid: signingKey.kid },
+    };
+    try {
+      await events.publish(eventSubject, JSON.stringify(event), { msgID: event.id });
+    } catch (error) {
+      return callback({ code: status.UNAVAILABLE, details: String(error) });
+    }
     callback(null, {
-      accessToken: signCompact({ typ: 'at+jwt' }, claims, signingKey),
+      accessToken,
       tokenType: 'DPoP',
       expiresAt: claims.exp,
       scopes: request.scopes,
@@ -108,5 +140,9 @@ const port = await new Promise<number>((resolve, reject) =>
     error ? reject(error) : resolve(bound),
   ),
 );
-stopOn(() => new Promise<void>((resolve) => server.tryShutdown(() => resolve())));
+stopOn(async () => {
+  await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+  events.close();
+  await nc.close();
+});
 announce({ grpcPort: port });
