@@ -1,4 +1,5 @@
 import {
+  AppError,
   AuditPublisher,
   BUCKETS,
   type Clock,
@@ -31,6 +32,9 @@ import { revokerHandlers } from './grpc/revoker-service.js';
 import { RevokerMetrics } from './metrics.js';
 
 export { OUTBOX_BUCKET } from '@aoa/revocation';
+
+/** How long a listing waits for the mirror to apply what the bucket already holds. */
+const LIST_CATCH_UP_MS = 2000;
 
 export interface RevokerDeps {
   logger: Logger;
@@ -144,7 +148,19 @@ async function startRevoker(config: RevokerConfig, deps: RevokerDeps): Promise<R
     const grpcUrl = grpcBaseUrl(config.grpcUrl, config.grpcListen.host, grpcPort, Boolean(config.tls));
     grpc.addService(
       pb.RevokerService,
-      revokerHandlers({ ctx, list: () => revocations.list(), grpcBaseUrl: grpcUrl, metrics, log }),
+      revokerHandlers({
+        ctx,
+        list: async () => {
+          // The bucket's last revision comes from the server: without it, the view cannot be vouched for.
+          if (!(await revocations.catchUp(LIST_CATCH_UP_MS).catch(() => false))) {
+            throw new AppError('unavailable', 'revocation view has not caught up with the bucket; retry');
+          }
+          return revocations.list();
+        },
+        grpcBaseUrl: grpcUrl,
+        metrics,
+        log,
+      }),
     );
     const notReady = () => [
       ...natsProbe.problems(),

@@ -17,8 +17,11 @@ import type { RevokerMetrics } from '../metrics.js';
 
 export interface RevokerServiceDeps {
   ctx: RevokerContext;
-  /** The revocations in force, sorted by key (the revoker's own mirror of the bucket). */
-  list(): Array<{ key: string; record: RevocationRecord }>;
+  /**
+   * The revocations in force, sorted by key, from the revoker's own mirror of the bucket once it holds
+   * every write made before the call (a Revoke just answered, here or on another replica).
+   */
+  list(): Promise<Array<{ key: string; record: RevocationRecord }>>;
   grpcBaseUrl: string;
   metrics: RevokerMetrics;
   log: Logger;
@@ -59,7 +62,7 @@ export function revokerHandlers(deps: RevokerServiceDeps): pb.RevokerServer {
       try {
         const proof = revokerProof(call, `${deps.grpcBaseUrl}/aoa.v1.Revoker/ListRevocations`);
         const { caller } = await proveCaller(ctx, proof);
-        const page = listRevocations(caller, deps.list(), call.request);
+        const page = listRevocations(caller, await deps.list(), call.request);
         callback(null, {
           revocations: page.items.map(({ key, record }) => ({
             key,
