@@ -249,7 +249,7 @@ describe('sealed key manager', () => {
     try {
       const [a, b] = replicas as [RunningIssuer, RunningIssuer];
       const { active } = await a.keys.activateStandby();
-      for (let i = 0; i < 200 && b.keys.active().kid !== active; i++)
+      for (let i = 0; i < 1500 && b.keys.active().kid !== active; i++)
         await new Promise((r) => setTimeout(r, 10));
       assert.equal(b.keys.active().kid, active, 'replica b still signs with the retired key');
       assert.equal(b.keys.standbyKid(), a.keys.standbyKid());
