@@ -30,15 +30,14 @@ const signingKey: SigningKey = {
 const tlsDir = process.env.BENCH_TLS_DIR;
 
 const nc = await connect({ servers: requiredEnv('BENCH_NATS_URL') });
-await jetstreamManager(nc).then((jsm) =>
-  jsm.streams.add({
-    name: `BENCH_BARE_${process.pid}`,
-    subjects: [`bench.bare.${process.pid}.>`],
-    storage: 'file' as never,
-    discard: 'new' as never,
-    duplicate_window: 120e9,
-  }),
-);
+const jsm = await jetstreamManager(nc);
+await jsm.streams.add({
+  name: `BENCH_BARE_${process.pid}`,
+  subjects: [`bench.bare.${process.pid}.>`],
+  storage: 'file' as never,
+  discard: 'new' as never,
+  duplicate_window: 120e9,
+});
 const events = new StreamPublisher(nc);
 const eventSubject = `bench.bare.${process.pid}.delegation.issued`;
 const clientUri = tlsDir ? requiredEnv('BENCH_CLIENT_URI') : undefined;
