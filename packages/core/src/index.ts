@@ -17,6 +17,7 @@ export * from './clock.js';
 export * from './config.js';
 export * from './config-fields.js';
 export * from './dpop.js';
+export * from './embedded-jwk.js';
 export * from './errors.js';
 export * from './grant-mirror.js';
 export * from './grants.js';

@@ -8,7 +8,7 @@ const ed = generateKeyPairSync('ed25519');
 const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const ec384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const ALL = ['EdDSA', 'Ed25519', 'ES256', 'RS256', 'PS256'];
+const ALL = ['EdDSA', 'Ed25519', 'ES256', 'ES384', 'RS256', 'PS256'];
 
 const sign = (alg: string, key: Parameters<SignJWT['sign']>[0], header: Record<string, unknown> = {}) =>
   new SignJWT({ sub: 'x', n: 1 }).setProtectedHeader({ alg, ...header }).sign(key);
@@ -17,11 +17,12 @@ const refused = (fn: () => unknown, reason: string) =>
   assert.throws(fn, (e: unknown) => e instanceof JwsError && e.reason === reason);
 
 describe('verifyCompactJws', () => {
-  it('accepts what jose signs with EdDSA, Ed25519, ES256, RS256 and PS256', async () => {
+  it('accepts what jose signs with EdDSA, Ed25519, ES256, ES384, RS256 and PS256', async () => {
     for (const [alg, pair] of [
       ['EdDSA', ed],
       ['Ed25519', ed],
       ['ES256', ec],
+      ['ES384', ec384],
       ['RS256', rsa],
       ['PS256', rsa],
     ] as const) {
@@ -59,6 +60,8 @@ describe('verifyCompactJws', () => {
         ),
       'algorithm not allowed',
     );
+    const es256WithP256 = es256.replace(/^[^.]+/, Buffer.from('{"alg":"ES384"}').toString('base64url'));
+    refused(() => verifyCompactJws(es256WithP256, ec.publicKey, ALL), 'algorithm not allowed');
   });
 
   it('refuses a bad signature, a foreign key, crit and b64 headers, and malformed input', async () => {

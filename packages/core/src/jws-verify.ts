@@ -20,9 +20,13 @@ const KEY_TYPES: Record<string, readonly string[]> = {
   EdDSA: ['ed25519'],
   Ed25519: ['ed25519'],
   ES256: ['ec'],
+  ES384: ['ec'],
   RS256: ['rsa'],
   PS256: ['rsa', 'rsa-pss'],
 };
+
+/** The curve an ECDSA algorithm fixes. */
+const CURVES: Record<string, string> = { ES256: 'prime256v1', ES384: 'secp384r1' };
 
 const decodeJson = (segment: string): Record<string, unknown> => {
   if (!/^[A-Za-z0-9_-]*$/.test(segment)) throw new JwsError('malformed');
@@ -59,9 +63,8 @@ export function verifyCompactJws(
   const key = typeof keyFor === 'function' ? keyFor(header) : keyFor;
   const keyTypes = KEY_TYPES[alg];
   if (!keyTypes?.includes(key.asymmetricKeyType ?? '')) throw new JwsError('algorithm not allowed');
-  if (alg === 'ES256' && key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
-    throw new JwsError('algorithm not allowed');
-  }
+  const curve = CURVES[alg];
+  if (curve && key.asymmetricKeyDetails?.namedCurve !== curve) throw new JwsError('algorithm not allowed');
   if ('crit' in header || 'b64' in header) throw new JwsError('unsupported header');
   const signatureSegment = token.slice(second + 1);
   if (!/^[A-Za-z0-9_-]+$/.test(signatureSegment)) throw new JwsError('malformed');
@@ -84,6 +87,8 @@ function verifySignature(alg: string, data: Buffer, signature: Buffer, key: KeyO
       return verify(null, data, key, signature);
     case 'ES256':
       return signature.length === 64 && verify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature);
+    case 'ES384':
+      return signature.length === 96 && verify('sha384', data, { key, dsaEncoding: 'ieee-p1363' }, signature);
     case 'RS256':
       return verify('sha256', data, key, signature);
     case 'PS256':

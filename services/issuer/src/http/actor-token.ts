@@ -1,19 +1,19 @@
-import { AppError, DPOP_ALGORITHMS, isName, joseReason, TOKEN_TYPE_JWT } from '@aoa/core';
 import {
-  calculateJwkThumbprint,
-  decodeProtectedHeader,
-  EmbeddedJWK,
-  errors,
-  type JWK,
-  jwtVerify,
-} from 'jose';
+  AppError,
+  DPOP_ALGORITHMS,
+  EmbeddedJwkError,
+  embeddedKey,
+  isName,
+  joseReason,
+  TOKEN_TYPE_JWT,
+} from '@aoa/core';
+import { errors, jwtVerify } from 'jose';
 import type { IssuerContext } from '../domain/delegate.js';
 import { OAuthError } from './oauth-form.js';
 
 /** The `typ` an actor token must carry, so no other JWT (a DPoP proof, an ID token) can pass for one. */
 export const ACTOR_TOKEN_TYP = 'aoa-actor+jwt';
 const MAX_ACTOR_TOKEN_BYTES = 8192;
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'];
 
 /** What a verified actor token says: the child it names and the key the new token is bound to. */
 export interface Actor {
@@ -39,26 +39,27 @@ export async function verifyActorToken(ctx: IssuerContext, token: string, tokenT
   };
   if (tokenType !== TOKEN_TYPE_JWT) fail(`actor_token_type must be ${TOKEN_TYPE_JWT}`);
   if (token.length > MAX_ACTOR_TOKEN_BYTES || token.split('.').length !== 3) fail('malformed');
-  let header: ReturnType<typeof decodeProtectedHeader>;
-  try {
-    header = decodeProtectedHeader(token);
-  } catch {
-    return fail('malformed header');
-  }
-  const jwk = header.jwk as JWK | undefined;
-  if (!jwk || typeof jwk !== 'object') fail('jwk header (the child key) missing');
-  if (PRIVATE_MEMBERS.some((m) => m in (jwk as object))) fail('jwk header contains a private key');
+  let jkt = '';
   let payload: Record<string, unknown>;
   try {
-    ({ payload } = await jwtVerify(token, EmbeddedJWK, {
-      algorithms: DPOP_ALGORITHMS,
-      typ: ACTOR_TOKEN_TYP,
-      audience: ctx.issuer,
-      requiredClaims: ['sub', 'iat', 'exp', 'jti'],
-      currentDate: new Date(ctx.clock.nowMs()),
-      clockTolerance: 5,
-    }));
+    ({ payload } = await jwtVerify(
+      token,
+      (header) => {
+        const embedded = embeddedKey(header.jwk, header.alg);
+        jkt = embedded.jkt;
+        return embedded.key;
+      },
+      {
+        algorithms: DPOP_ALGORITHMS,
+        typ: ACTOR_TOKEN_TYP,
+        audience: ctx.issuer,
+        requiredClaims: ['sub', 'iat', 'exp', 'jti'],
+        currentDate: new Date(ctx.clock.nowMs()),
+        clockTolerance: 5,
+      },
+    ));
   } catch (error) {
+    if (error instanceof EmbeddedJwkError) return fail(`${error.message} (the child key)`);
     return fail(error instanceof errors.JOSEError ? joseReason(error) : 'invalid');
   }
   const aud = payload.aud;
@@ -75,7 +76,6 @@ export async function verifyActorToken(ctx: IssuerContext, token: string, tokenT
     fail(`claims a life longer than the replay window (${ctx.windowSeconds}s)`);
   const jti = payload.jti;
   if (typeof jti !== 'string' || jti.length < 8 || jti.length > 256) fail('jti missing');
-  const jkt = await calculateJwkThumbprint(jwk as JWK, 'sha256');
   try {
     await ctx.replay.claim('dpop', `actor:${jkt}`, jti as string);
   } catch (error) {
