@@ -11,6 +11,7 @@
 // profile of the EdDSA issuer under the c=16 batch load says where its time goes.
 //
 //   npx tsx bench/delegate-batch.bench.ts [--quick] [--enforce]   (npm run bench -- delegate runs it too)
+//   BENCH_ISSUER_NODE_ARGS='--max-semi-space-size=32' npx tsx bench/delegate-batch.bench.ts   (V8 flags for the issuers)
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -107,11 +108,13 @@ try {
   cleanup.push(async () => rmSync(workDir, { recursive: true, force: true }));
   const policyPath = join(workDir, 'policy.yaml');
   writeFileSync(policyPath, testPolicy(idp.info.issuer, keys));
+  // BENCH_ISSUER_NODE_ARGS: V8 flags for both issuers, e.g. --max-semi-space-size=32 (docs/operations.md).
+  const issuerNodeArgs = (process.env.BENCH_ISSUER_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const startIssuer = (alg: 'EdDSA' | 'ES256', nodeArgs: string[] = []) =>
     startPinnedChild<{ issuer: string; grpcPort: number }>('issuer', 'bench/servers/issuer.ts', {
       core: 1,
       env: { NATS_URL: nats.url, AOA_POLICY_FILE: policyPath, AOA_ISSUER_SIGNING_ALG: alg },
-      nodeArgs,
+      nodeArgs: [...issuerNodeArgs, ...nodeArgs],
     });
   let issuer = await startIssuer('EdDSA');
   cleanup.push(() => issuer.stop());
