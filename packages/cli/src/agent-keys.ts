@@ -1,7 +1,6 @@
-import { isName } from '@aoa/core';
+import { isName, jwkThumbprint } from '@aoa/core';
 import { policyGrantId } from '@aoa/policy';
 import { generateAgentKeys } from '@aoa/sdk';
-import { calculateJwkThumbprint } from 'jose';
 import { prepareKeyDir, publicJwk, readKeyDir, writeKeyDir } from './agent-files.js';
 import { parseCommand, usage } from './args.js';
 import { EXIT } from './caller.js';
@@ -58,7 +57,7 @@ export async function agentKeysCommand(args: string[]): Promise<number> {
       grantId: policyGrantId(grantName),
       app,
       env,
-      dpopJkt: await calculateJwkThumbprint(dpop, 'sha256'),
+      dpopJkt: jwkThumbprint(dpop),
     };
     await writeKeyDir(keyDir, keys, enrolment);
     const entry = { id: agentId, encryption_jwk: publicJwk(keys.encryption), dpop_jwk: dpop };

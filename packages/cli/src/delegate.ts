@@ -1,9 +1,9 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { errorInfoFrom } from '@aoa/core';
+import { errorInfoFrom, jwkThumbprint } from '@aoa/core';
 import { issuer as pb, type rpc } from '@aoa/proto';
 import { type ServiceError, status } from '@grpc/grpc-js';
-import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
+import { exportJWK, type JWK } from 'jose';
 import { type CertifiedCaller, callAs, type ServiceCaller } from './caller.js';
 import type { DevFacts } from './dev.js';
 
@@ -63,7 +63,7 @@ function describeInfo(code: number, info: rpc.ErrorInfo | undefined): string {
 async function freshHolderKey(): Promise<{ jkt: string; privateJwk: JWK }> {
   const privateJwk = await exportJWK(generateKeyPairSync('ed25519').privateKey);
   const { d: _d, ...publicJwk } = privateJwk;
-  return { jkt: await calculateJwkThumbprint(publicJwk, 'sha256'), privateJwk };
+  return { jkt: jwkThumbprint(publicJwk), privateJwk };
 }
 
 /** Calls `aoa.v1.Issuer/Delegate` as a registered parent controller. */

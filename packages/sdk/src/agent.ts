@@ -7,6 +7,7 @@ import {
   type Clock,
   createLogger,
   ENROLL_DPOP_HTU,
+  jwkThumbprint,
   KeySetMirror,
   type Logger,
   RevocationMirror,
@@ -18,7 +19,7 @@ import {
 import { DeliverPolicy, type JsMsg, jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { calculateJwkThumbprint, compactDecrypt, decodeProtectedHeader, type JWK } from 'jose';
+import { compactDecrypt, decodeProtectedHeader, type JWK } from 'jose';
 import { signDpopProof } from './caller-proofs.js';
 
 /** An agent's two private keys, as JWKs: one for ECDH-ES+A256KW decryption, one for DPoP signing. */
@@ -286,7 +287,7 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
     encryptionKey,
     dpopKey,
     dpopPublic,
-    await calculateJwkThumbprint(dpopPublic, 'sha256'),
+    jwkThumbprint(dpopPublic),
     subject,
     new KeySetMirror(keysKv, log),
     new RevocationMirror(revocationsKv, log, {
@@ -316,7 +317,7 @@ export async function generateAgentKeys(): Promise<{
   return {
     private: { encryption: encryption.privateJwk, dpop: dpop.privateJwk },
     public: { encryption: encryption.publicJwk, dpop: dpop.publicJwk },
-    dpopJkt: await calculateJwkThumbprint(dpop.publicJwk, 'sha256'),
+    dpopJkt: jwkThumbprint(dpop.publicJwk),
   };
 }
 

@@ -1,5 +1,11 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { errorInfoFrom, OPERATOR_AUDIENCE, type OperatorRights, operatorRights } from '@aoa/core';
+import {
+  errorInfoFrom,
+  jwkThumbprint,
+  OPERATOR_AUDIENCE,
+  type OperatorRights,
+  operatorRights,
+} from '@aoa/core';
 import { auditor, type events, issuer, revoker, rotator } from '@aoa/proto';
 import { type DpopKey, signClientAssertion, signDpopProof } from '@aoa/sdk';
 import {
@@ -9,7 +15,7 @@ import {
   type ServiceError,
   status,
 } from '@grpc/grpc-js';
-import { calculateJwkThumbprint, decodeJwt, exportJWK, type JWK } from 'jose';
+import { decodeJwt, exportJWK, type JWK } from 'jose';
 import type { ServiceTarget } from '../config.js';
 
 /** How long an operator token is asked for; the console asks again as it runs out. */
@@ -110,7 +116,7 @@ export class AoaServices {
         scopes: [scope],
         audience: [OPERATOR_AUDIENCE],
         ttlSeconds: OPERATOR_TTL_SECONDS,
-        holderJkt: await calculateJwkThumbprint(publicJwk, 'sha256'),
+        holderJkt: jwkThumbprint(publicJwk),
       },
       metadata,
     );

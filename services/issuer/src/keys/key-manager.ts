@@ -1,7 +1,7 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import type { Clock, Logger, SigningKey } from '@aoa/core';
+import { type Clock, jwkThumbprint, type Logger, type SigningKey } from '@aoa/core';
 import type { KV } from '@nats-io/kv';
-import { calculateJwkThumbprint, type JWK } from 'jose';
+import type { JWK } from 'jose';
 import type { PrivateKeyStore, PublishedKey, RingState } from './types.js';
 
 export type KeyAuditor = (
@@ -169,7 +169,7 @@ export class KeyManager {
       this.alg === 'ES256'
         ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
         : generateKeyPairSync('ed25519');
-    const kid = await calculateJwkThumbprint(publicJwk(privateKey), 'sha256');
+    const kid = jwkThumbprint(publicJwk(privateKey));
     const key: SigningKey = { kid, alg: this.alg, privateKey };
     await this.store.saveKey(key);
     await this.publish(key, 'standby');

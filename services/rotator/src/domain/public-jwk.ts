@@ -1,6 +1,6 @@
-import { AppError } from '@aoa/core';
+import { AppError, jwkThumbprint } from '@aoa/core';
 import { type AgentKeyPurpose, checkAgentJwk, sameAgentKey } from '@aoa/policy';
-import { calculateJwkThumbprint, type JWK } from 'jose';
+import type { JWK } from 'jose';
 
 const MAX_JWK_BYTES = 2048;
 
@@ -41,5 +41,5 @@ export async function parseAgentKeys(
   if (sameAgentKey(encryption, dpop)) {
     throw new AppError('invalid_argument', 'encryption_jwk and dpop_jwk must be different keys');
   }
-  return { encryption, dpop, dpopJkt: await calculateJwkThumbprint(dpop, 'sha256') };
+  return { encryption, dpop, dpopJkt: jwkThumbprint(dpop) };
 }
