@@ -42,9 +42,9 @@ const decodeJson = (segment: string): Record<string, unknown> => {
 
 /**
  * Verifies a compact JWS with `node:crypto` directly (several times jose's WebCrypto path on this
- * machine), for the hot paths: client assertions and aoa's own tokens. The header's `alg` must be in
- * `allowed` and fit the key's type (no `none`, no HMAC, no algorithm confusion); `crit` and `b64`
- * are refused since nothing here understands them. Claims are the caller's to check.
+ * machine), for the hot paths: client assertions, aoa's own tokens and DPoP proofs. The header's
+ * `alg` must be in `allowed` and fit the key's type (no `none`, no HMAC, no algorithm confusion);
+ * `crit` and `b64` are refused since nothing here understands them. Claims are the caller's to check.
  *
  * @example
  * const { payload } = verifyCompactJws(token, publicKey, ['EdDSA']);

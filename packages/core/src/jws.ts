@@ -11,7 +11,7 @@ const b64u = (value: unknown): string => Buffer.from(JSON.stringify(value)).toSt
 
 /**
  * Signs a compact JWS with node:crypto directly (about 2.5x jose's rate for EdDSA on this machine).
- * Only for payloads aoa builds itself; verification of untrusted input goes through jose.
+ * Only for payloads aoa builds itself; what arrives is checked by `verifyCompactJws` (jws-verify.ts).
  *
  * @example
  * const jwt = signCompact({ typ: 'at+jwt' }, claims, keys.active());
