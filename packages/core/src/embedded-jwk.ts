@@ -6,8 +6,10 @@ const REQUIRED_MEMBERS: Record<string, readonly string[]> = {
   OKP: ['crv', 'kty', 'x'],
   RSA: ['e', 'kty', 'n'],
 };
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
-const MIN_RSA_BITS = 2048;
+/** JWK members only a private or symmetric key has: a public key presented or registered has none. */
+export const PRIVATE_JWK_MEMBERS: readonly string[] = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+/** The smallest RSA modulus aoa accepts, anywhere a key is presented or registered. */
+export const MIN_RSA_BITS = 2048;
 /** Distinct keys kept imported; beyond it the oldest is imported again when next seen. */
 const MAX_CACHED_KEYS = 1024;
 
@@ -50,7 +52,7 @@ export function jwkThumbprint(jwk: Readonly<Record<string, unknown>>): string {
 export function embeddedKey(jwk: unknown, alg: unknown): EmbeddedKey {
   if (!jwk || typeof jwk !== 'object' || Array.isArray(jwk)) throw new EmbeddedJwkError('jwk header missing');
   const members = jwk as Record<string, unknown>;
-  if (PRIVATE_MEMBERS.some((member) => member in members)) {
+  if (PRIVATE_JWK_MEMBERS.some((member) => member in members)) {
     throw new EmbeddedJwkError('jwk header contains a private key');
   }
   if (members.use !== undefined && members.use !== 'sig') throw new EmbeddedJwkError('jwk use must be sig');

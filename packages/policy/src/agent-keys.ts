@@ -1,4 +1,5 @@
 import { createPublicKey, type JsonWebKey } from 'node:crypto';
+import { PRIVATE_JWK_MEMBERS } from '@aoa/core';
 import type { JWK } from 'jose';
 
 /** What an agent's public key is for: ECDH-ES+A256KW key agreement, or DPoP proof signing. */
@@ -14,7 +15,6 @@ const ALLOWED: Record<AgentKeyPurpose, Array<{ kty: string; crv: string }>> = {
     { kty: 'OKP', crv: 'Ed25519' },
   ],
 };
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 
 /**
  * Checks an agent's public JWK for one purpose: an object, public only (no private member), an allowed
@@ -30,7 +30,7 @@ export function checkAgentJwk(value: unknown, purpose: AgentKeyPurpose): { jwk: 
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     return { problem: 'not a JWK object' };
   const jwk = value as Record<string, unknown>;
-  if (PRIVATE_MEMBERS.some((member) => member in jwk)) return { problem: 'contains a private key part' };
+  if (PRIVATE_JWK_MEMBERS.some((member) => member in jwk)) return { problem: 'contains a private key part' };
   const allowed = ALLOWED[purpose];
   if (!allowed.some((a) => a.kty === jwk.kty && a.crv === jwk.crv)) {
     return { problem: `must be ${allowed.map((a) => `${a.kty} ${a.crv}`).join(' or ')}` };

@@ -1,4 +1,5 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
+import { MIN_RSA_BITS, PRIVATE_JWK_MEMBERS } from '@aoa/core';
 import type { JWK } from 'jose';
 import { quote } from './errors.js';
 import type { ClientKey } from './types.js';
@@ -9,14 +10,12 @@ export interface JwkProblem {
   problem: string;
 }
 
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 const COMMON_MEMBERS = ['kty', 'kid', 'alg', 'use', 'key_ops', 'x5c', 'x5t', 'x5t#S256', 'x5u', 'ext'];
 const KEY_TYPES: Record<string, { members: string[]; crv?: string; algs: string[] }> = {
   OKP: { members: ['crv', 'x'], crv: 'Ed25519', algs: ['EdDSA', 'Ed25519'] },
   EC: { members: ['crv', 'x', 'y'], crv: 'P-256', algs: ['ES256'] },
   RSA: { members: ['n', 'e'], algs: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'] },
 };
-const MIN_RSA_BITS = 2048;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
 /**
@@ -35,7 +34,7 @@ export function importClientJwk(
   const add = (member: string | undefined, problem: string) =>
     problems.push({ path: member === undefined ? [] : [member], problem });
 
-  for (const member of PRIVATE_MEMBERS) {
+  for (const member of PRIVATE_JWK_MEMBERS) {
     if (member in input)
       add(member, `private key member "${member}" is not allowed: register the public key only`);
   }
