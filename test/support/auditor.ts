@@ -119,9 +119,14 @@ export async function burst(audit: AuditPublisher, count: number, parallel = 50)
   const ids: string[] = [];
   for (let i = 0; i < count; i += parallel) {
     const chunk = Array.from({ length: Math.min(parallel, count - i) }, (_, j) =>
-      audit.publish('key.prepared', `kid-${i + j}`, { kid: `kid-${i + j}`, alg: 'EdDSA', state: 'prepared' }),
+      audit.envelope('key.prepared', `kid-${i + j}`, {
+        kid: `kid-${i + j}`,
+        alg: 'EdDSA',
+        state: 'prepared',
+      }),
     );
-    for (const event of await Promise.all(chunk)) ids.push(event.id);
+    await Promise.all(chunk.map((event) => audit.publishEnvelope(event)));
+    for (const event of chunk) ids.push(event.id);
   }
   return ids;
 }

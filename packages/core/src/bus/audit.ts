@@ -105,31 +105,24 @@ export class AuditPublisher {
     return { id: randomId(), type, time: new Date().toISOString(), source: this.source, subject, data };
   }
 
-  async publish(
-    type: AuditEventType,
-    subject: string,
-    data: Record<string, unknown>,
-  ): Promise<AuditEnvelope> {
-    const event = this.envelope(type, subject, data);
-    await this.publishEnvelope(event);
-    return event;
+  /** Publishes a new event; resolves once it is stored (nothing of the event is held meanwhile). */
+  publish(type: AuditEventType, subject: string, data: Record<string, unknown>): Promise<void> {
+    return this.publishEnvelope(this.envelope(type, subject, data));
   }
 
-  async publishEnvelope(event: AuditEnvelope): Promise<void> {
-    try {
-      await this.js.publish(this.subjects.audit(event.type), JSON.stringify(event), {
-        msgID: event.id,
-        timeout: this.timeoutMs,
-      });
-    } catch (error) {
-      this.log.warn(
-        { err: summarize(error), eventType: event.type, eventId: event.id },
-        'audit publish failed',
+  publishEnvelope(event: AuditEnvelope): Promise<void> {
+    const { type, id } = event;
+    return this.js
+      .publish(this.subjects.audit(type), JSON.stringify(event), { msgID: id, timeout: this.timeoutMs })
+      .then(
+        () => undefined,
+        (error: unknown) => {
+          this.log.warn({ err: summarize(error), eventType: type, eventId: id }, 'audit publish failed');
+          throw new AuditUnavailable('audit log unavailable: request refused (fail closed)', {
+            cause: error,
+          });
+        },
       );
-      throw new AuditUnavailable('audit log unavailable: request refused (fail closed)', {
-        cause: error,
-      });
-    }
   }
 }
 

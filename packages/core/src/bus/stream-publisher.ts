@@ -2,6 +2,7 @@ import {
   createInbox,
   headers,
   type Msg,
+  type MsgHdrs,
   type NatsConnection,
   type Subscription,
 } from '@nats-io/transport-node';
@@ -38,12 +39,18 @@ export class StreamPublishError extends Error {
   }
 }
 
+interface Outgoing {
+  subject: string;
+  payload: string;
+  headers: MsgHdrs;
+}
+
 interface Pending {
   resolve(ack: StreamAck): void;
   reject(error: StreamPublishError): void;
   timer: NodeJS.Timeout;
   /** Set while the message waits for a reconnect; cleared once it is written to the connection. */
-  send?: (() => void) | undefined;
+  held?: Outgoing | undefined;
 }
 
 const DEFAULT_TIMEOUT_MS = 2000;
@@ -95,25 +102,15 @@ export class StreamPublisher implements StreamPublish {
     if (lastSubjectSequence !== undefined) {
       hdrs.set('Nats-Expected-Last-Subject-Sequence', String(lastSubjectSequence));
     }
+    const message: Outgoing = { subject, payload, headers: hdrs };
+    const timeoutMs = options.timeout ?? DEFAULT_TIMEOUT_MS;
+    // No closure outlives this call: what waits for the acknowledgement holds neither the payload nor
+    // its headers, so thousands in flight are cheap for the young generation to keep.
     return new Promise<StreamAck>((resolve, reject) => {
-      const timeoutMs = options.timeout ?? DEFAULT_TIMEOUT_MS;
-      const timer = setTimeout(() => {
-        this.pending.delete(token);
-        reject(new StreamPublishError(`no acknowledgement within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const entry: Pending = { resolve, reject, timer };
+      const entry: Pending = { resolve, reject, timer: setTimeout(this.expire, timeoutMs, token, timeoutMs) };
       this.pending.set(token, entry);
-      entry.send = () => {
-        entry.send = undefined;
-        try {
-          this.nc.publish(subject, payload, { reply: this.prefix + token, headers: hdrs });
-        } catch (error) {
-          this.take(token);
-          clearTimeout(timer);
-          reject(new StreamPublishError(`publish failed: ${(error as Error).message}`));
-        }
-      };
-      if (this.connected) entry.send();
+      if (this.connected) this.send(token, entry, message);
+      else entry.held = message;
     });
   }
 
@@ -122,6 +119,24 @@ export class StreamPublisher implements StreamPublish {
     this.failAll('publisher closed');
     this.subscription.unsubscribe();
   }
+
+  private send(token: string, entry: Pending, message: Outgoing): void {
+    try {
+      // A pooled buffer: nats.js would encode a string with TextEncoder, a new ArrayBuffer per message.
+      this.nc.publish(message.subject, Buffer.from(message.payload), {
+        reply: this.prefix + token,
+        headers: message.headers,
+      });
+    } catch (error) {
+      this.take(token);
+      clearTimeout(entry.timer);
+      entry.reject(new StreamPublishError(`publish failed: ${(error as Error).message}`));
+    }
+  }
+
+  private readonly expire = (token: string, timeoutMs: number): void => {
+    this.take(token)?.reject(new StreamPublishError(`no acknowledgement within ${timeoutMs} ms`));
+  };
 
   private take(token: string): Pending | undefined {
     const entry = this.pending.get(token);
@@ -145,7 +160,7 @@ export class StreamPublisher implements StreamPublish {
   /** Rejects every waiting publish, or with `onlySent` only those already written to the connection. */
   private failAll(reason: string, onlySent = false): void {
     for (const [token, entry] of this.pending) {
-      if (onlySent && entry.send) continue;
+      if (onlySent && entry.held) continue;
       this.pending.delete(token);
       clearTimeout(entry.timer);
       entry.reject(new StreamPublishError(reason));
@@ -164,7 +179,11 @@ export class StreamPublisher implements StreamPublish {
         this.failAll('connection lost before the acknowledgement', true);
       } else if (status.type === 'reconnect') {
         this.connected = true;
-        for (const entry of [...this.pending.values()]) entry.send?.();
+        for (const [token, entry] of [...this.pending]) {
+          const { held } = entry;
+          entry.held = undefined;
+          if (held) this.send(token, entry, held);
+        }
       }
     }
     await closed;

@@ -77,9 +77,8 @@ function context(grant: GrantRecord, agents: AgentRecord[], overrides: Partial<G
     signingKey: () => key,
     revocations: { ready: () => true, check: () => undefined, get: () => undefined },
     audit: {
-      publish: async (type, subject, data) => {
+      publish: async (type, _subject, data) => {
         audited.push({ type, data });
-        return { id: 'e', type, time: '', source: '', subject, data };
       },
     },
     clock: new ManualClock(NOW_MS),
