@@ -23,8 +23,11 @@ export interface RawDelegateBatch {
   items: Array<Omit<RawDelegateRequest, 'subjectToken' | 'subjectTokenType'>>;
 }
 
+/** A child's credential as DelegateBatch answers it: a Delegate's result, less the claims it signed. */
+export type BatchIssued = Omit<DelegateResult, 'claims'>;
+
 /** Each child's outcome, in the items' order: its credential, or the refusal a Delegate would give. */
-export type BatchOutcome = { issued: DelegateResult } | { refused: AppError };
+export type BatchOutcome = { issued: BatchIssued } | { refused: AppError };
 
 /**
  * An app-of-apps sync in one call: the caller is proved and the subject token verified once, then each
@@ -53,7 +56,10 @@ export async function delegateBatch(
     subjectToken: raw.subjectToken,
     subjectTokenType: raw.subjectTokenType,
   });
-  type Decided = { outcome: BatchOutcome; event: () => Promise<unknown> };
+  // Each child's audit event is built as it is decided, and only what the answer needs is kept while
+  // the events wait for their acknowledgements: the claims and event data of 50 credentials per call
+  // would otherwise outlive the young generation under load.
+  type Decided = { outcome: BatchOutcome; event: Parameters<IssuerContext['audit']['publish']> };
   let decided: Decided[];
   try {
     if (proof.clientAssertion && proof.dpop && isWorkloadAssertion(policy, proof.clientAssertion)) {
@@ -69,21 +75,17 @@ export async function delegateBatch(
         const own: Facts = { ...facts };
         try {
           const input = validateDelegateRequest(request);
-          const issued = decideAndSign(ctx, input, subject, origin, own, policy);
+          const result = decideAndSign(ctx, input, subject, origin, own, policy);
+          const { claims: _signed, ...issued } = result;
           return {
             outcome: { issued },
-            event: () => ctx.audit.publish('delegation.issued', issued.jti, issuedEvent(input, issued)),
+            event: ['delegation.issued', issued.jti, issuedEvent(input, result)],
           };
         } catch (error) {
           const refused = toAppError(error);
           return {
             outcome: { refused },
-            event: () =>
-              ctx.audit.publish(
-                'delegation.denied',
-                own.sub ?? 'unknown',
-                deniedEvent(request, refused, own),
-              ),
+            event: ['delegation.denied', own.sub ?? 'unknown', deniedEvent(request, refused, own)],
           };
         }
       }),
@@ -99,6 +101,8 @@ export async function delegateBatch(
     }
     throw error;
   }
-  await Promise.all(decided.map((d) => d.event()));
-  return decided.map((d) => d.outcome);
+  const stored = Promise.all(decided.map((d) => ctx.audit.publish(...d.event)));
+  const outcomes = decided.map((d) => d.outcome);
+  await stored;
+  return outcomes;
 }

@@ -12,8 +12,8 @@ import {
 } from '@aoa/core';
 import { issuer as pb } from '@aoa/proto';
 import { type Metadata, type ServerUnaryCall, type sendUnaryData, status } from '@grpc/grpc-js';
-import { type CallerProof, type DelegateResult, delegate, type IssuerContext } from '../domain/delegate.js';
-import { type BatchOutcome, delegateBatch } from '../domain/delegate-batch.js';
+import { type CallerProof, delegate, type IssuerContext } from '../domain/delegate.js';
+import { type BatchIssued, type BatchOutcome, delegateBatch } from '../domain/delegate-batch.js';
 import { introspect } from '../domain/introspect.js';
 import type { KeyRotation } from '../keys/rotation.js';
 import type { IssuerMetrics } from '../metrics.js';
@@ -103,7 +103,7 @@ export function issuerHandlers(
   };
 }
 
-function delegateResponse(result: DelegateResult): pb.DelegateResponse {
+function delegateResponse(result: BatchIssued): pb.DelegateResponse {
   return {
     accessToken: result.accessToken,
     tokenType: result.tokenType,
