@@ -56,9 +56,9 @@ export function decide(policy: Policy, request: DelegationRequest): Decision {
 
   const input: ConditionInput = { claims: request.claims ?? {}, request: { child, env, scopes, audience } };
   const members = memberRoles(policy, request.principal);
-  const roles = new Set(members.filter((role) => holds(role.when, input)).map((role) => role.name));
+  const roles = members.filter((role) => holds(role.when, input)).map((role) => role.name);
   const covers = (rule: RuleConfig) => rule.children.includes(child) && rule.environments.includes(env);
-  const candidates = policy.rules.filter((rule) => roles.has(rule.role) && covers(rule));
+  const candidates = policy.rules.filter((rule) => roles.includes(rule.role) && covers(rule));
   const granted = ownerScopes(policy, scopes, roles);
   if (!Array.isArray(granted)) return granted;
   // What aoa:owner became must be within the presented token too.
@@ -72,7 +72,8 @@ export function decide(policy: Policy, request: DelegationRequest): Decision {
   }
   if (nearest) return nearest.deny;
   const unheld = members.find(
-    (role) => !roles.has(role.name) && policy.rules.some((rule) => rule.role === role.name && covers(rule)),
+    (role) =>
+      !roles.includes(role.name) && policy.rules.some((rule) => rule.role === role.name && covers(rule)),
   );
   if (unheld?.when) {
     return deny('CONDITION_FAILED', `role ${unheld.name}: condition ${conditionText(unheld.when, input)}`, {
@@ -99,9 +100,10 @@ function beyondParent(parent: DelegationRequest['parent'], scopes: string[]): De
  * held (none: refused); an explicit `aoa:owner:<client>` needs one of that client's roles. A rule
  * that lists `aoa:owner` allows them all.
  */
-function ownerScopes(policy: Policy, scopes: string[], roles: Set<string>): string[] | Deny {
+function ownerScopes(policy: Policy, scopes: string[], roles: readonly string[]): string[] | Deny {
+  if (!scopes.some((scope) => scope === OWNER_SCOPE || scope.startsWith(OWNER_PREFIX))) return scopes;
   const owned = policy.clients
-    .filter((client) => client.owners.some((role) => roles.has(role)))
+    .filter((client) => client.owners.some((role) => roles.includes(role)))
     .map((client) => client.id);
   const out: string[] = [];
   for (const scope of scopes) {
@@ -228,37 +230,23 @@ function evaluateRule(
       `rule ${rule.name} requires a key-bound token: holder_jkt is required`,
     );
   }
-  const bounds = [
-    {
-      seconds: rule.maxTtlSeconds,
-      name: `rule ${rule.name} max_ttl`,
-      constraint: `rules.${rule.name}.max_ttl`,
-    },
-    {
-      seconds: policy.limits.maxTokenTtlSeconds,
-      name: 'limits.max_token_ttl',
-      constraint: 'limits.max_token_ttl',
-    },
-    ...(parent
-      ? [
-          {
-            seconds: parent.expSeconds - nowSeconds,
-            name: "the presented token's remaining lifetime",
-            constraint: 'parent.exp',
-          },
-        ]
-      : []),
-  ];
-  const binding = bounds.reduce((a, b) => (b.seconds < a.seconds ? b : a));
-  if (ttlSeconds > binding.seconds) {
-    return refuse(
-      4,
-      'TTL_EXCEEDED',
-      `ttl ${ttlSeconds}s exceeds ${binding.name} (${binding.seconds}s)`,
-      binding.constraint,
-    );
+  // The bound that binds is found first and named only when it refuses: an allowed request builds
+  // none of the refusal texts.
+  let binding: TtlBound = 'rule';
+  let boundSeconds = rule.maxTtlSeconds;
+  if (policy.limits.maxTokenTtlSeconds < boundSeconds) {
+    binding = 'limits';
+    boundSeconds = policy.limits.maxTokenTtlSeconds;
   }
-  const lifetime = ttlSeconds > 0 ? ttlSeconds : binding.seconds;
+  if (parent && parent.expSeconds - nowSeconds < boundSeconds) {
+    binding = 'parent';
+    boundSeconds = parent.expSeconds - nowSeconds;
+  }
+  if (ttlSeconds > boundSeconds) {
+    const { name, constraint } = ttlBoundText(binding, rule.name);
+    return refuse(4, 'TTL_EXCEEDED', `ttl ${ttlSeconds}s exceeds ${name} (${boundSeconds}s)`, constraint);
+  }
+  const lifetime = ttlSeconds > 0 ? ttlSeconds : boundSeconds;
   const expSeconds = parent ? Math.min(nowSeconds + lifetime, parent.expSeconds) : nowSeconds + lifetime;
   return {
     allow: true,
@@ -275,4 +263,19 @@ function evaluateRule(
   };
 }
 
-const sortedUnique = (values: readonly string[]): string[] => [...new Set(values)].sort();
+/** What caps a token's lifetime: its rule's `max_ttl`, the policy's limit, or the presented token. */
+type TtlBound = 'rule' | 'limits' | 'parent';
+
+function ttlBoundText(bound: TtlBound, rule: string): { name: string; constraint: string } {
+  switch (bound) {
+    case 'rule':
+      return { name: `rule ${rule} max_ttl`, constraint: `rules.${rule}.max_ttl` };
+    case 'limits':
+      return { name: 'limits.max_token_ttl', constraint: 'limits.max_token_ttl' };
+    case 'parent':
+      return { name: "the presented token's remaining lifetime", constraint: 'parent.exp' };
+  }
+}
+
+const sortedUnique = (values: readonly string[]): string[] =>
+  values.length < 2 ? [...values] : [...new Set(values)].sort();
