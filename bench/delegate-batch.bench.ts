@@ -4,6 +4,7 @@
 //   aoa DelegateBatch   one call: one IdP token, one client assertion, 50 key-bound children; once
 //                       with the default EdDSA signing keys, once with AOA_ISSUER_SIGNING_ALG=ES256
 //   aoa Delegate x 50   50 calls, each its own client assertion, 8 in flight per sync
+//   (both aoa ways on one HTTP/2 connection with a 4 MiB flow-control window, LARGE_ANSWER_CHANNEL)
 //   peer client_secret  oidc-provider's client_credentials, 50 token requests (HTTP keep-alive, Basic
 //                       auth), 8 in flight per sync as a client's connection pool would
 //   peer private_key_jwt the same with an RFC 7523 assertion each, as aoa requires of its clients
@@ -16,6 +17,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
+import { LARGE_ANSWER_CHANNEL } from '@aoa/core';
 import { issuer as pb } from '@aoa/proto';
 import { startNats } from '@aoa/testkit';
 import { credentials, Metadata } from '@grpc/grpc-js';
@@ -154,7 +156,12 @@ try {
     holderJkt: h.jkt,
   }));
   const clientOf = (target: { info: { grpcPort: number } }) => {
-    const made = new pb.IssuerClient(`127.0.0.1:${target.info.grpcPort}`, credentials.createInsecure());
+    // As `aoa delegate` does (grpc-go and grpc-java parents grow their windows by themselves).
+    const made = new pb.IssuerClient(
+      `127.0.0.1:${target.info.grpcPort}`,
+      credentials.createInsecure(),
+      LARGE_ANSWER_CHANNEL,
+    );
     cleanup.push(async () => made.close());
     return made;
   };
@@ -296,6 +303,9 @@ if (exitCode === 0) {
 ${new Date().toISOString()}, Node ${process.version}, 2 cores: each server alone on core 1 while measured,
 the load generator and nats-server on core 0. Closed loop of \`c\` concurrent syncs, ${WARMUP_MS} ms warm-up,
 ${MEASURE_MS} ms measured; the one-credential-per-request ways keep ${PER_SYNC_PARALLEL} requests in flight per sync.
+The aoa ways share one gRPC connection whose HTTP/2 flow-control window is 4 MiB, as \`aoa delegate\`
+sets it (grpc-js keeps 64 KiB otherwise; grpc-go and grpc-java grow theirs by themselves); the peer
+gets keep-alive HTTP/1.1 connections.
 ${ROUNDS} rounds, each running every way in turn; figures are medians over the rounds, and each ratio is
 the median of the ratios within a round (its range across rounds in brackets). \`npm run bench -- delegate-batch\`
 

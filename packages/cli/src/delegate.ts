@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { errorInfoFrom, jwkThumbprint } from '@aoa/core';
+import { errorInfoFrom, jwkThumbprint, LARGE_ANSWER_CHANNEL } from '@aoa/core';
 import { issuer as pb, type rpc } from '@aoa/proto';
 import { type ServiceError, status } from '@grpc/grpc-js';
 import { exportJWK, type JWK } from 'jose';
@@ -122,7 +122,7 @@ export async function delegateBatchOnce(
   });
   const response = await callAs<pb.IssuerClient, pb.DelegateBatchResponse>(
     options,
-    (address, channel) => new pb.IssuerClient(address, channel),
+    (address, channel) => new pb.IssuerClient(address, channel, LARGE_ANSWER_CHANNEL),
     (client, metadata, callOptions, done) => client.delegateBatch(request, metadata, callOptions, done),
   );
   return response.results.map((result, i) => {

@@ -21,6 +21,7 @@ export * from './embedded-jwk.js';
 export * from './errors.js';
 export * from './grant-mirror.js';
 export * from './grants.js';
+export * from './grpc-client.js';
 export * from './grpc-server.js';
 export * from './grpc-status.js';
 export * from './http-server.js';
