@@ -27,6 +27,7 @@ import { IDP_AUDIENCE, testPolicy } from '../test/support/system.js';
 import { signClientAssertions } from './lib/assertions.js';
 import { closedLoop, median, PoolExhausted } from './lib/load.js';
 import { type PinnedChild, pinSelf, REPO_ROOT, startPinnedChild } from './lib/procs.js';
+import { syncItems } from './lib/sync-items.js';
 
 const LARGE_WINDOW = LARGE_ANSWER_CHANNEL['grpc-node.flow_control_window'] as number;
 const { values: args } = parseArgs({
@@ -145,13 +146,7 @@ try {
     body: new URLSearchParams({ grant_type: 'client_credentials', resource: IDP_AUDIENCE }),
   });
   const subjectToken = ((await token.json()) as { access_token: string }).access_token;
-  const holders = await Promise.all(Array.from({ length: CHILDREN }, () => makeKey()));
-  const items = holders.map((h) => ({
-    child: 'dashboards',
-    environment: 'prod',
-    scopes: ['read:metrics'],
-    holderJkt: h.jkt,
-  }));
+  const items = await syncItems(CHILDREN);
   const gcTotals = (side: Side): GcTotals => JSON.parse(readFileSync(side.gcFile, 'utf8')) as GcTotals;
 
   for (let round = 0; round < ROUNDS; round++) {

@@ -27,6 +27,7 @@ import { signClientAssertions } from './lib/assertions.js';
 import { mainThreadProfile, type ProfileSummary, profileTables, summarizeProfile } from './lib/cpuprofile.js';
 import { closedLoop, type LoadResult, median, PoolExhausted } from './lib/load.js';
 import { pinSelf, REPO_ROOT, startPinnedChild } from './lib/procs.js';
+import { syncItems } from './lib/sync-items.js';
 
 const { values: args } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, enforce: { type: 'boolean', default: false } },
@@ -148,13 +149,7 @@ try {
     return json.access_token;
   };
   const subjectToken = await peerToken({ basic: true });
-  const holders = await Promise.all(Array.from({ length: CHILDREN }, () => makeKey()));
-  const items = holders.map((h) => ({
-    child: 'dashboards',
-    environment: 'prod',
-    scopes: ['read:metrics'],
-    holderJkt: h.jkt,
-  }));
+  const items = await syncItems(CHILDREN);
   const clientOf = (target: { info: { grpcPort: number } }) => {
     // As `aoa delegate` does (grpc-go and grpc-java parents grow their windows by themselves).
     const made = new pb.IssuerClient(
