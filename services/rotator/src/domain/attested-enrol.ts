@@ -44,7 +44,7 @@ export async function attestedEnrol(
   input: AttestedEnrolInput,
 ): Promise<{ grant: GrantRecord; agent: AgentRecord }> {
   const agentId = assertName('agent_id', input.agentId);
-  const keys = await parseAgentKeys(input.encryptionJwk, input.dpopJwk);
+  const keys = parseAgentKeys(input.encryptionJwk, input.dpopJwk);
   const policy = ctx.policy();
   const token = await ctx.verifySubjectToken(input.attestation, policy);
   const pod = podOf(token);

@@ -175,7 +175,7 @@ export async function enroll(
 ): Promise<{ grant: GrantRecord; agent: AgentRecord }> {
   const hash = joinTokenHash(input.joinToken);
   const agentId = assertName('agent_id', input.agentId);
-  const keys = await parseAgentKeys(input.encryptionJwk, input.dpopJwk);
+  const keys = parseAgentKeys(input.encryptionJwk, input.dpopJwk);
   const joined = await ctx.store.consumeJoinToken(hash, ctx.clock.nowMs());
   const found = await ctx.store.grant(joined.grant);
   if (!found) throw new AppError('failed_precondition', 'the join token’s grant no longer exists');
@@ -197,7 +197,7 @@ export async function recordEnrolment(
   ctx: RotatorContext,
   grant: GrantRecord,
   agentId: string,
-  keys: Awaited<ReturnType<typeof parseAgentKeys>>,
+  keys: ReturnType<typeof parseAgentKeys>,
   how: Record<string, unknown>,
 ): Promise<{ grant: GrantRecord; agent: AgentRecord }> {
   const agent: AgentRecord = {

@@ -32,10 +32,10 @@ export function parsePublicJwk(field: string, text: string, purpose: AgentKeyPur
  * Validates both of an agent's keys and that they are two different keys (one key must never serve
  * both key agreement and signing). Returns them with the DPoP key's RFC 7638 thumbprint.
  */
-export async function parseAgentKeys(
+export function parseAgentKeys(
   encryptionText: string,
   dpopText: string,
-): Promise<{ encryption: JWK; dpop: JWK; dpopJkt: string }> {
+): { encryption: JWK; dpop: JWK; dpopJkt: string } {
   const encryption = parsePublicJwk('encryption_jwk', encryptionText, 'encryption');
   const dpop = parsePublicJwk('dpop_jwk', dpopText, 'dpop');
   if (sameAgentKey(encryption, dpop)) {

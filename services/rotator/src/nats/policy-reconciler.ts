@@ -121,7 +121,7 @@ export class PolicyReconciler {
     if (record.state !== 'active') return;
     const plan = planAgents(grant.agents, store.agents(record.id));
     for (const agent of plan.enrol) {
-      const keys = await parseAgentKeys(JSON.stringify(agent.encryptionJwk), JSON.stringify(agent.dpopJwk));
+      const keys = parseAgentKeys(JSON.stringify(agent.encryptionJwk), JSON.stringify(agent.dpopJwk));
       const enrolled: AgentRecord = {
         grant: record.id,
         agent: agent.id,
