@@ -26,6 +26,7 @@ export * from './grpc-server.js';
 export * from './grpc-status.js';
 export * from './http-server.js';
 export * from './ids.js';
+export * from './jose-reason.js';
 export * from './jws.js';
 export * from './jws-verify.js';
 export * from './key-set.js';
