@@ -1,6 +1,6 @@
 // An app-of-apps sync of 50 children: credentials per second when a parent mints one credential per
-// child, measured four ways in three alternating rounds, each server pinned alone to core 1 while it is measured
-// (the load generator and nats-server on core 0):
+// child, measured four ways in three alternating rounds, each server pinned alone to core 1 while it
+// is measured (the load generator and nats-server on core 0):
 //   aoa DelegateBatch   one call: one IdP token, one client assertion, 50 key-bound children; once
 //                       with the default EdDSA signing keys, once with AOA_ISSUER_SIGNING_ALG=ES256
 //   aoa Delegate x 50   50 calls, each its own client assertion, 8 in flight per sync
@@ -113,7 +113,8 @@ try {
   cleanup.push(async () => rmSync(workDir, { recursive: true, force: true }));
   const policyPath = join(workDir, 'policy.yaml');
   writeFileSync(policyPath, testPolicy(idp.info.issuer, keys));
-  // BENCH_ISSUER_NODE_ARGS: V8 flags for both issuers, e.g. --max-semi-space-size=32 (docs/operations.md).
+  // BENCH_ISSUER_NODE_ARGS: V8 flags for both issuers, e.g. --max-semi-space-size=32; to judge a flag,
+  // bench/compare-issuers.ts runs with and without it in alternating rounds.
   const issuerNodeArgs = (process.env.BENCH_ISSUER_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const startIssuer = (alg: 'EdDSA' | 'ES256', nodeArgs: string[] = []) =>
     startPinnedChild<{ issuer: string; grpcPort: number }>('issuer', 'bench/servers/issuer.ts', {
