@@ -14,6 +14,11 @@ export class Subjects {
     return `${this.prefix}.audit.${type}`;
   }
 
+  /** `aoa.audit.batch`: one message carrying several events, each stored as its own row (contract 5). */
+  auditBatch(): string {
+    return `${this.prefix}.audit.batch`;
+  }
+
   auditAll(): string {
     return `${this.prefix}.audit.>`;
   }

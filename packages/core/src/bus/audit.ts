@@ -16,6 +16,18 @@ export interface AuditEnvelope {
   data: Record<string, unknown>;
 }
 
+/**
+ * The most bytes and events {@link AuditPublisher.publishAll} puts in one message, and the most the
+ * auditor accepts in one: a quarter of NATS's default `max_payload`.
+ */
+export const AUDIT_BATCH_MAX_BYTES = 256 * 1024;
+export const AUDIT_BATCH_MAX_EVENTS = 1024;
+
+/** The body of a message on `aoa.audit.batch` is `{"events":[envelope, ...]}`, at least one. */
+const BATCH_OPEN = '{"events":[';
+const BATCH_CLOSE = ']}';
+const BATCH_OVERHEAD = BATCH_OPEN.length + BATCH_CLOSE.length;
+
 export interface AuditStreamOptions {
   /** Seconds events are kept; default 30 days. */
   maxAgeSeconds: number;
@@ -111,18 +123,57 @@ export class AuditPublisher {
   }
 
   publishEnvelope(event: AuditEnvelope): Promise<void> {
-    const { type, id } = event;
-    return this.js
-      .publish(this.subjects.audit(type), JSON.stringify(event), { msgID: id, timeout: this.timeoutMs })
-      .then(
-        () => undefined,
-        (error: unknown) => {
-          this.log.warn({ err: summarize(error), eventType: type, eventId: id }, 'audit publish failed');
-          throw new AuditUnavailable('audit log unavailable: request refused (fail closed)', {
-            cause: error,
-          });
-        },
+    return this.send(this.subjects.audit(event.type), JSON.stringify(event), event.id, event.type);
+  }
+
+  /**
+   * Publishes events together: as few messages on `aoa.audit.batch` as {@link AUDIT_BATCH_MAX_BYTES}
+   * and {@link AUDIT_BATCH_MAX_EVENTS} allow (one JetStream acknowledgement each, not one per event;
+   * a lone event goes on its own subject, as {@link publishEnvelope} sends it); resolves once every one is
+   * stored, and any one unacknowledged rejects (fail closed). The auditor stores each event as its own
+   * row, in this order.
+   */
+  publishAll(events: readonly AuditEnvelope[]): Promise<void> {
+    const sent: Array<Promise<void>> = [];
+    let group: Array<{ event: AuditEnvelope; json: string }> = [];
+    let bytes = BATCH_OVERHEAD;
+    const flush = () => {
+      const [first] = group;
+      if (first === undefined) return;
+      sent.push(
+        group.length === 1
+          ? this.send(this.subjects.audit(first.event.type), first.json, first.event.id, first.event.type)
+          : this.send(
+              this.subjects.auditBatch(),
+              `${BATCH_OPEN}${group.map((g) => g.json).join(',')}${BATCH_CLOSE}`,
+              first.event.id,
+              'batch',
+            ),
       );
+      group = [];
+      bytes = BATCH_OVERHEAD;
+    };
+    for (const event of events) {
+      const json = JSON.stringify(event);
+      const size = Buffer.byteLength(json) + 1;
+      if (bytes + size > AUDIT_BATCH_MAX_BYTES || group.length === AUDIT_BATCH_MAX_EVENTS) flush();
+      group.push({ event, json });
+      bytes += size;
+    }
+    flush();
+    return Promise.all(sent).then(() => undefined);
+  }
+
+  private send(subject: string, payload: string, msgID: string, eventType: string): Promise<void> {
+    return this.js.publish(subject, payload, { msgID, timeout: this.timeoutMs }).then(
+      () => undefined,
+      (error: unknown) => {
+        this.log.warn({ err: summarize(error), eventType, eventId: msgID }, 'audit publish failed');
+        throw new AuditUnavailable('audit log unavailable: request refused (fail closed)', {
+          cause: error,
+        });
+      },
+    );
   }
 }
 

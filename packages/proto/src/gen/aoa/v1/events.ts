@@ -14,10 +14,11 @@ export const protobufPackage = "aoa.v1";
 export const protobufFileName = "aoa/v1/events.proto";
 
 /**
- * Every audit event travels on `aoa.audit.<type>` as one envelope, proto3 JSON encoded. The types are
- * listed once, in packages/core/src/audit-types.ts (AUDIT_EVENT_TYPES), each with the message below
- * that describes its `data`; the auditor stores exactly those types and dead-letters any other.
- * `Nats-Msg-Id` is the envelope id, so a retried publish is stored once.
+ * Every audit event travels on `aoa.audit.<type>` as one envelope, proto3 JSON encoded, or with
+ * events published together in an `AuditBatch` on `aoa.audit.batch`. The types are listed once, in
+ * packages/core/src/audit-types.ts (AUDIT_EVENT_TYPES), each with the message below that describes
+ * its `data`; the auditor stores exactly those types and dead-letters any other. `Nats-Msg-Id` is the
+ * envelope id (a batch's: its first event's), so a retried publish is stored once.
  */
 export interface AuditEvent {
   /** Unique event id (base64url, 128 random bits). */
@@ -33,6 +34,16 @@ export interface AuditEvent {
   subject: string;
   /** The typed payload below, as a JSON object. */
   data: { [key: string]: any } | undefined;
+}
+
+/**
+ * Events published together (a DelegateBatch's), on `aoa.audit.batch`, proto3 JSON encoded: at most
+ * 256 KiB (AUDIT_BATCH_MAX_BYTES in @aoa/core) and 1,024 events a message. The auditor stores each
+ * event as its own row, numbered by its place in the message (`part`), in this order; one invalid
+ * event and the whole message is a dead letter.
+ */
+export interface AuditBatch {
+  events: AuditEvent[];
 }
 
 /** Actor chain as recorded in audit: outermost (current) actor first. */
@@ -425,6 +436,75 @@ export const AuditEvent: MessageFns<AuditEvent> = {
     message.source = object.source ?? "";
     message.subject = object.subject ?? "";
     message.data = object.data ?? undefined;
+    return message;
+  },
+};
+
+function createBaseAuditBatch(): AuditBatch {
+  return { events: [] };
+}
+
+export const AuditBatch: MessageFns<AuditBatch> = {
+  encode(message: AuditBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.events) {
+      AuditEvent.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuditBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuditBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.events.push(AuditEvent.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuditBatch {
+    return {
+      events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => AuditEvent.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: AuditBatch): unknown {
+    const obj: any = {};
+    if (message.events?.length) {
+      obj.events = message.events.map((e) => AuditEvent.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AuditBatch>, I>>(base?: I): AuditBatch {
+    return AuditBatch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AuditBatch>, I>>(object: I): AuditBatch {
+    const message = createBaseAuditBatch();
+    message.events = object.events?.map((e) => AuditEvent.fromPartial(e)) || [];
     return message;
   },
 };
