@@ -60,7 +60,10 @@ async function rawInsertRate(db: SqlDriver): Promise<number> {
   const store = new AuditStore(db);
   const rows = chainRows(
     GENESIS_HASH,
-    Array.from({ length: EVENTS }, (_, i): RowContent => ({ seq: i + 1, ...event(i), marker: null })),
+    Array.from(
+      { length: EVENTS },
+      (_, i): RowContent => ({ seq: i + 1, part: 0, ...event(i), marker: null }),
+    ),
   );
   const writer = { epoch: 1, holder: 'bench' };
   await store.raiseFence(writer);

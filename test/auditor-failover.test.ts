@@ -29,6 +29,7 @@ const cleanups = cleanupAfterAll();
 
 const event = (i: number): RowContent => ({
   seq: i,
+  part: 0,
   id: `ev-${i}`,
   type: 'key.prepared',
   time: new Date().toISOString(),

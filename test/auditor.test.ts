@@ -275,8 +275,8 @@ for (const kind of ['postgres', 'pglite'] as const) {
       // A chain recomputed after an edit passes row by row; only the signed checkpoints catch it.
       const sql = second.store.db;
       await sql.query(`UPDATE audit_events SET data = '{"kid":"forged"}' WHERE seq = 10`);
-      const rows = await second.store.rowsAfter(9, 5000);
-      let prev = (await second.store.rowsAfter(8, 1))[0]!.hash;
+      const rows = await second.store.rowsAfter({ seq: 9, part: 0 }, 5000);
+      let prev = (await second.store.rowsAfter({ seq: 8, part: 0 }, 1))[0]!.hash;
       for (const row of rows) {
         const hash = linkHash(prev, row);
         await sql.query('UPDATE audit_events SET prev_hash = $1, hash = $2 WHERE seq = $3', [
@@ -368,6 +368,63 @@ describe('bad events', () => {
     assert.equal(await countRows(auditor.store, 'marker IS NULL'), 11);
     await until('a checkpoint of the head', async () => (await checkpointedSeq(auditor.store)) === 16);
     assert.deepEqual(verdict(await verifyChain(auditor)), { ok: true, checked: 16, problems: [] });
+  });
+});
+
+describe('batch messages', () => {
+  it("store each event of a message as its own row, in order, paged and verified across the message's parts", async () => {
+    const nats = await startNats();
+    cleanups.push(() => nats.stop());
+    const { nc, audit } = await publisher(nats.url);
+    cleanups.push(() => nc.close());
+    const auditor = await startAuditor(nats.url, await pgliteDir());
+    cleanups.push(() => auditor.stop());
+    const event = (kid: string, pad = '') => audit.envelope('key.prepared', kid, { kid, pad });
+    const single = event('kid-single');
+    await audit.publishEnvelope(single);
+    // Three events in one message, the second a late duplicate of the single event.
+    const batch = [event('kid-b0'), { ...single }, event('kid-b2')];
+    await audit.publishAll(batch);
+    // More than AUDIT_BATCH_MAX_BYTES of events: several messages, still in order.
+    const many = Array.from({ length: 600 }, (_, i) => event(`kid-m${i}`, 'x'.repeat(600)));
+    await audit.publishAll(many);
+    const info = await jetstream(nc)
+      .jetstreamManager()
+      .then((jsm) => jsm.streams.info('AOA_AUDIT'));
+    const messages = info.state.messages;
+    assert.ok(
+      messages >= 4 && messages <= 6,
+      `600 events of ~800 bytes in 2-4 messages, got ${messages - 2}`,
+    );
+    await until('every row', async () => (await countRows(auditor.store)) === 604);
+
+    const rows = await auditor.store.db.query<{
+      seq: unknown;
+      part: unknown;
+      id: string | null;
+      marker: string | null;
+    }>('SELECT seq, part, id, marker FROM audit_events ORDER BY seq, part LIMIT 4');
+    assert.deepEqual(
+      rows.map((r) => [Number(r.seq), Number(r.part), r.id, r.marker]),
+      [
+        [1, 0, single.id, null],
+        [2, 0, batch[0]!.id, null],
+        [2, 1, null, 'duplicate'],
+        [2, 2, batch[2]!.id, null],
+      ],
+    );
+    // Query pages one event at a time straight through the message at seq 2.
+    const paged: string[] = [];
+    let pageToken = '';
+    for (let i = 0; i < 4; i += 1) {
+      const [next] = await query(auditor, { limit: 1, pageToken });
+      if (!next) break;
+      paged.push(next.id);
+      pageToken = next.id;
+    }
+    assert.deepEqual(paged, [single.id, batch[0]!.id, batch[2]!.id, many[0]!.id]);
+    await until('a checkpoint of the head', async () => (await checkpointedSeq(auditor.store)) === messages);
+    assert.deepEqual(verdict(await verifyChain(auditor)), { ok: true, checked: 604, problems: [] });
   });
 });
 

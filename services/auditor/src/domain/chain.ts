@@ -14,6 +14,8 @@ export type MarkerKind = 'duplicate' | 'dead_letter' | 'lost';
 export interface ChainRow {
   /** The JetStream stream sequence of the message. */
   seq: number;
+  /** The event's place in its message: 0, or 0 to n-1 for the n events of an `aoa.audit.batch` message. */
+  part: number;
   /** The event id; null on marker rows (the unique id belongs to the stored event). */
   id: string | null;
   type: string;
@@ -29,9 +31,12 @@ export interface ChainRow {
 
 export type RowContent = Omit<ChainRow, 'prevHash' | 'hash'>;
 
+/** Where a row sits in the chain: its message's stream sequence, then its part of that message. */
+export type RowPosition = Pick<ChainRow, 'seq' | 'part'>;
+
 /**
- * What a row's hash covers: the event envelope for events; for marker rows also the sequence and the
- * marker kind, since they carry no unique id of their own.
+ * What a row's hash covers: the event envelope for events; for marker rows also the sequence (and the
+ * part, past a batch message's first) and the marker kind, since they carry no unique id of their own.
  */
 export function hashedContent(row: RowContent): Record<string, unknown> {
   const envelope = {
@@ -42,7 +47,10 @@ export function hashedContent(row: RowContent): Record<string, unknown> {
     subject: row.subject,
     data: row.data,
   };
-  return row.marker === null ? envelope : { ...envelope, seq: row.seq, marker: row.marker };
+  if (row.marker === null) return envelope;
+  return row.part === 0
+    ? { ...envelope, seq: row.seq, marker: row.marker }
+    : { ...envelope, seq: row.seq, part: row.part, marker: row.marker };
 }
 
 /** `hash = SHA-256(prev_hash || canonical JSON of the event)`, hex. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AUDIT_EVENT_TYPES } from '@aoa/core';
+import { AUDIT_BATCH_MAX_BYTES, AUDIT_EVENT_TYPES } from '@aoa/core';
 import { parseAuditMessage } from './envelope.js';
 import { compileQuery, type QueryFilter } from './query.js';
 
@@ -18,7 +18,7 @@ const good = {
 describe('audit message validation', () => {
   it('accepts a valid envelope and normalises its time to milliseconds in UTC', () => {
     const parsed = parseAuditMessage(bytes(good), 'aoa.audit.delegation.issued', opts);
-    assert.deepEqual(parsed, { ok: true, event: { ...good, time: '2026-01-01T00:00:00.000Z' } });
+    assert.deepEqual(parsed, { ok: true, events: [{ ...good, time: '2026-01-01T00:00:00.000Z' }] });
   });
 
   it('gives a reason for every kind of bad input', () => {
@@ -52,6 +52,56 @@ describe('audit message validation', () => {
     );
     assert.match(reason(bytes({ ...good, subject: 'a\u0000b' })), /NUL/);
   });
+
+  it('accepts a batch message on aoa.audit.batch as its events, in order, whatever their types', () => {
+    const denied = {
+      ...good,
+      id: 'zyxwvuts87654321',
+      type: 'delegation.denied',
+      time: '2026-01-01T01:00:00+01:00',
+    };
+    const parsed = parseAuditMessage(bytes({ events: [good, denied] }), 'aoa.audit.batch', opts);
+    assert.deepEqual(parsed, {
+      ok: true,
+      events: [
+        { ...good, time: '2026-01-01T00:00:00.000Z' },
+        { ...denied, time: '2026-01-01T00:00:00.000Z' },
+      ],
+    });
+  });
+
+  it('dead-letters a whole batch message for any one bad event, and a batch anywhere but its subject', () => {
+    const reason = (value: unknown, subject = 'aoa.audit.batch') => {
+      const parsed = parseAuditMessage(bytes(value), subject, opts);
+      assert.equal(parsed.ok, false);
+      return parsed.ok ? '' : parsed.reason;
+    };
+    assert.equal(
+      reason({ events: [good, { ...good, id: 'short' }] }),
+      'events[1]: schema: id: must be 8-128 base64url characters',
+    );
+    assert.equal(
+      reason({ events: [{ ...good, type: 'grant.stolen' }] }),
+      'events[0]: unknown type grant.stolen',
+    );
+    assert.equal(reason({ events: [] }), 'schema: events: must be an array of 1-1024 events');
+    assert.equal(reason({ events: good }), 'schema: events: must be an array of 1-1024 events');
+    assert.equal(reason({ events: [good], more: 1 }), 'schema: (root): unknown field more');
+    assert.equal(reason([good]), 'schema: (root): must be an object');
+    assert.equal(
+      reason({ events: [good] }, 'aoa.audit.delegation.issued'),
+      'schema: (root): unknown field events',
+    );
+    // A batch may be larger than one event may (the publisher's own bound), never unbounded.
+    assert.equal(
+      parseAuditMessage(bytes({ events: Array(20).fill(good) }), 'aoa.audit.batch', opts).ok,
+      true,
+    );
+    assert.match(
+      reason({ events: [{ ...good, data: { pad: 'x'.repeat(AUDIT_BATCH_MAX_BYTES) } }] }),
+      new RegExp(`^oversized: \\d+ bytes, limit ${AUDIT_BATCH_MAX_BYTES}$`),
+    );
+  });
 });
 
 const empty: QueryFilter = {
@@ -71,17 +121,17 @@ describe('query filters', () => {
   it('compiles filters to parameters, never to SQL text', () => {
     const q = compileQuery(
       { ...empty, types: ['delegation.issued'], app: 'jobs', env: 'prod', outcome: 'issued' },
-      4,
+      { seq: 4, part: 2 },
     );
     assert.equal(q.limit, 100);
-    assert.deepEqual(q.params, [4, 'delegation.issued', 'jobs', 'prod', '%.issued']);
+    assert.deepEqual(q.params, [4, 2, 'delegation.issued', 'jobs', 'prod', '%.issued']);
     assert.ok(!q.where.includes('jobs'));
   });
 
   it('refuses malformed filters with invalid_argument naming the field', () => {
     const refuse = (filter: Partial<QueryFilter>, field: RegExp) =>
       assert.throws(
-        () => compileQuery({ ...empty, ...filter }, 0),
+        () => compileQuery({ ...empty, ...filter }, { seq: 0, part: 0 }),
         (e: { code: string; message: string }) => e.code === 'invalid_argument' && field.test(e.message),
       );
     refuse({ limit: -1 }, /^limit:/);

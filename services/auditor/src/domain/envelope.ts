@@ -1,4 +1,9 @@
-import { type AuditEnvelope, isAuditEventType } from '@aoa/core';
+import {
+  AUDIT_BATCH_MAX_BYTES,
+  AUDIT_BATCH_MAX_EVENTS,
+  type AuditEnvelope,
+  isAuditEventType,
+} from '@aoa/core';
 
 const TYPE = /^[a-z0-9_]+(\.[a-z0-9_]+)+$/;
 
@@ -28,19 +33,24 @@ function envelopeProblem(json: unknown): string | undefined {
 /** A valid event (the envelope of `events.proto`), normalised for storage (time in ms precision, UTC). */
 export type ValidEvent = AuditEnvelope;
 
-export type ParsedMessage = { ok: true; event: ValidEvent } | { ok: false; reason: string };
+/** A message's events, in order: one, or those of an `aoa.audit.batch` message. */
+export type ParsedMessage = { ok: true; events: ValidEvent[] } | { ok: false; reason: string };
 
 /**
  * Checks one raw message of `AOA_AUDIT`: size, JSON, envelope schema, known type, and that it travelled
- * on its own type's subject. Never throws: anything wrong is a reason for the dead-letter table.
+ * on its own type's subject; or, on `aoa.audit.batch`, `{"events":[...]}` whose every event is valid
+ * (one invalid event and the whole message is a dead letter). Never throws: anything wrong is a reason
+ * for the dead-letter table.
  */
 export function parseAuditMessage(
   raw: Uint8Array,
   natsSubject: string,
   options: { prefix: string; maxBytes: number },
 ): ParsedMessage {
-  if (raw.byteLength > options.maxBytes) {
-    return { ok: false, reason: `oversized: ${raw.byteLength} bytes, limit ${options.maxBytes}` };
+  const batch = natsSubject === `${options.prefix}.audit.batch`;
+  const maxBytes = batch ? Math.max(options.maxBytes, AUDIT_BATCH_MAX_BYTES) : options.maxBytes;
+  if (raw.byteLength > maxBytes) {
+    return { ok: false, reason: `oversized: ${raw.byteLength} bytes, limit ${maxBytes}` };
   }
   let text: string;
   let json: unknown;
@@ -52,24 +62,53 @@ export function parseAuditMessage(
   }
   // PostgreSQL text and jsonb cannot hold NUL characters.
   if (text.includes('\\u0000')) return { ok: false, reason: 'schema: NUL character in event' };
-  const problem = envelopeProblem(json);
+  if (!batch) {
+    const checked = checkEvent(json, natsSubject, options.prefix);
+    return typeof checked === 'string' ? { ok: false, reason: checked } : { ok: true, events: [checked] };
+  }
+  const problem = batchProblem(json);
   if (problem) return { ok: false, reason: `schema: ${problem}` };
+  const events: ValidEvent[] = [];
+  for (const [i, member] of (json as { events: unknown[] }).events.entries()) {
+    const checked = checkEvent(member, undefined, options.prefix);
+    if (typeof checked === 'string') return { ok: false, reason: `events[${i}]: ${checked}` };
+    events.push(checked);
+  }
+  return { ok: true, events };
+}
+
+function batchProblem(json: unknown): string | undefined {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return '(root): must be an object';
+  const keys = Object.keys(json);
+  const extra = keys.find((k) => k !== 'events');
+  if (extra !== undefined) return `(root): unknown field ${extra.slice(0, 64)}`;
+  const { events } = json as { events?: unknown };
+  if (!Array.isArray(events) || events.length === 0 || events.length > AUDIT_BATCH_MAX_EVENTS) {
+    return `events: must be an array of 1-${AUDIT_BATCH_MAX_EVENTS} events`;
+  }
+  return undefined;
+}
+
+/**
+ * One event's schema, type, and subject (`natsSubject`: the message's, for a single event; a batch's
+ * events travel on the batch subject); the event normalised, or the reason it is not one.
+ */
+function checkEvent(json: unknown, natsSubject: string | undefined, prefix: string): ValidEvent | string {
+  const problem = envelopeProblem(json);
+  if (problem) return `schema: ${problem}`;
   const event = json as ValidEvent;
   // Exactly the types defined once in @aoa/core (AUDIT_EVENT_TYPES, events.proto); anything else is a
   // dead letter, never a silent drop.
-  if (!isAuditEventType(event.type)) return { ok: false, reason: `unknown type ${event.type}` };
-  if (natsSubject !== `${options.prefix}.audit.${event.type}`) {
-    return { ok: false, reason: `schema: type ${event.type} published on subject ${natsSubject}` };
+  if (!isAuditEventType(event.type)) return `unknown type ${event.type}`;
+  if (natsSubject !== undefined && natsSubject !== `${prefix}.audit.${event.type}`) {
+    return `schema: type ${event.type} published on subject ${natsSubject}`;
   }
   return {
-    ok: true,
-    event: {
-      id: event.id,
-      type: event.type,
-      time: new Date(event.time).toISOString(),
-      source: event.source,
-      subject: event.subject,
-      data: event.data,
-    },
+    id: event.id,
+    type: event.type,
+    time: new Date(event.time).toISOString(),
+    source: event.source,
+    subject: event.subject,
+    data: event.data,
   };
 }

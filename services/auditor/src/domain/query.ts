@@ -1,4 +1,5 @@
 import { AppError } from '@aoa/core';
+import type { RowPosition } from './chain.js';
 
 /** The filters of `Auditor.Query` (the proto request, decoded). */
 export interface QueryFilter {
@@ -29,7 +30,7 @@ export interface CompiledQuery {
   where: string;
   params: unknown[];
   limit: number;
-  /** The page token (an event id) to resolve to a sequence; resolved by the caller. */
+  /** The page token (an event id) to resolve to a row position; resolved by the caller. */
   afterId: string | undefined;
 }
 
@@ -52,9 +53,9 @@ function ownedBy(clients: string[], p: (value: unknown) => string): string {
  * A malformed filter is the caller's mistake: `invalid_argument` naming the field.
  *
  * @example
- * compileQuery({ ...empty, types: ['delegation.issued'], env: 'prod' }, 0);
+ * compileQuery({ ...empty, types: ['delegation.issued'], env: 'prod' }, { seq: 0, part: 0 });
  */
-export function compileQuery(filter: QueryFilter, afterSeq: number): CompiledQuery {
+export function compileQuery(filter: QueryFilter, after: RowPosition): CompiledQuery {
   const bad = (field: string, why: string) => new AppError('invalid_argument', `${field}: ${why}`);
   if (filter.limit < 0 || filter.limit > MAX_QUERY_LIMIT) throw bad('limit', `must be 0..${MAX_QUERY_LIMIT}`);
   if (filter.since && Number.isNaN(filter.since.getTime())) throw bad('since', 'not a timestamp');
@@ -82,7 +83,7 @@ export function compileQuery(filter: QueryFilter, afterSeq: number): CompiledQue
     params.push(value);
     return `$${params.length}`;
   };
-  const clauses = ['marker IS NULL', `seq > ${p(afterSeq)}`];
+  const clauses = ['marker IS NULL', `(seq, part) > (${p(after.seq)}, ${p(after.part)})`];
   if (filter.since) clauses.push(`time >= ${p(filter.since.toISOString())}`);
   if (filter.until) clauses.push(`time < ${p(filter.until.toISOString())}`);
   if (filter.types.length > 0) clauses.push(`type IN (${filter.types.map((t) => p(t)).join(',')})`);

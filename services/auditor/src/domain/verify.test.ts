@@ -8,6 +8,7 @@ import { ChainVerifier, type TrustedCheckpoint } from './verify.js';
 
 const event = (seq: number): RowContent => ({
   seq,
+  part: 0,
   id: `event-${String(seq).padStart(4, '0')}`,
   type: 'delegation.issued',
   time: new Date(Date.UTC(2026, 0, 1, 0, 0, seq)).toISOString(),
@@ -40,7 +41,7 @@ const checkpointOf = (row: ChainRow): TrustedCheckpoint => ({
 describe('hash chain', () => {
   it('hashes SHA-256 over the previous hash followed by the canonical event', () => {
     const [first] = chain(1);
-    const { seq: _seq, marker: _marker, ...envelope } = event(1);
+    const { seq: _seq, part: _part, marker: _marker, ...envelope } = event(1);
     const expected = createHash('sha256').update(GENESIS_HASH).update(canonicalJson(envelope)).digest('hex');
     assert.equal(first?.hash, expected);
     assert.equal(first?.prevHash, GENESIS_HASH);
@@ -82,6 +83,37 @@ describe('chain verification', () => {
     const rows = chain(5).filter((r) => r.seq !== 3);
     assert.deepEqual(verify(rows).problems, [
       'row seq 3 deleted: gap in the stream sequence between 2 and 4',
+    ]);
+  });
+
+  it("walks a batch message's events as parts of one sequence, and names a deleted part", () => {
+    // seq 1, then a message of three events at seq 2, then seq 3.
+    const content = [
+      event(1),
+      ...[0, 1, 2].map((part) => ({ ...event(2), part, id: `event-0002-${part}`, subject: `jti-2-${part}` })),
+      event(3),
+    ];
+    const rows = chainRows(GENESIS_HASH, content);
+    const intact = verify(rows, [checkpointOf(rows[3]!)]);
+    assert.deepEqual([intact.ok, intact.checked, intact.problems], [true, 5, []]);
+    assert.deepEqual(verify(rows.filter((r) => !(r.seq === 2 && r.part === 1))).problems, [
+      'row seq 2 part 1 deleted: gap in the events of message seq 2',
+    ]);
+    assert.deepEqual(verify(rows.filter((r) => !(r.seq === 2 && r.part < 2))).problems, [
+      'row seq 2 parts 0..1 deleted: gap in the events of message seq 2',
+    ]);
+    // The last part leaves no gap in the numbering: the next row's link names it, and so does a
+    // checkpoint of that sequence, signed over its last part.
+    assert.deepEqual(verify(rows.filter((r) => !(r.seq === 2 && r.part === 2))).problems, [
+      'row seq 3: prev_hash does not match the hash of row seq 2 part 1',
+    ]);
+    assert.match(
+      verify(rows.slice(0, 3), [checkpointOf(rows[3]!)]).problems[0] ?? '',
+      /^checkpoint at seq 2 .* the chain was rewritten$/,
+    );
+    const edited = rows.map((r) => (r.part === 1 ? { ...r, data: { jti: 'forged' } } : r));
+    assert.deepEqual(verify(edited).problems, [
+      'row seq 2 part 1 (event event-0002-1) was edited: its content does not match its hash',
     ]);
   });
 

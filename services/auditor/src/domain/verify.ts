@@ -1,4 +1,4 @@
-import { type ChainRow, GENESIS_HASH, linkHash } from './chain.js';
+import { type ChainRow, GENESIS_HASH, linkHash, type RowPosition } from './chain.js';
 
 /** A signed chain head, as read back from the checkpoint stream (signature already checked). */
 export interface TrustedCheckpoint {
@@ -52,7 +52,7 @@ export class ChainVerifier {
     const recomputed = linkHash(row.prevHash, row);
     if (recomputed !== row.hash) {
       this.problems.push(
-        `row seq ${row.seq}${row.id ? ` (event ${row.id})` : ''} was edited: its content does not match its hash`,
+        `row ${at(row)}${row.id ? ` (event ${row.id})` : ''} was edited: its content does not match its hash`,
       );
     }
     const before = this.previous;
@@ -61,17 +61,21 @@ export class ChainVerifier {
     if (before === undefined) {
       if (row.prevHash !== GENESIS_HASH) {
         this.problems.push(
-          `rows before seq ${firstSeq} are missing: the first stored row does not start the chain`,
+          `rows before ${at({ seq: firstSeq, part: row.part })} are missing: the first stored row does not start the chain`,
         );
       }
-    } else if (firstSeq !== before.seq + 1) {
+    } else if (row.part > 0 && (before.seq !== row.seq || before.part !== row.part - 1)) {
+      const from = before.seq === row.seq ? before.part + 1 : 0;
+      const parts = from === row.part - 1 ? `part ${from}` : `parts ${from}..${row.part - 1}`;
+      this.problems.push(`row seq ${row.seq} ${parts} deleted: gap in the events of message seq ${row.seq}`);
+    } else if (row.part === 0 && firstSeq !== before.seq + 1) {
       const last = firstSeq - 1;
       const range = last === before.seq + 1 ? `seq ${last}` : `seqs ${before.seq + 1}..${last}`;
       this.problems.push(
         `row ${range} deleted: gap in the stream sequence between ${before.seq} and ${row.seq}`,
       );
     } else if (row.prevHash !== before.hash) {
-      this.problems.push(`row seq ${row.seq}: prev_hash does not match the hash of row seq ${before.seq}`);
+      this.problems.push(`row ${at(row)}: prev_hash does not match the hash of row ${at(before)}`);
     }
     if (this.wantedSeqs.has(row.seq)) this.hashes.set(row.seq, row.hash);
     this.previous = row;
@@ -137,3 +141,7 @@ export class ChainVerifier {
     };
   }
 }
+
+/** A row's place as problems name it: `seq 7`, or `seq 7 part 2` inside a batch message. */
+const at = (row: RowPosition): string =>
+  row.part === 0 ? `seq ${row.seq}` : `seq ${row.seq} part ${row.part}`;

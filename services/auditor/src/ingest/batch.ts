@@ -34,8 +34,9 @@ export interface PlanOptions {
 
 /**
  * Splits a batch into rows (events, duplicate markers, dead-letter markers) chained strictly by stream
- * sequence: nothing is skipped, so every sequence gets exactly one row, except a range JetStream no
- * longer holds, which gets one `lost` marker row at its last sequence.
+ * sequence: nothing is skipped, so every sequence gets its rows (one, or one per event of a batch
+ * message, numbered by `part`), except a range JetStream no longer holds, which gets one `lost` marker
+ * row at its last sequence.
  */
 export function planBatch(batch: ParsedBatch, expectedSeq: number, options: PlanOptions): BatchPlan {
   const plan: BatchPlan = {
@@ -61,37 +62,48 @@ export function planBatch(batch: ParsedBatch, expectedSeq: number, options: Plan
       plan.deferred.push(m);
       continue;
     }
-    plan.rows.push(rowFor(m, parsed, options, seenIds, plan.deadLetters));
+    plan.rows.push(...rowsFor(m, parsed, options, seenIds, plan.deadLetters));
     plan.toStore.push(m);
     plan.nextSeq += 1;
   }
   return plan;
 }
 
-function rowFor(
+/** A message's rows: one per event, in the message's order, or one dead-letter marker. */
+function rowsFor(
   m: JsMsg,
   parsed: ParsedMessage,
   options: PlanOptions,
   seenIds: Set<string>,
   deadLetters: DeadLetter[],
-): RowContent {
+): RowContent[] {
   const marker = { seq: m.seq, id: null, time: options.nowIso, source: 'auditor', subject: m.subject };
   if (!parsed.ok) {
     deadLetters.push({ seq: m.seq, natsSubject: m.subject, reason: parsed.reason, raw: m.data });
-    return { ...marker, type: 'marker.dead_letter', data: { reason: parsed.reason }, marker: 'dead_letter' };
+    return [
+      {
+        ...marker,
+        part: 0,
+        type: 'marker.dead_letter',
+        data: { reason: parsed.reason },
+        marker: 'dead_letter',
+      },
+    ];
   }
-  const { event } = parsed;
-  if (seenIds.has(event.id) || options.storedIds.has(event.id)) {
-    return { ...marker, type: event.type, data: { duplicate_of: event.id }, marker: 'duplicate' };
-  }
-  seenIds.add(event.id);
-  return { seq: m.seq, ...event, marker: null };
+  return parsed.events.map((event, part) => {
+    if (seenIds.has(event.id) || options.storedIds.has(event.id)) {
+      return { ...marker, part, type: event.type, data: { duplicate_of: event.id }, marker: 'duplicate' };
+    }
+    seenIds.add(event.id);
+    return { seq: m.seq, part, ...event, marker: null };
+  });
 }
 
 /** The marker row of sequences `from..to` that JetStream discarded before they were stored. */
 export function lostRange(from: number, to: number, options: PlanOptions): RowContent {
   return {
     seq: to,
+    part: 0,
     id: null,
     type: 'marker.lost',
     time: options.nowIso,
@@ -125,5 +137,5 @@ export function parseBatch(batch: JsMsg[], options: { prefix: string; maxEventBy
 
 /** The ids of the valid events of a parsed batch. */
 export function eventIds(batch: ParsedBatch): string[] {
-  return batch.flatMap(({ parsed }) => (parsed.ok ? [parsed.event.id] : []));
+  return batch.flatMap(({ parsed }) => (parsed.ok ? parsed.events.map((e) => e.id) : []));
 }

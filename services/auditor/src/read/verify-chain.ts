@@ -1,3 +1,4 @@
+import type { RowPosition } from '../domain/chain.js';
 import { type SignedCheckpoint, verifyCheckpoint } from '../domain/checkpoint.js';
 import type { TrustedKeys } from '../domain/checkpoint-keys.js';
 import { ChainVerifier, type TrustedCheckpoint, type VerifyResult } from '../domain/verify.js';
@@ -27,13 +28,13 @@ export async function verifyStoredChain(
     };
   });
   const verifier = new ChainVerifier(new Set(trusted.map((cp) => cp.seq)));
-  let after = 0;
+  let after: RowPosition = { seq: 0, part: 0 };
   for (;;) {
     const rows = await store.rowsAfter(after, PAGE);
     for (const row of rows) verifier.push(row);
     const last = rows.at(-1);
     if (!last || rows.length < PAGE) break;
-    after = last.seq;
+    after = last;
   }
   return verifier.finish(trusted);
 }

@@ -1,4 +1,4 @@
-import type { ChainRow, MarkerKind } from '../domain/chain.js';
+import type { ChainRow, MarkerKind, RowPosition } from '../domain/chain.js';
 import type { SqlDriver, SqlExecutor } from './driver.js';
 
 export interface DeadLetter {
@@ -32,8 +32,8 @@ export interface WriterEpoch {
   holder: string;
 }
 
-const COLUMNS = 10;
-const ROW_SELECT = `seq, id, type, to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS time,
+const COLUMNS = 11;
+const ROW_SELECT = `seq, part, id, type, to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS time,
   source, subject, data, prev_hash, hash, marker`;
 
 /**
@@ -60,7 +60,7 @@ export class AuditStore {
   /** The last row of the chain, or undefined when the store is empty. */
   async head(executor: SqlExecutor = this.db): Promise<{ seq: number; hash: string } | undefined> {
     const rows = await executor.query<{ seq: unknown; hash: string }>(
-      'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1',
+      'SELECT seq, hash FROM audit_events ORDER BY seq DESC, part DESC LIMIT 1',
     );
     const row = rows[0];
     return row ? { seq: Number(row.seq), hash: row.hash } : undefined;
@@ -142,11 +142,11 @@ export class AuditStore {
     );
   }
 
-  /** Up to `limit` rows after `afterSeq`, in stream order. */
-  async rowsAfter(afterSeq: number, limit: number): Promise<ChainRow[]> {
+  /** Up to `limit` rows after `after`, in chain order. */
+  async rowsAfter(after: RowPosition, limit: number): Promise<ChainRow[]> {
     const rows = await this.db.query(
-      `SELECT ${ROW_SELECT} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2`,
-      [afterSeq, limit],
+      `SELECT ${ROW_SELECT} FROM audit_events WHERE (seq, part) > ($1, $2) ORDER BY seq, part LIMIT $3`,
+      [after.seq, after.part, limit],
     );
     return rows.map(toChainRow);
   }
@@ -154,15 +154,19 @@ export class AuditStore {
   /** Rows matching a WHERE clause built by the caller from fixed fragments and `$n` parameters. */
   async select(where: string, params: unknown[], limit: number): Promise<ChainRow[]> {
     const rows = await this.db.query(
-      `SELECT ${ROW_SELECT} FROM audit_events WHERE ${where} ORDER BY seq LIMIT ${Math.trunc(limit)}`,
+      `SELECT ${ROW_SELECT} FROM audit_events WHERE ${where} ORDER BY seq, part LIMIT ${Math.trunc(limit)}`,
       params,
     );
     return rows.map(toChainRow);
   }
 
-  async seqOfEvent(id: string): Promise<number | undefined> {
-    const rows = await this.db.query<{ seq: unknown }>('SELECT seq FROM audit_events WHERE id = $1', [id]);
-    return rows[0] ? Number(rows[0].seq) : undefined;
+  async positionOfEvent(id: string): Promise<RowPosition | undefined> {
+    const rows = await this.db.query<{ seq: unknown; part: unknown }>(
+      'SELECT seq, part FROM audit_events WHERE id = $1',
+      [id],
+    );
+    const row = rows[0];
+    return row ? { seq: Number(row.seq), part: Number(row.part) } : undefined;
   }
 
   async deadLetters(): Promise<Array<{ seq: number; reason: string; natsSubject: string }>> {
@@ -179,9 +183,10 @@ async function insertRows(tx: SqlExecutor, rows: ChainRow[]): Promise<void> {
     return `(${Array.from({ length: COLUMNS }, (_, j) => `$${b + j + 1}`).join(',')})`;
   });
   await tx.query(
-    `INSERT INTO audit_events (seq, id, type, time, source, subject, data, prev_hash, hash, marker) VALUES ${values.join(',')}`,
+    `INSERT INTO audit_events (seq, part, id, type, time, source, subject, data, prev_hash, hash, marker) VALUES ${values.join(',')}`,
     rows.flatMap((r) => [
       r.seq,
+      r.part,
       r.id,
       r.type,
       r.time,
@@ -199,6 +204,7 @@ function toChainRow(r: Record<string, unknown>): ChainRow {
   const data = typeof r.data === 'string' ? (JSON.parse(r.data) as unknown) : r.data;
   return {
     seq: Number(r.seq),
+    part: Number(r.part),
     id: (r.id as string | null) ?? null,
     type: String(r.type),
     time: String(r.time),

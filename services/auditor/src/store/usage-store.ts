@@ -56,7 +56,7 @@ export class UsageStore {
     const live = new Map<string, { env: string; app: string; scopes: string[] }>();
     for (const r of await this.db.query<Record<string, unknown>>(
       `SELECT type, subject, data FROM audit_events
-       WHERE type IN ('grant.created', 'grant.updated', 'grant.deleted') AND marker IS NULL ORDER BY seq`,
+       WHERE type IN ('grant.created', 'grant.updated', 'grant.deleted') AND marker IS NULL ORDER BY seq, part`,
     )) {
       const id = String(r.subject);
       if (r.type === 'grant.deleted') {
