@@ -56,9 +56,9 @@ const item = (i: number, overrides: Item = {}): Item => ({
   ...overrides,
 });
 
+/** Events of a type on the audit stream, those of batch messages included. */
 async function auditCount(type: string): Promise<number> {
-  const info = await bus.jsm.streams.info('AOA_AUDIT', { subjects_filter: `aoa.audit.${type}` });
-  return Object.values(info.state.subjects ?? {}).reduce((sum, n) => sum + n, 0);
+  return (await bus.auditEvents()).filter(({ event }) => event.type === type).length;
 }
 
 describe('DelegateBatch', () => {
@@ -98,6 +98,23 @@ describe('DelegateBatch', () => {
     assert.deepEqual(
       [invalid?.refused?.code, invalid?.refused?.reason],
       ['INVALID_ARGUMENT', 'INVALID_ARGUMENT'],
+    );
+    // The five events travel together, in the items' order: one message, one acknowledgement.
+    const events = await bus.auditEvents();
+    const together = events.filter(({ seq }) => seq === events.at(-1)?.seq);
+    assert.deepEqual(
+      together.map(({ subject, event }) => [
+        subject,
+        event.type,
+        event.type === 'delegation.issued' ? event.subject : '',
+      ]),
+      [
+        ['aoa.audit.batch', 'delegation.issued', a?.issued?.jti],
+        ['aoa.audit.batch', 'delegation.issued', b?.issued?.jti],
+        ['aoa.audit.batch', 'delegation.denied', ''],
+        ['aoa.audit.batch', 'delegation.denied', ''],
+        ['aoa.audit.batch', 'delegation.denied', ''],
+      ],
     );
     assert.equal(await auditCount('delegation.issued'), issuedBefore + 2, 'one issued event per credential');
     assert.equal(

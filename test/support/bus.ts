@@ -15,6 +15,8 @@ export interface BusProbe {
   entries(name: (typeof BUCKETS)[keyof typeof BUCKETS]): Promise<Map<string, string>>;
   /** The last audit event of a type on `AOA_AUDIT`, with its stream sequence. */
   lastAudit(type: string, prefix?: string): Promise<{ seq: number; event: AuditEnvelope } | undefined>;
+  /** Every audit event on `AOA_AUDIT`, those of `aoa.audit.batch` messages one by one, in stream order. */
+  auditEvents(): Promise<Array<{ seq: number; subject: string; event: AuditEnvelope }>>;
   close(): Promise<void>;
 }
 
@@ -39,6 +41,18 @@ export async function probeBus(url: string): Promise<BusProbe> {
     lastAudit: async (type, prefix = 'aoa') => {
       const msg = await jsm.streams.getMessage(STREAMS.audit, { last_by_subj: `${prefix}.audit.${type}` });
       return msg ? { seq: msg.seq, event: msg.json<AuditEnvelope>() } : undefined;
+    },
+    auditEvents: async () => {
+      const { state } = await jsm.streams.info(STREAMS.audit);
+      const out: Array<{ seq: number; subject: string; event: AuditEnvelope }> = [];
+      for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq += 1) {
+        const msg = await jsm.streams.getMessage(STREAMS.audit, { seq });
+        if (!msg) continue;
+        const body = msg.json<AuditEnvelope | { events: AuditEnvelope[] }>();
+        for (const event of 'events' in body ? body.events : [body])
+          out.push({ seq, subject: msg.subject, event });
+      }
+      return out;
     },
     close: () => nc.close(),
   };

@@ -32,8 +32,9 @@ export type BatchOutcome = { issued: BatchIssued } | { refused: AppError };
 /**
  * An app-of-apps sync in one call: the caller is proved and the subject token verified once, then each
  * child is validated, decided and signed exactly as a Delegate would be (its own jti, rule and audit
- * event). Every event, issued and denied, is published together and acknowledged before any
- * credential is returned: one unacknowledged event and the whole call is UNAVAILABLE (fail closed).
+ * event). Every event, issued and denied, is published together (one `aoa.audit.batch` message, or a
+ * few for the largest batches) and acknowledged before any credential is returned: one unacknowledged
+ * message and the whole call is UNAVAILABLE (fail closed).
  * A refusal of the caller or the subject token refuses the call, audited once.
  */
 export async function delegateBatch(
@@ -59,7 +60,7 @@ export async function delegateBatch(
   // Each child's audit event is built as it is decided, and only what the answer needs is kept while
   // the events wait for their acknowledgements: the claims and event data of 50 credentials per call
   // would otherwise outlive the young generation under load.
-  type Decided = { outcome: BatchOutcome; event: Parameters<IssuerContext['audit']['publish']> };
+  type Decided = { outcome: BatchOutcome; event: Parameters<IssuerContext['audit']['envelope']> };
   let decided: Decided[];
   try {
     if (proof.clientAssertion && proof.dpop && isWorkloadAssertion(policy, proof.clientAssertion)) {
@@ -101,7 +102,7 @@ export async function delegateBatch(
     }
     throw error;
   }
-  const stored = Promise.all(decided.map((d) => ctx.audit.publish(...d.event)));
+  const stored = ctx.audit.publishAll(decided.map((d) => ctx.audit.envelope(...d.event)));
   const outcomes = decided.map((d) => d.outcome);
   await stored;
   return outcomes;
