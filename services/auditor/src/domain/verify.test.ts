@@ -47,6 +47,24 @@ describe('hash chain', () => {
     assert.equal(first?.prevHash, GENESIS_HASH);
   });
 
+  it("hashes a marker over its envelope, seq and kind, and its part only past a message's first", () => {
+    const marker = {
+      ...event(2),
+      id: null,
+      data: { duplicate_of: 'event-0001' },
+      marker: 'duplicate' as const,
+    };
+    const { part: _part, ...asBefore } = marker;
+    const hashOf = (content: unknown) =>
+      createHash('sha256').update(GENESIS_HASH).update(canonicalJson(content)).digest('hex');
+    // Part 0 hashes exactly as a marker did before batch messages, so stored chains verify unchanged.
+    assert.equal(chainRows(GENESIS_HASH, [marker])[0]?.hash, hashOf(asBefore));
+    assert.equal(
+      chainRows(GENESIS_HASH, [{ ...marker, part: 3 }])[0]?.hash,
+      hashOf({ ...asBefore, part: 3 }),
+    );
+  });
+
   it('links every row to the hash of the one before it', () => {
     const rows = chain(3);
     assert.equal(rows[1]?.prevHash, rows[0]?.hash);
