@@ -129,6 +129,15 @@ describe('chain verification', () => {
       verify(rows.slice(0, 3), [checkpointOf(rows[3]!)]).problems[0] ?? '',
       /^checkpoint at seq 2 .* the chain was rewritten$/,
     );
+    // Whole sequences and the first parts of the next message, gone together: both are named.
+    const longer = chainRows(GENESIS_HASH, [
+      ...content,
+      ...[0, 1].map((part) => ({ ...event(4), part, id: `event-0004-${part}` })),
+    ]);
+    assert.deepEqual(verify(longer.filter((r) => r.seq !== 3 && !(r.seq === 4 && r.part === 0))).problems, [
+      'row seq 3 deleted: gap in the stream sequence between 2 and 4',
+      'row seq 4 part 0 deleted: gap in the events of message seq 4',
+    ]);
     const edited = rows.map((r) => (r.part === 1 ? { ...r, data: { jti: 'forged' } } : r));
     assert.deepEqual(verify(edited).problems, [
       'row seq 2 part 1 (event event-0002-1) was edited: its content does not match its hash',

@@ -64,18 +64,12 @@ export class ChainVerifier {
           `rows before ${at({ seq: firstSeq, part: row.part })} are missing: the first stored row does not start the chain`,
         );
       }
-    } else if (row.part > 0 && (before.seq !== row.seq || before.part !== row.part - 1)) {
-      const from = before.seq === row.seq ? before.part + 1 : 0;
-      const parts = from === row.part - 1 ? `part ${from}` : `parts ${from}..${row.part - 1}`;
-      this.problems.push(`row seq ${row.seq} ${parts} deleted: gap in the events of message seq ${row.seq}`);
-    } else if (row.part === 0 && firstSeq !== before.seq + 1) {
-      const last = firstSeq - 1;
-      const range = last === before.seq + 1 ? `seq ${last}` : `seqs ${before.seq + 1}..${last}`;
-      this.problems.push(
-        `row ${range} deleted: gap in the stream sequence between ${before.seq} and ${row.seq}`,
-      );
-    } else if (row.prevHash !== before.hash) {
-      this.problems.push(`row ${at(row)}: prev_hash does not match the hash of row ${at(before)}`);
+    } else {
+      const missing = gaps(before, row, firstSeq);
+      if (missing.length > 0) this.problems.push(...missing);
+      else if (row.prevHash !== before.hash) {
+        this.problems.push(`row ${at(row)}: prev_hash does not match the hash of row ${at(before)}`);
+      }
     }
     if (this.wantedSeqs.has(row.seq)) this.hashes.set(row.seq, row.hash);
     this.previous = row;
@@ -145,3 +139,23 @@ export class ChainVerifier {
 /** A row's place as problems name it: `seq 7`, or `seq 7 part 2` inside a batch message. */
 const at = (row: RowPosition): string =>
   row.part === 0 ? `seq ${row.seq}` : `seq ${row.seq} part ${row.part}`;
+
+/**
+ * The rows missing between two consecutive stored rows: whole sequences (`firstSeq` is where `row`'s
+ * range starts), and the earlier parts of `row`'s own message.
+ */
+function gaps(before: RowPosition, row: RowPosition, firstSeq: number): string[] {
+  const found: string[] = [];
+  const sameMessage = row.part > 0 && before.seq === row.seq;
+  if (!sameMessage && firstSeq !== before.seq + 1) {
+    const last = firstSeq - 1;
+    const range = last === before.seq + 1 ? `seq ${last}` : `seqs ${before.seq + 1}..${last}`;
+    found.push(`row ${range} deleted: gap in the stream sequence between ${before.seq} and ${row.seq}`);
+  }
+  const from = sameMessage ? before.part + 1 : 0;
+  if (row.part > from) {
+    const parts = from === row.part - 1 ? `part ${from}` : `parts ${from}..${row.part - 1}`;
+    found.push(`row seq ${row.seq} ${parts} deleted: gap in the events of message seq ${row.seq}`);
+  }
+  return found;
+}
