@@ -65,7 +65,7 @@ async function rawInsertRate(db: SqlDriver): Promise<number> {
     GENESIS_HASH,
     Array.from(
       { length: EVENTS },
-      (_, i): RowContent => ({ seq: i + 1, part: 0, ...event(i), marker: null }),
+      (_, i): RowContent => ({ seq: i + 1, part: 0, parts: 1, ...event(i), marker: null }),
     ),
   );
   const writer = { epoch: 1, holder: 'bench' };

@@ -21,6 +21,7 @@ const MIGRATIONS = join(dirname(fileURLToPath(import.meta.url)), '..', 'infra', 
 const row = (seq: number, overrides: Partial<RowContent> = {}): RowContent => ({
   seq,
   part: 0,
+  parts: 1,
   id: `ev-${seq}`,
   type: 'key.prepared',
   time: '2026-12-01T00:00:00.000Z',
@@ -90,9 +91,9 @@ describe('an audit store from before batch messages', () => {
     const writer = { epoch: 1, holder: 'test' };
     await store.raiseFence(writer);
     const batch = chainRows(old.at(-1)?.hash ?? GENESIS_HASH, [
-      row(4, { id: 'ev-4a', subject: 'kid-4a' }),
-      row(4, { part: 1, id: null, data: { duplicate_of: 'ev-1' }, marker: 'duplicate' }),
-      row(4, { part: 2, id: 'ev-4c', subject: 'kid-4c' }),
+      row(4, { parts: 3, id: 'ev-4a', subject: 'kid-4a' }),
+      row(4, { part: 1, parts: 3, id: null, data: { duplicate_of: 'ev-1' }, marker: 'duplicate' }),
+      row(4, { part: 2, parts: 3, id: 'ev-4c', subject: 'kid-4c' }),
       row(5),
     ]);
     await store.append(writer, batch, []);
@@ -100,10 +101,14 @@ describe('an audit store from before batch messages', () => {
     assert.deepEqual(await store.positionOfEvent('ev-4c'), { seq: 4, part: 2 });
     const verified = await verifyAll(store);
     assert.deepEqual([verified.ok, verified.checked, verified.problems], [true, 7, []]);
+    // A retried write looks up every event id of its batch: one parameter however many (a pulled
+    // batch of batch messages holds far more ids than PostgreSQL's 65,535 parameters).
+    const ids = Array.from({ length: 70_000 }, (_, i) => `absent-${i}`);
+    assert.deepEqual([...(await store.existingIds([...ids, 'ev-4c', 'ev-1']))].sort(), ['ev-1', 'ev-4c']);
     // The key is (seq, part): the same part of a sequence cannot be stored twice.
     await assert.rejects(
       db.query(
-        "INSERT INTO audit_events (seq, part, id, type, time, source, subject, data, prev_hash, hash) VALUES (4, 2, 'x-4c', 't.t', now(), 's', 's', '{}', 'p', 'h')",
+        "INSERT INTO audit_events (seq, part, parts, id, type, time, source, subject, data, prev_hash, hash) VALUES (4, 2, 3, 'x-4c', 't.t', now(), 's', 's', '{}', 'p', 'h')",
       ),
       /duplicate key/,
     );

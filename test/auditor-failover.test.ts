@@ -30,6 +30,7 @@ const cleanups = cleanupAfterAll();
 const event = (i: number): RowContent => ({
   seq: i,
   part: 0,
+  parts: 1,
   id: `ev-${i}`,
   type: 'key.prepared',
   time: new Date().toISOString(),

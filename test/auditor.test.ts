@@ -382,8 +382,14 @@ describe('batch messages', () => {
     const event = (kid: string, pad = '') => audit.envelope('key.prepared', kid, { kid, pad });
     const single = event('kid-single');
     await audit.publishEnvelope(single);
-    // Three events in one message, the second a late duplicate of the single event.
-    const batch = [event('kid-b0'), { ...single }, event('kid-b2')];
+    // Four events in one message: the second a late duplicate of the single event, the third one
+    // PostgreSQL cannot hold (a NUL character), which is dead-lettered alone.
+    const batch = [
+      event('kid-b0'),
+      { ...single },
+      { ...event('kid-b2'), subject: 'a\u0000b' },
+      event('kid-b3'),
+    ];
     await audit.publishAll(batch);
     // More than AUDIT_BATCH_MAX_BYTES of events: several messages, still in order.
     const many = Array.from({ length: 600 }, (_, i) => event(`kid-m${i}`, 'x'.repeat(600)));
@@ -396,23 +402,32 @@ describe('batch messages', () => {
       messages >= 4 && messages <= 6,
       `600 events of ~800 bytes in 2-4 messages, got ${messages - 2}`,
     );
-    await until('every row', async () => (await countRows(auditor.store)) === 604);
+    await until('every row', async () => (await countRows(auditor.store)) === 605);
 
     const rows = await auditor.store.db.query<{
       seq: unknown;
       part: unknown;
       id: string | null;
       marker: string | null;
-    }>('SELECT seq, part, id, marker FROM audit_events ORDER BY seq, part LIMIT 4');
+    }>('SELECT seq, part, id, marker FROM audit_events ORDER BY seq, part LIMIT 5');
     assert.deepEqual(
       rows.map((r) => [Number(r.seq), Number(r.part), r.id, r.marker]),
       [
         [1, 0, single.id, null],
         [2, 0, batch[0]!.id, null],
         [2, 1, null, 'duplicate'],
-        [2, 2, batch[2]!.id, null],
+        [2, 2, null, 'dead_letter'],
+        [2, 3, batch[3]!.id, null],
       ],
     );
+    assert.deepEqual(await auditor.store.deadLetters(), [
+      {
+        seq: 2,
+        part: 2,
+        reason: 'events[2]: schema: NUL character in event',
+        natsSubject: 'aoa.audit.batch',
+      },
+    ]);
     // Query pages one event at a time straight through the message at seq 2.
     const paged: string[] = [];
     let pageToken = '';
@@ -422,9 +437,9 @@ describe('batch messages', () => {
       paged.push(next.id);
       pageToken = next.id;
     }
-    assert.deepEqual(paged, [single.id, batch[0]!.id, batch[2]!.id, many[0]!.id]);
+    assert.deepEqual(paged, [single.id, batch[0]!.id, batch[3]!.id, many[0]!.id]);
     await until('a checkpoint of the head', async () => (await checkpointedSeq(auditor.store)) === messages);
-    assert.deepEqual(verdict(await verifyChain(auditor)), { ok: true, checked: 604, problems: [] });
+    assert.deepEqual(verdict(await verifyChain(auditor)), { ok: true, checked: 605, problems: [] });
   });
 });
 

@@ -14,8 +14,10 @@ export type MarkerKind = 'duplicate' | 'dead_letter' | 'lost';
 export interface ChainRow {
   /** The JetStream stream sequence of the message. */
   seq: number;
-  /** The event's place in its message: 0, or 0 to n-1 for the n events of an `aoa.audit.batch` message. */
+  /** The event's place in its message: 0, or 0 to `parts`-1 for the events of an `aoa.audit.batch` message. */
   part: number;
+  /** How many events the message carried: 1, or the length of an `aoa.audit.batch` message. */
+  parts: number;
   /** The event id; null on marker rows (the unique id belongs to the stored event). */
   id: string | null;
   type: string;
@@ -34,9 +36,14 @@ export type RowContent = Omit<ChainRow, 'prevHash' | 'hash'>;
 /** Where a row sits in the chain: its message's stream sequence, then its part of that message. */
 export type RowPosition = Pick<ChainRow, 'seq' | 'part'>;
 
+/** A row's place and its message's length. */
+export type RowPlace = Pick<ChainRow, 'seq' | 'part' | 'parts'>;
+
 /**
- * What a row's hash covers: the event envelope for events; for marker rows also the sequence (and the
- * part, past a batch message's first) and the marker kind, since they carry no unique id of their own.
+ * What a row's hash covers: the event envelope for events; for marker rows also the sequence and the
+ * marker kind, since they carry no unique id of their own. A row of a batch message (`parts` > 1) also
+ * covers its sequence, part and parts, so its message's bounds cannot be moved or cut unseen. A row of
+ * a one-event message hashes exactly as every row did before batch messages.
  */
 export function hashedContent(row: RowContent): Record<string, unknown> {
   const envelope = {
@@ -47,10 +54,9 @@ export function hashedContent(row: RowContent): Record<string, unknown> {
     subject: row.subject,
     data: row.data,
   };
-  if (row.marker === null) return envelope;
-  return row.part === 0
-    ? { ...envelope, seq: row.seq, marker: row.marker }
-    : { ...envelope, seq: row.seq, part: row.part, marker: row.marker };
+  const place = row.parts === 1 ? { seq: row.seq } : { seq: row.seq, part: row.part, parts: row.parts };
+  if (row.marker === null) return row.parts === 1 ? envelope : { ...envelope, ...place };
+  return { ...envelope, ...place, marker: row.marker };
 }
 
 /** `hash = SHA-256(prev_hash || canonical JSON of the event)`, hex. */

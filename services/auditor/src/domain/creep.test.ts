@@ -18,6 +18,7 @@ const issued = (
 ): RowContent => ({
   seq,
   part: 0,
+  parts: 1,
   id: `event-${String(seq).padStart(4, '0')}`,
   type: 'delegation.issued',
   time: new Date(T0 + seq * 1000 + 250).toISOString(),

@@ -18,7 +18,10 @@ const good = {
 describe('audit message validation', () => {
   it('accepts a valid envelope and normalises its time to milliseconds in UTC', () => {
     const parsed = parseAuditMessage(bytes(good), 'aoa.audit.delegation.issued', opts);
-    assert.deepEqual(parsed, { ok: true, events: [{ ...good, time: '2026-01-01T00:00:00.000Z' }] });
+    assert.deepEqual(parsed, {
+      ok: true,
+      events: [{ ok: true, event: { ...good, time: '2026-01-01T00:00:00.000Z' } }],
+    });
   });
 
   it('gives a reason for every kind of bad input', () => {
@@ -64,26 +67,47 @@ describe('audit message validation', () => {
     assert.deepEqual(parsed, {
       ok: true,
       events: [
-        { ...good, time: '2026-01-01T00:00:00.000Z' },
-        { ...denied, time: '2026-01-01T00:00:00.000Z' },
+        { ok: true, event: { ...good, time: '2026-01-01T00:00:00.000Z' } },
+        { ok: true, event: { ...denied, time: '2026-01-01T00:00:00.000Z' } },
       ],
     });
   });
 
-  it('dead-letters a whole batch message for any one bad event, and a batch anywhere but its subject', () => {
+  it('gives each bad event of a batch its own reason and keeps its siblings; a bad batch is one dead letter', () => {
+    const members = (value: unknown) => {
+      const parsed = parseAuditMessage(bytes(value), 'aoa.audit.batch', opts);
+      assert.equal(parsed.ok, true);
+      return parsed.ok ? parsed.events.map((e) => (e.ok ? e.event.id : e.reason)) : [];
+    };
+    const deep = Array.from({ length: 40 }).reduce<unknown>((inner) => ({ inner }), 'x');
+    assert.deepEqual(
+      members({
+        events: [
+          good,
+          { ...good, id: 'short' },
+          { ...good, type: 'grant.stolen' },
+          { ...good, subject: 'a\u0000b' },
+          // A single event's own size limit holds inside a batch too.
+          { ...good, data: { pad: 'x'.repeat(2000) } },
+          { ...good, data: deep },
+          { ...good, id: 'last-event-0001' },
+        ],
+      }).map((r) => r.replace(/\d+ bytes/, 'N bytes')),
+      [
+        good.id,
+        'events[1]: schema: id: must be 8-128 base64url characters',
+        'events[2]: unknown type grant.stolen',
+        'events[3]: schema: NUL character in event',
+        'events[4]: oversized: N bytes, limit 1024',
+        'events[5]: schema: data: nested deeper than 32 levels',
+        'last-event-0001',
+      ],
+    );
     const reason = (value: unknown, subject = 'aoa.audit.batch') => {
       const parsed = parseAuditMessage(bytes(value), subject, opts);
       assert.equal(parsed.ok, false);
       return parsed.ok ? '' : parsed.reason;
     };
-    assert.equal(
-      reason({ events: [good, { ...good, id: 'short' }] }),
-      'events[1]: schema: id: must be 8-128 base64url characters',
-    );
-    assert.equal(
-      reason({ events: [{ ...good, type: 'grant.stolen' }] }),
-      'events[0]: unknown type grant.stolen',
-    );
     assert.equal(reason({ events: [] }), 'schema: events: must be an array of 1-1024 events');
     assert.equal(reason({ events: good }), 'schema: events: must be an array of 1-1024 events');
     assert.equal(reason({ events: [good], more: 1 }), 'schema: (root): unknown field more');
@@ -100,6 +124,11 @@ describe('audit message validation', () => {
     assert.match(
       reason({ events: [{ ...good, data: { pad: 'x'.repeat(AUDIT_BATCH_MAX_BYTES) } }] }),
       new RegExp(`^oversized: \\d+ bytes, limit ${AUDIT_BATCH_MAX_BYTES}$`),
+    );
+    // Nesting is bounded for a single event as well.
+    assert.equal(
+      reason({ ...good, data: deep }, 'aoa.audit.delegation.issued'),
+      'schema: data: nested deeper than 32 levels',
     );
   });
 });

@@ -27,20 +27,25 @@ function envelopeProblem(json: unknown): string | undefined {
     return 'subject: must be at most 1024 characters';
   if (typeof e.data !== 'object' || e.data === null || Array.isArray(e.data))
     return 'data: must be an object';
+  if (deeperThan(e.data, MAX_DATA_DEPTH)) return `data: nested deeper than ${MAX_DATA_DEPTH} levels`;
   return undefined;
 }
 
 /** A valid event (the envelope of `events.proto`), normalised for storage (time in ms precision, UTC). */
 export type ValidEvent = AuditEnvelope;
 
-/** A message's events, in order: one, or those of an `aoa.audit.batch` message. */
-export type ParsedMessage = { ok: true; events: ValidEvent[] } | { ok: false; reason: string };
+/** One event of a batch message: valid, or why not, with its own JSON for the dead-letter table. */
+export type ParsedEvent = { ok: true; event: ValidEvent } | { ok: false; reason: string; raw: Uint8Array };
+
+/** A message's events, in order (one, or those of an `aoa.audit.batch` message), or why it has none. */
+export type ParsedMessage = { ok: true; events: ParsedEvent[] } | { ok: false; reason: string };
 
 /**
  * Checks one raw message of `AOA_AUDIT`: size, JSON, envelope schema, known type, and that it travelled
- * on its own type's subject; or, on `aoa.audit.batch`, `{"events":[...]}` whose every event is valid
- * (one invalid event and the whole message is a dead letter). Never throws: anything wrong is a reason
- * for the dead-letter table.
+ * on its own type's subject. On `aoa.audit.batch`, the message must be `{"events":[...]}`; then each
+ * event is checked as a single one would be (size against the same limit; any subject), and one bad
+ * event is its own dead letter, not its siblings'. Never throws: anything wrong is a reason for the
+ * dead-letter table.
  */
 export function parseAuditMessage(
   raw: Uint8Array,
@@ -60,21 +65,32 @@ export function parseAuditMessage(
   } catch {
     return { ok: false, reason: 'invalid JSON' };
   }
-  // PostgreSQL text and jsonb cannot hold NUL characters.
-  if (text.includes('\\u0000')) return { ok: false, reason: 'schema: NUL character in event' };
   if (!batch) {
+    // PostgreSQL text and jsonb cannot hold NUL characters.
+    if (text.includes('\\u0000')) return { ok: false, reason: 'schema: NUL character in event' };
     const checked = checkEvent(json, natsSubject, options.prefix);
-    return typeof checked === 'string' ? { ok: false, reason: checked } : { ok: true, events: [checked] };
+    return typeof checked === 'string'
+      ? { ok: false, reason: checked }
+      : { ok: true, events: [{ ok: true, event: checked }] };
   }
   const problem = batchProblem(json);
   if (problem) return { ok: false, reason: `schema: ${problem}` };
-  const events: ValidEvent[] = [];
-  for (const [i, member] of (json as { events: unknown[] }).events.entries()) {
-    const checked = checkEvent(member, undefined, options.prefix);
-    if (typeof checked === 'string') return { ok: false, reason: `events[${i}]: ${checked}` };
-    events.push(checked);
-  }
-  return { ok: true, events };
+  return {
+    ok: true,
+    events: (json as { events: unknown[] }).events.map((member, i): ParsedEvent => {
+      const own = JSON.stringify(member);
+      const bytes = Buffer.byteLength(own);
+      const checked =
+        bytes > options.maxBytes
+          ? `oversized: ${bytes} bytes, limit ${options.maxBytes}`
+          : own.includes('\\u0000')
+            ? 'schema: NUL character in event'
+            : checkEvent(member, undefined, options.prefix);
+      return typeof checked === 'string'
+        ? { ok: false, reason: `events[${i}]: ${checked}`, raw: Buffer.from(own) }
+        : { ok: true, event: checked };
+    }),
+  };
 }
 
 function batchProblem(json: unknown): string | undefined {
@@ -111,4 +127,15 @@ function checkEvent(json: unknown, natsSubject: string | undefined, prefix: stri
     subject: event.subject,
     data: event.data,
   };
+}
+
+/** How deep `data` may nest: hashing walks it recursively, and no event type needs more than a few. */
+export const MAX_DATA_DEPTH = 32;
+
+/** Whether a JSON value nests deeper than `limit` levels (objects and arrays), never recursing past it. */
+function deeperThan(value: unknown, limit: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (limit === 0) return true;
+  const children = Array.isArray(value) ? value : Object.values(value);
+  return children.some((child) => deeperThan(child, limit - 1));
 }

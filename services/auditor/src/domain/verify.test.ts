@@ -9,6 +9,7 @@ import { ChainVerifier, type TrustedCheckpoint } from './verify.js';
 const event = (seq: number): RowContent => ({
   seq,
   part: 0,
+  parts: 1,
   id: `event-${String(seq).padStart(4, '0')}`,
   type: 'delegation.issued',
   time: new Date(Date.UTC(2026, 0, 1, 0, 0, seq)).toISOString(),
@@ -41,28 +42,32 @@ const checkpointOf = (row: ChainRow): TrustedCheckpoint => ({
 describe('hash chain', () => {
   it('hashes SHA-256 over the previous hash followed by the canonical event', () => {
     const [first] = chain(1);
-    const { seq: _seq, part: _part, marker: _marker, ...envelope } = event(1);
+    const { seq: _seq, part: _part, parts: _parts, marker: _marker, ...envelope } = event(1);
     const expected = createHash('sha256').update(GENESIS_HASH).update(canonicalJson(envelope)).digest('hex');
     assert.equal(first?.hash, expected);
     assert.equal(first?.prevHash, GENESIS_HASH);
   });
 
-  it("hashes a marker over its envelope, seq and kind, and its part only past a message's first", () => {
+  it("hashes a one-event message's rows as before batch messages, and a batch's over its place too", () => {
+    const hashOf = (content: unknown) =>
+      createHash('sha256').update(GENESIS_HASH).update(canonicalJson(content)).digest('hex');
+    const hashed = (row: RowContent) => chainRows(GENESIS_HASH, [row])[0]?.hash;
     const marker = {
       ...event(2),
       id: null,
       data: { duplicate_of: 'event-0001' },
       marker: 'duplicate' as const,
     };
-    const { part: _part, ...asBefore } = marker;
-    const hashOf = (content: unknown) =>
-      createHash('sha256').update(GENESIS_HASH).update(canonicalJson(content)).digest('hex');
-    // Part 0 hashes exactly as a marker did before batch messages, so stored chains verify unchanged.
-    assert.equal(chainRows(GENESIS_HASH, [marker])[0]?.hash, hashOf(asBefore));
+    const { part: _part, parts: _parts, ...markerBefore } = marker;
+    // The formulas rows were stored under: stored chains verify unchanged.
+    assert.equal(hashed(marker), hashOf(markerBefore));
+    const { seq: _seq, part: _p, parts: _n, marker: _m, ...envelope } = event(2);
+    // A batch message's rows also cover where they sit: seq, part and how many parts.
     assert.equal(
-      chainRows(GENESIS_HASH, [{ ...marker, part: 3 }])[0]?.hash,
-      hashOf({ ...asBefore, part: 3 }),
+      hashed({ ...event(2), part: 1, parts: 3 }),
+      hashOf({ ...envelope, seq: 2, part: 1, parts: 3 }),
     );
+    assert.equal(hashed({ ...marker, part: 3, parts: 4 }), hashOf({ ...markerBefore, part: 3, parts: 4 }));
   });
 
   it('links every row to the hash of the one before it', () => {
@@ -105,39 +110,62 @@ describe('chain verification', () => {
   });
 
   it("walks a batch message's events as parts of one sequence, and names a deleted part", () => {
+    const partOf = (seq: number, part: number, parts: number): RowContent => ({
+      ...event(seq),
+      part,
+      parts,
+      id: `event-${String(seq).padStart(4, '0')}-${part}`,
+    });
     // seq 1, then a message of three events at seq 2, then seq 3.
-    const content = [
-      event(1),
-      ...[0, 1, 2].map((part) => ({ ...event(2), part, id: `event-0002-${part}`, subject: `jti-2-${part}` })),
-      event(3),
-    ];
+    const content = [event(1), partOf(2, 0, 3), partOf(2, 1, 3), partOf(2, 2, 3), event(3)];
     const rows = chainRows(GENESIS_HASH, content);
+    const without = (gone: (r: ChainRow) => boolean, from = rows) =>
+      verify(from.filter((r) => !gone(r))).problems;
     const intact = verify(rows, [checkpointOf(rows[3]!)]);
     assert.deepEqual([intact.ok, intact.checked, intact.problems], [true, 5, []]);
-    assert.deepEqual(verify(rows.filter((r) => !(r.seq === 2 && r.part === 1))).problems, [
-      'row seq 2 part 1 deleted: gap in the events of message seq 2',
+    assert.deepEqual(
+      without((r) => r.seq === 2 && r.part === 1),
+      ['row seq 2 part 1 deleted: gap in the events of message seq 2'],
+    );
+    assert.deepEqual(
+      without((r) => r.seq === 2 && r.part < 2),
+      ['row seq 2 parts 0..1 deleted: gap in the events of message seq 2'],
+    );
+    // The last part leaves no gap in the numbering, but its message says it had three.
+    assert.deepEqual(
+      without((r) => r.seq === 2 && r.part === 2),
+      ['row seq 2 part 2 deleted: gap in the events of message seq 2'],
+    );
+    // Also when it is the last row of the chain, with no row after it to break a link.
+    assert.deepEqual(verify(rows.slice(0, 3)).problems, [
+      'row seq 2 part 2 deleted: gap in the events of message seq 2',
     ]);
-    assert.deepEqual(verify(rows.filter((r) => !(r.seq === 2 && r.part < 2))).problems, [
-      'row seq 2 parts 0..1 deleted: gap in the events of message seq 2',
-    ]);
-    // The last part leaves no gap in the numbering: the next row's link names it, and so does a
-    // checkpoint of that sequence, signed over its last part.
-    assert.deepEqual(verify(rows.filter((r) => !(r.seq === 2 && r.part === 2))).problems, [
-      'row seq 3: prev_hash does not match the hash of row seq 2 part 1',
-    ]);
-    assert.match(
-      verify(rows.slice(0, 3), [checkpointOf(rows[3]!)]).problems[0] ?? '',
-      /^checkpoint at seq 2 .* the chain was rewritten$/,
+    // A message's bounds are hashed: moving an event across them shows, however it is relabelled.
+    const moved = rows.map((r) =>
+      r.seq === 1
+        ? { ...r, seq: 2, part: 0, parts: 4 }
+        : r.seq === 2
+          ? { ...r, part: r.part + 1, parts: 4 }
+          : r,
+    );
+    assert.deepEqual(
+      verify(moved).problems.filter((p) => p.includes('was edited')),
+      [
+        'row seq 2 (event event-0001) was edited: its content does not match its hash',
+        'row seq 2 part 1 (event event-0002-0) was edited: its content does not match its hash',
+        'row seq 2 part 2 (event event-0002-1) was edited: its content does not match its hash',
+        'row seq 2 part 3 (event event-0002-2) was edited: its content does not match its hash',
+      ],
     );
     // Whole sequences and the first parts of the next message, gone together: both are named.
-    const longer = chainRows(GENESIS_HASH, [
-      ...content,
-      ...[0, 1].map((part) => ({ ...event(4), part, id: `event-0004-${part}` })),
-    ]);
-    assert.deepEqual(verify(longer.filter((r) => r.seq !== 3 && !(r.seq === 4 && r.part === 0))).problems, [
-      'row seq 3 deleted: gap in the stream sequence between 2 and 4',
-      'row seq 4 part 0 deleted: gap in the events of message seq 4',
-    ]);
+    const longer = chainRows(GENESIS_HASH, [...content, partOf(4, 0, 2), partOf(4, 1, 2)]);
+    assert.deepEqual(
+      without((r) => r.seq === 3 || (r.seq === 4 && r.part === 0), longer),
+      [
+        'row seq 3 deleted: gap in the stream sequence between 2 and 4',
+        'row seq 4 part 0 deleted: gap in the events of message seq 4',
+      ],
+    );
     const edited = rows.map((r) => (r.part === 1 ? { ...r, data: { jti: 'forged' } } : r));
     assert.deepEqual(verify(edited).problems, [
       'row seq 2 part 1 (event event-0002-1) was edited: its content does not match its hash',

@@ -1,4 +1,4 @@
-import { type ChainRow, GENESIS_HASH, linkHash, type RowPosition } from './chain.js';
+import { type ChainRow, GENESIS_HASH, linkHash, type RowPlace, type RowPosition } from './chain.js';
 
 /** A signed chain head, as read back from the checkpoint stream (signature already checked). */
 export interface TrustedCheckpoint {
@@ -91,6 +91,8 @@ export class ChainVerifier {
 
   finish(checkpoints: TrustedCheckpoint[]): VerifyResult {
     const lastSeq = this.previous?.seq ?? 0;
+    const cut = this.previous && unfinished(this.previous);
+    if (cut) this.problems.push(cut);
     const sorted = [...checkpoints].sort((a, b) => a.seq - b.seq);
     // The latest signed head past the end says how far the chain reached: one problem names it.
     const beyond = sorted.filter((cp) => cp.signatureOk && cp.seq > lastSeq).at(-1);
@@ -141,21 +143,35 @@ const at = (row: RowPosition): string =>
   row.part === 0 ? `seq ${row.seq}` : `seq ${row.seq} part ${row.part}`;
 
 /**
- * The rows missing between two consecutive stored rows: whole sequences (`firstSeq` is where `row`'s
- * range starts), and the earlier parts of `row`'s own message.
+ * The rows missing between two consecutive stored rows: the rest of `before`'s message, whole
+ * sequences (`firstSeq` is where `row`'s range starts), and the earlier parts of `row`'s own message.
  */
-function gaps(before: RowPosition, row: RowPosition, firstSeq: number): string[] {
+function gaps(before: RowPlace, row: RowPlace, firstSeq: number): string[] {
   const found: string[] = [];
   const sameMessage = row.part > 0 && before.seq === row.seq;
-  if (!sameMessage && firstSeq !== before.seq + 1) {
-    const last = firstSeq - 1;
-    const range = last === before.seq + 1 ? `seq ${last}` : `seqs ${before.seq + 1}..${last}`;
-    found.push(`row ${range} deleted: gap in the stream sequence between ${before.seq} and ${row.seq}`);
+  if (sameMessage && before.parts !== row.parts) {
+    found.push(`row ${at(row)}: its message has ${row.parts} parts, the row before says ${before.parts}`);
+  }
+  if (!sameMessage) {
+    const rest = unfinished(before);
+    if (rest) found.push(rest);
+    if (firstSeq !== before.seq + 1) {
+      const last = firstSeq - 1;
+      const range = last === before.seq + 1 ? `seq ${last}` : `seqs ${before.seq + 1}..${last}`;
+      found.push(`row ${range} deleted: gap in the stream sequence between ${before.seq} and ${row.seq}`);
+    }
   }
   const from = sameMessage ? before.part + 1 : 0;
-  if (row.part > from) {
-    const parts = from === row.part - 1 ? `part ${from}` : `parts ${from}..${row.part - 1}`;
-    found.push(`row seq ${row.seq} ${parts} deleted: gap in the events of message seq ${row.seq}`);
-  }
+  if (row.part > from) found.push(partsDeleted(row.seq, from, row.part - 1));
   return found;
+}
+
+/** The problem when `row` is not the last part of its message and nothing of that message follows. */
+function unfinished(row: RowPlace): string | undefined {
+  return row.part < row.parts - 1 ? partsDeleted(row.seq, row.part + 1, row.parts - 1) : undefined;
+}
+
+function partsDeleted(seq: number, from: number, to: number): string {
+  const parts = from === to ? `part ${from}` : `parts ${from}..${to}`;
+  return `row seq ${seq} ${parts} deleted: gap in the events of message seq ${seq}`;
 }

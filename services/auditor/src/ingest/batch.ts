@@ -69,7 +69,7 @@ export function planBatch(batch: ParsedBatch, expectedSeq: number, options: Plan
   return plan;
 }
 
-/** A message's rows: one per event, in the message's order, or one dead-letter marker. */
+/** A message's rows: one per event, in the message's order (a bad event a dead-letter marker), or one. */
 function rowsFor(
   m: JsMsg,
   parsed: ParsedMessage,
@@ -78,24 +78,27 @@ function rowsFor(
   deadLetters: DeadLetter[],
 ): RowContent[] {
   const marker = { seq: m.seq, id: null, time: options.nowIso, source: 'auditor', subject: m.subject };
-  if (!parsed.ok) {
-    deadLetters.push({ seq: m.seq, natsSubject: m.subject, reason: parsed.reason, raw: m.data });
-    return [
-      {
-        ...marker,
-        part: 0,
-        type: 'marker.dead_letter',
-        data: { reason: parsed.reason },
-        marker: 'dead_letter',
-      },
-    ];
-  }
-  return parsed.events.map((event, part) => {
+  const deadLetter = (part: number, parts: number, reason: string, raw: Uint8Array): RowContent => {
+    deadLetters.push({ seq: m.seq, part, natsSubject: m.subject, reason, raw });
+    return { ...marker, part, parts, type: 'marker.dead_letter', data: { reason }, marker: 'dead_letter' };
+  };
+  if (!parsed.ok) return [deadLetter(0, 1, parsed.reason, m.data)];
+  const parts = parsed.events.length;
+  return parsed.events.map((member, part) => {
+    if (!member.ok) return deadLetter(part, parts, member.reason, member.raw);
+    const { event } = member;
     if (seenIds.has(event.id) || options.storedIds.has(event.id)) {
-      return { ...marker, part, type: event.type, data: { duplicate_of: event.id }, marker: 'duplicate' };
+      return {
+        ...marker,
+        part,
+        parts,
+        type: event.type,
+        data: { duplicate_of: event.id },
+        marker: 'duplicate',
+      };
     }
     seenIds.add(event.id);
-    return { seq: m.seq, part, ...event, marker: null };
+    return { seq: m.seq, part, parts, ...event, marker: null };
   });
 }
 
@@ -104,6 +107,7 @@ export function lostRange(from: number, to: number, options: PlanOptions): RowCo
   return {
     seq: to,
     part: 0,
+    parts: 1,
     id: null,
     type: 'marker.lost',
     time: options.nowIso,
@@ -137,5 +141,7 @@ export function parseBatch(batch: JsMsg[], options: { prefix: string; maxEventBy
 
 /** The ids of the valid events of a parsed batch. */
 export function eventIds(batch: ParsedBatch): string[] {
-  return batch.flatMap(({ parsed }) => (parsed.ok ? parsed.events.map((e) => e.id) : []));
+  return batch.flatMap(({ parsed }) =>
+    parsed.ok ? parsed.events.flatMap((e) => (e.ok ? [e.event.id] : [])) : [],
+  );
 }

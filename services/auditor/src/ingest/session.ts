@@ -10,6 +10,9 @@ import { eventIds, type ParsedBatch, parseBatch, planBatch } from './batch.js';
 import type { CreepAlertOutbox } from './creep-alerts.js';
 import { StopWaits } from './stop-waits.js';
 
+/** The most message bytes one write batch takes (about 6,000 events of a DelegateBatch). */
+const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
+
 export interface IngestOptions {
   /** The lease this session writes under; every commit is fenced by it. */
   writer: WriterEpoch;
@@ -54,6 +57,8 @@ export class IngestSession {
   private expected = 1;
   private headHash = GENESIS_HASH;
   private checkpointed = { seq: 0, atMs: 0 };
+  /** Rows committed since the last checkpoint: a batch message's events are rows of one sequence. */
+  private uncheckpointedRows = 0;
 
   constructor(
     private readonly options: IngestOptions,
@@ -96,14 +101,17 @@ export class IngestSession {
         continue;
       }
       const batch: JsMsg[] = [first.value];
+      let bytes = first.value.data.byteLength;
       next = iterator.next();
       const deadline = this.deps.clock.nowMs() + this.options.flushMs;
-      while (batch.length < this.options.batchSize && !this.waits.stopping) {
+      // Batch messages hold up to 1,024 events: bytes bound what one transaction writes, as count does.
+      while (batch.length < this.options.batchSize && bytes < WRITE_BATCH_BYTES && !this.waits.stopping) {
         const wait = deadline - this.deps.clock.nowMs();
         if (wait <= 0) break;
         const more = await this.waits.within(next, wait);
         if (!more || more.done) break;
         batch.push(more.value);
+        bytes += more.value.data.byteLength;
         next = iterator.next();
       }
       await this.writeBatch(batch);
@@ -168,6 +176,7 @@ export class IngestSession {
         if (last) {
           this.headHash = last.hash;
           this.expected = plan.nextSeq;
+          this.uncheckpointedRows += rows.length;
         }
         const now = clock.nowMs();
         for (const m of plan.toStore)
@@ -269,7 +278,7 @@ export class IngestSession {
     const now = this.deps.clock.nowMs();
     const due =
       force ||
-      seq - this.checkpointed.seq >= this.options.checkpointEvery ||
+      this.uncheckpointedRows >= this.options.checkpointEvery ||
       now - this.checkpointed.atMs >= this.options.checkpointIntervalMs;
     if (!due) return;
     const cp = this.deps.signer.sign({ seq, hash: this.headHash, time: new Date(now).toISOString() });
@@ -283,6 +292,7 @@ export class IngestSession {
         signature: cp.signature,
       });
       this.checkpointed = { seq, atMs: now };
+      this.uncheckpointedRows = 0;
       this.deps.metrics.checkpoints.inc();
     } catch (error) {
       this.deps.metrics.checkpointFailures.inc();

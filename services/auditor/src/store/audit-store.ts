@@ -1,8 +1,10 @@
 import type { ChainRow, MarkerKind, RowPosition } from '../domain/chain.js';
-import type { SqlDriver, SqlExecutor } from './driver.js';
+import { chunksOf, type SqlDriver, type SqlExecutor, STATEMENT_ROWS } from './driver.js';
 
 export interface DeadLetter {
   seq: number;
+  /** The event's part of a batch message; 0 for a whole message. */
+  part: number;
   natsSubject: string;
   reason: string;
   raw: Uint8Array;
@@ -32,8 +34,8 @@ export interface WriterEpoch {
   holder: string;
 }
 
-const COLUMNS = 11;
-const ROW_SELECT = `seq, part, id, type, to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS time,
+const COLUMNS = 12;
+const ROW_SELECT = `seq, part, parts, id, type, to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS time,
   source, subject, data, prev_hash, hash, marker`;
 
 /**
@@ -66,12 +68,12 @@ export class AuditStore {
     return row ? { seq: Number(row.seq), hash: row.hash } : undefined;
   }
 
-  /** Which of these event ids are already stored. */
+  /** Which of these event ids are already stored (one array parameter, however many ids). */
   async existingIds(ids: string[]): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
     const rows = await this.db.query<{ id: string }>(
-      `SELECT id FROM audit_events WHERE id IN (${ids.map((_, i) => `$${i + 1}`).join(',')})`,
-      ids,
+      'SELECT id FROM audit_events WHERE id = ANY($1::text[])',
+      [ids],
     );
     return new Set(rows.map((r) => r.id));
   }
@@ -123,12 +125,12 @@ export class AuditStore {
       if ((head?.hash ?? first.prevHash) !== first.prevHash || (head && head.seq >= first.seq)) {
         throw new ChainConflictError(`chain head moved to seq ${head?.seq}`);
       }
-      for (let i = 0; i < rows.length; i += 1000) await insertRows(tx, rows.slice(i, i + 1000));
-      if (deadLetters.length > 0) {
-        const values = deadLetters.map((_, i) => `($${i * 4 + 1},$${i * 4 + 2},$${i * 4 + 3},$${i * 4 + 4})`);
+      for (const chunk of chunksOf(rows, STATEMENT_ROWS)) await insertRows(tx, chunk);
+      for (const chunk of chunksOf(deadLetters, STATEMENT_ROWS)) {
+        const values = chunk.map((_, j) => `(${[1, 2, 3, 4, 5].map((k) => `$${j * 5 + k}`).join(',')})`);
         await tx.query(
-          `INSERT INTO dead_letters (seq, nats_subject, reason, raw) VALUES ${values.join(',')}`,
-          deadLetters.flatMap((d) => [d.seq, d.natsSubject, d.reason, d.raw]),
+          `INSERT INTO dead_letters (seq, part, nats_subject, reason, raw) VALUES ${values.join(',')}`,
+          chunk.flatMap((d) => [d.seq, d.part, d.natsSubject, d.reason, d.raw]),
         );
       }
       await alongside?.(tx);
@@ -169,11 +171,16 @@ export class AuditStore {
     return row ? { seq: Number(row.seq), part: Number(row.part) } : undefined;
   }
 
-  async deadLetters(): Promise<Array<{ seq: number; reason: string; natsSubject: string }>> {
-    const rows = await this.db.query<{ seq: unknown; reason: string; nats_subject: string }>(
-      'SELECT seq, reason, nats_subject FROM dead_letters ORDER BY seq',
+  async deadLetters(): Promise<Array<{ seq: number; part: number; reason: string; natsSubject: string }>> {
+    const rows = await this.db.query<{ seq: unknown; part: unknown; reason: string; nats_subject: string }>(
+      'SELECT seq, part, reason, nats_subject FROM dead_letters ORDER BY seq, part',
     );
-    return rows.map((r) => ({ seq: Number(r.seq), reason: r.reason, natsSubject: r.nats_subject }));
+    return rows.map((r) => ({
+      seq: Number(r.seq),
+      part: Number(r.part),
+      reason: r.reason,
+      natsSubject: r.nats_subject,
+    }));
   }
 }
 
@@ -183,10 +190,11 @@ async function insertRows(tx: SqlExecutor, rows: ChainRow[]): Promise<void> {
     return `(${Array.from({ length: COLUMNS }, (_, j) => `$${b + j + 1}`).join(',')})`;
   });
   await tx.query(
-    `INSERT INTO audit_events (seq, part, id, type, time, source, subject, data, prev_hash, hash, marker) VALUES ${values.join(',')}`,
+    `INSERT INTO audit_events (seq, part, parts, id, type, time, source, subject, data, prev_hash, hash, marker) VALUES ${values.join(',')}`,
     rows.flatMap((r) => [
       r.seq,
       r.part,
+      r.parts,
       r.id,
       r.type,
       r.time,
@@ -205,6 +213,7 @@ function toChainRow(r: Record<string, unknown>): ChainRow {
   return {
     seq: Number(r.seq),
     part: Number(r.part),
+    parts: Number(r.parts),
     id: (r.id as string | null) ?? null,
     type: String(r.type),
     time: String(r.time),

@@ -6,7 +6,7 @@ import {
   issuancesOf,
   type PrivilegeBaseline,
 } from '../domain/creep.js';
-import { json, type SqlDriver, type SqlExecutor } from './driver.js';
+import { chunksOf, json, type SqlDriver, type SqlExecutor, STATEMENT_ROWS } from './driver.js';
 
 /** The privilege baselines and the outbox of creep alerts, over either driver. */
 export class CreepStore {
@@ -26,23 +26,25 @@ export class CreepStore {
     }
     const { changed, alerts } = assessBatch(await this.baselines(tx, [...pairs.values()]), issuances);
     const lastSeq = rows.at(-1)?.seq ?? 0;
-    const values = changed.map((_, i) => `(${[1, 2, 3, 4, 5, 6, 7].map((j) => `$${i * 7 + j}`).join(',')})`);
-    await tx.query(
-      `INSERT INTO privilege_baselines (app, env, scopes, audiences, max_ttl_seconds, max_depth, updated_seq)
-       VALUES ${values.join(',')}
-       ON CONFLICT (app, env) DO UPDATE SET scopes = EXCLUDED.scopes, audiences = EXCLUDED.audiences,
-         max_ttl_seconds = EXCLUDED.max_ttl_seconds, max_depth = EXCLUDED.max_depth,
-         updated_seq = EXCLUDED.updated_seq`,
-      changed.flatMap((b) => [
-        b.app,
-        b.env,
-        JSON.stringify(b.scopes),
-        JSON.stringify(b.audiences),
-        b.maxTtlSeconds,
-        b.maxDepth,
-        lastSeq,
-      ]),
-    );
+    for (const chunk of chunksOf(changed, STATEMENT_ROWS)) {
+      const values = chunk.map((_, i) => `(${[1, 2, 3, 4, 5, 6, 7].map((j) => `$${i * 7 + j}`).join(',')})`);
+      await tx.query(
+        `INSERT INTO privilege_baselines (app, env, scopes, audiences, max_ttl_seconds, max_depth, updated_seq)
+         VALUES ${values.join(',')}
+         ON CONFLICT (app, env) DO UPDATE SET scopes = EXCLUDED.scopes, audiences = EXCLUDED.audiences,
+           max_ttl_seconds = EXCLUDED.max_ttl_seconds, max_depth = EXCLUDED.max_depth,
+           updated_seq = EXCLUDED.updated_seq`,
+        chunk.flatMap((b) => [
+          b.app,
+          b.env,
+          JSON.stringify(b.scopes),
+          JSON.stringify(b.audiences),
+          b.maxTtlSeconds,
+          b.maxDepth,
+          lastSeq,
+        ]),
+      );
+    }
     for (const alert of alerts) {
       await tx.query(
         'INSERT INTO creep_alerts (id, source_seq, subject, data) VALUES ($1,$2,$3,$4) ON CONFLICT (id) DO NOTHING',
@@ -56,11 +58,16 @@ export class CreepStore {
     tx: SqlExecutor,
     pairs: Array<[string, string]>,
   ): Promise<Map<string, PrivilegeBaseline>> {
-    const rows = await tx.query<Record<string, unknown>>(
-      `SELECT app, env, scopes, audiences, max_ttl_seconds, max_depth FROM privilege_baselines
-       WHERE (app, env) IN (${pairs.map((_, i) => `($${i * 2 + 1},$${i * 2 + 2})`).join(',')})`,
-      pairs.flat(),
-    );
+    const rows: Array<Record<string, unknown>> = [];
+    for (const chunk of chunksOf(pairs, STATEMENT_ROWS)) {
+      rows.push(
+        ...(await tx.query<Record<string, unknown>>(
+          `SELECT app, env, scopes, audiences, max_ttl_seconds, max_depth FROM privilege_baselines
+           WHERE (app, env) IN (${chunk.map((_, i) => `($${i * 2 + 1},$${i * 2 + 2})`).join(',')})`,
+          chunk.flat(),
+        )),
+      );
+    }
     return new Map(
       rows.map((r) => {
         const baseline: PrivilegeBaseline = {

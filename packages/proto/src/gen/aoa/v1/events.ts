@@ -39,8 +39,8 @@ export interface AuditEvent {
 /**
  * Events published together (a DelegateBatch's), on `aoa.audit.batch`, proto3 JSON encoded: at most
  * 256 KiB (AUDIT_BATCH_MAX_BYTES in @aoa/core) and 1,024 events a message. The auditor stores each
- * event as its own row, numbered by its place in the message (`part`), in this order; one invalid
- * event and the whole message is a dead letter.
+ * event as its own row, numbered by its place in the message (`part`), in this order; an invalid
+ * event is a dead letter of its own, its siblings stored.
  */
 export interface AuditBatch {
   events: AuditEvent[];
