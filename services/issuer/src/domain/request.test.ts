@@ -70,12 +70,19 @@ describe('validateDelegateRequest', () => {
     }
   });
 
-  it('names the audience when there are too many or one is empty, overlong or has spaces', () => {
+  it('names the audience when there are too many or one is empty, overlong, or has spaces or control characters', () => {
     assert.equal(
       refusal({ audience: Array.from({ length: 17 }, (_, i) => `https://a${i}`) }),
       'audience: at most 16',
     );
-    for (const bad of ['', 'https://a b', `https://${'a'.repeat(505)}`, 'https://a\n']) {
+    for (const bad of [
+      '',
+      'https://a b',
+      `https://${'a'.repeat(505)}`,
+      'https://a\n',
+      'https://a\u0000b',
+      'a\u007fb',
+    ]) {
       assert.match(refusal({ audience: ['https://ok', bad] }), /^audience\[1\]: must be 1 to 512/);
     }
   });

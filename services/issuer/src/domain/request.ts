@@ -50,8 +50,13 @@ export function validateDelegateRequest(raw: RawDelegateRequest): DelegateInput 
   if (raw.audience.length > MAX_AUDIENCES)
     throw new AppError('invalid_argument', `audience: at most ${MAX_AUDIENCES}`);
   raw.audience.forEach((aud, i) => {
-    if (aud.length === 0 || aud.length > 512 || /\s/.test(aud)) {
-      throw new AppError('invalid_argument', `audience[${i}]: must be 1 to 512 characters without spaces`);
+    // No control character either: the audience is echoed into audit events, and PostgreSQL cannot
+    // hold a NUL character.
+    if (aud.length === 0 || aud.length > 512 || /[\s\p{Cc}]/u.test(aud)) {
+      throw new AppError(
+        'invalid_argument',
+        `audience[${i}]: must be 1 to 512 characters without spaces or control characters`,
+      );
     }
   });
   if (!Number.isInteger(raw.ttlSeconds) || raw.ttlSeconds < 0 || raw.ttlSeconds > MAX_TTL_SECONDS) {
