@@ -440,6 +440,23 @@ describe('batch messages', () => {
     assert.deepEqual(paged, [single.id, batch[0]!.id, batch[3]!.id, many[0]!.id]);
     await until('a checkpoint of the head', async () => (await checkpointedSeq(auditor.store)) === messages);
     assert.deepEqual(verdict(await verifyChain(auditor)), { ok: true, checked: 605, problems: [] });
+
+    // The head message's last part deleted by hand: the writer goes on from what is there, and
+    // VerifyChain names the missing part and the checkpoint that signed it.
+    const head = await auditor.store.db.query<{ seq: unknown; part: unknown }>(
+      'SELECT seq, part FROM audit_events ORDER BY seq DESC, part DESC LIMIT 1',
+    );
+    const [seq, part] = [Number(head[0]?.seq), Number(head[0]?.part)];
+    assert.ok(part > 0, 'the head is a later part of a batch message');
+    await auditor.store.db.query('DELETE FROM audit_events WHERE seq = $1 AND part = $2', [seq, part]);
+    await audit.publishEnvelope(event('kid-after'));
+    await until('the next event stored', async () => (await countRows(auditor.store)) === 605);
+    const { ok, problems } = await verifyChain(auditor);
+    assert.equal(ok, false);
+    assert.ok(
+      problems.includes(`row seq ${seq} part ${part} deleted: gap in the events of message seq ${seq}`),
+      problems.join('\n'),
+    );
   });
 });
 

@@ -230,7 +230,15 @@ export class IngestSession {
         lookUpIds = true;
         await sleep(backoffMs);
         backoffMs = Math.min(5000, backoffMs * 2);
+        const committed = this.expected;
         await this.loadHead().catch(() => undefined);
+        if (this.expected < committed) {
+          // Only a hand on the database removes committed rows: go on from what is there, and say so.
+          log.error(
+            { from: committed - 1, to: this.expected - 1 },
+            'the audit chain head moved back: rows this writer committed are gone (VerifyChain names them)',
+          );
+        }
       }
     }
   }
