@@ -75,22 +75,27 @@ export function parseAuditMessage(
   }
   const problem = batchProblem(json);
   if (problem) return { ok: false, reason: `schema: ${problem}` };
+  // An event can break a single event's size limit or hold a NUL only if the whole message does:
+  // most batch messages need no event serialised again.
+  const suspect = raw.byteLength > options.maxBytes || text.includes('\\u0000');
   return {
     ok: true,
     events: (json as { events: unknown[] }).events.map((member, i): ParsedEvent => {
-      const own = JSON.stringify(member);
-      const bytes = Buffer.byteLength(own);
       const checked =
-        bytes > options.maxBytes
-          ? `oversized: ${bytes} bytes, limit ${options.maxBytes}`
-          : own.includes('\\u0000')
-            ? 'schema: NUL character in event'
-            : checkEvent(member, undefined, options.prefix);
+        (suspect && ownProblem(member, options.maxBytes)) || checkEvent(member, undefined, options.prefix);
       return typeof checked === 'string'
-        ? { ok: false, reason: `events[${i}]: ${checked}`, raw: Buffer.from(own) }
+        ? { ok: false, reason: `events[${i}]: ${checked}`, raw: Buffer.from(JSON.stringify(member)) }
         : { ok: true, event: checked };
     }),
   };
+}
+
+/** What only an event's own JSON shows: its size against a single event's limit, a NUL character. */
+function ownProblem(member: unknown, maxBytes: number): string | undefined {
+  const own = JSON.stringify(member);
+  const bytes = Buffer.byteLength(own);
+  if (bytes > maxBytes) return `oversized: ${bytes} bytes, limit ${maxBytes}`;
+  return own.includes('\\u0000') ? 'schema: NUL character in event' : undefined;
 }
 
 function batchProblem(json: unknown): string | undefined {
