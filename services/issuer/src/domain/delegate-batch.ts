@@ -1,5 +1,5 @@
 import { isWorkloadAssertion } from '@aoa/auth';
-import { AppError, AuditUnavailable, toAppError } from '@aoa/core';
+import { AppError, type AuditEnvelope, AuditUnavailable, toAppError } from '@aoa/core';
 import { decideAndSign } from './decide-and-sign.js';
 import {
   afterClaim,
@@ -58,9 +58,9 @@ export async function delegateBatch(
     subjectTokenType: raw.subjectTokenType,
   });
   // Each child's audit event is built as it is decided, and only what the answer needs is kept while
-  // the events wait for their acknowledgements: the claims and event data of 50 credentials per call
-  // would otherwise outlive the young generation under load.
-  type Decided = { outcome: BatchOutcome; event: Parameters<IssuerContext['audit']['envelope']> };
+  // the events wait for their acknowledgement: the claims of 50 credentials per call would otherwise
+  // outlive the young generation under load.
+  type Decided = { outcome: BatchOutcome; event: AuditEnvelope };
   let decided: Decided[];
   try {
     if (proof.clientAssertion && proof.dpop && isWorkloadAssertion(policy, proof.clientAssertion)) {
@@ -80,13 +80,17 @@ export async function delegateBatch(
           const { claims: _signed, ...issued } = result;
           return {
             outcome: { issued },
-            event: ['delegation.issued', issued.jti, issuedEvent(input, result)],
+            event: ctx.audit.envelope('delegation.issued', issued.jti, issuedEvent(input, result)),
           };
         } catch (error) {
           const refused = toAppError(error);
           return {
             outcome: { refused },
-            event: ['delegation.denied', own.sub ?? 'unknown', deniedEvent(request, refused, own)],
+            event: ctx.audit.envelope(
+              'delegation.denied',
+              own.sub ?? 'unknown',
+              deniedEvent(request, refused, own),
+            ),
           };
         }
       }),
@@ -102,7 +106,7 @@ export async function delegateBatch(
     }
     throw error;
   }
-  const stored = ctx.audit.publishAll(decided.map((d) => ctx.audit.envelope(...d.event)));
+  const stored = ctx.audit.publishAll(decided.map((d) => d.event));
   const outcomes = decided.map((d) => d.outcome);
   await stored;
   return outcomes;
