@@ -199,6 +199,27 @@ async function publish(url: string, perMessage: number): Promise<void> {
   await new Promise<void>((resolve) => process.send?.(ackedAt, () => resolve()));
 }
 
+/** Runs `use` on a fresh store of `kind` (a new database's URL, or a new PGlite directory), then removes it. */
+async function withFreshStore<T>(
+  kind: 'postgres' | 'pglite',
+  use: (setting: string) => Promise<T>,
+): Promise<T> {
+  if (kind === 'postgres') {
+    const db = await createDatabase();
+    try {
+      return await use(db.url);
+    } finally {
+      await db.drop();
+    }
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'aoa-bench-'));
+  try {
+    return await use(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 async function main() {
   const results: Record<string, unknown> = {};
   const lines = [
@@ -209,34 +230,19 @@ async function main() {
   ];
   for (const kind of ['postgres', 'pglite'] as const) {
     log(`${kind}: raw batched INSERT`);
-    let raw: number;
-    if (kind === 'postgres') {
-      const rawDb = await createDatabase();
-      const driver = openPostgres(rawDb.url);
-      raw = await rawInsertRate(driver);
-      await driver.close();
-      await rawDb.drop();
-    } else {
-      const rawDir = await mkdtemp(join(tmpdir(), 'aoa-bench-raw-'));
-      const driver = await openPglite(rawDir);
-      raw = await rawInsertRate(driver);
-      await driver.close();
-      await rm(rawDir, { recursive: true, force: true });
-    }
+    const raw = await withFreshStore(kind, async (setting) => {
+      const driver = kind === 'postgres' ? openPostgres(setting) : await openPglite(setting);
+      try {
+        return await rawInsertRate(driver);
+      } finally {
+        await driver.close();
+      }
+    });
     // PostgreSQL also ingests DelegateBatch-shaped traffic: 50 events a message on aoa.audit.batch.
     for (const perMessage of kind === 'postgres' ? [1, PER_BATCH_MESSAGE] : [1]) {
       const label = perMessage === 1 ? kind : `${kind}, ${perMessage} events a message`;
       log(`${label}: auditor ingest`);
-      let ingestResult: Awaited<ReturnType<typeof ingest>>;
-      if (kind === 'postgres') {
-        const db = await createDatabase();
-        ingestResult = await ingest(db.url, perMessage);
-        await db.drop();
-      } else {
-        const dir = await mkdtemp(join(tmpdir(), 'aoa-bench-'));
-        ingestResult = await ingest(dir, perMessage);
-        await rm(dir, { recursive: true, force: true });
-      }
+      const ingestResult = await withFreshStore(kind, (setting) => ingest(setting, perMessage));
       const ratio = ingestResult.drainPerSecond / raw;
       results[perMessage === 1 ? kind : `${kind}-batch-messages`] = {
         perMessage,
